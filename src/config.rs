@@ -1,0 +1,159 @@
+//! Every limit and timeout in one place.
+//!
+//! Each field says what happens when a peer reaches it. The binary turns
+//! every field into a `--flag` (see `src/main.rs`); the defaults are the
+//! ones documented in DESIGN.md.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The server's whole configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Log each parsed protocol event (request lines, headers, framing
+    /// decisions, WebSocket frames, SSE events, long-poll park/wake/expire)
+    /// to stderr in readable form.
+    pub trace: bool,
+
+    // ---- HTTP/1.1 -------------------------------------------------------
+    /// Largest request head (request line + headers + the empty line).
+    /// At the limit: 431 Request Header Fields Too Large, then close.
+    pub max_head_bytes: usize,
+    /// Most header fields in one request. At the limit: 431, then close.
+    pub max_headers: usize,
+    /// Longest request-target. At the limit: 414 URI Too Long, then close.
+    pub max_uri_bytes: usize,
+    /// Largest request body (a published message). At the limit: 413
+    /// Content Too Large, then close (the rest of the body is never read).
+    pub max_body_bytes: usize,
+    /// Most bytes of chunk extensions in one chunk-size line (they are
+    /// ignored, but must be bounded). At the limit: 400, then close.
+    pub max_chunk_ext_bytes: usize,
+    /// Most bytes of trailer section after a chunked body. At the limit:
+    /// 431, then close.
+    pub max_trailer_bytes: usize,
+    /// Most open connections. A connection accepted beyond it is answered
+    /// 503 with `Connection: close` (best effort, one write) and closed.
+    pub max_connections: usize,
+    /// Time a client has to send a complete request head, counted from the
+    /// first byte of that head (slowloris). At the deadline the connection
+    /// is answered 408 and closed.
+    pub header_read_timeout: Duration,
+    /// Time an idle keep-alive connection (no request in progress) is kept
+    /// open. At the deadline it is closed silently.
+    pub keep_alive_timeout: Duration,
+    /// Most requests answered on one connection before `Connection: close`.
+    pub max_requests_per_connection: u64,
+    /// Cap on one connection's outbound queue for plain responses and
+    /// pipelining. Past it the server stops reading that connection until
+    /// the peer drains what is queued.
+    pub max_outbound_bytes: usize,
+    /// Value of `Access-Control-Allow-Origin` on the HTTP transports, and
+    /// whether preflight `OPTIONS` is answered with the Allow-* headers.
+    pub cors_origin: Option<String>,
+
+    // ---- WebSocket ------------------------------------------------------
+    /// Largest single frame payload. Over it: close 1009.
+    pub ws_max_frame_bytes: u64,
+    /// Largest reassembled message on `/echo`. Over it: close 1009.
+    pub ws_max_message_bytes: usize,
+    /// Most frames in one fragmented message (a flood of tiny fragments
+    /// is a known DoS). Over it: close 1009.
+    pub ws_max_fragments: usize,
+    /// Time to wait for the peer's close frame after ours, then the TCP
+    /// connection is closed anyway.
+    pub ws_close_timeout: Duration,
+    /// An idle WebSocket gets a ping after this long without input.
+    pub ws_ping_interval: Duration,
+    /// After a ping, time the peer has to answer (with anything). Then
+    /// the connection is considered dead and closed (1001 is not sent to
+    /// a dead peer; the socket is dropped).
+    pub ws_pong_timeout: Duration,
+    /// Subprotocols the server speaks, in preference order; the first in
+    /// the client's `Sec-WebSocket-Protocol` order that is here is chosen.
+    pub ws_subprotocols: Vec<String>,
+    /// Origins allowed to open a WebSocket (cross-site WebSocket hijacking
+    /// defence). Empty = any origin. A request with another Origin: 403.
+    pub allowed_origins: Vec<String>,
+
+    // ---- Hub ------------------------------------------------------------
+    /// Largest published message (POST body or WebSocket text frame on a
+    /// topic). Over it: 413 (HTTP) or close 1009 (WebSocket).
+    pub max_message_bytes: usize,
+    /// Messages kept per topic; the oldest is evicted past it.
+    pub history_messages: usize,
+    /// Age after which a kept message is evicted.
+    pub history_age: Duration,
+    /// Most topics. Publishing to or subscribing to a new topic beyond it:
+    /// 503.
+    pub max_topics: usize,
+    /// Most messages in one poll or short-poll response (the rest is had
+    /// with the returned `last_id`).
+    pub max_batch: usize,
+    /// Cap on a subscriber's outbound queue (SSE or topic WebSocket). At
+    /// the cap the subscriber is disconnected (SSE: the stream ends;
+    /// WebSocket: close 1008), counted, and can resume by its cursor.
+    pub subscriber_queue_bytes: usize,
+
+    // ---- SSE ------------------------------------------------------------
+    /// A `: heartbeat` comment is sent after this long without an event.
+    pub heartbeat_interval: Duration,
+    /// The `retry:` field sent first on every stream, in milliseconds.
+    pub sse_retry_ms: u64,
+
+    // ---- Long polling ---------------------------------------------------
+    /// Default long-poll wait when the request has no `timeout=`.
+    pub poll_default_timeout: Duration,
+    /// Largest `timeout=` honoured; larger values are capped to it.
+    pub poll_max_timeout: Duration,
+    /// Most parked long-poll requests at once. Beyond it a new long poll
+    /// is answered 503 at once.
+    pub max_parked_polls: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trace: false,
+
+            max_head_bytes: 16 * 1024,
+            max_headers: 100,
+            max_uri_bytes: 8 * 1024,
+            max_body_bytes: 1024 * 1024,
+            max_chunk_ext_bytes: 1024,
+            max_trailer_bytes: 8 * 1024,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_requests_per_connection: u64::MAX,
+            max_outbound_bytes: 4 * 1024 * 1024,
+            cors_origin: None,
+
+            ws_max_frame_bytes: 16 * 1024 * 1024,
+            ws_max_message_bytes: 16 * 1024 * 1024,
+            ws_max_fragments: 4096,
+            ws_close_timeout: Duration::from_secs(5),
+            ws_ping_interval: Duration::from_secs(30),
+            ws_pong_timeout: Duration::from_secs(30),
+            ws_subprotocols: Vec::new(),
+            allowed_origins: Vec::new(),
+
+            max_message_bytes: 1024 * 1024,
+            history_messages: 1000,
+            history_age: Duration::from_secs(3600),
+            max_topics: 100_000,
+            max_batch: 1000,
+            subscriber_queue_bytes: 1024 * 1024,
+
+            heartbeat_interval: Duration::from_secs(15),
+            sse_retry_ms: 3000,
+
+            poll_default_timeout: Duration::from_secs(30),
+            poll_max_timeout: Duration::from_secs(120),
+            max_parked_polls: 100_000,
+        }
+    }
+}

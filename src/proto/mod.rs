@@ -1,0 +1,8 @@
+//! Sans-IO connection state machines. `handle_*` take input (bytes, `now`,
+//! hub events); `poll_*` give output (bytes to send, the next deadline,
+//! whether to close). No sockets, no clock reads: the event loop in
+//! `server/` drives them, and tests drive them with simulated time.
+
+pub mod http;
+pub mod longpoll;
+pub mod ws;

@@ -1,0 +1,10 @@
+//! Pure codecs: bytes <-> values. Nothing here touches a socket or reads
+//! the clock, and nothing here panics on any input. Incomplete input is a
+//! normal answer ("need more"), never an error.
+
+pub mod chunked;
+pub mod http1;
+pub mod json;
+pub mod sse;
+pub mod ws_frame;
+pub mod ws_handshake;
