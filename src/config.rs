@@ -16,6 +16,10 @@ pub struct Config {
     /// decisions, WebSocket frames, SSE events, long-poll park/wake/expire)
     /// to stderr in readable form.
     pub trace: bool,
+    /// Serve `POST /debug/drop?topic=T`, which disconnects every SSE and
+    /// WebSocket subscriber of a topic (the browser tests use it to prove
+    /// reconnection). Off by default.
+    pub debug_endpoints: bool,
 
     // ---- HTTP/1.1 -------------------------------------------------------
     /// Largest request head (request line + headers + the empty line).
@@ -41,6 +45,9 @@ pub struct Config {
     /// first byte of that head (slowloris). At the deadline the connection
     /// is answered 408 and closed.
     pub header_read_timeout: Duration,
+    /// Time a client has to send a whole request body, counted from the end
+    /// of its head. At the deadline: 408, then close.
+    pub body_read_timeout: Duration,
     /// Time an idle keep-alive connection (no request in progress) is kept
     /// open. At the deadline it is closed silently.
     pub keep_alive_timeout: Duration,
@@ -118,6 +125,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trace: false,
+            debug_endpoints: false,
 
             max_head_bytes: 16 * 1024,
             max_headers: 100,
@@ -127,6 +135,7 @@ impl Default for Config {
             max_trailer_bytes: 8 * 1024,
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
             keep_alive_timeout: Duration::from_secs(60),
             max_requests_per_connection: u64::MAX,
             max_outbound_bytes: 4 * 1024 * 1024,
