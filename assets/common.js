@@ -83,7 +83,11 @@ const pw = (() => {
     const box = $('#show-wire');
     const section = $('section.wire');
     if (!box || !section) return;
-    const apply = () => document.body.classList.toggle('show-wire', box.checked);
+    const apply = () => {
+      document.body.classList.toggle('show-wire', box.checked);
+      const list = $('ol', section);
+      if (box.checked) list.scrollTop = list.scrollHeight;   // newest in view
+    };
     box.checked = param('wire', '') === '1' || localStorage.getItem('pushwire.wire') === '1';
     box.addEventListener('change', () => {
       localStorage.setItem('pushwire.wire', box.checked ? '1' : '0');
