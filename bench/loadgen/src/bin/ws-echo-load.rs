@@ -1,0 +1,368 @@
+//! Closed-loop WebSocket echo load, in the manner of uWebSockets'
+//! `load_test`: N connections each send one masked text frame of S bytes,
+//! wait for its echo, then send the next. Messages per second are counted
+//! over a fixed window after a warm-up. Every echo is checked: opcode,
+//! length, and the first and last bytes of the payload.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use loadgen::mio::{Events, Poll, Token};
+use loadgen::{connect, connect_done, read_once, write_some, CpuMeter, Flags, ReadOutcome, Url};
+
+const USAGE: &str = "usage: ws-echo-load --url ws://127.0.0.1:PORT/echo [--conns 100] [--size 20] \
+[--warmup 2] [--duration 10] [--connect-parallel 128] [--pid SERVER_PID]";
+
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+#[derive(PartialEq, Eq)]
+enum State {
+    Connecting,
+    Handshake,
+    Echo,
+    Dead,
+}
+
+struct Conn {
+    s: loadgen::mio::net::TcpStream,
+    state: State,
+    /// Bytes of the current outgoing message (or handshake) written so far.
+    woff: usize,
+    rbuf: Vec<u8>,
+    rlen: usize,
+}
+
+fn main() {
+    let f = Flags::parse(USAGE);
+    let url = Url::parse(&f.str("url", "ws://127.0.0.1:8080/echo"))
+        .unwrap_or_else(|e| loadgen::die(USAGE, &e));
+    let nconns: usize = f.num("conns", 100);
+    let size: usize = f.num("size", 20);
+    let warmup = f.secs("warmup", 2.0);
+    let duration = f.secs("duration", 10.0);
+    let parallel: usize = f.num("connect-parallel", 128);
+    let pid: Option<u32> = f.opt("pid").map(|p| p.parse().expect("--pid"));
+    let mut cpu: Option<(Option<CpuMeter>, CpuMeter)> = None;
+
+    let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+    let frame = masked_text_frame(&payload);
+    let handshake = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        url.path, url.host
+    )
+    .into_bytes();
+    // Server frames carry no mask: at most 10 bytes of header.
+    let echo_len = size
+        + if size < 126 {
+            2
+        } else if size < 65536 {
+            4
+        } else {
+            10
+        };
+    let check = size.min(32);
+
+    let mut poll = Poll::new().expect("poll");
+    let mut events = Events::with_capacity(4096);
+    let mut conns: Vec<Conn> = Vec::with_capacity(nconns);
+    let mut opened = 0usize;
+    let mut pending = 0usize; // connects and handshakes in progress
+    let mut ready = 0usize;
+    let mut dead = 0usize;
+    let mut bad_echo = 0u64;
+    let mut count = 0u64;
+    let t_start = Instant::now();
+    let connect_deadline = t_start + Duration::from_secs(60);
+
+    // Phase 1: connect and upgrade every connection, `parallel` at a time.
+    // Phase 2: the echo loop starts on every connection at once.
+    let mut phase_echo = false;
+    let mut measure_from: Option<Instant> = None;
+    let mut end: Option<Instant> = None;
+    let mut scratch_events = Vec::new();
+
+    loop {
+        while !phase_echo && opened < nconns && pending < parallel {
+            let s = match connect(&poll, url.addr, Token(opened)) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("connect: {e}");
+                    std::process::exit(1);
+                }
+            };
+            conns.push(Conn {
+                s,
+                state: State::Connecting,
+                woff: 0,
+                rbuf: vec![0; echo_len.max(1024) + 64],
+                rlen: 0,
+            });
+            opened += 1;
+            pending += 1;
+        }
+        if !phase_echo && ready + dead == nconns {
+            if ready == 0 {
+                eprintln!("no connection was upgraded");
+                std::process::exit(1);
+            }
+            phase_echo = true;
+            let now = Instant::now();
+            measure_from = Some(now + warmup);
+            end = Some(now + warmup + duration);
+            // Every connection sends its first message.
+            for (i, c) in conns.iter_mut().enumerate() {
+                if c.state == State::Echo {
+                    c.woff = 0;
+                    if let Err(e) = write_some(&mut c.s, &frame, &mut c.woff) {
+                        eprintln!("conn {i}: write: {e}");
+                        c.state = State::Dead;
+                        dead += 1;
+                    }
+                }
+            }
+        }
+        if !phase_echo && Instant::now() > connect_deadline {
+            eprintln!("connect phase timed out: {ready} upgraded of {nconns}");
+            std::process::exit(1);
+        }
+        if let Some(m) = measure_from {
+            if Instant::now() >= m {
+                count = 0;
+                bad_echo = 0;
+                cpu = Some((
+                    pid.map(CpuMeter::start),
+                    CpuMeter::start(std::process::id()),
+                ));
+                measure_from = None;
+            }
+        }
+        if let Some(e) = end {
+            if Instant::now() >= e {
+                break;
+            }
+        }
+
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(50))) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            panic!("poll: {e}");
+        }
+        scratch_events.clear();
+        scratch_events.extend(events.iter().map(|e| e.token().0));
+        for &i in &scratch_events {
+            let c = &mut conns[i];
+            match c.state {
+                State::Dead => {}
+                State::Connecting => match connect_done(&c.s) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        c.state = State::Handshake;
+                        c.woff = 0;
+                        if let Err(e) = write_some(&mut c.s, &handshake, &mut c.woff) {
+                            eprintln!("conn {i}: handshake write: {e}");
+                            c.state = State::Dead;
+                            dead += 1;
+                            pending -= 1;
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("conn {i}: connect: {e}");
+                        c.state = State::Dead;
+                        dead += 1;
+                        pending -= 1;
+                    }
+                },
+                State::Handshake => {
+                    let r = (|| -> Result<bool, String> {
+                        write_some(&mut c.s, &handshake, &mut c.woff).map_err(|e| e.to_string())?;
+                        loop {
+                            match read_once(&mut c.s, &mut c.rbuf[c.rlen..])
+                                .map_err(|e| e.to_string())?
+                            {
+                                ReadOutcome::Data(n) => c.rlen += n,
+                                ReadOutcome::WouldBlock => break,
+                                ReadOutcome::Closed => return Err("closed during handshake".into()),
+                            }
+                            if c.rlen == c.rbuf.len() {
+                                return Err("handshake response too large".into());
+                            }
+                        }
+                        let Some(end) = c.rbuf[..c.rlen].windows(4).position(|w| w == b"\r\n\r\n")
+                        else {
+                            return Ok(false);
+                        };
+                        if !c.rbuf.starts_with(b"HTTP/1.1 101") {
+                            let line = c.rbuf[..c.rlen]
+                                .split(|&b| b == b'\r')
+                                .next()
+                                .unwrap_or(&[]);
+                            return Err(format!("not upgraded: {}", String::from_utf8_lossy(line)));
+                        }
+                        if end + 4 != c.rlen {
+                            return Err("bytes after the 101 response".into());
+                        }
+                        c.rlen = 0;
+                        Ok(true)
+                    })();
+                    match r {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            c.state = State::Echo;
+                            c.woff = frame.len(); // nothing to write until phase 2
+                            ready += 1;
+                            pending -= 1;
+                        }
+                        Err(e) => {
+                            eprintln!("conn {i}: {e}");
+                            c.state = State::Dead;
+                            dead += 1;
+                            pending -= 1;
+                        }
+                    }
+                }
+                State::Echo => {
+                    let r = (|| -> Result<(), String> {
+                        // Finish a partly written message first.
+                        write_some(&mut c.s, &frame, &mut c.woff).map_err(|e| e.to_string())?;
+                        loop {
+                            if c.rlen == c.rbuf.len() {
+                                let n = c.rbuf.len() * 2;
+                                c.rbuf.resize(n, 0);
+                            }
+                            match read_once(&mut c.s, &mut c.rbuf[c.rlen..])
+                                .map_err(|e| e.to_string())?
+                            {
+                                ReadOutcome::Data(n) => c.rlen += n,
+                                ReadOutcome::WouldBlock => return Ok(()),
+                                ReadOutcome::Closed => return Err("closed by server".into()),
+                            }
+                            // One message is in flight at a time, so the
+                            // buffer holds at most one echo (plus, rarely,
+                            // a control frame before it).
+                            loop {
+                                match parse_server_frame(&c.rbuf[..c.rlen])? {
+                                    None => break,
+                                    Some((op, hlen, plen)) => {
+                                        let total = hlen + plen;
+                                        if op == 0x1 {
+                                            let p = &c.rbuf[hlen..total];
+                                            if plen != size
+                                                || p[..check] != payload[..check]
+                                                || p[plen - check..] != payload[size - check..]
+                                            {
+                                                bad_echo += 1;
+                                            }
+                                            count += 1;
+                                            c.rbuf.copy_within(total..c.rlen, 0);
+                                            c.rlen -= total;
+                                            if c.woff < frame.len() {
+                                                return Err(
+                                                    "echo arrived before the message was sent"
+                                                        .into(),
+                                                );
+                                            }
+                                            c.woff = 0;
+                                            write_some(&mut c.s, &frame, &mut c.woff)
+                                                .map_err(|e| e.to_string())?;
+                                        } else if op == 0x8 {
+                                            return Err(format!(
+                                                "close frame from server: {:?}",
+                                                &c.rbuf[hlen..total.min(hlen + 2)]
+                                            ));
+                                        } else {
+                                            // ping/pong: ignored while busy.
+                                            c.rbuf.copy_within(total..c.rlen, 0);
+                                            c.rlen -= total;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    })();
+                    if let Err(e) = r {
+                        eprintln!("conn {i}: {e}");
+                        c.state = State::Dead;
+                        dead += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    let rate = count as f64 / duration.as_secs_f64();
+    let (server_cpu, self_cpu) = match &cpu {
+        Some((s, me)) => (
+            s.as_ref()
+                .map(|m| format!("{:.0}", m.percent()))
+                .unwrap_or("-".into()),
+            format!("{:.0}", me.percent()),
+        ),
+        None => ("-".into(), "-".into()),
+    };
+    println!(
+        "ws-echo-load url={} conns={nconns} size={size} duration={:.1}s messages={count} msgs_per_sec={rate:.0} \
+bad_echo={bad_echo} dead_conns={dead} server_cpu_pct={server_cpu} loadgen_cpu_pct={self_cpu}",
+        f.str("url", ""),
+        duration.as_secs_f64()
+    );
+    if dead > 0 || bad_echo > 0 {
+        std::process::exit(1);
+    }
+}
+
+/// A FIN text frame from a client: masked, as RFC 6455 §5.3 requires.
+fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x81];
+    let n = payload.len();
+    if n < 126 {
+        f.push(0x80 | n as u8);
+    } else if n < 65536 {
+        f.push(0x80 | 126);
+        f.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        f.push(0x80 | 127);
+        f.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    f.extend_from_slice(&MASK);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    f
+}
+
+/// `(opcode, header length, payload length)` of a complete unmasked frame
+/// at the start of `b`, `None` if incomplete.
+fn parse_server_frame(b: &[u8]) -> Result<Option<(u8, usize, usize)>, String> {
+    if b.len() < 2 {
+        return Ok(None);
+    }
+    if b[0] & 0x80 == 0 {
+        return Err("fragmented echo (FIN clear)".into());
+    }
+    if b[1] & 0x80 != 0 {
+        return Err("masked frame from server".into());
+    }
+    let (hlen, plen) = match b[1] & 0x7f {
+        126 => {
+            if b.len() < 4 {
+                return Ok(None);
+            }
+            (4, u16::from_be_bytes([b[2], b[3]]) as usize)
+        }
+        127 => {
+            if b.len() < 10 {
+                return Ok(None);
+            }
+            (
+                10,
+                u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+            )
+        }
+        n => (2, n as usize),
+    };
+    if b.len() < hlen + plen {
+        return Ok(None);
+    }
+    Ok(Some((b[0] & 0x0f, hlen, plen)))
+}

@@ -1,0 +1,143 @@
+//! Memory per idle WebSocket: read the server's VmRSS, open N WebSocket
+//! connections (handshake, then nothing), read VmRSS again, and report
+//! (after - before) / N. Kernel socket buffers are not in VmRSS: this is
+//! what the server itself keeps per connection.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use loadgen::mio::{Events, Poll, Token};
+use loadgen::{connect, connect_done, read_once, rss_bytes, write_some, Flags, ReadOutcome, Url};
+
+const USAGE: &str =
+    "usage: ws-idle-mem --url ws://127.0.0.1:PORT/echo --pid SERVER_PID [--conns 5000] \
+[--settle 2] [--connect-parallel 128]";
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum State {
+    Connecting,
+    Handshake,
+    Open,
+    Dead,
+}
+
+fn main() {
+    let f = Flags::parse(USAGE);
+    let url = Url::parse(&f.str("url", "ws://127.0.0.1:8080/echo"))
+        .unwrap_or_else(|e| loadgen::die(USAGE, &e));
+    let pid: u32 = f
+        .opt("pid")
+        .map(|p| p.parse().expect("--pid"))
+        .unwrap_or_else(|| loadgen::die(USAGE, "--pid is required"));
+    let n: usize = f.num("conns", 5000);
+    let settle = f.secs("settle", 2.0);
+    let parallel: usize = f.num("connect-parallel", 128);
+
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        url.path, url.host
+    )
+    .into_bytes();
+
+    std::thread::sleep(settle);
+    let before = rss_bytes(pid).expect("read server VmRSS");
+
+    let mut poll = Poll::new().expect("poll");
+    let mut events = Events::with_capacity(4096);
+    let mut socks = Vec::with_capacity(n);
+    let mut state = Vec::with_capacity(n);
+    let mut woff = Vec::with_capacity(n);
+    let mut head: Vec<Vec<u8>> = Vec::with_capacity(n);
+    let (mut pending, mut open, mut dead) = (0usize, 0usize, 0usize);
+    let mut buf = [0u8; 4096];
+    let t0 = Instant::now();
+    while open + dead < n {
+        while socks.len() < n && pending < parallel {
+            let i = socks.len();
+            socks.push(connect(&poll, url.addr, Token(i)).expect("connect"));
+            state.push(State::Connecting);
+            woff.push(0usize);
+            head.push(Vec::new());
+            pending += 1;
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            eprintln!("timed out: {open} open, {dead} failed of {n}");
+            std::process::exit(1);
+        }
+        match poll.poll(&mut events, Some(Duration::from_millis(100))) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => r.expect("poll"),
+        }
+        for ev in events.iter() {
+            let i = ev.token().0;
+            let s = &mut socks[i];
+            let r = (|| -> Result<bool, String> {
+                if state[i] == State::Connecting {
+                    if !connect_done(s).map_err(|e| e.to_string())? {
+                        return Ok(false);
+                    }
+                    state[i] = State::Handshake;
+                }
+                if state[i] != State::Handshake {
+                    return Ok(false);
+                }
+                write_some(s, &request, &mut woff[i]).map_err(|e| e.to_string())?;
+                loop {
+                    match read_once(s, &mut buf).map_err(|e| e.to_string())? {
+                        ReadOutcome::Data(k) => head[i].extend_from_slice(&buf[..k]),
+                        ReadOutcome::WouldBlock => break,
+                        ReadOutcome::Closed => return Err("closed during handshake".into()),
+                    }
+                }
+                if head[i].windows(4).any(|w| w == b"\r\n\r\n") {
+                    if !head[i].starts_with(b"HTTP/1.1 101") {
+                        return Err(format!(
+                            "not upgraded: {:?}",
+                            String::from_utf8_lossy(&head[i][..head[i].len().min(40)])
+                        ));
+                    }
+                    return Ok(true);
+                }
+                Ok(false)
+            })();
+            match r {
+                Ok(true) => {
+                    state[i] = State::Open;
+                    head[i] = Vec::new();
+                    open += 1;
+                    pending -= 1;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    if dead < 5 {
+                        eprintln!("conn {i}: {e}");
+                    }
+                    state[i] = State::Dead;
+                    dead += 1;
+                    pending -= 1;
+                }
+            }
+        }
+    }
+    let connect_secs = t0.elapsed().as_secs_f64();
+    std::thread::sleep(settle);
+    let after = rss_bytes(pid).expect("read server VmRSS");
+    // Still open? A server that dropped idle connections would look cheap.
+    let mut closed = 0;
+    for s in socks.iter_mut() {
+        if let Ok(ReadOutcome::Closed) | Err(_) = read_once(s, &mut buf) {
+            closed += 1;
+        }
+    }
+    let per = (after as f64 - before as f64) / open.max(1) as f64;
+    println!(
+        "ws-idle-mem url={} conns={open} failed={dead} closed_by_server={closed} rss_before_kib={} rss_after_kib={} bytes_per_conn={per:.0} connect_secs={connect_secs:.2}",
+        f.str("url", ""),
+        before / 1024,
+        after / 1024
+    );
+    if dead > 0 || closed > 0 {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,52 @@
+//! `GET /healthz` -> 200 `ok` on hyper 1.x, HTTP/1.1 only, one thread.
+//!
+//! The response carries the same headers as pushwire's (`Date`,
+//! `Content-Length: 2`, `Content-Type: text/plain; charset=utf-8`) so that
+//! both servers write the same number of bytes per request.
+//! `pipeline_flush(true)` is hyper's best setting for pipelined clients: it
+//! answers a whole pipelined batch with one write.
+
+use std::convert::Infallible;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut resp = if req.method() == Method::GET && req.uri().path() == "/healthz" {
+        Response::new(Full::new(Bytes::from_static(b"ok")))
+    } else {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        r
+    };
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(resp)
+}
+
+fn main() {
+    let addr = peers::listen_addr("127.0.0.1:8081");
+    peers::runtime().block_on(async move {
+        let listener = peers::bind(addr);
+        eprintln!("hyper-plain listening on {addr}");
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .pipeline_flush(true)
+                    .serve_connection(TokioIo::new(stream), service_fn(handle))
+                    .await;
+            });
+        }
+    });
+}
