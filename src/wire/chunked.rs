@@ -434,3 +434,201 @@ pub fn write_chunk_header(out: &mut Vec<u8>, len: usize) {
 pub fn encode_last(out: &mut Vec<u8>) {
     out.extend_from_slice(b"0\r\n\r\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ChunkedLimits = ChunkedLimits {
+        max_ext_bytes: 64,
+        max_trailer_bytes: 64,
+    };
+
+    /// Decodes `input` in one call: (body, consumed, done) or the error.
+    fn whole(input: &[u8], max_body: usize) -> Result<(Vec<u8>, usize, bool), ChunkedError> {
+        let mut out = Vec::new();
+        let p = ChunkedDecoder::new(LIMITS).decode(input, &mut out, max_body)?;
+        Ok((out, p.consumed, p.done))
+    }
+
+    /// Decodes `input` one byte per call.
+    fn bytewise(input: &[u8], max_body: usize) -> Result<(Vec<u8>, usize, bool), ChunkedError> {
+        let mut decoder = ChunkedDecoder::new(LIMITS);
+        let mut out = Vec::new();
+        let mut consumed = 0;
+        for b in input {
+            let p = decoder.decode(std::slice::from_ref(b), &mut out, max_body)?;
+            consumed += p.consumed;
+            if p.done {
+                return Ok((out, consumed, true));
+            }
+        }
+        Ok((out, consumed, false))
+    }
+
+    fn err(input: &[u8]) -> ChunkedError {
+        let e = whole(input, 1 << 20).unwrap_err();
+        assert_eq!(bytewise(input, 1 << 20).unwrap_err(), e);
+        e
+    }
+
+    #[test]
+    fn decodes_chunks_extensions_and_trailers() {
+        let input = b"4\r\nWiki\r\n6;name=value;quoted=\"a \\\" b\"\r\npedia \r\nE ; flag\r\nin \r\n\r\nchunks.\r\n\
+            0\r\nExpires: never\r\nX:\r\n\r\nGET / HTTP/1.1\r\n";
+        let (body, consumed, done) = whole(input, 1 << 20).unwrap();
+        assert_eq!(body, b"Wikipedia in \r\n\r\nchunks.");
+        assert!(done);
+        // Pipelined bytes after the body stay in the input.
+        assert_eq!(&input[consumed..], b"GET / HTTP/1.1\r\n");
+        assert_eq!(bytewise(input, 1 << 20), whole(input, 1 << 20));
+    }
+
+    #[test]
+    fn last_chunk_may_have_several_zeros_and_extensions() {
+        assert_eq!(whole(b"000;x=y\r\n\r\n", 10), Ok((vec![], 11, true)));
+        assert_eq!(whole(b"0\r\n\r\n", 0), Ok((vec![], 5, true)));
+    }
+
+    #[test]
+    fn partial_input_is_consumed_and_resumed() {
+        let mut decoder = ChunkedDecoder::new(LIMITS);
+        let mut out = Vec::new();
+        let p = decoder.decode(b"a\r\n01234", &mut out, 100).unwrap();
+        assert_eq!(
+            p,
+            Progress {
+                consumed: 8,
+                done: false
+            }
+        );
+        let p = decoder
+            .decode(b"56789\r\n0\r\n\r\nextra", &mut out, 100)
+            .unwrap();
+        assert_eq!(
+            p,
+            Progress {
+                consumed: 12,
+                done: true
+            }
+        );
+        assert_eq!(out, b"0123456789");
+        // Done stays done, and consumes nothing more.
+        let p = decoder.decode(b"extra", &mut out, 100).unwrap();
+        assert_eq!(
+            p,
+            Progress {
+                consumed: 0,
+                done: true
+            }
+        );
+    }
+
+    #[test]
+    fn every_error_variant_is_reachable() {
+        use ChunkedError::*;
+        let cases: &[(&[u8], ChunkedError)] = &[
+            (b"+5\r\nhello\r\n0\r\n\r\n", InvalidChunkSize),
+            (b"0x5\r\nhello\r\n0\r\n\r\n", InvalidChunkSize),
+            (b" 5\r\nhello\r\n0\r\n\r\n", InvalidChunkSize),
+            (b"5 \r\nhello\r\n0\r\n\r\n", InvalidChunkSize),
+            (b"\r\n", InvalidChunkSize),
+            (b"1;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n", ExtensionTooLong),
+            (b"1;\r\nx\r\n0\r\n\r\n", InvalidExtension),
+            (b"1;a=\r\nx\r\n0\r\n\r\n", InvalidExtension),
+            (b"1;a=\"x\r\nx\r\n0\r\n\r\n", InvalidExtension),
+            (b"1;a \r\nx\r\n0\r\n\r\n", InvalidExtension),
+            (b"1;a=b c\r\nx\r\n0\r\n\r\n", InvalidExtension),
+            (b"1;a=\"\x00\"\r\nx\r\n0\r\n\r\n", InvalidExtension),
+            (b"3\r\nabcd\r\n0\r\n\r\n", MissingCrlfAfterData),
+            (b"3\r\nabc\n0\r\n\r\n", MissingCrlfAfterData),
+            (b"3\rabc\r\n0\r\n\r\n", LoneCr),
+            (b"0\r\nA: b\rc\r\n\r\n", LoneCr),
+            (b"0\r\n\r\r\n", LoneCr),
+            (b"3\nabc\r\n0\r\n\r\n", BareLf),
+            (b"1;a=b\nx\r\n0\r\n\r\n", BareLf),
+            (b"0\r\n\n", BareLf),
+            (b"0\r\nA: b\n\r\n", BareLf),
+            (b"0\r\nA: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n", TrailerTooLarge),
+            (b"0\r\n A: b\r\n\r\n", InvalidTrailer),
+            (b"0\r\nA : b\r\n\r\n", InvalidTrailer),
+            (b"0\r\nA\r\n\r\n", InvalidTrailer),
+            (b"0\r\nA: \x01\r\n\r\n", InvalidTrailer),
+        ];
+        for (input, want) in cases {
+            assert_eq!(&err(input), want, "{}", String::from_utf8_lossy(input));
+        }
+        // Overflow is reachable only when the body limit is not smaller.
+        assert_eq!(
+            whole(b"10000000000000000\r\n", usize::MAX),
+            Err(ChunkSizeOverflow)
+        );
+        assert_eq!(
+            whole(b"fffffffffffffffff", usize::MAX),
+            Err(ChunkSizeOverflow)
+        );
+    }
+
+    #[test]
+    fn body_too_large_is_refused_from_the_size_line() {
+        // The size digits alone decide: no data has arrived.
+        assert_eq!(whole(b"b", 10), Err(ChunkedError::BodyTooLarge));
+        assert_eq!(
+            whole(b"a\r\n0123456789\r\n1", 10),
+            Err(ChunkedError::BodyTooLarge)
+        );
+        assert!(whole(b"a\r\n0123456789\r\n0\r\n\r\n", 10).unwrap().2);
+    }
+
+    #[test]
+    fn errors_are_sticky() {
+        let mut decoder = ChunkedDecoder::new(LIMITS);
+        let mut out = Vec::new();
+        assert_eq!(
+            decoder.decode(b"z", &mut out, 10),
+            Err(ChunkedError::InvalidChunkSize)
+        );
+        assert_eq!(
+            decoder.decode(b"0\r\n\r\n", &mut out, 10),
+            Err(ChunkedError::InvalidChunkSize)
+        );
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(ChunkedError::BodyTooLarge.status(), 413);
+        assert_eq!(ChunkedError::TrailerTooLarge.status(), 431);
+        assert_eq!(ChunkedError::ExtensionTooLong.status(), 400);
+    }
+
+    #[test]
+    fn encoder_round_trips() {
+        let mut wire = Vec::new();
+        encode_chunk(&mut wire, b"data: hello\n\n");
+        encode_chunk(&mut wire, b"");
+        encode_chunk(&mut wire, &[b'x'; 300]);
+        encode_last(&mut wire);
+        assert!(wire.starts_with(b"d\r\ndata: hello\n\n\r\n12c\r\n"));
+        assert!(wire.ends_with(b"x\r\n0\r\n\r\n"));
+        let (body, consumed, done) = whole(&wire, 1 << 20).unwrap();
+        assert_eq!(body.len(), 13 + 300);
+        assert_eq!((consumed, done), (wire.len(), true));
+    }
+
+    #[test]
+    fn chunk_headers_in_hex() {
+        for (len, want) in [
+            (1usize, &b"1\r\n"[..]),
+            (15, b"f\r\n"),
+            (16, b"10\r\n"),
+            (0xabcdef, b"abcdef\r\n"),
+        ] {
+            let mut out = Vec::new();
+            write_chunk_header(&mut out, len);
+            assert_eq!(out, want);
+        }
+        let mut out = Vec::new();
+        write_chunk_header(&mut out, usize::MAX);
+        assert_eq!(out.len(), usize::BITS as usize / 4 + 2);
+    }
+}

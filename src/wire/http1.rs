@@ -578,16 +578,8 @@ impl HeadParser {
                 }
                 State::Version => {
                     let rest = &b[pos..];
-                    let Some(version) = rest.get(..8) else {
-                        // Refuse a wrong version as early as its first byte.
-                        if !is_version_prefix(rest) {
-                            return Err(HeadError::InvalidVersion);
-                        }
-                        break;
-                    };
-                    if !is_version_prefix(version) {
-                        return Err(HeadError::InvalidVersion);
-                    }
+                    let version = &rest[..rest.len().min(8)];
+                    check_version(version)?;
                     match rest.get(8) {
                         None => break,
                         Some(b'\r') => {}
@@ -597,13 +589,10 @@ impl HeadParser {
                     let Some(next) = after_crlf(b, pos + 8)? else {
                         break;
                     };
-                    // RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT.
-                    // A well-formed version we do not speak is 505 (RFC
-                    // 9110 §15.6.6), a malformed one 400.
-                    self.version = match &version[5..] {
-                        b"1.1" => Version::Http11,
-                        b"1.0" => Version::Http10,
-                        _ => return Err(HeadError::UnsupportedVersion),
+                    self.version = if version[7] == b'0' {
+                        Version::Http10
+                    } else {
+                        Version::Http11
                     };
                     pos = next;
                     self.state = State::FieldStart;
@@ -721,15 +710,28 @@ fn after_crlf(b: &[u8], cr: usize) -> Result<Option<usize>, HeadError> {
     }
 }
 
-/// Whether `bytes` could be the start of `HTTP/` DIGIT `.` DIGIT (RFC 9112
-/// §2.3; HTTP-name is case-sensitive).
-fn is_version_prefix(bytes: &[u8]) -> bool {
-    const SHAPE: &[u8; 8] = b"HTTP/d.d";
-    bytes.len() <= 8
-        && bytes.iter().zip(SHAPE).all(|(&b, &want)| match want {
-            b'd' => b.is_ascii_digit(),
+/// Checks the bytes received of an HTTP-version, up to 8, refusing it at
+/// its first wrong byte (so a version sent a byte at a time is refused at
+/// the same byte as one sent whole).
+///
+/// RFC 9112 §2.3: HTTP-version = HTTP-name "/" DIGIT "." DIGIT, and
+/// HTTP-name is case-sensitive. A well-formed version we do not speak is
+/// 505 (RFC 9110 §15.6.6); a digit other than ours is already that.
+fn check_version(bytes: &[u8]) -> Result<(), HeadError> {
+    for (i, (&b, &want)) in bytes.iter().zip(b"HTTP/1.1").enumerate() {
+        let supported = match i {
+            7 => b == b'0' || b == b'1',
             _ => b == want,
-        })
+        };
+        if !supported {
+            return Err(if (i == 5 || i == 7) && b.is_ascii_digit() {
+                HeadError::UnsupportedVersion
+            } else {
+                HeadError::InvalidVersion
+            });
+        }
+    }
+    Ok(())
 }
 
 /// RFC 9112 §3.2: which request-target forms a method may use.
