@@ -1,1 +1,423 @@
-fn main() {}
+//! The `pushwire` binary: flags → [`Config`] → [`Server`].
+
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use pushwire::server::Server;
+use pushwire::Config;
+
+/// One command-line flag: its name, its value's form, what it sets.
+struct Flag {
+    name: &'static str,
+    value: &'static str,
+    help: &'static str,
+    set: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+fn num<T: FromStr>(s: &str) -> Result<T, String> {
+    s.parse().map_err(|_| format!("not a number: {s:?}"))
+}
+
+fn secs(s: &str) -> Result<Duration, String> {
+    let f: f64 = s
+        .parse()
+        .map_err(|_| format!("not a duration in seconds: {s:?}"))?;
+    if !(0.0..=1e9).contains(&f) {
+        return Err(format!("out of range: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(f))
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+const FLAGS: &[Flag] = &[
+    Flag {
+        name: "listen",
+        value: "ADDR",
+        help: "address to listen on [127.0.0.1:8080]",
+        set: |c, v| {
+            c.listen = v
+                .parse()
+                .map_err(|_| format!("not a socket address: {v:?}"))?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-head-bytes",
+        value: "N",
+        help: "largest request head; over it: 431 [16384]",
+        set: |c, v| {
+            c.max_head_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-headers",
+        value: "N",
+        help: "most header fields; over it: 431 [100]",
+        set: |c, v| {
+            c.max_headers = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-uri-bytes",
+        value: "N",
+        help: "longest request-target; over it: 414 [8192]",
+        set: |c, v| {
+            c.max_uri_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-body-bytes",
+        value: "N",
+        help: "largest request body; over it: 413 and close [1048576]",
+        set: |c, v| {
+            c.max_body_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-chunk-ext-bytes",
+        value: "N",
+        help: "most chunk-extension bytes per chunk; over it: 400 [1024]",
+        set: |c, v| {
+            c.max_chunk_ext_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-trailer-bytes",
+        value: "N",
+        help: "most trailer bytes after a chunked body; over it: 431 [8192]",
+        set: |c, v| {
+            c.max_trailer_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-connections",
+        value: "N",
+        help: "most open connections; beyond: 503 and close [10000]",
+        set: |c, v| {
+            c.max_connections = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "header-read-timeout",
+        value: "SECS",
+        help: "time to send a whole request head; then 408 and close [10]",
+        set: |c, v| {
+            c.header_read_timeout = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "body-read-timeout",
+        value: "SECS",
+        help: "time to send a whole request body; then 408 and close [60]",
+        set: |c, v| {
+            c.body_read_timeout = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "keep-alive-timeout",
+        value: "SECS",
+        help: "idle keep-alive connections are closed after it [60]",
+        set: |c, v| {
+            c.keep_alive_timeout = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-requests-per-connection",
+        value: "N",
+        help: "then Connection: close [unlimited]",
+        set: |c, v| {
+            c.max_requests_per_connection = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-outbound-bytes",
+        value: "N",
+        help: "a connection's queue cap; past it reading pauses [4194304]",
+        set: |c, v| {
+            c.max_outbound_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "cors-origin",
+        value: "ORIGIN",
+        help: "Access-Control-Allow-Origin for the HTTP transports, and preflight answers",
+        set: |c, v| {
+            c.cors_origin = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-max-frame-bytes",
+        value: "N",
+        help: "largest WebSocket frame; over it: close 1009 [16777216]",
+        set: |c, v| {
+            c.ws_max_frame_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-max-message-bytes",
+        value: "N",
+        help: "largest message on /echo; over it: close 1009 [16777216]",
+        set: |c, v| {
+            c.ws_max_message_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-max-fragments",
+        value: "N",
+        help: "most frames in one message; over it: close 1009 [4096]",
+        set: |c, v| {
+            c.ws_max_fragments = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-close-timeout",
+        value: "SECS",
+        help: "wait for the peer's close frame, then drop [5]",
+        set: |c, v| {
+            c.ws_close_timeout = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-ping-interval",
+        value: "SECS",
+        help: "ping an idle WebSocket after it [30]",
+        set: |c, v| {
+            c.ws_ping_interval = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-pong-timeout",
+        value: "SECS",
+        help: "a peer silent this long after a ping is dead [30]",
+        set: |c, v| {
+            c.ws_pong_timeout = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-subprotocols",
+        value: "A,B",
+        help: "subprotocols spoken, in preference order",
+        set: |c, v| {
+            c.ws_subprotocols = list(v);
+            Ok(())
+        },
+    },
+    Flag {
+        name: "allowed-origins",
+        value: "A,B",
+        help: "Origins allowed to open a WebSocket; others: 403 [any]",
+        set: |c, v| {
+            c.allowed_origins = list(v);
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-message-bytes",
+        value: "N",
+        help: "largest published message; over it: 413 / close 1009 [1048576]",
+        set: |c, v| {
+            c.max_message_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "history-messages",
+        value: "N",
+        help: "messages kept per topic [1000]",
+        set: |c, v| {
+            c.history_messages = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "history-age",
+        value: "SECS",
+        help: "kept messages older than this are evicted [3600]",
+        set: |c, v| {
+            c.history_age = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-topics",
+        value: "N",
+        help: "most topics; a new one beyond it: 503 [100000]",
+        set: |c, v| {
+            c.max_topics = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-batch",
+        value: "N",
+        help: "most messages in one poll response [1000]",
+        set: |c, v| {
+            c.max_batch = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "subscriber-queue-bytes",
+        value: "N",
+        help: "a subscriber's queue cap; at it: disconnected [1048576]",
+        set: |c, v| {
+            c.subscriber_queue_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "heartbeat-interval",
+        value: "SECS",
+        help: "SSE heartbeat comment after this long idle [15]",
+        set: |c, v| {
+            c.heartbeat_interval = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "sse-retry-ms",
+        value: "MS",
+        help: "the retry: field sent first on every stream [3000]",
+        set: |c, v| {
+            c.sse_retry_ms = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "poll-default-timeout",
+        value: "SECS",
+        help: "long-poll wait without timeout= [30]",
+        set: |c, v| {
+            c.poll_default_timeout = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "poll-max-timeout",
+        value: "SECS",
+        help: "largest timeout= honoured [120]",
+        set: |c, v| {
+            c.poll_max_timeout = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "max-parked-polls",
+        value: "N",
+        help: "most parked long polls; beyond: 503 [100000]",
+        set: |c, v| {
+            c.max_parked_polls = num(v)?;
+            Ok(())
+        },
+    },
+];
+
+fn usage() -> String {
+    let mut s = String::from(
+        "pushwire: a realtime push server (HTTP/1.1, SSE, long polling, short polling, WebSocket)\n\n\
+         usage: pushwire [FLAGS]\n\n\
+         \x20 --help                        this text\n\
+         \x20 --trace                       log every parsed protocol event to stderr\n\
+         \x20 --debug-endpoints             serve POST /debug/drop?topic=T (for tests)\n",
+    );
+    for f in FLAGS {
+        let left = format!("--{} {}", f.name, f.value);
+        s.push_str(&format!("  {left:<30}{}\n", f.help));
+    }
+    s
+}
+
+fn parse(args: &[String]) -> Result<Option<Config>, String> {
+    let mut cfg = Config::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        let Some(name) = arg.strip_prefix("--") else {
+            return Err(format!("unexpected argument {arg:?}"));
+        };
+        let (name, inline) = match name.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (name, None),
+        };
+        match name {
+            "help" | "h" => return Ok(None),
+            "trace" => cfg.trace = true,
+            "debug-endpoints" => cfg.debug_endpoints = true,
+            _ => {
+                let flag = FLAGS
+                    .iter()
+                    .find(|f| f.name == name)
+                    .ok_or_else(|| format!("unknown flag --{name}"))?;
+                let value = match inline {
+                    Some(v) => v,
+                    None => {
+                        i += 1;
+                        args.get(i)
+                            .cloned()
+                            .ok_or_else(|| format!("--{name} needs a value"))?
+                    }
+                };
+                (flag.set)(&mut cfg, &value).map_err(|e| format!("--{name}: {e}"))?;
+            }
+        }
+        i += 1;
+    }
+    Ok(Some(cfg))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match parse(&args) {
+        Ok(Some(cfg)) => cfg,
+        Ok(None) => {
+            print!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("pushwire: {e}\n\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    let server = match Server::bind(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pushwire: cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("pushwire: listening on http://{}/", server.local_addr());
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pushwire: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

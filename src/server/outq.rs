@@ -1,0 +1,200 @@
+//! A connection's outbound queue: what is still to be written.
+//!
+//! A short write is normal, never an error: the unwritten rest stays here
+//! and goes out when the socket is WRITABLE again. Bytes come in two kinds:
+//! owned bytes (a response, a pong) are appended to the last owned segment,
+//! and shared bytes (a published message, encoded once for all of its
+//! subscribers) are queued by reference, so a message fanned out to 5,000
+//! SSE streams is in memory once. Writes are vectored, so a queue of many
+//! segments leaves in one system call.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
+
+/// Most segments handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+#[derive(Debug)]
+enum Segment {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl Segment {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Segment::Owned(v) => v,
+            Segment::Shared(a) => a,
+        }
+    }
+}
+
+/// Outbound bytes of one connection.
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    segments: VecDeque<Segment>,
+    /// Bytes of the front segment already written.
+    front_written: usize,
+    /// Unwritten bytes in all.
+    len: usize,
+}
+
+impl OutQueue {
+    /// Unwritten bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues a copy of `bytes`.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        if let Some(Segment::Owned(last)) = self.segments.back_mut() {
+            last.extend_from_slice(bytes);
+            return;
+        }
+        self.segments.push_back(Segment::Owned(bytes.to_vec()));
+    }
+
+    /// Queues bytes shared with other connections, without copying.
+    pub fn push_shared(&mut self, bytes: &Arc<[u8]>) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        self.segments.push_back(Segment::Shared(Arc::clone(bytes)));
+    }
+
+    /// Writes as much as the socket takes. `Ok(true)` when the queue is
+    /// empty afterwards; `Ok(false)` when the socket would block (wait for
+    /// WRITABLE). Errors other than `WouldBlock`/`Interrupted` mean the
+    /// connection is gone.
+    pub fn flush<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
+        while self.len > 0 {
+            let written = {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut n = 0;
+                for (i, seg) in self.segments.iter().take(MAX_IOVECS).enumerate() {
+                    let bytes = seg.bytes();
+                    slices[i] = IoSlice::new(if i == 0 {
+                        &bytes[self.front_written..]
+                    } else {
+                        bytes
+                    });
+                    n += 1;
+                }
+                match w.write_vectored(&slices[..n]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(k) => k,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            self.consume(written);
+        }
+        Ok(true)
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let front_left = self.segments[0].bytes().len() - self.front_written;
+            if n >= front_left {
+                n -= front_left;
+                self.front_written = 0;
+                self.segments.pop_front();
+            } else {
+                self.front_written += n;
+                n = 0;
+            }
+        }
+        if self.segments.is_empty() && self.segments.capacity() > 8 {
+            // An idle connection should hold no buffer memory.
+            self.segments = VecDeque::new();
+        }
+    }
+
+    /// Drops everything queued that has not started going out, keeping a
+    /// partly written segment so the peer never sees half a frame or half
+    /// a chunk followed by something else (the connection is being cut
+    /// off, or a close frame must jump the queue).
+    pub fn clear_unstarted(&mut self) {
+        if self.front_written > 0 {
+            let front = self.segments.pop_front();
+            self.segments = VecDeque::new();
+            if let Some(front) = front {
+                self.len = front.bytes().len() - self.front_written;
+                self.segments.push_back(front);
+            }
+        } else {
+            self.segments = VecDeque::new();
+            self.len = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `cap` bytes per call, then blocks.
+    struct Trickle {
+        got: Vec<u8>,
+        cap: usize,
+        calls: usize,
+        block_after: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.calls == self.block_after {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.calls += 1;
+            let mut n = 0;
+            for b in bufs {
+                let take = (self.cap - n).min(b.len());
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn short_writes_keep_order_across_owned_and_shared() {
+        let mut q = OutQueue::default();
+        let shared: Arc<[u8]> = Arc::from(&b"SHARED"[..]);
+        q.push(b"ab");
+        q.push(b"cd");
+        q.push_shared(&shared);
+        q.push(b"ef");
+        assert_eq!(q.len(), 12);
+        let mut w = Trickle {
+            got: Vec::new(),
+            cap: 3,
+            calls: 0,
+            block_after: 2,
+        };
+        assert!(!q.flush(&mut w).unwrap());
+        assert_eq!(q.len(), 6);
+        w.block_after = usize::MAX;
+        assert!(q.flush(&mut w).unwrap());
+        assert_eq!(w.got, b"abcdSHAREDef");
+        assert!(q.is_empty());
+    }
+}

@@ -1,0 +1,160 @@
+//! The route table: which path means what, and which methods it takes.
+//!
+//! To add an endpoint, add a [`Route`] variant, a line in [`route`], and
+//! its handler in `app.rs`. Unknown path: 404. Known path, wrong method:
+//! 405 with `Allow` (RFC 9110 §15.5.6: the origin server MUST generate an
+//! Allow header field in a 405 response).
+
+use crate::wire::http1::Method;
+
+/// A resolved request path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route<'a> {
+    Healthz,
+    /// An embedded page or asset, by name.
+    Page(&'static str),
+    Asset(&'a str),
+    /// `POST /topics/{t}`
+    Publish(&'a str),
+    /// `GET /topics/{t}/sse`
+    Sse(&'a str),
+    /// `GET /topics/{t}/poll`
+    Poll(&'a str),
+    /// `GET /topics/{t}/messages`
+    Messages(&'a str),
+    /// `GET /topics/{t}/ws`
+    TopicWs(&'a str),
+    /// `GET /echo`
+    Echo,
+    /// `POST /debug/drop?topic=T` (only with `--debug-endpoints`)
+    DebugDrop,
+    /// `GET /stats`
+    Stats,
+}
+
+/// Why a request matched no route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Miss {
+    NotFound,
+    /// The path exists; these are the methods it allows.
+    MethodNotAllowed(&'static str),
+    /// `OPTIONS` on a known path: answered 204 with `Allow` (and CORS
+    /// headers when configured).
+    Options(&'static str),
+}
+
+const GET: &str = "GET, HEAD, OPTIONS";
+const POST: &str = "POST, OPTIONS";
+
+/// The demo pages, by path.
+const PAGES: &[(&str, &str)] = &[
+    ("/", "index.html"),
+    ("/demo/chat", "chat.html"),
+    ("/demo/ticker", "ticker.html"),
+    ("/demo/notifications", "notifications.html"),
+    ("/demo/dashboard", "dashboard.html"),
+    ("/demo/lab", "lab.html"),
+];
+
+/// Resolves `path` for `method`.
+pub fn route(method: Method, path: &str, debug_endpoints: bool) -> Result<Route<'_>, Miss> {
+    let (route, allow) = resolve(path, debug_endpoints).ok_or(Miss::NotFound)?;
+    let allowed = match method {
+        Method::Options => return Err(Miss::Options(allow)),
+        Method::Head => allow.contains("HEAD"),
+        m => allow.split(", ").any(|a| a == m.as_str()),
+    };
+    if allowed {
+        Ok(route)
+    } else {
+        Err(Miss::MethodNotAllowed(allow))
+    }
+}
+
+fn resolve(path: &str, debug_endpoints: bool) -> Option<(Route<'_>, &'static str)> {
+    if let Some(&(_, page)) = PAGES.iter().find(|(p, _)| *p == path) {
+        return Some((Route::Page(page), GET));
+    }
+    match path {
+        "/healthz" => return Some((Route::Healthz, GET)),
+        "/echo" => return Some((Route::Echo, "GET, OPTIONS")),
+        "/stats" => return Some((Route::Stats, GET)),
+        "/debug/drop" if debug_endpoints => return Some((Route::DebugDrop, POST)),
+        _ => {}
+    }
+    if let Some(name) = path.strip_prefix("/assets/") {
+        return Some((Route::Asset(name), GET));
+    }
+    // /topics/{t} and /topics/{t}/{transport}. The topic is matched as
+    // sent; its validity (charset, length) is the handler's 400, not a 404,
+    // so a client learns its topic name is wrong.
+    let rest = path.strip_prefix("/topics/")?;
+    let (topic, transport) = match rest.split_once('/') {
+        Some((t, tr)) => (t, Some(tr)),
+        None => (rest, None),
+    };
+    if topic.is_empty() {
+        return None;
+    }
+    Some(match transport {
+        None => (Route::Publish(topic), POST),
+        Some("sse") => (Route::Sse(topic), GET),
+        Some("poll") => (Route::Poll(topic), GET),
+        Some("messages") => (Route::Messages(topic), GET),
+        Some("ws") => (Route::TopicWs(topic), "GET, OPTIONS"),
+        Some(_) => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        assert_eq!(route(Method::Get, "/healthz", false), Ok(Route::Healthz));
+        assert_eq!(route(Method::Head, "/healthz", false), Ok(Route::Healthz));
+        assert_eq!(
+            route(Method::Get, "/", false),
+            Ok(Route::Page("index.html"))
+        );
+        assert_eq!(
+            route(Method::Post, "/topics/a.b", false),
+            Ok(Route::Publish("a.b"))
+        );
+        assert_eq!(
+            route(Method::Get, "/topics/a/sse", false),
+            Ok(Route::Sse("a"))
+        );
+        assert_eq!(
+            route(Method::Get, "/topics/a", false),
+            Err(Miss::MethodNotAllowed(POST))
+        );
+        assert_eq!(
+            route(Method::Post, "/topics/a/sse", false),
+            Err(Miss::MethodNotAllowed(GET))
+        );
+        assert_eq!(
+            route(Method::Options, "/topics/a/poll", false),
+            Err(Miss::Options(GET))
+        );
+        assert_eq!(route(Method::Get, "/nope", false), Err(Miss::NotFound));
+        assert_eq!(
+            route(Method::Get, "/topics/a/x", false),
+            Err(Miss::NotFound)
+        );
+        assert_eq!(route(Method::Get, "/topics/", false), Err(Miss::NotFound));
+        assert_eq!(
+            route(Method::Post, "/debug/drop", false),
+            Err(Miss::NotFound)
+        );
+        assert_eq!(
+            route(Method::Post, "/debug/drop", true),
+            Ok(Route::DebugDrop)
+        );
+        assert_eq!(
+            route(Method::Head, "/echo", false),
+            Err(Miss::MethodNotAllowed("GET, OPTIONS"))
+        );
+    }
+}
