@@ -1,1 +1,1396 @@
-//! (in progress)
+//! The WebSocket session, server side (RFC 6455 §5-§7), sans-IO.
+//!
+//! Before working on this file, read RFC 6455 §5.4 (fragmentation), §5.5
+//! (control frames), §5.6 (data frames), §7 (closing the connection, and
+//! §7.4 for the status codes) and §8.1 (UTF-8 in text messages); then
+//! `wire/ws_frame.rs`, which this file builds on.
+//!
+//! # Driving a session
+//!
+//! The server calls, in any order and as often as things happen:
+//!
+//! - [`handle_read`](WsSession::handle_read) with the bytes read so far.
+//!   It returns how many it consumed; the caller keeps the rest and passes
+//!   them again, with more appended, on the next read. Complete messages
+//!   come out through a callback, replies (pongs, the close echo) go to a
+//!   [`Transmit`].
+//! - [`send`](WsSession::send) and [`close`](WsSession::close) to talk.
+//! - [`handle_eof`](WsSession::handle_eof) when the peer closed TCP.
+//! - [`poll_timeout`](WsSession::poll_timeout) for when to wake it next,
+//!   and [`handle_timeout`](WsSession::handle_timeout) when that time came.
+//!
+//! and after each of them checks
+//! [`wants_close_transport`](WsSession::wants_close_transport): once true,
+//! it flushes what is queued and closes the connection.
+//!
+//! # How bytes flow
+//!
+//! A message that arrives whole, in one frame, is unmasked in place in the
+//! caller's buffer and handed to the callback from there: no copy. Any
+//! other message (fragmented, or one frame split across reads) is streamed:
+//! each piece of payload is unmasked and UTF-8-checked as soon as it
+//! arrives and appended to a reassembly buffer that exists only while the
+//! message does. So the caller never has to hold more than one frame
+//! header, or one control frame (at most 139 bytes), of unconsumed input,
+//! and an invalid text message fails the moment the impossible byte
+//! arrives, not when the message ends.
+
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::wire::ws_frame::{
+    apply_mask, server_header, FrameError, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD,
+};
+
+/// The limits a session enforces (copied from [`crate::Config`]).
+#[derive(Clone, Debug)]
+pub struct WsLimits {
+    /// Largest frame payload. Over it: close 1009.
+    pub max_frame_bytes: u64,
+    /// Largest message (all its fragments). Over it: close 1009.
+    pub max_message_bytes: usize,
+    /// Most frames in one message. Over it: close 1009.
+    pub max_fragments: usize,
+    /// Time the peer has to answer our close frame.
+    pub close_timeout: Duration,
+    /// Time without input after which we send a ping.
+    pub ping_interval: Duration,
+    /// Time after that ping within which some input must arrive.
+    pub pong_timeout: Duration,
+}
+
+impl WsLimits {
+    pub fn from_config(c: &crate::Config) -> Self {
+        WsLimits {
+            max_frame_bytes: c.ws_max_frame_bytes,
+            max_message_bytes: c.ws_max_message_bytes,
+            max_fragments: c.ws_max_fragments,
+            close_timeout: c.ws_close_timeout,
+            ping_interval: c.ws_ping_interval,
+            pong_timeout: c.ws_pong_timeout,
+        }
+    }
+}
+
+impl Default for WsLimits {
+    fn default() -> Self {
+        WsLimits::from_config(&crate::Config::default())
+    }
+}
+
+/// Where a session writes frames: a header (at most 10 bytes, server
+/// frames being unmasked) and its payload. The server implements it over
+/// its outbound queue, so that a large payload can go out in a vectored
+/// write instead of being copied behind its header.
+pub trait Transmit {
+    fn push_frame(&mut self, header: &[u8], payload: &[u8]);
+}
+
+/// Appends header and payload (tests, fuzzing, simple servers).
+impl Transmit for Vec<u8> {
+    fn push_frame(&mut self, header: &[u8], payload: &[u8]) {
+        self.reserve(header.len() + payload.len());
+        self.extend_from_slice(header);
+        self.extend_from_slice(payload);
+    }
+}
+
+/// The two kinds of data message (RFC 6455 §5.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    /// UTF-8 text; a session only ever delivers valid UTF-8.
+    Text,
+    Binary,
+}
+
+impl MessageKind {
+    pub fn opcode(self) -> Opcode {
+        match self {
+            MessageKind::Text => Opcode::Text,
+            MessageKind::Binary => Opcode::Binary,
+        }
+    }
+}
+
+/// Writes one whole data message as a single unfragmented server frame.
+/// [`WsSession::send`] calls it; so can a message callback (which cannot
+/// reach the session while it is reading), e.g. to echo.
+#[inline]
+pub fn write_message<T: Transmit>(out: &mut T, kind: MessageKind, payload: &[u8]) {
+    let (header, n) = server_header(true, kind.opcode(), payload.len());
+    out.push_frame(&header[..n], payload);
+}
+
+/// A peer's violation of the protocol, named after the rule it broke.
+/// [`close_code`](WsError::close_code) is the status the connection is
+/// failed with; the `Display` text is the close reason sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum WsError {
+    /// Framing no peer may send (bad length encodings).
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("reserved bits set without an extension")]
+    ReservedBitsSet,
+    #[error("reserved opcode")]
+    ReservedOpcode(u8),
+    #[error("unmasked frame from client")]
+    UnmaskedFrameFromClient,
+    #[error("control frame payload over 125 bytes")]
+    ControlFrameTooBig,
+    #[error("fragmented control frame")]
+    FragmentedControlFrame,
+    #[error("continuation frame without a message")]
+    ContinuationWithoutMessage,
+    #[error("new message before the previous one ended")]
+    MessageStartedInsideMessage,
+    #[error("invalid UTF-8 in text message")]
+    InvalidUtf8,
+    #[error("close frame with a 1-byte payload")]
+    CloseFrameTooShort,
+    #[error("invalid close code")]
+    InvalidCloseCode(u16),
+    #[error("close reason is not UTF-8")]
+    CloseReasonNotUtf8,
+    #[error("frame too big")]
+    FrameTooBig,
+    #[error("message too big")]
+    MessageTooBig,
+    #[error("too many fragments")]
+    TooManyFragments,
+}
+
+impl WsError {
+    /// RFC 6455 §7.4.1: 1002 protocol error, 1007 data inconsistent with
+    /// the message type, 1009 message too big to process.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            WsError::InvalidUtf8 | WsError::CloseReasonNotUtf8 => 1007,
+            WsError::FrameTooBig | WsError::MessageTooBig | WsError::TooManyFragments => 1009,
+            _ => 1002,
+        }
+    }
+}
+
+/// Whether a peer may send `code` in a close frame (RFC 6455 §7.4).
+///
+/// §7.4.1 defines 1000-1003 and 1007-1011 for use on the wire; 1004 is
+/// reserved, and 1005, 1006 and 1015 "MUST NOT be set as a status code in
+/// a Close control frame by an endpoint" (they exist only to report the
+/// absence of a frame or a TLS failure). Below 1000 is unused (§7.4.2);
+/// the rest of 1000-2999 is for future revisions of the protocol, which we
+/// do not speak — including 1012-1014, registered since for servers
+/// (restart, try again later, bad gateway), which a client has no cause to
+/// send. 3000-4999 belong to libraries, frameworks and applications and
+/// are passed through.
+pub fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
+}
+
+/// Incremental UTF-8 validation (RFC 3629 §4), fed in arbitrary pieces.
+///
+/// A state machine over the well-formed byte sequences table of RFC 3629
+/// §4: each state says how many continuation bytes are still due and, for
+/// the byte right after some lead bytes, the narrower range that excludes
+/// overlong forms (E0, F0), surrogates (ED) and code points past U+10FFFF
+/// (F4). A byte outside the allowed range fails at once — the earliest
+/// moment the sequence is known to be impossible — and the validator stays
+/// failed. ASCII, the common case, is skipped eight bytes at a time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Utf8Validator {
+    state: Utf8State,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Utf8State {
+    /// Between characters.
+    #[default]
+    Ground,
+    /// 1, 2 or 3 continuation bytes (80..BF) still due.
+    Tail1,
+    Tail2,
+    Tail3,
+    /// After E0: A0..BF (no overlong 3-byte forms), then 1 more.
+    AfterE0,
+    /// After ED: 80..9F (no surrogates D800..DFFF), then 1 more.
+    AfterED,
+    /// After F0: 90..BF (no overlong 4-byte forms), then 2 more.
+    AfterF0,
+    /// After F4: 80..8F (nothing above U+10FFFF), then 2 more.
+    AfterF4,
+    /// An impossible sequence was seen.
+    Invalid,
+}
+
+impl Utf8Validator {
+    pub fn new() -> Self {
+        Utf8Validator::default()
+    }
+
+    /// Feeds the next bytes; false once the input can no longer be UTF-8
+    /// (whatever follows).
+    pub fn feed(&mut self, bytes: &[u8]) -> bool {
+        use Utf8State::*;
+        let mut state = self.state;
+        let mut i = 0;
+        while i < bytes.len() {
+            if state == Ground {
+                // Fast path: whole words of ASCII.
+                while let Some(word) = bytes.get(i..i + 8) {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(word);
+                    if u64::from_ne_bytes(w) & 0x8080_8080_8080_8080 != 0 {
+                        break;
+                    }
+                    i += 8;
+                }
+                while i < bytes.len() && bytes[i] < 0x80 {
+                    i += 1;
+                }
+                if i == bytes.len() {
+                    break;
+                }
+            }
+            state = match (state, bytes[i]) {
+                (Ground, 0x00..=0x7F) => Ground,
+                (Ground, 0xC2..=0xDF) => Tail1,
+                (Ground, 0xE0) => AfterE0,
+                (Ground, 0xE1..=0xEC | 0xEE..=0xEF) => Tail2,
+                (Ground, 0xED) => AfterED,
+                (Ground, 0xF0) => AfterF0,
+                (Ground, 0xF1..=0xF3) => Tail3,
+                (Ground, 0xF4) => AfterF4,
+                (Tail1, 0x80..=0xBF) => Ground,
+                (Tail2, 0x80..=0xBF) => Tail1,
+                (Tail3, 0x80..=0xBF) => Tail2,
+                (AfterE0, 0xA0..=0xBF) => Tail1,
+                (AfterED, 0x80..=0x9F) => Tail1,
+                (AfterF0, 0x90..=0xBF) => Tail2,
+                (AfterF4, 0x80..=0x8F) => Tail2,
+                // C0, C1 and F5..FF never appear; a continuation byte out
+                // of place; the narrowed ranges above.
+                _ => Invalid,
+            };
+            if state == Invalid {
+                break;
+            }
+            i += 1;
+        }
+        self.state = state;
+        state != Invalid
+    }
+
+    /// True if everything fed so far is whole, valid UTF-8: the check at
+    /// the end of a message (§8.1: a message that ends inside a character
+    /// is invalid too).
+    pub fn is_complete(&self) -> bool {
+        self.state == Utf8State::Ground
+    }
+
+    /// False once an impossible sequence has been fed.
+    pub fn is_valid_so_far(&self) -> bool {
+        self.state != Utf8State::Invalid
+    }
+}
+
+/// Whole-slice validation with [`Utf8Validator`].
+pub fn is_utf8(bytes: &[u8]) -> bool {
+    let mut v = Utf8Validator::new();
+    v.feed(bytes) && v.is_complete()
+}
+
+/// Where the closing handshake stands (RFC 6455 §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's, until `deadline`
+    /// (None: a timeout too large to represent, i.e. never).
+    Closing { deadline: Option<Instant> },
+    /// Nothing more to read or send: the transport should close.
+    Closed,
+}
+
+/// The data frame whose payload is being read.
+#[derive(Clone, Copy, Debug)]
+struct PayloadInProgress {
+    /// Payload bytes not yet read.
+    remaining: u64,
+    /// The masking key, rotated to the next byte's position.
+    key: [u8; 4],
+    /// The frame ends its message.
+    fin: bool,
+}
+
+/// Lines kept when the server does not drain the trace.
+const MAX_TRACE_LINES: usize = 1024;
+
+/// A server-side WebSocket connection after the handshake.
+pub struct WsSession {
+    limits: WsLimits,
+    state: State,
+    /// Set between a data frame's header and the end of its payload.
+    payload: Option<PayloadInProgress>,
+    /// The kind of the fragmented (or streamed) message being assembled.
+    message: Option<MessageKind>,
+    /// Frames of `message` so far.
+    fragments: usize,
+    /// Payload of `message` so far; unallocated between messages.
+    assembly: Vec<u8>,
+    utf8: Utf8Validator,
+    last_input: Instant,
+    /// When our keep-alive ping went out, if it is unanswered.
+    ping_sent: Option<Instant>,
+    close_code: Option<u16>,
+    /// One line per frame in and out, when tracing is on.
+    trace: Option<Vec<String>>,
+}
+
+/// What one step of reading did.
+enum Step {
+    /// Not enough input for the next step.
+    NeedMore,
+    /// Consumed this many bytes (0 only when a frame ended with no more
+    /// payload to read: progress all the same).
+    Consumed(usize),
+}
+
+impl WsSession {
+    pub fn new(limits: WsLimits, now: Instant) -> Self {
+        WsSession {
+            limits,
+            state: State::Open,
+            payload: None,
+            message: None,
+            fragments: 0,
+            assembly: Vec::new(),
+            utf8: Utf8Validator::new(),
+            last_input: now,
+            ping_sent: None,
+            close_code: None,
+            trace: None,
+        }
+    }
+
+    /// Reads frames from `input`, the bytes received so far, and returns
+    /// how many it consumed; the caller keeps the rest and passes them
+    /// again with more appended. Payloads are unmasked in place.
+    ///
+    /// Each complete message goes to `on_message` (text is valid UTF-8);
+    /// pongs and the close echo go to `out`. On a protocol violation the
+    /// connection is failed: a close frame with the code of the broken rule
+    /// is written, and all further input is consumed and ignored.
+    pub fn handle_read<T: Transmit>(
+        &mut self,
+        input: &mut [u8],
+        now: Instant,
+        out: &mut T,
+        on_message: &mut dyn FnMut(MessageKind, &[u8], &mut T),
+    ) -> usize {
+        if self.state == State::Closed {
+            return input.len();
+        }
+        if !input.is_empty() {
+            // Any input proves the peer alive: it answers our ping as
+            // well as a pong would.
+            self.last_input = now;
+            self.ping_sent = None;
+        }
+        let mut pos = 0;
+        while self.state != State::Closed {
+            let rest = &mut input[pos..];
+            let step = if self.payload.is_some() {
+                self.read_payload(rest, out, on_message)
+            } else {
+                self.read_frame(rest, out, on_message)
+            };
+            match step {
+                Ok(Step::NeedMore) => return pos,
+                Ok(Step::Consumed(n)) => pos += n,
+                Err(e) => self.fail(e, out),
+            }
+        }
+        // Closed: what is left will never be read.
+        input.len()
+    }
+
+    /// Reads one frame header and, for control frames and whole
+    /// single-frame messages, the payload too.
+    fn read_frame<T: Transmit>(
+        &mut self,
+        input: &mut [u8],
+        out: &mut T,
+        on_message: &mut dyn FnMut(MessageKind, &[u8], &mut T),
+    ) -> Result<Step, WsError> {
+        let Some((h, hlen)) = FrameHeader::parse(input)? else {
+            return Ok(Step::NeedMore);
+        };
+        self.check_header(&h)?;
+        // check_header proved the frame masked.
+        let key = h.mask.unwrap_or_default();
+        let avail = input.len() - hlen;
+
+        if h.opcode.is_control() {
+            // ≤ 125 bytes (checked): wait for all of it, it is small.
+            let len = h.payload_len as usize;
+            let Some(payload) = input.get_mut(hlen..hlen + len) else {
+                return Ok(Step::NeedMore);
+            };
+            apply_mask(payload, key, 0);
+            self.trace_frame("<-", &h, payload);
+            self.on_control(h.opcode, payload, out)?;
+            return Ok(Step::Consumed(hlen + len));
+        }
+
+        if h.opcode == Opcode::Continuation {
+            self.fragments += 1;
+        } else {
+            let kind = match h.opcode {
+                Opcode::Text => MessageKind::Text,
+                _ => MessageKind::Binary,
+            };
+            // The common case: a whole message in one frame, all of it
+            // here. Unmask it in place and deliver it from the caller's
+            // buffer.
+            if h.fin && h.payload_len <= avail as u64 {
+                let len = h.payload_len as usize;
+                let payload = &mut input[hlen..hlen + len];
+                apply_mask(payload, key, 0);
+                self.trace_frame("<-", &h, payload);
+                if self.state == State::Open {
+                    // RFC 6455 §8.1: text must be valid UTF-8, else §7.1.7
+                    // "_Fail the WebSocket Connection_" (1007, §7.4.1).
+                    if kind == MessageKind::Text && !is_utf8(payload) {
+                        return Err(WsError::InvalidUtf8);
+                    }
+                    on_message(kind, payload, out);
+                }
+                return Ok(Step::Consumed(hlen + len));
+            }
+            self.message = Some(kind);
+            self.fragments = 1;
+            self.utf8 = Utf8Validator::new();
+        }
+        self.trace_frame("<-", &h, &[]);
+        self.payload = Some(PayloadInProgress {
+            remaining: h.payload_len,
+            key,
+            fin: h.fin,
+        });
+        Ok(Step::Consumed(hlen))
+    }
+
+    /// Reads what is here of the current data frame's payload into the
+    /// message being assembled.
+    fn read_payload<T: Transmit>(
+        &mut self,
+        input: &mut [u8],
+        out: &mut T,
+        on_message: &mut dyn FnMut(MessageKind, &[u8], &mut T),
+    ) -> Result<Step, WsError> {
+        let Some(p) = self.payload.as_mut() else {
+            return Ok(Step::Consumed(0));
+        };
+        let n = p.remaining.min(input.len() as u64) as usize;
+        if n == 0 && p.remaining > 0 {
+            return Ok(Step::NeedMore);
+        }
+        let chunk = &mut input[..n];
+        apply_mask(chunk, p.key, 0);
+        p.key.rotate_left(n % 4);
+        p.remaining -= n as u64;
+        let done = p.remaining == 0;
+        let fin = p.fin;
+        if self.state == State::Open {
+            if self.message == Some(MessageKind::Text) && !self.utf8.feed(chunk) {
+                // RFC 6455 §8.1 / Autobahn 6.4: fail as soon as the text
+                // cannot be UTF-8, not at the end of the message.
+                return Err(WsError::InvalidUtf8);
+            }
+            self.assembly.extend_from_slice(chunk);
+        }
+        if done {
+            self.payload = None;
+            if fin {
+                self.finish_message(out, on_message)?;
+            }
+        }
+        Ok(Step::Consumed(n))
+    }
+
+    fn finish_message<T: Transmit>(
+        &mut self,
+        out: &mut T,
+        on_message: &mut dyn FnMut(MessageKind, &[u8], &mut T),
+    ) -> Result<(), WsError> {
+        let kind = self.message.take();
+        self.fragments = 0;
+        // Released, not kept: an idle session holds no buffer.
+        let message = std::mem::take(&mut self.assembly);
+        if self.state != State::Open {
+            return Ok(());
+        }
+        let Some(kind) = kind else {
+            return Ok(());
+        };
+        // RFC 6455 §8.1: a text message that ends inside a character is
+        // not valid UTF-8 either.
+        if kind == MessageKind::Text && !self.utf8.is_complete() {
+            return Err(WsError::InvalidUtf8);
+        }
+        on_message(kind, &message, out);
+        Ok(())
+    }
+
+    /// The rules a frame header must obey, given the session's state.
+    fn check_header(&self, h: &FrameHeader) -> Result<(), WsError> {
+        // RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is
+        // negotiated that defines meanings for non-zero values" — we
+        // negotiate none.
+        if h.rsv != 0 {
+            return Err(WsError::ReservedBitsSet);
+        }
+        // RFC 6455 §5.2: "If an unknown opcode is received, the receiving
+        // endpoint MUST _Fail the WebSocket Connection_."
+        if let Opcode::Reserved(op) = h.opcode {
+            return Err(WsError::ReservedOpcode(op));
+        }
+        // RFC 6455 §5.1: "a server MUST close the connection upon
+        // receiving a frame that is not masked".
+        if h.mask.is_none() {
+            return Err(WsError::UnmaskedFrameFromClient);
+        }
+        if h.opcode.is_control() {
+            // RFC 6455 §5.5: "All control frames MUST have a payload
+            // length of 125 bytes or less and MUST NOT be fragmented."
+            if h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(WsError::ControlFrameTooBig);
+            }
+            if !h.fin {
+                return Err(WsError::FragmentedControlFrame);
+            }
+            // RFC 6455 §5.4: "Control frames MAY be injected in the middle
+            // of a fragmented message": nothing more to check.
+            return Ok(());
+        }
+        // RFC 6455 §10.4: "implementations SHOULD impose a limit on frame
+        // sizes and the total message size after reassembly"; §7.4.1 names
+        // 1009 for it.
+        if h.payload_len > self.limits.max_frame_bytes {
+            return Err(WsError::FrameTooBig);
+        }
+        let so_far = self.assembly.len() as u64;
+        match (h.opcode, self.message) {
+            // RFC 6455 §5.4: a fragmented message is "a single frame with
+            // the FIN bit clear and an opcode other than 0, followed by
+            // zero or more frames with the FIN bit clear and the opcode set
+            // to 0, and terminated by a single frame with the FIN bit set
+            // and an opcode of 0". A continuation must follow a start ...
+            (Opcode::Continuation, None) => Err(WsError::ContinuationWithoutMessage),
+            // ... and a new start cannot come before the terminating frame
+            // ("the fragments of one message MUST NOT be interleaved
+            // between the fragments of another message").
+            (_, Some(_)) if h.opcode != Opcode::Continuation => {
+                Err(WsError::MessageStartedInsideMessage)
+            }
+            // A flood of tiny fragments costs a frame's work each: bounded.
+            (Opcode::Continuation, Some(_)) if self.fragments >= self.limits.max_fragments => {
+                Err(WsError::TooManyFragments)
+            }
+            _ if so_far.saturating_add(h.payload_len) > self.limits.max_message_bytes as u64 => {
+                Err(WsError::MessageTooBig)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A whole, unmasked control frame.
+    fn on_control<T: Transmit>(
+        &mut self,
+        opcode: Opcode,
+        payload: &[u8],
+        out: &mut T,
+    ) -> Result<(), WsError> {
+        match opcode {
+            Opcode::Ping => {
+                // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an
+                // endpoint MUST send a Pong frame in response ... [with]
+                // identical Application data" — unless it already sent a
+                // close frame (§5.5.1: after which we send nothing but
+                // what we already did).
+                if self.state == State::Open {
+                    self.emit(out, Opcode::Pong, payload);
+                }
+                Ok(())
+            }
+            // RFC 6455 §5.5.3: "A response to an unsolicited Pong frame is
+            // not expected." It was input, which already reset the
+            // keep-alive timer.
+            Opcode::Pong => Ok(()),
+            Opcode::Close => self.on_close(payload, out),
+            _ => Ok(()),
+        }
+    }
+
+    fn on_close<T: Transmit>(&mut self, payload: &[u8], out: &mut T) -> Result<(), WsError> {
+        if let State::Closing { .. } = self.state {
+            // RFC 6455 §7.1.2: our close was answered; the handshake is
+            // complete, whatever the peer's frame says.
+            self.state = State::Closed;
+            return Ok(());
+        }
+        let code = match payload {
+            [] => None,
+            // RFC 6455 §5.5.1: "If there is a body, the first two bytes of
+            // the body MUST be a 2-byte unsigned integer".
+            [_] => return Err(WsError::CloseFrameTooShort),
+            [hi, lo, reason @ ..] => {
+                let code = u16::from_be_bytes([*hi, *lo]);
+                if !is_valid_close_code(code) {
+                    return Err(WsError::InvalidCloseCode(code));
+                }
+                // RFC 6455 §5.5.1: the reason "is not guaranteed to be
+                // human readable" but is UTF-8 (§7.1.6: "... if it is not
+                // valid UTF-8, fail the connection").
+                if !is_utf8(reason) {
+                    return Err(WsError::CloseReasonNotUtf8);
+                }
+                Some(code)
+            }
+        };
+        // RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did
+        // not previously send a Close frame, the endpoint MUST send a Close
+        // frame in response ... typically echoing the status code it
+        // received." Then §7.1.1: the server closes the TCP connection
+        // first.
+        match code {
+            Some(c) => self.emit(out, Opcode::Close, &c.to_be_bytes()),
+            None => self.emit(out, Opcode::Close, &[]),
+        }
+        // 1005 is the code reserved for reporting "no status received".
+        self.close_code = Some(code.unwrap_or(1005));
+        self.state = State::Closed;
+        self.drop_message();
+        Ok(())
+    }
+
+    /// RFC 6455 §7.1.7 "_Fail the WebSocket Connection_": send a close
+    /// frame with the code of the broken rule (unless we already sent
+    /// one), then close the transport without waiting for an answer.
+    fn fail<T: Transmit>(&mut self, err: WsError, out: &mut T) {
+        self.trace_line(|| format!("!! {err} -> close {}", err.close_code()));
+        if self.state == State::Open {
+            let code = err.close_code();
+            self.write_close(out, code, &err.to_string());
+            self.close_code = Some(code);
+        }
+        self.state = State::Closed;
+        self.drop_message();
+    }
+
+    fn drop_message(&mut self) {
+        self.payload = None;
+        self.message = None;
+        self.fragments = 0;
+        self.assembly = Vec::new();
+    }
+
+    /// Sends one data message, unfragmented. Nothing is sent unless the
+    /// session is open (RFC 6455 §5.5.1: no data after a close frame).
+    pub fn send<T: Transmit>(&mut self, kind: MessageKind, payload: &[u8], out: &mut T) {
+        if self.state == State::Open {
+            self.emit(out, kind.opcode(), payload);
+        }
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (cut to fit
+    /// the 123 bytes a control frame leaves it, at a character boundary).
+    /// The peer has `close_timeout` to answer.
+    pub fn close<T: Transmit>(&mut self, code: u16, reason: &str, now: Instant, out: &mut T) {
+        if self.state != State::Open {
+            return;
+        }
+        self.write_close(out, code, reason);
+        self.close_code = Some(code);
+        self.state = State::Closing {
+            deadline: now.checked_add(self.limits.close_timeout),
+        };
+        // Messages still arriving will not be delivered.
+        self.assembly = Vec::new();
+    }
+
+    fn write_close<T: Transmit>(&mut self, out: &mut T, code: u16, reason: &str) {
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        payload[..2].copy_from_slice(&code.to_be_bytes());
+        let mut cut = reason.len().min(MAX_CONTROL_PAYLOAD - 2);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        payload[2..2 + cut].copy_from_slice(&reason.as_bytes()[..cut]);
+        self.emit(out, Opcode::Close, &payload[..2 + cut]);
+    }
+
+    /// Writes one whole frame, traced.
+    fn emit<T: Transmit>(&mut self, out: &mut T, opcode: Opcode, payload: &[u8]) {
+        let (header, n) = server_header(true, opcode, payload.len());
+        if self.trace.is_some() {
+            if let Ok(Some((h, _))) = FrameHeader::parse(&header[..n]) {
+                self.trace_frame("->", &h, payload);
+            }
+        }
+        out.push_frame(&header[..n], payload);
+    }
+
+    /// The peer closed its side of the TCP connection.
+    pub fn handle_eof(&mut self) {
+        if self.state != State::Closed {
+            // RFC 6455 §7.1.5: a connection closed without a close frame
+            // has the status 1006 (reported, never sent).
+            self.close_code.get_or_insert(1006);
+            self.state = State::Closed;
+            self.drop_message();
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has something to
+    /// do: the keep-alive ping, the pong deadline, or the close deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Open => match self.ping_sent {
+                Some(sent) => sent.checked_add(self.limits.pong_timeout),
+                None => self.last_input.checked_add(self.limits.ping_interval),
+            },
+            State::Closing { deadline } => deadline,
+            State::Closed => None,
+        }
+    }
+
+    /// Does what is due at `now` (early calls do nothing).
+    pub fn handle_timeout<T: Transmit>(&mut self, now: Instant, out: &mut T) {
+        let Some(due) = self.poll_timeout() else {
+            return;
+        };
+        if now < due {
+            return;
+        }
+        match self.state {
+            State::Open if self.ping_sent.is_some() => {
+                // Silent for ping_interval + pong_timeout: dead. No close
+                // frame: nobody would read it.
+                self.trace_line(|| "!! no answer to ping: peer dead".to_string());
+                self.close_code.get_or_insert(1006);
+                self.state = State::Closed;
+                self.drop_message();
+            }
+            State::Open => {
+                // RFC 6455 §5.5.2: "A Ping frame MAY be sent ... as a
+                // keepalive or as a means to verify that the remote
+                // endpoint is still responsive."
+                self.emit(out, Opcode::Ping, &[]);
+                self.ping_sent = Some(now);
+            }
+            State::Closing { .. } => {
+                // RFC 6455 §7.1.1: we waited long enough for the echo.
+                self.trace_line(|| "!! close handshake timed out".to_string());
+                self.state = State::Closed;
+                self.drop_message();
+            }
+            State::Closed => {}
+        }
+    }
+
+    /// Messages may still be sent and received.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// True once the server should flush what is queued and close the TCP
+    /// connection: the close handshake finished, a protocol error was
+    /// answered, the peer went silent or away, or the close timed out.
+    pub fn wants_close_transport(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The code of the closing handshake: the peer's if it closed first
+    /// (1005 for a close frame without one), ours if we did, 1006 if the
+    /// connection ended without one.
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
+    }
+
+    /// Records one line per frame in and out while on.
+    pub fn set_trace(&mut self, on: bool) {
+        match (on, self.trace.is_some()) {
+            (true, false) => self.trace = Some(Vec::new()),
+            (false, true) => self.trace = None,
+            _ => {}
+        }
+    }
+
+    /// The lines recorded since the last call.
+    pub fn take_trace(&mut self) -> Vec<String> {
+        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn trace_line(&mut self, line: impl FnOnce() -> String) {
+        if let Some(lines) = self.trace.as_mut() {
+            if lines.len() < MAX_TRACE_LINES {
+                lines.push(line());
+            }
+        }
+    }
+
+    /// `<- FIN TEXT masked len=5 "Hello"`, `-> FIN CLOSE len=2 code=1000`.
+    fn trace_frame(&mut self, dir: &str, h: &FrameHeader, payload: &[u8]) {
+        self.trace_line(|| {
+            let mut line = format!(
+                "ws {dir} {}{}{} len={}",
+                if h.fin { "FIN " } else { "" },
+                h.opcode.name(),
+                if h.mask.is_some() { " masked" } else { "" },
+                h.payload_len
+            );
+            if h.opcode == Opcode::Close && payload.len() >= 2 {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                line.push_str(&format!(" code={code}"));
+                if payload.len() > 2 {
+                    line.push_str(&format!(" reason={}", preview(&payload[2..])));
+                }
+            } else if !payload.is_empty() {
+                line.push(' ');
+                line.push_str(&preview(payload));
+            } else if h.payload_len > 0 {
+                line.push_str(" (streamed)");
+            }
+            line
+        });
+    }
+}
+
+/// The first bytes of a payload, quoted and escaped, for traces.
+fn preview(payload: &[u8]) -> String {
+    const MAX: usize = 40;
+    let shown = &payload[..payload.len().min(MAX)];
+    let more = if payload.len() > MAX { "..." } else { "" };
+    format!("\"{}\"{more}", shown.escape_ascii())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ws_frame::apply_mask_bytewise;
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    /// A masked client frame.
+    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        FrameHeader {
+            fin,
+            rsv: 0,
+            opcode: Opcode::from_u8(opcode),
+            mask: Some(KEY),
+            payload_len: payload.len() as u64,
+        }
+        .emit(&mut out);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask_bytewise(&mut out[start..], KEY, 0);
+        out
+    }
+
+    fn close_frame(code: u16, reason: &[u8]) -> Vec<u8> {
+        frame(true, 0x8, &[&code.to_be_bytes()[..], reason].concat())
+    }
+
+    /// What a session did with some input.
+    #[derive(Debug, Default, PartialEq)]
+    struct Run {
+        messages: Vec<(MessageKind, Vec<u8>)>,
+        out: Vec<u8>,
+        consumed: usize,
+    }
+
+    fn limits() -> WsLimits {
+        WsLimits {
+            max_frame_bytes: 1000,
+            max_message_bytes: 2000,
+            max_fragments: 4,
+            close_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn feed(s: &mut WsSession, input: &[u8], now: Instant) -> Run {
+        let mut run = Run::default();
+        let mut buf = input.to_vec();
+        let mut got = Vec::new();
+        run.consumed = s.handle_read(&mut buf, now, &mut run.out, &mut |k, p, _| {
+            got.push((k, p.to_vec()))
+        });
+        run.messages = got;
+        run
+    }
+
+    /// The frames a server wrote: (fin, opcode, payload).
+    fn frames_out(mut out: &[u8]) -> Vec<(bool, Opcode, Vec<u8>)> {
+        let mut frames = Vec::new();
+        while !out.is_empty() {
+            let (h, n) = FrameHeader::parse(out).unwrap().unwrap();
+            assert_eq!(h.mask, None, "server frames are unmasked");
+            let len = h.payload_len as usize;
+            frames.push((h.fin, h.opcode, out[n..n + len].to_vec()));
+            out = &out[n + len..];
+        }
+        frames
+    }
+
+    fn close_reply(out: &[u8]) -> Option<u16> {
+        let frames = frames_out(out);
+        let (_, op, p) = frames.last()?;
+        (*op == Opcode::Close && p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]]))
+    }
+
+    fn expect_failure(input: &[u8], code: u16) {
+        let now = Instant::now();
+        let mut s = WsSession::new(limits(), now);
+        let run = feed(&mut s, input, now);
+        assert_eq!(close_reply(&run.out), Some(code), "{input:02x?}");
+        assert_eq!(s.close_code(), Some(code));
+        assert!(s.wants_close_transport());
+        assert!(!s.is_open());
+        assert_eq!(
+            run.consumed,
+            input.len(),
+            "input after a failure is ignored"
+        );
+    }
+
+    #[test]
+    fn rfc_masked_hello() {
+        // RFC 6455 §5.7: "A single-frame masked text message".
+        let hello = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        assert_eq!(frame(true, 1, b"Hello"), hello);
+        let now = Instant::now();
+        let mut s = WsSession::new(limits(), now);
+        let run = feed(&mut s, &hello, now);
+        assert_eq!(run.messages, vec![(MessageKind::Text, b"Hello".to_vec())]);
+        assert_eq!((run.out.len(), run.consumed), (0, 11));
+        assert!(s.is_open());
+    }
+
+    #[test]
+    fn single_frame_message_is_delivered_from_the_input() {
+        let now = Instant::now();
+        let mut s = WsSession::new(limits(), now);
+        let mut input = frame(true, 2, b"no copy");
+        let range = input.as_ptr_range();
+        let mut out = Vec::new();
+        let mut inside = false;
+        s.handle_read(&mut input, now, &mut out, &mut |_, p, _| {
+            inside = range.contains(&p.as_ptr());
+        });
+        assert!(inside);
+    }
+
+    #[test]
+    fn fragments_with_an_interleaved_ping() {
+        // RFC 6455 §5.7's fragmented "Hello", masked, with a ping between
+        // the fragments (§5.4: control frames may be injected).
+        let input = [
+            frame(false, 1, b"Hel"),
+            frame(true, 9, b"are you there"),
+            frame(false, 0, b""),
+            frame(true, 0, b"lo"),
+        ]
+        .concat();
+        let now = Instant::now();
+        let mut s = WsSession::new(limits(), now);
+        let run = feed(&mut s, &input, now);
+        assert_eq!(run.messages, vec![(MessageKind::Text, b"Hello".to_vec())]);
+        assert_eq!(
+            frames_out(&run.out),
+            vec![(true, Opcode::Pong, b"are you there".to_vec())]
+        );
+        assert_eq!(run.consumed, input.len());
+        assert!(
+            s.assembly.capacity() == 0,
+            "buffer released after the message"
+        );
+    }
+
+    #[test]
+    fn any_split_gives_the_same_result() {
+        let input = [
+            frame(true, 1, "héllo wörld ✓ 𝄞".as_bytes()),
+            frame(false, 2, &[0, 1, 2]),
+            frame(true, 10, b"unsolicited"),
+            frame(true, 0, &[3; 300]),
+            frame(true, 9, b""),
+            close_frame(1000, b"bye"),
+        ]
+        .concat();
+        let now = Instant::now();
+        let mut s = WsSession::new(limits(), now);
+        let whole = feed(&mut s, &input, now);
+        assert_eq!(whole.messages.len(), 2);
+        assert_eq!(close_reply(&whole.out), Some(1000));
+        for step in [1, 2, 3, 5, 7, 64] {
+            let mut s = WsSession::new(limits(), now);
+            let mut pending: Vec<u8> = Vec::new();
+            let mut run = Run::default();
+            for chunk in input.chunks(step) {
+                pending.extend_from_slice(chunk);
+                let mut got = Vec::new();
+                let n = s.handle_read(&mut pending, now, &mut run.out, &mut |k, p, _| {
+                    got.push((k, p.to_vec()))
+                });
+                assert!(
+                    pending.len() - n <= 14 + 125,
+                    "keeps at most a control frame"
+                );
+                pending.drain(..n);
+                run.messages.extend(got);
+                run.consumed += n;
+            }
+            assert_eq!(run, whole, "step {step}");
+            assert_eq!(s.close_code(), Some(1000));
+        }
+    }
+
+    #[test]
+    fn framing_violations_are_1002() {
+        let mut unmasked = Vec::new();
+        crate::wire::ws_frame::write_frame(&mut unmasked, true, Opcode::Text, b"hi");
+        expect_failure(&unmasked, 1002);
+        let mut rsv = frame(true, 1, b"hi");
+        rsv[0] |= 0x40;
+        expect_failure(&rsv, 1002);
+        expect_failure(&frame(true, 3, b""), 1002); // reserved data opcode
+        expect_failure(&frame(true, 0xB, b""), 1002); // reserved control opcode
+        expect_failure(&frame(true, 9, &[0; 126]), 1002); // control too big
+        expect_failure(&frame(false, 9, b""), 1002); // fragmented control
+        expect_failure(&frame(true, 0, b"x"), 1002); // continuation alone
+        expect_failure(
+            &[frame(false, 1, b"a"), frame(true, 1, b"b")].concat(),
+            1002,
+        );
+        expect_failure(&[0x81, 0xFE, 0x00, 0x05, 1, 2, 3, 4], 1002); // non-minimal
+                                                                     // The control-frame rules apply before the payload is here.
+        expect_failure(&frame(true, 9, &[0; 126])[..8], 1002);
+    }
+
+    #[test]
+    fn messages_before_a_violation_are_delivered() {
+        let input = [frame(true, 1, b"ok"), frame(true, 0, b"bad")].concat();
+        let now = Instant::now();
+        let mut s = WsSession::new(limits(), now);
+        let run = feed(&mut s, &input, now);
+        assert_eq!(run.messages, vec![(MessageKind::Text, b"ok".to_vec())]);
+        assert_eq!(close_reply(&run.out), Some(1002));
+    }
+
+    #[test]
+    fn invalid_utf8_fails_fast_with_1007() {
+        // A whole frame with an impossible sequence.
+        expect_failure(&frame(true, 1, b"ok \xC0\xAF"), 1007);
+        // A message ending inside a character.
+        expect_failure(&frame(true, 1, "€".as_bytes()[..2].as_ref()), 1007);
+        expect_failure(
+            &[frame(false, 1, b"a\xF0\x9F"), frame(true, 0, b"\x98")].concat(),
+            1007,
+        );
+        // Autobahn 6.4.3: one frame, the impossible byte in the first
+        // piece to arrive: fail now, not when the frame is complete.
+        let mut big = vec![b'a'; 500];
+        big[10] = 0xFF;
+        let f = frame(true, 1, &big);
+        let now = Instant::now();
+        let mut s = WsSession::new(limits(), now);
+        let run = feed(&mut s, &f[..20], now);
+        assert_eq!(close_reply(&run.out), Some(1007));
+        // A character split between two fragments is fine.
+        let now = Instant::now();
+        let mut s = WsSession::new(limits(), now);
+        let run = feed(
+            &mut s,
+            &[frame(false, 1, b"\xE2\x82"), frame(true, 0, b"\xAC")].concat(),
+            now,
+        );
+        assert_eq!(run.messages, vec![(MessageKind::Text, "€".into())]);
+        // Binary messages are not checked.
+        let run = feed(&mut s, &frame(true, 2, b"\xFF"), now);
+        assert_eq!(run.messages.len(), 1);
+    }
+
+    #[test]
+    fn close_frames() {
+        // Echo the peer's code, then close the transport.
+        let now = Instant::now();
+        let mut s = WsSession::new(limits(), now);
+        let run = feed(
+            &mut s,
+            &[
+                close_frame(1000, "fini ✓".as_bytes()),
+                frame(true, 1, b"late"),
+            ]
+            .concat(),
+            now,
+        );
+        assert_eq!(
+            frames_out(&run.out),
+            vec![(true, Opcode::Close, vec![3, 232])]
+        );
+        assert!(run.messages.is_empty(), "nothing after a close frame");
+        assert!(s.wants_close_transport());
+        assert_eq!(s.close_code(), Some(1000));
+        // An empty close frame is answered with an empty one.
+        let mut s = WsSession::new(limits(), now);
+        let run = feed(&mut s, &frame(true, 8, b""), now);
+        assert_eq!(frames_out(&run.out), vec![(true, Opcode::Close, vec![])]);
+        assert_eq!(s.close_code(), Some(1005));
+        // Application codes pass.
+        for code in [1001, 1003, 1007, 1011, 3000, 4999] {
+            let mut s = WsSession::new(limits(), now);
+            let run = feed(&mut s, &close_frame(code, b""), now);
+            assert_eq!(close_reply(&run.out), Some(code));
+        }
+        expect_failure(&frame(true, 8, &[0x03]), 1002);
+        for code in [
+            0, 999, 1004, 1005, 1006, 1012, 1015, 1016, 2999, 5000, 65535,
+        ] {
+            expect_failure(&close_frame(code, b""), 1002);
+        }
+        expect_failure(
+            &close_frame(
+                1000,
+                b"\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5\xED\xA0\x80",
+            ),
+            1007,
+        );
+    }
+
+    #[test]
+    fn limits_are_1009() {
+        expect_failure(&frame(true, 2, &[0; 1001]), 1009);
+        // Known from the header alone: fails before the payload arrives.
+        expect_failure(&frame(true, 2, &[0; 1001])[..8], 1009);
+        let four = [
+            frame(false, 2, &[0; 1000]),
+            frame(false, 0, &[0; 1000]),
+            frame(true, 0, &[0; 1]),
+        ]
+        .concat();
+        expect_failure(&four, 1009);
+        let many = [
+            frame(false, 1, b"a"),
+            frame(false, 0, b"b"),
+            frame(false, 0, b"c"),
+            frame(false, 0, b"d"),
+            frame(true, 0, b"e"),
+        ]
+        .concat();
+        expect_failure(&many, 1009);
+        // Exactly at every limit is fine.
+        let now = Instant::now();
+        let mut s = WsSession::new(limits(), now);
+        let at = [
+            frame(false, 2, &[0; 1000]),
+            frame(false, 0, &[0; 500]),
+            frame(false, 0, &[0; 499]),
+            frame(true, 0, &[0; 1]),
+        ]
+        .concat();
+        let run = feed(&mut s, &at, now);
+        assert_eq!(run.messages.len(), 1);
+        assert_eq!(run.messages[0].1.len(), 2000);
+        assert!(s.is_open());
+    }
+
+    #[test]
+    fn server_close_handshake() {
+        let t0 = Instant::now();
+        let mut s = WsSession::new(limits(), t0);
+        let mut out = Vec::new();
+        s.close(1001, "going away", t0, &mut out);
+        let mut want = vec![0x03, 0xE9];
+        want.extend_from_slice(b"going away");
+        assert_eq!(frames_out(&out), vec![(true, Opcode::Close, want)]);
+        assert!(!s.is_open() && !s.wants_close_transport());
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+        // Nothing is sent or delivered any more, pings are not answered.
+        out.clear();
+        s.send(MessageKind::Text, b"x", &mut out);
+        let run = feed(
+            &mut s,
+            &[frame(true, 1, b"y"), frame(true, 9, b"")].concat(),
+            t0,
+        );
+        assert!(out.is_empty() && run.out.is_empty() && run.messages.is_empty());
+        // The peer's close completes it; our code stands.
+        let run = feed(&mut s, &close_frame(1000, b""), t0);
+        assert!(run.out.is_empty());
+        assert!(s.wants_close_transport());
+        assert_eq!(s.close_code(), Some(1001));
+        assert_eq!(s.poll_timeout(), None);
+
+        // Or the deadline does.
+        let mut s = WsSession::new(limits(), t0);
+        s.close(1008, &"é".repeat(100), t0, &mut out);
+        let (_, _, p) = frames_out(&out).pop().unwrap();
+        assert!(p.len() <= 125 && std::str::from_utf8(&p[2..]).is_ok());
+        s.handle_timeout(t0 + Duration::from_secs(4), &mut out);
+        assert!(!s.wants_close_transport());
+        s.handle_timeout(t0 + Duration::from_secs(5), &mut out);
+        assert!(s.wants_close_transport());
+    }
+
+    #[test]
+    fn keepalive_ping_and_dead_peer() {
+        let t0 = Instant::now();
+        let secs = |n| t0 + Duration::from_secs(n);
+        let mut s = WsSession::new(limits(), t0);
+        assert_eq!(s.poll_timeout(), Some(secs(30)));
+        // Input moves the ping.
+        feed(&mut s, &frame(true, 10, b""), secs(20));
+        assert_eq!(s.poll_timeout(), Some(secs(50)));
+        let mut out = Vec::new();
+        s.handle_timeout(secs(49), &mut out);
+        assert!(out.is_empty());
+        s.handle_timeout(secs(50), &mut out);
+        assert_eq!(frames_out(&out), vec![(true, Opcode::Ping, vec![])]);
+        assert_eq!(s.poll_timeout(), Some(secs(60)));
+        // Any input answers it.
+        feed(&mut s, &frame(true, 2, b"x"), secs(55));
+        assert_eq!(s.poll_timeout(), Some(secs(85)));
+        // Silence after the next ping: dead, nothing written.
+        out.clear();
+        s.handle_timeout(secs(85), &mut out);
+        s.handle_timeout(secs(95), &mut out);
+        assert_eq!(frames_out(&out).len(), 1);
+        assert!(s.wants_close_transport());
+        assert_eq!(s.close_code(), Some(1006));
+    }
+
+    #[test]
+    fn eof_and_huge_timeouts() {
+        let t0 = Instant::now();
+        let mut s = WsSession::new(limits(), t0);
+        feed(&mut s, &frame(false, 1, b"half"), t0);
+        s.handle_eof();
+        assert!(s.wants_close_transport());
+        assert_eq!(s.close_code(), Some(1006));
+        let run = feed(&mut s, &frame(true, 1, b"x"), t0);
+        assert_eq!((run.consumed, run.messages.len()), (7, 0));
+
+        let never = WsLimits {
+            close_timeout: Duration::MAX,
+            ping_interval: Duration::MAX,
+            ..limits()
+        };
+        let mut s = WsSession::new(never, t0);
+        assert_eq!(s.poll_timeout(), None);
+        let mut out = Vec::new();
+        s.close(1000, "", t0, &mut out);
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn send_writes_unfragmented_frames() {
+        let t0 = Instant::now();
+        let mut s = WsSession::new(limits(), t0);
+        let mut out = Vec::new();
+        s.send(MessageKind::Text, b"Hello", &mut out);
+        // RFC 6455 §5.7: "A single-frame unmasked text message".
+        assert_eq!(out, [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        out.clear();
+        s.send(MessageKind::Binary, &[7; 70000], &mut out);
+        assert_eq!(&out[..10], &[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+    }
+
+    #[test]
+    fn trace_lines() {
+        let t0 = Instant::now();
+        let mut s = WsSession::new(limits(), t0);
+        feed(&mut s, &frame(true, 1, b"quiet"), t0);
+        assert!(s.take_trace().is_empty());
+        s.set_trace(true);
+        feed(
+            &mut s,
+            &[frame(true, 9, b"hi\n"), close_frame(1000, b"bye")].concat(),
+            t0,
+        );
+        assert_eq!(
+            s.take_trace(),
+            vec![
+                "ws <- FIN PING masked len=3 \"hi\\n\"",
+                "ws -> FIN PONG len=3 \"hi\\n\"",
+                "ws <- FIN CLOSE masked len=5 code=1000 reason=\"bye\"",
+                "ws -> FIN CLOSE len=2 code=1000",
+            ]
+        );
+        assert!(s.take_trace().is_empty());
+    }
+
+    #[test]
+    fn an_idle_session_is_small() {
+        let size = std::mem::size_of::<WsSession>();
+        assert!(size <= 256, "WsSession is {size} bytes");
+    }
+
+    #[test]
+    fn utf8_validator_agrees_with_std() {
+        // Every 1- and 2-byte string, every 3-byte string starting with a
+        // lead byte of 3- or 4-byte sequences, and a walk of 4-byte ones.
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for a in 0..=255u8 {
+            cases.push(vec![a]);
+            for b in 0..=255u8 {
+                cases.push(vec![a, b]);
+                if a >= 0xE0 {
+                    for c in [0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0] {
+                        cases.push(vec![a, b, c]);
+                        if a >= 0xF0 {
+                            cases.push(vec![a, b, c, 0x80]);
+                            cases.push(vec![a, b, c, 0xBF]);
+                        }
+                    }
+                }
+            }
+        }
+        cases.push("ascii only, longer than a word or two".into());
+        cases.push("mixed ✓ text with 𝄞 and é in it, then more ascii".into());
+        for case in &cases {
+            let want = std::str::from_utf8(case).is_ok();
+            assert_eq!(is_utf8(case), want, "{case:02x?}");
+            // Fed a byte at a time: same verdict, and an invalid input is
+            // caught at the first byte std says is wrong.
+            let mut v = Utf8Validator::new();
+            let mut failed_at = None;
+            for (i, b) in case.iter().enumerate() {
+                if !v.feed(std::slice::from_ref(b)) {
+                    failed_at = Some(i);
+                    break;
+                }
+            }
+            assert_eq!(failed_at.is_none() && v.is_complete(), want, "{case:02x?}");
+            if let (Some(i), Err(e)) = (failed_at, std::str::from_utf8(case)) {
+                if let Some(len) = e.error_len() {
+                    // std reports the longest valid prefix of the bad
+                    // sequence; the byte after it is the impossible one,
+                    // unless the lead byte itself is.
+                    let v = e.valid_up_to();
+                    let std_at = if matches!(case[v], 0xC2..=0xF4) {
+                        v + len
+                    } else {
+                        v
+                    };
+                    assert_eq!(i, std_at, "{case:02x?}");
+                }
+            }
+        }
+    }
+}
