@@ -46,11 +46,19 @@ impl Server {
         extra: &[(&str, &str)],
         body: &[u8],
     ) -> Next {
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(extra.len() + 2);
-        headers.extend_from_slice(extra);
-        if let Some(origin) = self.cfg.cors_origin.as_deref() {
-            headers.push(("Access-Control-Allow-Origin", origin));
-        }
+        // The common case (no CORS) borrows `extra` as it is: no allocation.
+        let with_cors: Vec<(&str, &str)>;
+        let headers = match self.cfg.cors_origin.as_deref() {
+            None => extra,
+            Some(origin) => {
+                with_cors = extra
+                    .iter()
+                    .copied()
+                    .chain([("Access-Control-Allow-Origin", origin)])
+                    .collect();
+                &with_cors
+            }
+        };
         let ctx = ResponseCtx {
             version: req.version(),
             head_only: req.method() == Method::Head,
@@ -67,7 +75,7 @@ impl Server {
             &ctx,
             status,
             (kind == BodyKind::Fixed).then_some(content_type),
-            &headers,
+            headers,
             body,
             kind,
         );

@@ -477,9 +477,28 @@ impl Server {
     /// Flushes a connection's output, updates its interest and deadline,
     /// and puts it back in the slab (or closes it).
     fn finish(&mut self, id: usize, mut conn: Box<Conn>, now: Instant) {
-        // Responses built for this connection go out in one write.
+        // Responses built for this connection go out in one write. With
+        // nothing queued before them they are written straight from the
+        // loop's buffer, and only what the socket does not take is copied.
         if !self.wbuf.is_empty() {
-            conn.out.push(&self.wbuf);
+            if conn.out.is_empty() {
+                let mut at = 0;
+                while at < self.wbuf.len() {
+                    match conn.stream.write(&self.wbuf[at..]) {
+                        Ok(0) => break,
+                        Ok(n) => at += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            self.wbuf.clear();
+                            return self.close(id, conn, "write error");
+                        }
+                    }
+                }
+                conn.out.push(&self.wbuf[at..]);
+            } else {
+                conn.out.push(&self.wbuf);
+            }
             self.wbuf.clear();
         }
         if !conn.out.is_empty() {
