@@ -20,6 +20,7 @@
 //!                  plain data structures, driven by proto/ and server/.
 //! ```
 
+pub mod client;
 pub mod config;
 pub mod hub;
 pub mod proto;
@@ -27,3 +28,4 @@ pub mod server;
 pub mod wire;
 
 pub use config::Config;
+pub use server::{Handle, Server};
