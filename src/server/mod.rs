@@ -385,7 +385,9 @@ impl Server {
                     break;
                 }
             }
-            if conn.close_after_flush {
+            // A closing WebSocket keeps reading: the peer's close frame is
+            // the end of the closing handshake (RFC 6455 §7.1.2).
+            if conn.close_after_flush && !matches!(conn.mode, Mode::Ws(_)) {
                 break;
             }
         }
@@ -407,11 +409,10 @@ impl Server {
     /// an echo client that never reads must not grow our memory), and while
     /// a parked poll's pipelined input fills the buffer.
     fn check_pause(&self, conn: &mut Conn) {
+        // One message may overshoot the cap (an echoed 16 MiB message is
+        // queued whole); then reading waits until the queue drains.
         let cap = match conn.mode {
-            Mode::Ws(_) => self
-                .cfg
-                .subscriber_queue_bytes
-                .max(self.cfg.ws_max_frame_bytes as usize),
+            Mode::Ws(_) => self.cfg.subscriber_queue_bytes,
             _ => self.cfg.max_outbound_bytes,
         };
         let input_cap = self.cfg.max_head_bytes + self.cfg.max_body_bytes;
