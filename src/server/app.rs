@@ -402,6 +402,19 @@ impl Server {
             if let Mode::Sse(s) = &mut conn.mode {
                 s.last_write = now;
             }
+            if self.cfg.trace {
+                let how = if matches!(conn.mode, Mode::Sse(_)) {
+                    "SSE event"
+                } else {
+                    "WebSocket text frame"
+                };
+                eprintln!(
+                    "[{id}] -> {how} id {} event {} ({} bytes)",
+                    msg.id_text,
+                    msg.event_name(),
+                    bytes.len()
+                );
+            }
             self.stats.deliveries += 1;
         }
         self.dirty.push(id);
@@ -884,13 +897,20 @@ fn trace_request(id: usize, req: &Request) {
             String::from_utf8_lossy(h.value.get(req.buf))
         );
     }
+    // The framing decision of RFC 9112 §6.3, as it was taken.
+    let framing = if req.header("transfer-encoding").is_some() {
+        format!("chunked body, {} bytes decoded", req.body.len())
+    } else if req.header("content-length").is_some() {
+        format!("Content-Length body of {} bytes", req.body.len())
+    } else {
+        "no body".to_string()
+    };
     eprintln!(
-        "[{id}]     body {} bytes, {}",
-        req.body.len(),
+        "[{id}]     {framing}; connection {}",
         if req.keep_alive {
-            "keep-alive"
+            "kept alive"
         } else {
-            "close after"
+            "closes after"
         }
     );
 }
