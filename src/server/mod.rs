@@ -377,6 +377,14 @@ impl Server {
                         }
                     }
                     self.check_pause(&mut conn);
+                    // epoll(7): with edge-triggered readiness on a stream
+                    // socket, a read shorter than asked for means the
+                    // receive queue is empty, and any later data raises a
+                    // new edge. Skipping the read that would only say
+                    // WouldBlock saves a system call per event.
+                    if n < rbuf.len() && !conn.close_after_flush {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -536,8 +544,12 @@ impl Server {
             }
             conn.writable_interest = want_write;
         }
+        // Lazy timers: a deadline that moves later (every message pushes
+        // back a WebSocket's ping) keeps its old entry, which fires early
+        // and is re-checked; only an earlier deadline is re-inserted.
         let deadline = self.deadline_of(&conn);
-        if deadline != conn.deadline {
+        let keep_entry = matches!((conn.deadline, deadline), (Some(reg), Some(d)) if reg <= d);
+        if !keep_entry && deadline != conn.deadline {
             if let Some(d) = conn.deadline {
                 self.timers.remove(&(d, id));
             }
@@ -625,6 +637,20 @@ impl Server {
                 continue;
             };
             conn.deadline = None;
+            match self.deadline_of(&conn) {
+                // The entry was early (see `finish`): re-register the real one.
+                Some(d) if d > now => {
+                    self.timers.insert((d, id));
+                    conn.deadline = Some(d);
+                    self.conns[id] = Some(conn);
+                    continue;
+                }
+                None => {
+                    self.conns[id] = Some(conn);
+                    continue;
+                }
+                Some(_) => {}
+            }
             if self.on_deadline(id, &mut conn, now) {
                 self.close(id, conn, "deadline");
             } else {
