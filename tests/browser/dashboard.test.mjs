@@ -38,7 +38,6 @@ test('short polls pick up what is kept, then what is new', { timeout: 30_000 }, 
   // The page's own simulator publishes, and the polls bring it back.
   await page.check('#simulate');
   await page.waitForSelector('.tile[data-metric="p99_ms"]', { timeout: 5000 });
-  await page.waitForTimeout(1500);
   await page.uncheck('#simulate');
 
   await page.check('#show-wire');
