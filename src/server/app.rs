@@ -15,8 +15,10 @@ use crate::wire::http1::{Method, Version};
 use crate::wire::{chunked, json, sse, ws_frame, ws_handshake};
 
 use super::conn::{Conn, Mode, ParkedPoll, SseStream, WsConn};
+use super::direct::DirectTx;
 use super::routes::{route, Miss, Route};
 use super::{assets, Server};
+use crate::proto::ws::Transmit;
 
 /// What a connection becomes after a response.
 enum Next {
@@ -785,10 +787,15 @@ impl Server {
         let Mode::Ws(ws) = &mut conn.mode else {
             return 0;
         };
-        let mut out = std::mem::take(&mut self.wbuf);
+        let mut wbuf = std::mem::take(&mut self.wbuf);
         let mut to_publish: Vec<Box<str>> = Vec::new();
         let mut binary_on_topic = false;
         let is_topic = ws.topic.is_some();
+        let mut out = DirectTx {
+            buf: &mut wbuf,
+            socket: &mut conn.stream,
+            direct: conn.out.is_empty(),
+        };
         let used = ws
             .session
             .handle_read(input, now, &mut out, &mut |kind, payload, out| {
@@ -798,7 +805,8 @@ impl Server {
                         MessageKind::Text => ws_frame::Opcode::Text,
                         MessageKind::Binary => ws_frame::Opcode::Binary,
                     };
-                    ws_frame::write_frame(out, true, opcode, payload);
+                    let (header, n) = ws_frame::server_header(true, opcode, payload.len());
+                    out.push_frame(&header[..n], payload);
                 } else if binary_on_topic {
                     // Closing: nothing more is published.
                 } else if kind == MessageKind::Binary {
@@ -813,7 +821,7 @@ impl Server {
             ws.session
                 .close(1003, "binary messages are not accepted", now, &mut out);
         }
-        self.wbuf = out;
+        self.wbuf = wbuf;
         if let Some(topic) = ws.topic.clone() {
             for text in to_publish {
                 if let Err(e) = self.publish(&topic, None, &text, now) {

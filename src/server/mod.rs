@@ -13,6 +13,7 @@
 mod app;
 mod assets;
 mod conn;
+mod direct;
 mod outq;
 mod routes;
 mod signal;

@@ -58,6 +58,10 @@ const PAGES: &[(&str, &str)] = &[
 
 /// Resolves `path` for `method`.
 pub fn route(method: Method, path: &str, debug_endpoints: bool) -> Result<Route<'_>, Miss> {
+    // RFC 9110 §9.3.7: `OPTIONS *` asks about the server as a whole.
+    if path == "*" && method == Method::Options {
+        return Err(Miss::Options("GET, HEAD, POST, OPTIONS"));
+    }
     let (route, allow) = resolve(path, debug_endpoints).ok_or(Miss::NotFound)?;
     let allowed = match method {
         Method::Options => return Err(Miss::Options(allow)),
@@ -139,6 +143,10 @@ mod tests {
             Err(Miss::Options(GET))
         );
         assert_eq!(route(Method::Get, "/nope", false), Err(Miss::NotFound));
+        assert_eq!(
+            route(Method::Options, "*", false),
+            Err(Miss::Options("GET, HEAD, POST, OPTIONS"))
+        );
         assert_eq!(
             route(Method::Get, "/topics/a/x", false),
             Err(Miss::NotFound)
