@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Interop: pushwire against clients written elsewhere.
+#
+#   node (tests/interop/*.test.mjs, run by `node --test`)
+#     ws           /echo and topic WebSockets
+#     eventsource  SSE: named events, multi-line data, resume by Last-Event-ID
+#     fetch        long poll and short poll
+#   python (tests/interop/test_websockets.py)
+#     websockets   /echo and a topic WebSocket
+#
+#   scripts/interop.sh
+#
+# Installs what it needs (npm ci; a virtualenv in tests/interop/.venv with
+# the pins of tests/interop/requirements.txt), builds the release binary,
+# starts it on a free loopback port with --debug-endpoints, runs both suites
+# against it (PUSHWIRE_URL) and exits non-zero if either fails. The server
+# log is kept in target/interop/server.log.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=$ROOT/tests/interop
+VENV=$DIR/.venv
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+WORK=$TARGET_DIR/interop
+PYTHON=${PYTHON:-python3}
+SERVER_PID=
+started=$(date +%s)
+step() { echo; echo "=== $* ($(( $(date +%s) - started ))s)"; }
+
+cleanup() {
+    # Stop only the server this script started.
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+# ---- 1. the clients --------------------------------------------------------
+step "npm ci (ws, eventsource)"
+(cd "$DIR" && npm ci --no-audit --no-fund --loglevel=error)
+
+step "python virtualenv (websockets)"
+if ! "$VENV/bin/python" -c 'import websockets' 2>/dev/null; then
+    rm -rf "$VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$DIR/requirements.txt"
+
+# ---- 2. the server ---------------------------------------------------------
+step "cargo build --release"
+(cd "$ROOT" && cargo build --release --quiet --bin pushwire)
+mkdir -p "$WORK"
+PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$TARGET_DIR/release/pushwire" --listen "127.0.0.1:$PORT" --debug-endpoints \
+    --sse-retry-ms 250 >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+export PUSHWIRE_URL="http://127.0.0.1:$PORT"
+echo "pushwire pid $SERVER_PID at $PUSHWIRE_URL (log: $WORK/server.log)"
+
+# Wait (bounded) until the port accepts connections.
+for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        echo "pushwire exited early:" >&2; cat "$WORK/server.log" >&2; exit 1
+    fi
+    sleep 0.1
+done
+
+# ---- 3. the suites ---------------------------------------------------------
+failed=0
+step "node --test (ws, eventsource, fetch)"
+(cd "$DIR" && timeout 100 node --test --test-concurrency=1 ./*.test.mjs) || failed=1
+
+step "python websockets"
+(cd "$DIR" && timeout 60 "$VENV/bin/python" test_websockets.py) || failed=1
+
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "pushwire died during the tests:" >&2; tail -n 40 "$WORK/server.log" >&2
+    failed=1
+fi
+
+if [ "$failed" -ne 0 ]; then
+    step "interop FAILED"
+    exit 1
+fi
+step "interop green"
