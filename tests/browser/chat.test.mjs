@@ -74,3 +74,20 @@ test('two pages chat over WebSocket and resume after a drop', { timeout: 45_000 
   await screenshot(alice, 'chat');
   assert.deepEqual(browser.pageErrors, []);
 });
+
+test('a cursor the server cannot honour brings a gap notice, then the history', { timeout: 30_000 }, async () => {
+  const room = uniqueTopic('chat-gap');
+  const first = await publish(room, JSON.stringify({ name: 'dave', text: 'kept one', from: 'x' }));
+  await publish(room, 'kept two, plain text');
+  const epoch = first.split('-')[0];
+  const page = await browser.newPage();
+  // A cursor beyond the newest message of this epoch.
+  await page.goto(`${BASE}/demo/chat?room=${room}&from=${epoch}-99`);
+  await page.waitForSelector('#messages li.gap');
+  assert.match(await page.textContent('#messages li.gap'),
+    new RegExp(`after ${epoch}-99, the oldest the room still has is ${first}`));
+  await page.waitForFunction(() => document.querySelectorAll('#messages li.msg').length === 2);
+  assert.match(await page.textContent('#messages'), /kept one[\s\S]*kept two, plain text/);
+  assert.match(await page.textContent('#log'), /gap reported/);
+  assert.deepEqual(browser.pageErrors, []);
+});

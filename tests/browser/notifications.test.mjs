@@ -23,9 +23,12 @@ test('the first request waits for the next message, then the loop follows the cu
 
   await page.goto(`${BASE}/demo/notifications?topic=${topic}`);
   await page.waitForSelector('#state.waiting');
+  await page.waitForFunction(() => true);   // let the request event reach us
+  assert.ok(polls.length >= 1, 'the first poll was sent');
   assert.equal(polls[0].searchParams.get('after'), null, 'no cursor on the first request');
-  // Give the request time to be parked by the server before publishing.
-  await sleep(300);
+  // Without a cursor, only what is published after the server parks the
+  // request counts: give it time to arrive before publishing.
+  await sleep(500);
 
   const first = await publish(topic, JSON.stringify({ title: 'Deploy started', body: 'v1.2.3', level: 'info' }));
   await waitForCount(page, 1);
