@@ -549,18 +549,23 @@ fn a_poller_behind_a_small_history_is_told_of_the_gap() {
 #[test]
 fn a_publish_wakes_a_thousand_parked_polls() {
     const N: usize = 1000;
+    const BATCH: usize = 100;
     let server = TestServer::start(config());
-    let mut conns: Vec<TcpStream> = (0..N)
-        .map(|_| {
+    // Connect in batches, each parked before the next: the listen backlog
+    // is 128, and SYNs dropped past it would be retried only after 1 s.
+    let mut conns: Vec<TcpStream> = Vec::with_capacity(N);
+    while conns.len() < N {
+        for _ in 0..BATCH {
             let mut s = server.connect();
             s.write_all(b"GET /topics/many/poll?timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n")
                 .unwrap();
-            s
-        })
-        .collect();
-    wait_stat(&server, "parked_polls", Duration::from_secs(8), |n| {
-        n == N as u64
-    });
+            conns.push(s);
+        }
+        let parked = conns.len() as u64;
+        wait_stat(&server, "parked_polls", Duration::from_secs(5), |n| {
+            n == parked
+        });
+    }
     let id = publish(&server, "many", Some("wake"), "everyone");
     let deadline = Instant::now() + Duration::from_secs(8);
     for (i, s) in conns.iter_mut().enumerate() {
@@ -1066,4 +1071,90 @@ fn without_cors_no_allow_origin_is_sent() {
     assert_eq!(r.status, 204);
     assert!(r.header("allow").is_some());
     assert_eq!(r.header("access-control-allow-methods"), None);
+}
+
+// ---- limits, eviction by age, shutdown ----------------------------------------------
+
+#[test]
+fn long_poll_limits_cap_and_refuse() {
+    let mut cfg = config();
+    cfg.poll_max_timeout = Duration::from_secs(1);
+    cfg.max_parked_polls = 2;
+    let server = TestServer::start(cfg);
+    // timeout=30 is capped to 1 s.
+    let t0 = Instant::now();
+    let a = PollAnswer::from_response(&get(&server, "/topics/cap/poll?timeout=30"));
+    assert!(a.timeout);
+    assert!(t0.elapsed() < Duration::from_secs(5), "capped");
+    // Beyond max_parked_polls: 503 at once, the parked ones unharmed.
+    let mut parked: Vec<Poller> = (0..2).map(|_| Poller::new(server.addr)).collect();
+    for p in &mut parked {
+        p.send("/topics/cap/poll?timeout=1");
+    }
+    wait_stat(&server, "parked_polls", Duration::from_secs(3), |n| n == 2);
+    assert_eq!(get(&server, "/topics/cap/poll?timeout=1").status, 503);
+    publish(&server, "cap", None, "x");
+    for p in &mut parked {
+        assert_eq!(PollAnswer::from_response(&p.read()).data(), ["x"]);
+    }
+}
+
+#[test]
+fn a_publish_with_a_chunked_body_is_one_message() {
+    let server = TestServer::start(config());
+    let mut p = Poller::new(server.addr);
+    p.stream
+        .write_all(
+            b"POST /topics/ch?event=part HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n",
+        )
+        .unwrap();
+    let r = p.read();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let a = p.poll("/topics/ch/messages");
+    assert_eq!(
+        (a.data(), a.messages[0].event.as_str()),
+        (vec!["hello, world"], "part")
+    );
+}
+
+#[test]
+fn messages_evicted_by_age_are_a_gap() {
+    let mut cfg = config();
+    cfg.history_age = Duration::from_millis(300);
+    let server = TestServer::start(cfg);
+    let id = publish(&server, "old", None, "soon gone");
+    wait_stat(&server, "kept_messages", Duration::from_secs(3), |n| n == 0);
+    let a = PollAnswer::from_response(&get(&server, "/topics/old/poll?after=earliest&timeout=0"));
+    assert!(a.messages.is_empty() && !a.gap);
+    let a = PollAnswer::from_response(&get(
+        &server,
+        &format!("/topics/old/poll?after={}-0&timeout=0", split_id(&id).0),
+    ));
+    assert!(a.gap, "the message after the cursor is gone: {a:?}");
+    assert!(a.messages.is_empty());
+}
+
+#[test]
+fn shutdown_says_goodbye_on_every_transport() {
+    let server = TestServer::start(config());
+    let mut sse = SseClient::open(server.addr, "/topics/bye/sse", &[]);
+    let mut poll = Poller::new(server.addr);
+    poll.send("/topics/bye/poll?timeout=30");
+    let mut ws = WsClient::connect(server.addr, "/topics/bye/ws");
+    wait_stat(&server, "parked_polls", Duration::from_secs(3), |n| n == 1);
+    wait_stat(&server, "subscribers", Duration::from_secs(3), |n| n == 2);
+
+    let stopper = thread::spawn(move || drop(server));
+    // The event stream ends with its last chunk.
+    assert!(sse.closed_within(Duration::from_secs(5)));
+    assert!(sse.ended(), "the stream's last chunk was sent");
+    // The parked poll is answered (as an expiry) and told the connection ends.
+    let r = poll.read();
+    assert!(PollAnswer::from_response(&r).timeout);
+    assert_eq!(r.header("connection"), Some("close"));
+    // The WebSocket gets 1001.
+    assert_eq!(ws.expect_close(), 1001);
+    ws.send_close(1001);
+    stopper.join().unwrap();
 }
