@@ -92,3 +92,29 @@ test('a cursor the server cannot honour shows a gap, then the replay', { timeout
   assert.deepEqual((await feed(page)).map((e) => e.event), ['price', 'price']);
   assert.deepEqual(browser.pageErrors, []);
 });
+
+test("the page's publisher panel drives the ticker", { timeout: 30_000 }, async () => {
+  const topic = uniqueTopic('ticker-pub');
+  const page = await browser.newPage();
+  await page.goto(`${BASE}/demo/ticker?topic=${topic}`);
+  await page.waitForSelector('#state.open');
+
+  await page.fill('#symbol', 'UMBR');
+  await page.fill('#price', '230.5');
+  await page.click('#price-form button');
+  await page.waitForSelector('#board [data-symbol="UMBR"]');
+  assert.equal(await page.textContent('#board [data-symbol="UMBR"] .price'), '230.50');
+
+  await page.fill('#headline', 'Breaking: tests pass');
+  await page.click('#news-form button');
+  await page.waitForSelector('#news li:has-text("Breaking: tests pass")');
+
+  // Auto-publish: a price a second, until switched off.
+  await page.check('#auto');
+  await waitForFeed(page, 4);
+  await page.uncheck('#auto');
+  const events = await feed(page);
+  assert.deepEqual(events.slice(0, 2).map((e) => e.event), ['price', 'news']);
+  assert.equal(events[2].event, 'price');
+  assert.deepEqual(browser.pageErrors, []);
+});
