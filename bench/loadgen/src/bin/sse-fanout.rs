@@ -19,7 +19,9 @@
 //! so the same tool drives pushwire (`/topics/{t}/sse`, `POST /topics/{t}`)
 //! and nchan (`/sub/{t}`, `POST /pub/{t}`).
 
-use std::io;
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loadgen::mio::net::TcpStream;
@@ -32,7 +34,7 @@ use loadgen::{
 
 const USAGE: &str = "usage: sse-fanout --sub 'http://127.0.0.1:PORT/topics/{t}/sse' \
 --pub 'http://127.0.0.1:PORT/topics/{t}' [--pid SERVER_PID] [--subs 5000] [--topic NAME] \
-[--rate 20 | --rate 0 --window 4] [--duration 10] [--size 64] [--pub-conns 4] [--drain 10] \
+[--rate 20 | --rate 0 --window 4] [--duration 10] [--size 64] [--pub-conns 8] [--drain 10] \
 [--settle 1] [--connect-parallel 128]";
 
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -53,20 +55,17 @@ struct Sub {
     chunked: Option<Dechunker>,
 }
 
-#[derive(PartialEq, Eq, Clone, Copy, Debug)]
-enum PubState {
-    Connecting,
-    Idle,
-    Busy,
-    Dead,
-}
-
-struct Publisher {
-    s: TcpStream,
-    state: PubState,
-    out: Vec<u8>,
-    woff: usize,
-    inbuf: Vec<u8>,
+/// State the publisher threads share with the subscriber loop.
+struct Shared {
+    /// Messages published so far (the last seq handed out).
+    sent: AtomicU64,
+    /// Messages every live subscriber has received.
+    complete: AtomicU64,
+    ok: AtomicU64,
+    errors: AtomicU64,
+    /// Publishes written more than 5 ms after their scheduled time.
+    late: AtomicU64,
+    running: AtomicUsize,
 }
 
 fn main() {
@@ -84,7 +83,7 @@ fn main() {
     let window: u64 = f.num("window", 4);
     let duration = f.secs("duration", 10.0);
     let size: usize = f.num("size", 64);
-    let npub: usize = f.num("pub-conns", 4);
+    let npub: usize = f.num("pub-conns", 8);
     let drain = f.secs("drain", 10.0);
     let settle = f.secs("settle", 1.0);
     let parallel: usize = f.num("connect-parallel", 128);
@@ -151,32 +150,13 @@ fn main() {
         }
     }
     let subscribe_secs = base.elapsed().as_secs_f64();
-    // The publishers connect while the subscribers settle (the server
-    // finishes whatever it does after answering their heads).
-    let mut pubs: Vec<Publisher> = (0..npub)
-        .map(|k| Publisher {
-            s: connect(&poll, pub_url.addr, Token(nsubs + k)).expect("connect publisher"),
-            state: PubState::Connecting,
-            out: Vec::new(),
-            woff: 0,
-            inbuf: Vec::new(),
-        })
-        .collect();
+    // Let the server finish whatever it does after answering the heads.
     let settle_end = Instant::now() + settle;
-    while Instant::now() < settle_end || pubs.iter().any(|p| p.state == PubState::Connecting) {
-        if Instant::now() > settle_end + Duration::from_secs(10) {
-            eprintln!("publisher connections did not connect");
-            std::process::exit(1);
-        }
+    while Instant::now() < settle_end {
         let _ = poll.poll(&mut events, Some(Duration::from_millis(50)));
         for ev in events.iter() {
             let i = ev.token().0;
-            if i >= nsubs {
-                if let Err(e) = drive_pub(&mut pubs[i - nsubs], &mut scratch) {
-                    eprintln!("publisher: {e}");
-                    std::process::exit(1);
-                }
-            } else if subs[i].state == SubState::Streaming {
+            if subs[i].state == SubState::Streaming {
                 if let Err(e) = drive_sub(&mut subs[i], &sub_req, &mut scratch, &mut |_| {
                     early_events += 1
                 }) {
@@ -190,106 +170,75 @@ fn main() {
     let rss_after = pid.map(|p| rss_bytes(p).expect("server VmRSS"));
 
     // ---- phase 2: publish ----------------------------------------------------
+    // Publishers are threads with blocking connections: a publish is
+    // stamped and written when it is due, whatever the subscriber loop is
+    // busy with.
+    let live = (nsubs - dead_subs) as u32;
+    let max_msgs = if rate > 0.0 {
+        (rate * duration.as_secs_f64()).ceil() as usize + 1
+    } else {
+        1 << 20
+    };
+    let shared = Arc::new(Shared {
+        sent: AtomicU64::new(0),
+        complete: AtomicU64::new(0),
+        ok: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        late: AtomicU64::new(0),
+        running: AtomicUsize::new(npub),
+    });
+    let pub_start = Instant::now() + Duration::from_millis(20);
+    let pub_end = pub_start + duration;
+    let threads: Vec<_> = (0..npub)
+        .map(|_| {
+            let shared = shared.clone();
+            let url = pub_url.clone();
+            std::thread::spawn(move || {
+                publisher(
+                    &shared,
+                    &url,
+                    base,
+                    pub_start,
+                    pub_end,
+                    rate,
+                    window,
+                    size,
+                    max_msgs as u64,
+                );
+                shared.running.fetch_sub(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+
     let mut last_seq: Vec<u64> = vec![0; nsubs];
     // Deliveries per message, indexed by seq (seq starts at 1).
-    let mut delivered: Vec<u32> = vec![0];
-    let mut complete = 0u64; // messages every live subscriber has
-    let mut sent = 0u64;
-    let mut pub_errors = 0u64;
-    let mut pub_ok = 0u64;
+    let mut delivered: Vec<u32> = vec![0; max_msgs + 1];
     let mut lat: Vec<u64> = Vec::with_capacity(1 << 20);
     let mut out_of_order = 0u64;
     let mut unknown = 0u64;
     let mut total = 0u64;
-    let live = (nsubs - dead_subs) as u32;
     let server_cpu = pid.map(CpuMeter::start);
     let self_cpu0 = cpu_time(std::process::id()).unwrap_or_default();
-    let pub_start = Instant::now();
-    let pub_end = pub_start + duration;
     let mut last_progress = Instant::now();
     let mut first_delivery_ns: Option<u64> = None;
     let mut last_delivery_ns = 0u64;
-    let mut late_publish = 0u64;
     let mut disconnected_during = 0usize;
 
     loop {
-        let now = Instant::now();
-        let publishing = now < pub_end;
-        // Start as many publishes as the schedule (or window) allows.
-        if publishing {
-            loop {
-                let due = if rate > 0.0 {
-                    pub_start + Duration::from_secs_f64(sent as f64 / rate) <= now
-                } else {
-                    sent - complete < window
-                };
-                if !due {
-                    break;
-                }
-                let Some(p) = pubs.iter_mut().find(|p| p.state == PubState::Idle) else {
-                    break;
-                };
-                if rate > 0.0 {
-                    let at = pub_start + Duration::from_secs_f64(sent as f64 / rate);
-                    if now.saturating_duration_since(at) > Duration::from_millis(5) {
-                        late_publish += 1;
-                    }
-                }
-                sent += 1;
-                delivered.push(0);
-                p.out = post_request(&pub_url, &stamp(sent, ns_since(base), size));
-                p.woff = 0;
-                p.inbuf.clear();
-                p.state = PubState::Busy;
-                if let Err(e) = write_some(&mut p.s, &p.out, &mut p.woff) {
-                    eprintln!("publisher: write: {e}");
-                    p.state = PubState::Dead;
-                }
-            }
-        } else {
-            let all_in = total >= sent * live as u64;
-            let pubs_done = pubs.iter().all(|p| p.state != PubState::Busy);
-            if (all_in && pubs_done) || last_progress.elapsed() > drain {
+        if shared.running.load(Ordering::SeqCst) == 0 {
+            let sent = shared.sent.load(Ordering::SeqCst);
+            if total >= sent * live as u64 || last_progress.elapsed() > drain {
                 break;
             }
-        }
-        if pubs.iter().all(|p| p.state == PubState::Dead) {
-            eprintln!("every publisher connection failed");
-            break;
-        }
-
-        let timeout = if rate > 0.0 && publishing {
-            let next = pub_start + Duration::from_secs_f64(sent as f64 / rate);
-            next.saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(50))
         } else {
-            Duration::from_millis(50)
-        };
-        match poll.poll(&mut events, Some(timeout)) {
+            last_progress = Instant::now();
+        }
+        match poll.poll(&mut events, Some(Duration::from_millis(20))) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => r.expect("poll"),
         }
         for ev in events.iter() {
             let i = ev.token().0;
-            if i >= nsubs {
-                let p = &mut pubs[i - nsubs];
-                match drive_pub(p, &mut scratch) {
-                    Ok(Some(status)) if (200..300).contains(&status) => pub_ok += 1,
-                    Ok(Some(status)) => {
-                        if pub_errors < 5 {
-                            eprintln!("publish answered {status}");
-                        }
-                        pub_errors += 1;
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        eprintln!("publisher: {e}");
-                        pub_errors += 1;
-                        p.state = PubState::Dead;
-                    }
-                }
-                continue;
-            }
             let sub = &mut subs[i];
             if sub.state != SubState::Streaming {
                 continue;
@@ -301,7 +250,7 @@ fn main() {
                     unknown += 1;
                     return;
                 };
-                if seq == 0 || seq > sent {
+                if seq == 0 || seq as usize >= delivered.len() {
                     unknown += 1;
                     return;
                 }
@@ -316,7 +265,7 @@ fn main() {
                 let c = &mut delivered[seq as usize];
                 *c += 1;
                 if *c == live {
-                    complete += 1;
+                    shared.complete.fetch_add(1, Ordering::SeqCst);
                 }
             };
             if let Err(e) = drive_sub(sub, &sub_req, &mut scratch, &mut on_data) {
@@ -329,6 +278,13 @@ fn main() {
             last_progress = Instant::now();
         }
     }
+    for t in threads {
+        let _ = t.join();
+    }
+    let sent = shared.sent.load(Ordering::SeqCst);
+    let pub_ok = shared.ok.load(Ordering::SeqCst);
+    let pub_errors = shared.errors.load(Ordering::SeqCst);
+    let late_publish = shared.late.load(Ordering::SeqCst);
     let server_cpu_pct = server_cpu.map(|m| m.percent());
     let wall = pub_start.elapsed().as_secs_f64();
     let self_cpu_pct = 100.0
@@ -451,35 +407,116 @@ fn feed(sub: &mut Sub, input: &[u8], on_data: &mut dyn FnMut(&[u8])) -> Result<(
     Ok(())
 }
 
-/// Advance one publisher connection; `Some(status)` when a response is
-/// complete (the connection is then idle again).
-fn drive_pub(p: &mut Publisher, scratch: &mut [u8]) -> Result<Option<u16>, String> {
-    if p.state == PubState::Connecting {
-        if !connect_done(&p.s).map_err(|e| format!("connect: {e}"))? {
-            return Ok(None);
+/// One publisher thread: one blocking keep-alive connection, one request
+/// in flight. With `rate > 0` message `seq` is due at `start + seq / rate`;
+/// with `rate == 0` a message goes out whenever fewer than `window` are not
+/// yet delivered to every subscriber.
+#[allow(clippy::too_many_arguments)]
+fn publisher(
+    sh: &Shared,
+    url: &Url,
+    base: Instant,
+    start: Instant,
+    end: Instant,
+    rate: f64,
+    window: u64,
+    size: usize,
+    max_msgs: u64,
+) {
+    let mut s = match std::net::TcpStream::connect(url.addr) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("publisher: connect: {e}");
+            sh.errors.fetch_add(1, Ordering::SeqCst);
+            return;
         }
-        p.state = PubState::Idle;
-        return Ok(None);
-    }
-    if p.state != PubState::Busy {
-        // Nothing is expected on an idle connection; a close is an error.
-        if let ReadOutcome::Closed = read_once(&mut p.s, scratch).map_err(|e| e.to_string())? {
-            return Err("publisher connection closed".into());
-        }
-        return Ok(None);
-    }
-    write_some(&mut p.s, &p.out, &mut p.woff).map_err(|e| format!("write: {e}"))?;
+    };
+    let _ = s.set_nodelay(true);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut inbuf = Vec::new();
+    let mut chunk = [0u8; 4096];
     loop {
-        match read_once(&mut p.s, scratch).map_err(|e| format!("read: {e}"))? {
-            ReadOutcome::Data(n) => p.inbuf.extend_from_slice(&scratch[..n]),
-            ReadOutcome::WouldBlock => break,
-            ReadOutcome::Closed => return Err("publisher connection closed".into()),
+        // Claim the next message, then wait until it is due.
+        let seq;
+        if rate > 0.0 {
+            seq = sh.sent.fetch_add(1, Ordering::SeqCst) + 1;
+            let due = start + Duration::from_secs_f64((seq - 1) as f64 / rate);
+            if due >= end || seq > max_msgs {
+                sh.sent.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            } else if now - due > Duration::from_millis(5) {
+                sh.late.fetch_add(1, Ordering::SeqCst);
+            }
+        } else {
+            loop {
+                if Instant::now() >= end {
+                    return;
+                }
+                let sent = sh.sent.load(Ordering::SeqCst);
+                if sent - sh.complete.load(Ordering::SeqCst) < window
+                    && sent < max_msgs
+                    && sh
+                        .sent
+                        .compare_exchange(sent, sent + 1, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                {
+                    seq = sent + 1;
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        let req = post_request(url, &stamp(seq, ns_since(base), size));
+        if let Err(e) = s.write_all(&req) {
+            eprintln!("publisher: write: {e}");
+            sh.errors.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        inbuf.clear();
+        let status = loop {
+            match s.read(&mut chunk) {
+                Ok(0) => {
+                    eprintln!("publisher: connection closed");
+                    sh.errors.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+                Ok(n) => inbuf.extend_from_slice(&chunk[..n]),
+                Err(e) => {
+                    eprintln!("publisher: read: {e}");
+                    sh.errors.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+            }
+            match response_complete(&inbuf) {
+                Ok(Some(st)) => break st,
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("publisher: {e}");
+                    sh.errors.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+            }
+        };
+        if (200..300).contains(&status) {
+            sh.ok.fetch_add(1, Ordering::SeqCst);
+        } else {
+            if sh.errors.fetch_add(1, Ordering::SeqCst) < 5 {
+                eprintln!("publish answered {status}");
+            }
         }
     }
-    let Some(h) = parse_response_head(&p.inbuf)? else {
+}
+
+/// `Some(status)` once `buf` holds a whole response.
+fn response_complete(buf: &[u8]) -> Result<Option<u16>, String> {
+    let Some(h) = parse_response_head(buf)? else {
         return Ok(None);
     };
-    let body = &p.inbuf[h.head_len..];
+    let body = &buf[h.head_len..];
     let done = match h.body {
         BodyKind::Length(n) => body.len() >= n,
         BodyKind::Chunked => {
@@ -490,9 +527,5 @@ fn drive_pub(p: &mut Publisher, scratch: &mut [u8]) -> Result<Option<u16>, Strin
         }
         BodyKind::Close => return Err("publish response without a length".into()),
     };
-    if !done {
-        return Ok(None);
-    }
-    p.state = PubState::Idle;
-    Ok(Some(h.status))
+    Ok(done.then_some(h.status))
 }

@@ -1,0 +1,192 @@
+# Shared by the bench scripts: build once, start servers pinned to core 0,
+# run load pinned to core 1, stop exactly the processes started here.
+#
+# Environment:
+#   NO_BUILD=1         skip the cargo builds (binaries must exist)
+#   PUSHWIRE_BIN=PATH  the pushwire binary (default: ../target/release/pushwire)
+#   SERVER_CPU=0 LOAD_CPU=1   the cores servers and load generators run on
+
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+BIN="$BENCH_DIR/target/release"
+PUSHWIRE_BIN="${PUSHWIRE_BIN:-$REPO_DIR/target/release/pushwire}"
+# The binary under test is copied here, so that a rebuild in the working
+# tree during a run cannot change what is measured.
+PUSHWIRE_SNAPSHOT="$BENCH_DIR/target/pushwire-under-test"
+SERVER_CPU="${SERVER_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+
+PORT_PUSHWIRE=18080
+PORT_HYPER=18081
+PORT_TUNGSTENITE=18082
+PORT_FASTWS=18083
+PORT_NCHAN=18090
+
+STARTED_PIDS=()
+NCHAN_PREFIX=""
+
+cleanup() {
+    local pid
+    for pid in "${STARTED_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${STARTED_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n "$NCHAN_PREFIX" ]]; then rm -rf "$NCHAN_PREFIX"; fi
+}
+trap cleanup EXIT
+
+build() {
+    if [[ "${NO_BUILD:-}" == 1 ]]; then return; fi
+    echo "# building bench (release)" >&2
+    (cd "$BENCH_DIR" && cargo build --release -q -p peers -p loadgen)
+    if [[ "$PUSHWIRE_BIN" == "$REPO_DIR/target/release/pushwire" ]]; then
+        echo "# building pushwire (release)" >&2
+        (cd "$REPO_DIR" && env -u CARGO_TARGET_DIR cargo build --release -q --bin pushwire)
+    fi
+    snapshot_pushwire
+}
+
+snapshot_pushwire() {
+    mkdir -p "$(dirname "$PUSHWIRE_SNAPSHOT")"
+    cp "$PUSHWIRE_BIN" "$PUSHWIRE_SNAPSHOT.tmp" && mv "$PUSHWIRE_SNAPSHOT.tmp" "$PUSHWIRE_SNAPSHOT"
+    (cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?') >"$PUSHWIRE_SNAPSHOT.rev"
+}
+
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s at most).
+wait_port() {
+    local i
+    if [[ -n "${SERVER_MAIN_PID:-}" ]] && ! kill -0 "$SERVER_MAIN_PID" 2>/dev/null; then
+        echo "the server exited at start" >&2
+        return 1
+    fi
+    for i in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+# start_server NAME: starts it pinned to SERVER_CPU; sets SERVER_PID (the
+# process whose memory counts) and SERVER_PORT.
+start_server() {
+    local name="$1" pid
+    [[ -x "$PUSHWIRE_SNAPSHOT" ]] || snapshot_pushwire
+    local port
+    case "$name" in
+        pushwire) port=$PORT_PUSHWIRE ;; hyper) port=$PORT_HYPER ;; tungstenite) port=$PORT_TUNGSTENITE ;;
+        fastwebsockets) port=$PORT_FASTWS ;; nchan) port=$PORT_NCHAN ;; *) port=0 ;;
+    esac
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port is taken before $name started: refusing to measure another process" >&2
+        return 1
+    fi
+    case "$name" in
+        pushwire)
+            SERVER_PORT=$PORT_PUSHWIRE
+            taskset -c "$SERVER_CPU" "$PUSHWIRE_SNAPSHOT" --listen "127.0.0.1:$SERVER_PORT" >/dev/null 2>/tmp/bench-pushwire.$$.log &
+            pid=$! ;;
+        hyper)
+            SERVER_PORT=$PORT_HYPER
+            taskset -c "$SERVER_CPU" "$BIN/hyper-plain" --listen "127.0.0.1:$SERVER_PORT" 2>/dev/null &
+            pid=$! ;;
+        tungstenite)
+            SERVER_PORT=$PORT_TUNGSTENITE
+            taskset -c "$SERVER_CPU" "$BIN/ws-echo-tungstenite" --listen "127.0.0.1:$SERVER_PORT" 2>/dev/null &
+            pid=$! ;;
+        fastwebsockets)
+            SERVER_PORT=$PORT_FASTWS
+            taskset -c "$SERVER_CPU" "$BIN/ws-echo-fastws" --listen "127.0.0.1:$SERVER_PORT" 2>/dev/null &
+            pid=$! ;;
+        nchan)
+            SERVER_PORT=$PORT_NCHAN
+            NCHAN_PREFIX="$(mktemp -d /tmp/bench-nchan.XXXXXX)"
+            mkdir -p "$NCHAN_PREFIX/tmp" "$NCHAN_PREFIX/logs"
+            sed "s/127.0.0.1:8090/127.0.0.1:$SERVER_PORT/" "$BENCH_DIR/nchan/nginx.conf" >"$NCHAN_PREFIX/nginx.conf"
+            # The master runs in the foreground of this background job; its
+            # one worker inherits the CPU pinning.
+            taskset -c "$SERVER_CPU" nginx -p "$NCHAN_PREFIX" -e stderr -c "$NCHAN_PREFIX/nginx.conf" 2>"$NCHAN_PREFIX/logs/stderr.log" &
+            pid=$! ;;
+        *) echo "unknown server $name" >&2; return 1 ;;
+    esac
+
+    STARTED_PIDS+=("$pid")
+    SERVER_MAIN_PID=$pid
+    wait_port "$SERVER_PORT"
+    SERVER_PID=$pid
+    if [[ "$name" == nchan ]]; then
+        local i
+        for i in $(seq 50); do
+            SERVER_PID="$(pgrep -P "$pid" | head -1 || true)"
+            [[ -n "$SERVER_PID" ]] && break
+            sleep 0.1
+        done
+    fi
+}
+
+stop_server() {
+    local i
+    kill "$SERVER_MAIN_PID" 2>/dev/null || true
+    for i in $(seq 100); do
+        kill -0 "$SERVER_MAIN_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$SERVER_MAIN_PID" 2>/dev/null; then
+        echo "# server $SERVER_MAIN_PID still running 10 s after SIGTERM: SIGKILL" >&2
+        kill -KILL "$SERVER_MAIN_PID" 2>/dev/null || true
+    fi
+    wait "$SERVER_MAIN_PID" 2>/dev/null || true
+    if [[ -n "$NCHAN_PREFIX" ]]; then rm -rf "$NCHAN_PREFIX"; NCHAN_PREFIX=""; fi
+    sleep 0.5
+}
+
+# load CMD...: a load generator pinned to LOAD_CPU.
+load() {
+    taskset -c "$LOAD_CPU" "$@"
+}
+
+# kv KEY LINE: the value of KEY=value in a generator's result line.
+kv() {
+    sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<"$2" | head -1
+}
+
+# ratio A B: A/B with two decimals.
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
+
+versions() {
+    echo "# $(date -u +%Y-%m-%dT%H:%MZ)  $(uname -r)  $(nproc) cores  load average: $(cut -d" " -f1-3 /proc/loadavg)"
+    echo "# pushwire $(cat "$PUSHWIRE_SNAPSHOT.rev" 2>/dev/null || echo '?') (working tree at build time)"
+    echo "# peers: $(cd "$BENCH_DIR" && cargo tree -p peers --depth 1 -e normal --prefix none 2>/dev/null | grep -E '^(hyper|tokio|tokio-tungstenite|fastwebsockets) ' | tr '\n' ' ')"
+}
+
+# busy_pct: share of the whole machine (all cores) busy over one second.
+busy_pct() {
+    local a b
+    a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
+    awk -v u1="${a[1]}" -v n1="${a[2]}" -v s1="${a[3]}" -v i1="${a[4]}" -v w1="${a[5]}" -v q1="${a[6]}" -v sq1="${a[7]}" \
+        -v u2="${b[1]}" -v n2="${b[2]}" -v s2="${b[3]}" -v i2="${b[4]}" -v w2="${b[5]}" -v q2="${b[6]}" -v sq2="${b[7]}" \
+        'BEGIN { busy = (u2+n2+s2+q2+sq2) - (u1+n1+s1+q1+sq1); idle = (i2+w2) - (i1+w1);
+                 printf "%.0f", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
+}
+
+# wait_quiet: the machine is shared; wait (60 s at most) until less than
+# 15% of it is busy before a measured run, and say how busy it was.
+wait_quiet() {
+    local i b
+    for i in $(seq 60); do
+        b="$(busy_pct)"
+        if (( b < 15 )); then return 0; fi
+    done
+    echo "# WARNING: machine ${b}% busy with other work during the next run" >&2
+}
+
+# median V...: the median of numbers (the lower middle one for an even count).
+median() {
+    printf "%s\n" "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
+}
