@@ -115,7 +115,6 @@ fn publish_refuses_bad_topics_events_and_bodies() {
 }
 
 #[test]
-#[ignore = "server bug: a 413 on a keep-alive request closes the connection without saying `Connection: close` (src/server/app.rs respond_text)"]
 fn publish_over_the_limit_says_connection_close() {
     let mut cfg = config();
     cfg.max_message_bytes = 16;
@@ -134,7 +133,6 @@ fn publish_over_the_limit_says_connection_close() {
 }
 
 #[test]
-#[ignore = "server bug: a publish whose connection closes after it is not fanned out until some other connection event (src/server/mod.rs finish: close() returns before run_pending)"]
 fn publish_with_connection_close_reaches_subscribers_at_once() {
     let server = TestServer::start(config()); // heartbeat 15 s, poll 30 s
     let mut sse = SseClient::open(server.addr, "/topics/cc/sse", &[]);

@@ -420,7 +420,6 @@ fn echo_returns_text_binary_fragments_and_a_mebibyte() {
 }
 
 #[test]
-#[ignore = "server bug: a message published by a WebSocket that closes in the same read is not fanned out until some other connection event (src/server/mod.rs finish: close() returns before run_pending)"]
 fn last_words_before_a_close_reach_the_other_subscribers() {
     let server = TestServer::start(config());
     let mut listener = WsClient::connect(server.addr, "/topics/last/ws");

@@ -64,7 +64,9 @@ impl Server {
         let ctx = ResponseCtx {
             version: req.version(),
             head_only: req.method() == Method::Head,
-            keep_alive: req.keep_alive,
+            // 413: the rest of a body we refused is never read, so the
+            // connection cannot carry another request; say so.
+            keep_alive: req.keep_alive && status != 413,
             date: &self.date.text,
         };
         let kind = if status == 204 || status == 304 {
@@ -94,12 +96,7 @@ impl Server {
         let mut body = Vec::with_capacity(text.len() + 1);
         body.extend_from_slice(text.as_bytes());
         body.push(b'\n');
-        let next = self.respond(req, status, "text/plain; charset=utf-8", &[], &body);
-        if status == 413 {
-            Next::Close
-        } else {
-            next
-        }
+        self.respond(req, status, "text/plain; charset=utf-8", &[], &body)
     }
 
     /// Answers a broken request (the peer's fault) and marks the

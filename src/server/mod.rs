@@ -406,6 +406,7 @@ impl Server {
         }
         if gone {
             self.close(id, conn, "read error");
+            self.run_pending(now);
             return;
         }
         if conn.peer_closed {
@@ -486,7 +487,23 @@ impl Server {
 
     /// Flushes a connection's output, updates its interest and deadline,
     /// and puts it back in the slab (or closes it).
-    fn finish(&mut self, id: usize, mut conn: Box<Conn>, now: Instant) {
+    fn finish(&mut self, id: usize, conn: Box<Conn>, now: Instant) {
+        let resume = self.settle(id, conn);
+        // Messages published while handling the connection are fanned out
+        // now that it is back in the slab (a WebSocket sender receives its
+        // own message) — or gone: a publish on a connection that closes
+        // right after it is delivered all the same.
+        self.run_pending(now);
+        if resume {
+            // Edge-triggered: bytes that arrived while paused raise no new
+            // event, so read them now.
+            self.on_readable(id, now);
+        }
+    }
+
+    /// Flushes, then closes or puts the connection back with its interest
+    /// and deadline updated. Returns whether reading should resume.
+    fn settle(&mut self, id: usize, mut conn: Box<Conn>) -> bool {
         // Responses built for this connection go out in one write. With
         // nothing queued before them they are written straight from the
         // loop's buffer, and only what the socket does not take is copied.
@@ -501,7 +518,8 @@ impl Server {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(_) => {
                             self.wbuf.clear();
-                            return self.close(id, conn, "write error");
+                            self.close(id, conn, "write error");
+                            return false;
                         }
                     }
                 }
@@ -514,7 +532,10 @@ impl Server {
         if !conn.out.is_empty() {
             match conn.out.flush(&mut conn.stream) {
                 Ok(_) => {}
-                Err(_) => return self.close(id, conn, "write error"),
+                Err(_) => {
+                    self.close(id, conn, "write error");
+                    return false;
+                }
             }
         }
         if conn.close_after_flush {
@@ -523,7 +544,8 @@ impl Server {
                 _ => true,
             };
             if conn.out.is_empty() && ws_done {
-                return self.close(id, conn, "done");
+                self.close(id, conn, "done");
+                return false;
             }
         }
         let was_paused = conn.read_paused;
@@ -541,7 +563,8 @@ impl Server {
                 .reregister(&mut conn.stream, Token(id), interest)
                 .is_err()
             {
-                return self.close(id, conn, "reregister failed");
+                self.close(id, conn, "reregister failed");
+                return false;
             }
             conn.writable_interest = want_write;
         }
@@ -561,12 +584,7 @@ impl Server {
         }
         let resume = was_paused && !conn.read_paused && !conn.peer_closed;
         self.conns[id] = Some(conn);
-        self.run_pending(now);
-        if resume {
-            // Edge-triggered: bytes that arrived while paused raise no new
-            // event, so read them now.
-            self.on_readable(id, now);
-        }
+        resume
     }
 
     /// The one deadline a connection is registered under.
