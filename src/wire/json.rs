@@ -21,58 +21,70 @@
 /// (including all non-ASCII) is copied as UTF-8, which RFC 8259 §8.1
 /// requires of JSON exchanged between systems.
 ///
-/// Fast path: the text is scanned for the few bytes that need an escape and
-/// the runs between them are copied whole, so ordinary text costs one scan
-/// and one copy.
+/// Fast path: a table marks the few bytes that may need an escape, the
+/// text is scanned for the next one, and the run before it is copied whole,
+/// so ordinary text costs one scan and one copy.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    // `run_start..i` is a run of bytes copied verbatim once it ends.
+    // `bytes[run_start..]` is not written yet; `i` is where scanning resumes.
     let mut run_start = 0;
     let mut i = 0;
-    while i < bytes.len() {
+    while let Some(offset) = bytes[i..].iter().position(|&b| MAY_ESCAPE[usize::from(b)]) {
+        i += offset;
         let b = bytes[i];
-        // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8. Since `s` is
-        // valid UTF-8, E2 always starts a three-byte sequence, so reading
-        // two bytes ahead stays in bounds; `get` keeps it panic-free anyway.
-        let escape: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            // RFC 8259 §7: the two-character escapes where JSON has one.
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            0x08 => Some(b"\\b"),
-            0x0C => Some(b"\\f"),
+        let control: [u8; 6];
+        // The escape, and how many input bytes it replaces.
+        let (escape, len): (&[u8], usize) = match b {
+            b'"' => (b"\\\"", 1),
+            b'\\' => (b"\\\\", 1),
+            // RFC 8259 §7: the two-character escapes, where JSON has one.
+            b'\n' => (b"\\n", 1),
+            b'\r' => (b"\\r", 1),
+            b'\t' => (b"\\t", 1),
+            0x08 => (b"\\b", 1),
+            0x0C => (b"\\f", 1),
+            // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8; any
+            // other character starting with E2 is copied as it is.
             0xE2 => match bytes.get(i + 1..i + 3) {
-                Some([0x80, 0xA8]) => Some(b"\\u2028"),
-                Some([0x80, 0xA9]) => Some(b"\\u2029"),
-                _ => None,
+                Some([0x80, 0xA8]) => (b"\\u2028", 3),
+                Some([0x80, 0xA9]) => (b"\\u2029", 3),
+                _ => {
+                    i += 1;
+                    continue;
+                }
             },
-            _ => None,
-        };
-        if let Some(escape) = escape {
-            out.extend_from_slice(&bytes[run_start..i]);
-            out.extend_from_slice(escape);
-            // The line separators are three bytes long, the others one.
-            i += if b == 0xE2 { 3 } else { 1 };
-            run_start = i;
-        } else if b < 0x20 {
             // RFC 8259 §7: any other control character as `\u00XX`.
-            out.extend_from_slice(&bytes[run_start..i]);
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0x0F)]);
-            i += 1;
-            run_start = i;
-        } else {
-            i += 1;
-        }
+            _ => {
+                let hex = |nibble: u8| HEX[usize::from(nibble)];
+                control = [b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b & 0x0F)];
+                (&control, 1)
+            }
+        };
+        out.extend_from_slice(&bytes[run_start..i]);
+        out.extend_from_slice(escape);
+        i += len;
+        run_start = i;
     }
     out.extend_from_slice(&bytes[run_start..]);
     out.push(b'"');
 }
+
+/// The bytes that may need an escape: the control characters, `"`, `\`,
+/// and E2, the first byte of U+2028 and U+2029.
+static MAY_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table[0xE2] = true;
+    table
+};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
