@@ -285,9 +285,18 @@ impl EventStreamParser {
             }
             match bytes.iter().position(|&b| b == b'\r' || b == b'\n') {
                 Some(end) => {
-                    self.take_line_bytes(&bytes[..end]);
+                    let whole_line_here = self.line.is_empty()
+                        && self.line_mode == LineMode::Collect
+                        && end <= self.max_event_bytes;
+                    if whole_line_here {
+                        // The common case: the line is all in this read, so
+                        // it is interpreted where it lies, never copied.
+                        self.interpret_line(&bytes[..end], out);
+                    } else {
+                        self.take_line_bytes(&bytes[..end]);
+                        self.end_line(out);
+                    }
                     self.after_cr = bytes[end] == b'\r';
-                    self.end_line(out);
                     bytes = &bytes[end + 1..];
                 }
                 None => {
