@@ -264,7 +264,12 @@ impl Hub {
     /// epoch if it does not exist. `now`, when given, counts as a use.
     fn topic_mut(&mut self, name: &str, now: Option<Instant>) -> Result<&mut Topic, HubError> {
         let full = self.topics.len() >= self.limits.max_topics;
-        let key: Arc<str> = name.into();
+        // The map's own key when the topic exists (a reference count, not
+        // an allocation, on the publish path); a new one otherwise.
+        let key: Arc<str> = match self.topics.get_key_value(name) {
+            Some((key, _)) => Arc::clone(key),
+            None => name.into(),
+        };
         let topic = match self.topics.entry(key.clone()) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
