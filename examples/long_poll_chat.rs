@@ -13,23 +13,26 @@
 //!
 //! Against a running server (`cargo run -- --listen 127.0.0.1:8080`):
 //! ```text
-//! cargo run --example long_poll_chat -- --addr 127.0.0.1:8080 --topic chat --name ann
+//! cargo run --example long_poll_chat -- --addr 127.0.0.1:8080 --name ann
 //! ```
-//! It shares the topic with `ws_chat` and the browser chat demo: the
-//! transports are interchangeable views of one topic. Watch the parked
-//! requests with `curl 'http://127.0.0.1:8080/topics/chat/poll?timeout=60'`.
+//! It shares the default topic `lobby` and the line format with `ws_chat`
+//! and the browser chat at http://127.0.0.1:8080/demo/chat: the transports
+//! are interchangeable views of one topic. See a request being parked with
+//! `curl 'http://127.0.0.1:8080/topics/lobby/poll?timeout=60'`.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use pushwire::client::json;
 use pushwire::client::{Batch, ClientError, HttpClient, Stats};
+use pushwire::wire::json as json_out;
 use pushwire::{Config, Server};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr: SocketAddr = "127.0.0.1:8080".parse()?;
-    let mut topic = "chat".to_string();
+    let mut topic = "lobby".to_string();
     let mut name = format!("user{}", std::process::id() % 1000);
     let mut demo = false;
     let mut args = std::env::args().skip(1);
@@ -58,7 +61,7 @@ fn show(who: &str, batch: &Batch) {
         println!("{who}(gap: some messages are no longer kept)");
     }
     for m in &batch.messages {
-        println!("{who}{:<16} {}", m.id, m.data);
+        println!("{who}{:<16} {}", m.id, render(&m.data));
     }
 }
 
@@ -74,7 +77,7 @@ fn interactive(
     thread::spawn(move || {
         let mut http = HttpClient::new(addr);
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-            if let Err(e) = http.post(&sender_topic, None, &format!("{name}: {line}")) {
+            if let Err(e) = http.post(&sender_topic, None, &chat_line(&name, &line)) {
                 eprintln!("(not sent: {e})");
             }
         }
@@ -110,21 +113,15 @@ fn run_demo() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let end = Duration::from_millis(3500);
     let alice = vec![
-        (300, "alice: hello bob"),
-        (700, "alice: long polls are parked until something happens"),
-        (
-            1800,
-            "alice: (a quiet second: our parked polls just waited)",
-        ),
-        (2600, "alice: bye!"),
+        (300, "hello bob"),
+        (700, "long polls are parked until something happens"),
+        (1800, "(a quiet second: our parked polls just waited)"),
+        (2600, "bye!"),
     ];
     let bob = vec![
-        (450, "bob: hi alice"),
-        (
-            900,
-            "bob: and every answer carries the cursor for the next poll",
-        ),
-        (2700, "bob: bye"),
+        (450, "hi alice"),
+        (900, "and every answer carries the cursor for the next poll"),
+        (2700, "bye"),
     ];
     let said = alice.len() + bob.len();
     let a = thread::spawn(move || bot(addr, "alice", alice, start, end));
@@ -159,7 +156,7 @@ fn bot(
         let mut http = HttpClient::new(addr);
         for (at, line) in script {
             thread::sleep(Duration::from_millis(at).saturating_sub(start.elapsed()));
-            http.post("demo", None, line)?;
+            http.post("demo", None, &chat_line(name, line))?;
         }
         Ok(http.stats())
     });
@@ -181,4 +178,33 @@ fn bot(
     }
     let posts = poster.join().unwrap()?;
     Ok((received, http.stats(), expired, posts))
+}
+
+/// A chat line as the browser chat (`/demo/chat`) writes it,
+/// `{"name":…,"text":…,"from":…}`, so terminals and browsers can share a
+/// room.
+fn chat_line(name: &str, text: &str) -> String {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"{\"name\":");
+    json_out::write_str(&mut out, name);
+    out.extend_from_slice(b",\"text\":");
+    json_out::write_str(&mut out, text);
+    out.extend_from_slice(b",\"from\":");
+    json_out::write_str(&mut out, &format!("terminal-{}", std::process::id()));
+    out.push(b'}');
+    String::from_utf8(out).expect("the JSON writer writes UTF-8")
+}
+
+/// `name: text` for a chat line; anything else (`curl -d hello …`) as sent.
+fn render(data: &str) -> String {
+    let Ok(v) = json::parse(data) else {
+        return data.to_string();
+    };
+    match (
+        v.get("name").and_then(json::Value::as_str),
+        v.get("text").and_then(json::Value::as_str),
+    ) {
+        (name, Some(text)) => format!("{}: {text}", name.unwrap_or("anonymous")),
+        _ => data.to_string(),
+    }
 }

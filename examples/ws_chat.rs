@@ -13,11 +13,14 @@
 //!
 //! Against a running server (`cargo run -- --listen 127.0.0.1:8080`):
 //! ```text
-//! cargo run --example ws_chat -- --addr 127.0.0.1:8080 --topic chat --name ann
+//! cargo run --example ws_chat -- --addr 127.0.0.1:8080 --name ann
 //! cargo run --example ws_chat -- --name bea          # in a second terminal
 //! ```
-//! and type. Browsers join the same room at http://127.0.0.1:8080/demo/chat
-//! if they use the same topic; `curl -N .../topics/chat/sse` listens in.
+//! and type. The default topic is `lobby`, the browser chat's default
+//! room, and lines are sent as it sends them (`{"name","text","from"}`),
+//! so http://127.0.0.1:8080/demo/chat joins the same conversation, and so
+//! does `long_poll_chat`. `curl -N http://127.0.0.1:8080/topics/lobby/sse`
+//! listens in; `curl -d hi http://127.0.0.1:8080/topics/lobby` speaks.
 //! Ctrl-D (end of input) leaves with a clean close handshake.
 
 use std::io::BufRead;
@@ -26,12 +29,14 @@ use std::sync::mpsc::{self, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use pushwire::client::json;
 use pushwire::client::{ClientError, Delivery, WsClient, WsMessage};
+use pushwire::wire::json as json_out;
 use pushwire::{Config, Server};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr: SocketAddr = "127.0.0.1:8080".parse()?;
-    let mut topic = "chat".to_string();
+    let mut topic = "lobby".to_string();
     let mut name = format!("user{}", std::process::id() % 1000);
     let mut demo = false;
     let mut args = std::env::args().skip(1);
@@ -137,7 +142,7 @@ impl Chat {
 
 fn show(who: &str, d: &Delivery) {
     match d {
-        Delivery::Message(m) => println!("{who}{:<16} {}", m.id, m.data),
+        Delivery::Message(m) => println!("{who}{:<16} {}", m.id, render(&m.data)),
         Delivery::Gap { requested, oldest } => {
             println!("{who}(gap: messages after {requested} are gone; resuming at {oldest:?})")
         }
@@ -181,7 +186,7 @@ fn interactive(
         loop {
             match lines.try_recv() {
                 Ok(line) => {
-                    if let Err(e) = chat.say(&format!("{name}: {line}")) {
+                    if let Err(e) = chat.say(&chat_line(name, &line)) {
                         eprintln!("(send failed: {e})");
                         chat.drop_connection();
                         break;
@@ -224,21 +229,18 @@ fn run_demo() -> Result<(), Box<dyn std::error::Error>> {
 
     let start = Instant::now();
     let alice = [
-        (300, Step::Say("alice: hello bob")),
-        (700, Step::Say("alice: how is the weather?")),
-        (1500, Step::Say("alice: (bob is away) I keep talking")),
-        (1800, Step::Say("alice: bob, you will read this later")),
-        (2700, Step::Say("alice: welcome back!")),
+        (300, Step::Say("hello bob")),
+        (700, Step::Say("how is the weather?")),
+        (1500, Step::Say("(bob is away) I keep talking")),
+        (1800, Step::Say("bob, you will read this later")),
+        (2700, Step::Say("welcome back!")),
     ];
     let bob = [
-        (450, Step::Say("bob: hi alice")),
-        (900, Step::Say("bob: sunny. brb, my train enters a tunnel")),
+        (450, Step::Say("hi alice")),
+        (900, Step::Say("sunny. brb, my train enters a tunnel")),
         (1000, Step::Drop),
         (2300, Step::Reconnect),
-        (
-            2900,
-            Step::Say("bob: thanks, the server replayed what I missed"),
-        ),
+        (2900, Step::Say("thanks, the server replayed what I missed")),
     ];
     let end = Duration::from_millis(3500);
     let a = thread::spawn(move || bot(addr, "alice", &alice, start, end));
@@ -297,7 +299,7 @@ fn bot(
     for (at, step) in script {
         take(&mut chat, Duration::from_millis(*at))?;
         match step {
-            Step::Say(text) => chat.say(text)?,
+            Step::Say(text) => chat.say(&chat_line(name, text))?,
             Step::Drop => {
                 println!(
                     "[{name:>5}] *** connection dropped (last id seen: {})",
@@ -319,4 +321,33 @@ fn bot(
         ws.close(1000, "bye")?;
     }
     Ok(received)
+}
+
+/// A chat line as the browser chat (`/demo/chat`) writes it,
+/// `{"name":…,"text":…,"from":…}`, so terminals and browsers can share a
+/// room.
+fn chat_line(name: &str, text: &str) -> String {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"{\"name\":");
+    json_out::write_str(&mut out, name);
+    out.extend_from_slice(b",\"text\":");
+    json_out::write_str(&mut out, text);
+    out.extend_from_slice(b",\"from\":");
+    json_out::write_str(&mut out, &format!("terminal-{}", std::process::id()));
+    out.push(b'}');
+    String::from_utf8(out).expect("the JSON writer writes UTF-8")
+}
+
+/// `name: text` for a chat line; anything else (`curl -d hello …`) as sent.
+fn render(data: &str) -> String {
+    let Ok(v) = json::parse(data) else {
+        return data.to_string();
+    };
+    match (
+        v.get("name").and_then(json::Value::as_str),
+        v.get("text").and_then(json::Value::as_str),
+    ) {
+        (name, Some(text)) => format!("{}: {text}", name.unwrap_or("anonymous")),
+        _ => data.to_string(),
+    }
 }
