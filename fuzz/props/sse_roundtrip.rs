@@ -80,7 +80,7 @@ pub fn check(data: &[u8]) {
         let mut events = Vec::new();
         feed(&mut parser, &wire, split, &mut events);
         parser.finish();
-        assert_eq!(events, [expected.clone()], "{split:?}");
+        assert_eq!(events, std::slice::from_ref(&expected), "{split:?}");
         assert_eq!(parser.last_event_id(), expected_id, "{split:?}");
         let retry = (flags & RETRY != 0).then_some(retry_ms);
         assert_eq!(parser.retry(), retry, "{split:?}");
@@ -129,7 +129,7 @@ fn feed(parser: &mut EventStreamParser, wire: &[u8], split: Split, events: &mut 
                 parser.feed(std::slice::from_ref(b), events);
             }
         }
-        Split::Pieces(lengths) if lengths.is_empty() => parser.feed(wire, events),
+        Split::Pieces([]) => parser.feed(wire, events),
         Split::Pieces(lengths) => {
             let mut rest = wire;
             let mut previous_empty = false;
