@@ -57,6 +57,10 @@ impl Response {
 
 /// A blocking HTTP/1.1 client for one server, reusing its connection.
 ///
+/// Topic names, event names and cursors are put in the request target as
+/// given: the names the server accepts need no percent-encoding, and any
+/// other is answered 400 ([`ClientError::Status`]).
+///
 /// ```no_run
 /// # fn main() -> Result<(), pushwire::client::ClientError> {
 /// use pushwire::client::HttpClient;

@@ -38,7 +38,8 @@ pub use crate::wire::sse::SseEvent;
 /// What a client has cost on the wire so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// HTTP requests sent (a WebSocket handshake is one).
+    /// HTTP requests sent (a WebSocket handshake is one; a request sent
+    /// again on a fresh connection, see [`HttpClient::request`], is two).
     pub requests: u64,
     /// TCP connections opened.
     pub connections: u64,
