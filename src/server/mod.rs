@@ -179,6 +179,7 @@ impl Server {
     pub fn bind(cfg: Config) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(cfg.listen)?;
+        widen_backlog(&listener);
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -789,5 +790,24 @@ impl Server {
             conn.idle_since = now;
             self.finish(id, conn, now);
         }
+    }
+}
+
+/// Pending connections the kernel may queue before `accept`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// mio listens with a backlog of 128: a crowd of clients reconnecting at
+/// once after a restart overflows it, and the kernel drops their SYNs and
+/// makes them retry a second later. Calling listen(2) again on a listening
+/// socket only updates its backlog (capped by net.core.somaxconn).
+fn widen_backlog(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    extern "C" {
+        fn listen(fd: i32, backlog: i32) -> i32;
+    }
+    // SAFETY: the descriptor is a valid, bound, listening socket owned by
+    // `listener` for the duration of the call.
+    unsafe {
+        listen(listener.as_raw_fd(), LISTEN_BACKLOG);
     }
 }
