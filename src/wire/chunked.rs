@@ -224,7 +224,7 @@ impl ChunkedDecoder {
         // Look no further than the trailer budget allows, plus one byte to
         // know it was exceeded.
         let budget = self.limits.max_trailer_bytes - self.trailer_bytes;
-        let window = &input[..input.len().min(budget + 1)];
+        let window = &input[..input.len().min(budget.saturating_add(1))];
         let n = field_content_len(window);
         self.trailer_bytes += n;
         if self.trailer_bytes > self.limits.max_trailer_bytes {
