@@ -32,10 +32,16 @@ export async function launch() {
   const pageErrors = [];
   context.on('page', (page) => watch(page, pageErrors));
   for (const page of context.pages()) watch(page, pageErrors);
+  let spare = context.pages()[0] || null;
   return {
     context,
     pageErrors,
-    newPage: () => context.newPage(),
+    // A new tab; the first call reuses the blank tab the profile opened with.
+    async newPage() {
+      const page = spare || await context.newPage();
+      spare = null;
+      return page;
+    },
     async close() {
       await context.close();
       fs.rmSync(userDataDir, { recursive: true, force: true });
