@@ -20,6 +20,10 @@ use super::routes::{route, Miss, Route};
 use super::{assets, Server};
 use crate::proto::ws::Transmit;
 
+/// The last chunk and empty trailer section that end a chunked body
+/// (RFC 9112 §7.1).
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
 /// What a connection becomes after a response.
 enum Next {
     /// Keep reading requests.
@@ -387,11 +391,17 @@ impl Server {
             conn.out.clear_unstarted();
             conn.close_after_flush = true;
             conn.idle_since = now;
-            if let Mode::Ws(ws) = &mut conn.mode {
-                // RFC 6455 §7.4.1: 1008, the endpoint's policy (a queue cap).
-                let mut out = Vec::new();
-                ws.session.close(1008, "subscriber too slow", now, &mut out);
-                conn.out.push(&out);
+            match &mut conn.mode {
+                Mode::Ws(ws) => {
+                    // RFC 6455 §7.4.1: 1008, the endpoint's policy (a queue cap).
+                    let mut out = Vec::new();
+                    ws.session.close(1008, "subscriber too slow", now, &mut out);
+                    conn.out.push(&out);
+                }
+                // The stream ends as a stream should: with its last chunk
+                // (what was kept of the queue ends on a chunk boundary).
+                Mode::Sse(s) if s.chunked => conn.out.push(LAST_CHUNK),
+                _ => {}
             }
             if self.cfg.trace {
                 eprintln!("[{id}] cut off: outbound queue at its cap ({cap} bytes)");
@@ -866,10 +876,14 @@ impl Server {
             if let Some(Some(conn)) = self.conns.get_mut(id) {
                 conn.close_after_flush = true;
                 conn.idle_since = now;
-                if let Mode::Ws(ws) = &mut conn.mode {
-                    let mut out = Vec::new();
-                    ws.session.close(1012, "dropped for a test", now, &mut out);
-                    conn.out.push(&out);
+                match &mut conn.mode {
+                    Mode::Ws(ws) => {
+                        let mut out = Vec::new();
+                        ws.session.close(1012, "dropped for a test", now, &mut out);
+                        conn.out.push(&out);
+                    }
+                    Mode::Sse(s) if s.chunked => conn.out.push(LAST_CHUNK),
+                    _ => {}
                 }
                 self.dirty.push(id);
             }
