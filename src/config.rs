@@ -20,6 +20,11 @@ pub struct Config {
     /// WebSocket subscriber of a topic (the browser tests use it to prove
     /// reconnection). Off by default.
     pub debug_endpoints: bool,
+    /// Serve the demo pages from this directory instead of the copies
+    /// embedded at build time, so a page edit shows without a rebuild.
+    /// For development: each request reads the file (a blocking read on
+    /// the event loop).
+    pub assets_dir: Option<std::path::PathBuf>,
 
     // ---- HTTP/1.1 -------------------------------------------------------
     /// Largest request head (request line + headers + the empty line).
@@ -126,6 +131,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trace: false,
             debug_endpoints: false,
+            assets_dir: None,
 
             max_head_bytes: 16 * 1024,
             max_headers: 100,

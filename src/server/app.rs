@@ -228,12 +228,14 @@ impl Server {
         };
         match route {
             Route::Healthz => self.respond(req, 200, "text/plain; charset=utf-8", &[], b"ok"),
-            Route::Page(name) | Route::Asset(name) => match assets::get(name) {
-                Some((bytes, ctype)) => {
-                    self.respond(req, 200, ctype, &[("Cache-Control", "no-cache")], bytes)
+            Route::Page(name) | Route::Asset(name) => {
+                match assets::get(name, self.cfg.assets_dir.as_deref()) {
+                    Some((bytes, ctype)) => {
+                        self.respond(req, 200, ctype, &[("Cache-Control", "no-cache")], &bytes)
+                    }
+                    None => self.respond_text(req, 404, "not found"),
                 }
-                None => self.respond_text(req, 404, "not found"),
-            },
+            }
             Route::Stats => {
                 let body = self.stats_json();
                 self.respond(

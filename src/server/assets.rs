@@ -3,9 +3,18 @@
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
-/// The bytes and content type of the embedded file `name`.
-pub fn get(name: &str) -> Option<(&'static [u8], &'static str)> {
+use std::borrow::Cow;
+use std::path::Path;
+
+/// The bytes and content type of file `name`: from `dir` when given (only
+/// names that are also embedded, so no path outside it can be asked for),
+/// else the embedded copy.
+pub fn get(name: &str, dir: Option<&Path>) -> Option<(Cow<'static, [u8]>, &'static str)> {
     let (_, bytes) = ASSETS.iter().find(|(n, _)| *n == name)?;
+    let bytes = match dir.and_then(|d| std::fs::read(d.join(name)).ok()) {
+        Some(fresh) => Cow::Owned(fresh),
+        None => Cow::Borrowed(*bytes),
+    };
     Some((bytes, content_type(name)))
 }
 
