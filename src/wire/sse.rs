@@ -122,8 +122,8 @@ pub fn encode_retry(out: &mut Vec<u8>, ms: u64) {
 }
 
 /// Whether a `Content-Type` value announces an event stream, as
-/// `EventSource` decides it (§9.2.3: the MIME type's essence must be
-/// `text/event-stream`; otherwise the browser fails the connection).
+/// `EventSource` decides it (§9.2.2: a response whose MIME type's essence
+/// is not `text/event-stream` fails the connection).
 /// Parameters are ignored: the stream is always UTF-8, whatever `charset`
 /// says (WPT `format-utf-8`).
 pub fn is_event_stream(content_type: &[u8]) -> bool {
