@@ -230,16 +230,19 @@ pub struct Hub {
 impl Hub {
     /// An empty hub.
     ///
-    /// `epoch_base` is the wall-clock time at start, in seconds since the
-    /// Unix epoch. A new history's epoch is the time it starts, in
-    /// milliseconds since the Unix epoch — `epoch_base * 1000` plus the
-    /// milliseconds elapsed since the first `now` the hub was given — or
+    /// `epoch_base` is the wall-clock time at start, in microseconds since
+    /// the Unix epoch. A new history's epoch is the time it starts, in
+    /// microseconds since the Unix epoch — `epoch_base` plus the
+    /// microseconds elapsed since the first `now` the hub was given — or
     /// the previous epoch + 1 if that is larger (several histories started
-    /// in one millisecond). So epochs strictly increase within a run, and a
-    /// restarted server, with its later `epoch_base`, issues epochs above
-    /// those of the run before (unless it restarts within a second of a
-    /// burst of topic creations). An old cursor is thus always recognised
-    /// as "another history", never read as a position in a new one.
+    /// in one microsecond). So epochs strictly increase within a run, and a
+    /// restarted server, whose `epoch_base` is read after the previous run
+    /// ended, issues epochs above every epoch of the run before (a topic
+    /// cannot be created faster than one per microsecond for long enough
+    /// to run ahead of the clock by a restart's duration). An old cursor is
+    /// thus always recognised as "another history", never read as a
+    /// position in a new one. (A wall clock stepped backwards between runs
+    /// is the one thing this cannot see.)
     pub fn new(limits: HubLimits, epoch_base: u64) -> Self {
         Hub {
             limits,
@@ -514,13 +517,18 @@ impl Hub {
 }
 
 /// The epoch for a history starting now (see [`Hub::new`]).
-fn next_epoch(last: &mut u64, base_secs: u64, start: Option<Instant>, now: Option<Instant>) -> u64 {
-    let elapsed_ms = match (start, now) {
-        (Some(start), Some(now)) => now.saturating_duration_since(start).as_millis(),
+fn next_epoch(
+    last: &mut u64,
+    base_micros: u64,
+    start: Option<Instant>,
+    now: Option<Instant>,
+) -> u64 {
+    let elapsed = match (start, now) {
+        (Some(start), Some(now)) => now.saturating_duration_since(start).as_micros(),
         _ => 0,
     };
-    let elapsed_ms = u64::try_from(elapsed_ms).unwrap_or(u64::MAX);
-    let from_clock = base_secs.saturating_mul(1000).saturating_add(elapsed_ms);
+    let elapsed = u64::try_from(elapsed).unwrap_or(u64::MAX);
+    let from_clock = base_micros.saturating_add(elapsed);
     *last = from_clock.max(last.saturating_add(1));
     *last
 }
@@ -556,7 +564,7 @@ mod tests {
     /// A hub with `n` messages published to "t" at `t0` (seq 1..=n), and
     /// the topic's epoch.
     fn hub_with(history: usize, n: u64, t0: Instant) -> (Hub, u64) {
-        let mut hub = Hub::new(limits(history), 1_700_000_000);
+        let mut hub = Hub::new(limits(history), 1_700_000_000_000_000);
         for i in 1..=n {
             hub.publish("t", None, &format!("m{i}"), t0).unwrap();
         }
@@ -595,14 +603,14 @@ mod tests {
     #[test]
     fn publish_numbers_from_one_and_refuses_bad_input() {
         let t0 = Instant::now();
-        let mut hub = Hub::new(limits(10), 1_700_000_000);
+        let mut hub = Hub::new(limits(10), 1_700_000_000_000_000);
         let a = hub.publish("t", None, "a", t0).unwrap();
         let b = hub.publish("t", Some("tick"), "b", t0).unwrap();
         assert_eq!(a.id.seq, 1);
         assert_eq!(b.id.seq, 2);
         assert_eq!(a.id.epoch, b.id.epoch);
         // The epoch is the history's start time in milliseconds.
-        assert_eq!(a.id.epoch, 1_700_000_000_000);
+        assert_eq!(a.id.epoch, 1_700_000_000_000_000);
         assert_eq!(&*a.id_text, &format!("{}-1", a.id.epoch));
         assert_eq!(b.event.as_deref(), Some("tick"));
 
@@ -802,7 +810,7 @@ mod tests {
     #[test]
     fn age_eviction() {
         let t0 = Instant::now();
-        let mut hub = Hub::new(limits(100), 1_700_000_000);
+        let mut hub = Hub::new(limits(100), 1_700_000_000_000_000);
         assert_eq!(hub.poll_timeout(), None);
         let m1 = hub.publish("t", None, "1", t0).unwrap();
         hub.publish("t", None, "2", secs(t0, 10)).unwrap();
@@ -836,7 +844,7 @@ mod tests {
     #[test]
     fn idle_topic_is_freed_and_comes_back_with_a_fresh_epoch() {
         let t0 = Instant::now();
-        let mut hub = Hub::new(limits(100), 1_700_000_000);
+        let mut hub = Hub::new(limits(100), 1_700_000_000_000_000);
         let m = hub.publish("t", None, "x", t0).unwrap();
         let old = m.id;
         hub.handle_timeout(secs(t0, 60));
@@ -863,7 +871,7 @@ mod tests {
     #[test]
     fn a_used_or_subscribed_topic_is_not_freed() {
         let t0 = Instant::now();
-        let mut hub = Hub::new(limits(100), 1_700_000_000);
+        let mut hub = Hub::new(limits(100), 1_700_000_000_000_000);
         // A topic created by a reader (a long poll on an empty topic)
         // lives `age` after its last use, keeping its epoch for the poller.
         let first = replay(&mut hub, Cursor::Live, t0, 100).last_id;
@@ -932,7 +940,7 @@ mod tests {
     #[test]
     fn epochs_increase_strictly() {
         let t0 = Instant::now();
-        let mut hub = Hub::new(limits(10), 1_700_000_000);
+        let mut hub = Hub::new(limits(10), 1_700_000_000_000_000);
         let mut last = 0;
         for i in 0..50 {
             let m = hub.publish(&format!("t{i}"), None, "x", t0).unwrap();
@@ -941,7 +949,7 @@ mod tests {
         }
         // Time moves the epoch with it: a minute later, it is a minute on.
         let m = hub.publish("later", None, "x", secs(t0, 60)).unwrap();
-        assert_eq!(m.id.epoch, 1_700_000_060_000);
+        assert_eq!(m.id.epoch, 1_700_000_060_000_000);
     }
 
     #[test]

@@ -185,9 +185,11 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, commands) = mpsc::channel();
+        // Microseconds: a server restarted a moment after the last one
+        // must still start every history on an epoch of its own.
         let epoch_base = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         Ok(Server {
             hub: Hub::new(HubLimits::from_config(&cfg), epoch_base),
