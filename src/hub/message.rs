@@ -11,10 +11,55 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::MessageId;
-use crate::wire::{json, sse, ws_frame};
+use crate::wire::{chunked as chunk, json, sse, ws_frame};
 
-/// A published message with its wire forms, shared (`Arc`) by the history
-/// and every subscriber it is sent to.
+/// A slice of a buffer shared by reference count: cloning it, or queueing
+/// it on a thousand connections, copies no bytes.
+#[derive(Clone, Debug)]
+pub struct SharedBytes {
+    buf: Arc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl SharedBytes {
+    /// The bytes `buf[start..end]`, sharing `buf`. A range that does not
+    /// fit is clamped to it.
+    pub fn slice(buf: &Arc<[u8]>, start: usize, end: usize) -> SharedBytes {
+        let end = end.min(buf.len());
+        SharedBytes {
+            buf: Arc::clone(buf),
+            start: start.min(end),
+            end,
+        }
+    }
+}
+
+impl From<Vec<u8>> for SharedBytes {
+    fn from(v: Vec<u8>) -> SharedBytes {
+        let end = v.len();
+        SharedBytes {
+            buf: v.into(),
+            start: 0,
+            end,
+        }
+    }
+}
+
+impl std::ops::Deref for SharedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+/// A published message with its wire forms, encoded once at publish time
+/// and shared by the history and every subscriber it is sent to.
+///
+/// The text is held twice, not five times: the SSE block is a slice of its
+/// own HTTP chunk, and the JSON object is the payload of its own WebSocket
+/// frame. A full history of 1,000 messages of 1 MiB costs about 2 GiB, not
+/// 5.
 #[derive(Debug)]
 pub struct Message {
     pub id: MessageId,
@@ -22,20 +67,19 @@ pub struct Message {
     pub id_text: Box<str>,
     /// The event name given at publish time; `None` is the event `message`.
     pub event: Option<Box<str>>,
-    pub data: Box<str>,
     pub published_at: Instant,
     /// The SSE event block: `id:`, `event:` (when named), `data:` lines,
     /// the empty line. Written as-is on an HTTP/1.0 (close-delimited)
-    /// stream.
-    pub sse: Arc<[u8]>,
+    /// stream. A slice of `sse_chunk`.
+    pub sse: SharedBytes,
     /// The same block framed as one HTTP/1.1 chunk (RFC 9112 §7.1:
     /// `chunk-size CRLF chunk-data CRLF`, the size in hex): what a chunked
     /// SSE stream — the common case — writes.
-    pub sse_chunk: Arc<[u8]>,
+    pub sse_chunk: SharedBytes,
     /// A complete unmasked server text frame whose payload is `json`.
-    pub ws_frame: Arc<[u8]>,
-    /// `{"id":"…","event":"…","data":"…"}`.
-    pub json: Arc<[u8]>,
+    pub ws_frame: SharedBytes,
+    /// `{"id":"…","event":"…","data":"…"}`. A slice of `ws_frame`.
+    pub json: SharedBytes,
 }
 
 impl Message {
@@ -46,28 +90,35 @@ impl Message {
 
         let mut sse_block = Vec::with_capacity(data.len() + 48);
         sse::encode_event(&mut sse_block, Some(&id_text), event, data);
-
         let mut chunk = Vec::with_capacity(sse_block.len() + 20);
-        chunk.extend_from_slice(format!("{:x}\r\n", sse_block.len()).as_bytes());
+        chunk::write_chunk_header(&mut chunk, sse_block.len());
+        let block_at = chunk.len();
         chunk.extend_from_slice(&sse_block);
         chunk.extend_from_slice(b"\r\n");
+        drop(sse_block);
+        let chunk: Arc<[u8]> = chunk.into();
+        let sse = SharedBytes::slice(&chunk, block_at, chunk.len() - 2);
 
         let mut json_object = Vec::with_capacity(data.len() + 48);
         json::write_message(&mut json_object, &id_text, event.unwrap_or("message"), data);
-
-        let mut frame = Vec::with_capacity(json_object.len() + 10);
-        ws_frame::write_frame(&mut frame, true, ws_frame::Opcode::Text, &json_object);
+        let (header, header_len) =
+            ws_frame::server_header(true, ws_frame::Opcode::Text, json_object.len());
+        let mut frame = Vec::with_capacity(header_len + json_object.len());
+        frame.extend_from_slice(&header[..header_len]);
+        frame.extend_from_slice(&json_object);
+        drop(json_object);
+        let frame: Arc<[u8]> = frame.into();
+        let json = SharedBytes::slice(&frame, header_len, frame.len());
 
         Message {
             id,
             id_text: id_text.into(),
             event: event.map(Into::into),
-            data: data.into(),
             published_at,
-            sse: sse_block.into(),
-            sse_chunk: chunk.into(),
-            ws_frame: frame.into(),
-            json: json_object.into(),
+            sse,
+            sse_chunk: SharedBytes::slice(&chunk, 0, chunk.len()),
+            ws_frame: SharedBytes::slice(&frame, 0, frame.len()),
+            json,
         }
     }
 
@@ -76,16 +127,12 @@ impl Message {
         self.event.as_deref().unwrap_or("message")
     }
 
-    /// Bytes this message holds (text and every wire form), for memory
-    /// accounting.
+    /// Bytes this message holds, for memory accounting.
     pub fn footprint(&self) -> usize {
-        self.data.len()
-            + self.id_text.len()
+        self.id_text.len()
             + self.event.as_deref().map_or(0, str::len)
-            + self.sse.len()
             + self.sse_chunk.len()
             + self.ws_frame.len()
-            + self.json.len()
     }
 }
 

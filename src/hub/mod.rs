@@ -25,7 +25,7 @@ mod id;
 mod message;
 
 pub use id::{parse_cursor, Cursor, CursorError, MessageId};
-pub use message::{Gap, Message, Replay};
+pub use message::{Gap, Message, Replay, SharedBytes};
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;

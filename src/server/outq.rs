@@ -10,7 +10,8 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
-use std::sync::Arc;
+
+use crate::hub::SharedBytes;
 
 /// Most segments handed to one `writev`.
 const MAX_IOVECS: usize = 64;
@@ -18,7 +19,7 @@ const MAX_IOVECS: usize = 64;
 #[derive(Debug)]
 enum Segment {
     Owned(Vec<u8>),
-    Shared(Arc<[u8]>),
+    Shared(SharedBytes),
 }
 
 impl Segment {
@@ -64,12 +65,12 @@ impl OutQueue {
     }
 
     /// Queues bytes shared with other connections, without copying.
-    pub fn push_shared(&mut self, bytes: &Arc<[u8]>) {
+    pub fn push_shared(&mut self, bytes: &SharedBytes) {
         if bytes.is_empty() {
             return;
         }
         self.len += bytes.len();
-        self.segments.push_back(Segment::Shared(Arc::clone(bytes)));
+        self.segments.push_back(Segment::Shared(bytes.clone()));
     }
 
     /// Writes as much as the socket takes. `Ok(true)` when the queue is
@@ -178,7 +179,7 @@ mod tests {
     #[test]
     fn short_writes_keep_order_across_owned_and_shared() {
         let mut q = OutQueue::default();
-        let shared: Arc<[u8]> = Arc::from(&b"SHARED"[..]);
+        let shared = SharedBytes::from(b"SHARED".to_vec());
         q.push(b"ab");
         q.push(b"cd");
         q.push_shared(&shared);
