@@ -189,37 +189,67 @@ pub fn is_valid_close_code(code: u16) -> bool {
 
 /// Incremental UTF-8 validation (RFC 3629 §4), fed in arbitrary pieces.
 ///
-/// A state machine over the well-formed byte sequences table of RFC 3629
-/// §4: each state says how many continuation bytes are still due and, for
-/// the byte right after some lead bytes, the narrower range that excludes
-/// overlong forms (E0, F0), surrogates (ED) and code points past U+10FFFF
-/// (F4). A byte outside the allowed range fails at once — the earliest
-/// moment the sequence is known to be impossible — and the validator stays
-/// failed. ASCII, the common case, is skipped eight bytes at a time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// RFC 3629 §4's table of well-formed sequences comes down to this: the
+/// lead byte says how long the character is and which range its *second*
+/// byte must fall in — narrower than 80..BF after E0 (no overlong 3-byte
+/// forms), ED (no surrogates), F0 (no overlong 4-byte forms) and F4
+/// (nothing past U+10FFFF) — and every later byte is 80..BF. So the whole
+/// state between two pieces of input is: how many continuation bytes are
+/// still due, and the range the next one must be in. A byte outside it
+/// fails at once — the earliest moment the text is known not to be UTF-8
+/// — and the validator stays failed.
+///
+/// Within a piece, ASCII (the common case) is skipped 16 bytes at a time
+/// and a character that is wholly present is checked in one go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Utf8Validator {
-    state: Utf8State,
+    /// Continuation bytes still due; [`INVALID`] once failed.
+    due: u8,
+    /// The range the next continuation byte must fall in.
+    lo: u8,
+    hi: u8,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Utf8State {
-    /// Between characters.
-    #[default]
-    Ground,
-    /// 1, 2 or 3 continuation bytes (80..BF) still due.
-    Tail1,
-    Tail2,
-    Tail3,
-    /// After E0: A0..BF (no overlong 3-byte forms), then 1 more.
-    AfterE0,
-    /// After ED: 80..9F (no surrogates D800..DFFF), then 1 more.
-    AfterED,
-    /// After F0: 90..BF (no overlong 4-byte forms), then 2 more.
-    AfterF0,
-    /// After F4: 80..8F (nothing above U+10FFFF), then 2 more.
-    AfterF4,
-    /// An impossible sequence was seen.
-    Invalid,
+/// `due` of a failed validator.
+const INVALID: u8 = u8::MAX;
+
+impl Default for Utf8Validator {
+    fn default() -> Self {
+        Utf8Validator {
+            due: 0,
+            lo: 0x80,
+            hi: 0xBF,
+        }
+    }
+}
+
+/// RFC 3629 §4: for a lead byte, the number of continuation bytes and the
+/// range of the first of them. None for bytes that never start a
+/// character: continuation bytes, C0 and C1 (overlong 2-byte forms), and
+/// F5..FF (past U+10FFFF).
+#[inline(always)]
+fn lead(b: u8) -> Option<(u8, u8, u8)> {
+    Some(match b {
+        0xC2..=0xDF => (1, 0x80, 0xBF),
+        0xE0 => (2, 0xA0, 0xBF),
+        0xE1..=0xEC | 0xEE..=0xEF => (2, 0x80, 0xBF),
+        0xED => (2, 0x80, 0x9F),
+        0xF0 => (3, 0x90, 0xBF),
+        0xF1..=0xF3 => (3, 0x80, 0xBF),
+        0xF4 => (3, 0x80, 0x8F),
+        _ => return None,
+    })
+}
+
+/// The high bit of every byte of a word: set only in non-ASCII bytes.
+const ASCII_MASK: u64 = 0x8080_8080_8080_8080;
+
+/// The non-ASCII bits of 8 bytes.
+#[inline(always)]
+fn non_ascii(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(b);
+    u64::from_ne_bytes(w) & ASCII_MASK
 }
 
 impl Utf8Validator {
@@ -230,66 +260,85 @@ impl Utf8Validator {
     /// Feeds the next bytes; false once the input can no longer be UTF-8
     /// (whatever follows).
     pub fn feed(&mut self, bytes: &[u8]) -> bool {
-        use Utf8State::*;
-        let mut state = self.state;
+        if self.due == INVALID {
+            return false;
+        }
         let mut i = 0;
+        // The end of a character begun in an earlier piece.
+        if self.due > 0 {
+            let n = bytes.len().min(usize::from(self.due));
+            if !self.continue_with(&bytes[..n]) {
+                return false;
+            }
+            i = n;
+        }
         while i < bytes.len() {
-            if state == Ground {
-                // Fast path: whole words of ASCII.
-                while let Some(word) = bytes.get(i..i + 8) {
-                    let mut w = [0u8; 8];
-                    w.copy_from_slice(word);
-                    if u64::from_ne_bytes(w) & 0x8080_8080_8080_8080 != 0 {
-                        break;
-                    }
-                    i += 8;
-                }
-                while i < bytes.len() && bytes[i] < 0x80 {
-                    i += 1;
-                }
-                if i == bytes.len() {
+            // ASCII: 16 bytes at a time, then byte by byte.
+            while let Some(block) = bytes.get(i..i + 16) {
+                if non_ascii(&block[..8]) | non_ascii(&block[8..]) != 0 {
                     break;
                 }
+                i += 16;
             }
-            state = match (state, bytes[i]) {
-                (Ground, 0x00..=0x7F) => Ground,
-                (Ground, 0xC2..=0xDF) => Tail1,
-                (Ground, 0xE0) => AfterE0,
-                (Ground, 0xE1..=0xEC | 0xEE..=0xEF) => Tail2,
-                (Ground, 0xED) => AfterED,
-                (Ground, 0xF0) => AfterF0,
-                (Ground, 0xF1..=0xF3) => Tail3,
-                (Ground, 0xF4) => AfterF4,
-                (Tail1, 0x80..=0xBF) => Ground,
-                (Tail2, 0x80..=0xBF) => Tail1,
-                (Tail3, 0x80..=0xBF) => Tail2,
-                (AfterE0, 0xA0..=0xBF) => Tail1,
-                (AfterED, 0x80..=0x9F) => Tail1,
-                (AfterF0, 0x90..=0xBF) => Tail2,
-                (AfterF4, 0x80..=0x8F) => Tail2,
-                // C0, C1 and F5..FF never appear; a continuation byte out
-                // of place; the narrowed ranges above.
-                _ => Invalid,
-            };
-            if state == Invalid {
+            while i < bytes.len() && bytes[i] < 0x80 {
+                i += 1;
+            }
+            let Some(&b) = bytes.get(i) else {
                 break;
+            };
+            let Some((due, lo, hi)) = lead(b) else {
+                self.due = INVALID;
+                return false;
+            };
+            let cont = |c: u8| c & 0xC0 == 0x80;
+            let second_ok = |c: u8| (lo..=hi).contains(&c);
+            // The whole character is here: check it in one go.
+            let whole = match (due, bytes.get(i + 1..)) {
+                (1, Some(&[c1, ..])) => Some(second_ok(c1)),
+                (2, Some(&[c1, c2, ..])) => Some(second_ok(c1) && cont(c2)),
+                (3, Some(&[c1, c2, c3, ..])) => Some(second_ok(c1) && cont(c2) && cont(c3)),
+                _ => None,
+            };
+            match whole {
+                Some(true) => i += 1 + usize::from(due),
+                Some(false) => {
+                    self.due = INVALID;
+                    return false;
+                }
+                // It continues in the next piece.
+                None => {
+                    *self = Utf8Validator { due, lo, hi };
+                    return self.continue_with(&bytes[i + 1..]);
+                }
             }
-            i += 1;
         }
-        self.state = state;
-        state != Invalid
+        true
+    }
+
+    /// Checks continuation bytes (no more than are due).
+    #[inline(always)]
+    fn continue_with(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            if b < self.lo || b > self.hi {
+                self.due = INVALID;
+                return false;
+            }
+            self.due -= 1;
+            (self.lo, self.hi) = (0x80, 0xBF);
+        }
+        true
     }
 
     /// True if everything fed so far is whole, valid UTF-8: the check at
     /// the end of a message (§8.1: a message that ends inside a character
     /// is invalid too).
     pub fn is_complete(&self) -> bool {
-        self.state == Utf8State::Ground
+        self.due == 0
     }
 
     /// False once an impossible sequence has been fed.
     pub fn is_valid_so_far(&self) -> bool {
-        self.state != Utf8State::Invalid
+        self.due != INVALID
     }
 }
 
