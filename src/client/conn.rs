@@ -145,6 +145,19 @@ pub struct ResponseHead {
 }
 
 impl ResponseHead {
+    /// Parses a whole response head: the status line, the field lines and
+    /// the empty line that ends them (`HTTP/1.1 200 OK\r\n…\r\n\r\n`),
+    /// as strictly as the clients read one. For callers that read their
+    /// own socket and want the same rules.
+    pub fn parse(head: &[u8]) -> Result<ResponseHead, ClientError> {
+        if find_head_end(head) != Some(head.len()) {
+            return Err(ClientError::Protocol(
+                "a response head ends with its first empty line".into(),
+            ));
+        }
+        parse_head(head)
+    }
+
     /// The first field named `name` (ASCII case-insensitive, RFC 9110
     /// §5.1).
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -349,6 +362,16 @@ mod tests {
         ] {
             assert!(parse_head(bad.as_bytes()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn public_parse_wants_exactly_one_head() {
+        let h =
+            ResponseHead::parse(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+                .unwrap();
+        assert_eq!((h.status, h.header("upgrade")), (101, Some("websocket")));
+        assert!(ResponseHead::parse(b"HTTP/1.1 200 OK\r\n").is_err());
+        assert!(ResponseHead::parse(b"HTTP/1.1 200 OK\r\n\r\nbody").is_err());
     }
 
     #[test]
