@@ -17,12 +17,14 @@ fn config() -> Config {
 }
 
 /// A topic message frame, checked to be exactly `{"id","event","data"}`.
-fn message(ws: &mut WsClient) -> Msg {
-    Msg::from_json(&ws.recv_json())
+fn message(ws: &mut RawWs) -> ClientMessage {
+    let m = ws.recv_message();
+    assert_eq!(m.opcode, Opcode::Text, "expected a text message: {m:?}");
+    message_json(m.text())
 }
 
 /// Answers the server's close and checks the TCP connection then ends.
-fn finish_close(ws: &mut WsClient, code: u16) {
+fn finish_close(ws: &mut RawWs, code: u16) {
     ws.send_close(code);
     assert!(
         ws.closed_within(Duration::from_secs(3)),
@@ -33,7 +35,7 @@ fn finish_close(ws: &mut WsClient, code: u16) {
 #[test]
 fn handshake_answers_101_with_the_accept_key() {
     let server = TestServer::start(config());
-    let ws = WsClient::connect(server.addr, "/topics/hs/ws");
+    let ws = RawWs::connect(server.addr, "/topics/hs/ws");
     assert_eq!(
         ws.head.header("upgrade").map(str::to_ascii_lowercase),
         Some("websocket".into())
@@ -43,7 +45,7 @@ fn handshake_answers_101_with_the_accept_key() {
         .header("connection")
         .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade")));
     assert_eq!(ws.head.header("sec-websocket-extensions"), None);
-    let _echo = WsClient::connect(server.addr, "/echo");
+    let _echo = RawWs::connect(server.addr, "/echo");
     wait_stat(&server, "subscribers", Duration::from_secs(2), |n| n == 1);
 }
 
@@ -92,7 +94,7 @@ fn handshake_refusals() {
         &format!("{key}Sec-WebSocket-Version: 13\r\nOrigin: https://evil.example\r\n"),
     );
     assert_eq!(r.status, 403);
-    WsClient::connect_with(
+    RawWs::connect_with(
         server.addr,
         "/topics/w/ws",
         &[("Origin", "https://good.example")],
@@ -118,10 +120,10 @@ fn replay_after_a_cursor_then_live() {
     let id2 = publish(&server, "rp", Some("named"), "two");
     let id3 = publish(&server, "rp", None, "three\r\nlines");
 
-    let mut ws = WsClient::connect(server.addr, &format!("/topics/rp/ws?after={id1}"));
+    let mut ws = WsClient::connect(server.addr, &format!("/topics/rp/ws?after={id1}")).unwrap();
     assert_eq!(
-        message(&mut ws),
-        Msg {
+        ws_message(&mut ws),
+        ClientMessage {
             id: id2.clone(),
             event: "named".into(),
             data: "two".into()
@@ -129,36 +131,36 @@ fn replay_after_a_cursor_then_live() {
     );
     // JSON keeps every byte: no line-ending normalization here.
     assert_eq!(
-        message(&mut ws),
-        Msg {
+        ws_message(&mut ws),
+        ClientMessage {
             id: id3.clone(),
             event: "message".into(),
             data: "three\r\nlines".into()
         }
     );
-    assert!(ws.recv_frame_within(Duration::from_millis(200)).is_none());
+    assert!(ws_quiet(&mut ws, Duration::from_millis(200)));
     let id4 = publish(&server, "rp", None, "four");
-    assert_eq!(message(&mut ws).id, id4);
+    assert_eq!(ws_message(&mut ws).id, id4);
 
-    let mut ws = WsClient::connect(server.addr, "/topics/rp/ws?after=earliest");
-    let all: Vec<String> = (0..4).map(|_| message(&mut ws).data).collect();
+    let mut ws = WsClient::connect(server.addr, "/topics/rp/ws?after=earliest").unwrap();
+    let all: Vec<String> = (0..4).map(|_| ws_message(&mut ws).data).collect();
     assert_eq!(all, ["one", "two", "three\r\nlines", "four"]);
 
     // No cursor: live only.
-    let mut ws = WsClient::connect(server.addr, "/topics/rp/ws");
-    assert!(ws.recv_frame_within(Duration::from_millis(200)).is_none());
+    let mut ws = WsClient::connect(server.addr, "/topics/rp/ws").unwrap();
+    assert!(ws_quiet(&mut ws, Duration::from_millis(200)));
     publish(&server, "rp", None, "five");
-    assert_eq!(message(&mut ws).data, "five");
+    assert_eq!(ws_message(&mut ws).data, "five");
 }
 
 #[test]
 fn a_text_frame_reaches_every_subscriber_including_the_sender() {
     let server = TestServer::start(config());
-    let mut a = WsClient::connect(server.addr, "/topics/room/ws");
-    let mut b = WsClient::connect(server.addr, "/topics/room/ws");
-    let mut c = WsClient::connect(server.addr, "/topics/room/ws");
-    let mut other = WsClient::connect(server.addr, "/topics/elsewhere/ws");
-    let mut sse = SseClient::open(server.addr, "/topics/room/sse", &[]);
+    let mut a = RawWs::connect(server.addr, "/topics/room/ws");
+    let mut b = RawWs::connect(server.addr, "/topics/room/ws");
+    let mut c = RawWs::connect(server.addr, "/topics/room/ws");
+    let mut other = RawWs::connect(server.addr, "/topics/elsewhere/ws");
+    let mut sse = RawSse::open(server.addr, "/topics/room/sse", &[]);
 
     a.send_text("hi from a");
     let m = message(&mut a);
@@ -200,7 +202,7 @@ fn a_text_frame_reaches_every_subscriber_including_the_sender() {
         );
     }
     // The polls see what was said.
-    let p = PollAnswer::from_response(&get(&server, "/topics/room/messages"));
+    let p = batch(&get(&server, "/topics/room/messages"));
     assert_eq!(p.messages.len(), 22);
     assert_eq!(p.messages[0], m);
 }
@@ -208,11 +210,11 @@ fn a_text_frame_reaches_every_subscriber_including_the_sender() {
 #[test]
 fn a_binary_frame_on_a_topic_gets_1003() {
     let server = TestServer::start(config());
-    let mut ws = WsClient::connect(server.addr, "/topics/bin/ws");
+    let mut ws = RawWs::connect(server.addr, "/topics/bin/ws");
     ws.send_binary(&[0, 1, 2, 0xff]);
     assert_eq!(ws.expect_close(), 1003);
     finish_close(&mut ws, 1003);
-    let p = PollAnswer::from_response(&get(&server, "/topics/bin/messages"));
+    let p = batch(&get(&server, "/topics/bin/messages"));
     assert!(p.messages.is_empty(), "nothing published: {p:?}");
 }
 
@@ -221,7 +223,7 @@ fn a_message_over_max_message_bytes_gets_1009() {
     let mut cfg = config();
     cfg.max_message_bytes = 1024;
     let server = TestServer::start(cfg);
-    let mut ws = WsClient::connect(server.addr, "/topics/big/ws");
+    let mut ws = RawWs::connect(server.addr, "/topics/big/ws");
     ws.send_text(&"x".repeat(1024));
     assert_eq!(message(&mut ws).data.len(), 1024);
     ws.send_text(&"x".repeat(1025));
@@ -229,11 +231,11 @@ fn a_message_over_max_message_bytes_gets_1009() {
     finish_close(&mut ws, 1009);
 
     // The limit holds across fragments too.
-    let mut ws = WsClient::connect(server.addr, "/topics/big/ws");
+    let mut ws = RawWs::connect(server.addr, "/topics/big/ws");
     ws.send_frame(false, Opcode::Text, "x".repeat(1000).as_bytes(), true);
     ws.send_frame(true, Opcode::Continuation, "x".repeat(100).as_bytes(), true);
     assert_eq!(ws.expect_close(), 1009);
-    let p = PollAnswer::from_response(&get(&server, "/topics/big/messages"));
+    let p = batch(&get(&server, "/topics/big/messages"));
     assert_eq!(p.messages.len(), 1);
 }
 
@@ -241,29 +243,29 @@ fn a_message_over_max_message_bytes_gets_1009() {
 fn protocol_errors_get_their_close_codes() {
     let server = TestServer::start(config());
     // RFC 6455 §5.1: a client frame must be masked.
-    let mut ws = WsClient::connect(server.addr, "/topics/err/ws");
+    let mut ws = RawWs::connect(server.addr, "/topics/err/ws");
     ws.send_frame(true, Opcode::Text, b"unmasked", false);
     assert_eq!(ws.expect_close(), 1002);
     assert!(ws.closed_within(Duration::from_secs(3)));
 
     // Text that is not UTF-8.
-    let mut ws = WsClient::connect(server.addr, "/topics/err/ws");
+    let mut ws = RawWs::connect(server.addr, "/topics/err/ws");
     ws.send_frame(true, Opcode::Text, b"ok \xff\xfe", true);
     assert_eq!(ws.expect_close(), 1007);
     finish_close(&mut ws, 1007);
     // Split inside a code point across fragments is fine, though.
-    let mut ws = WsClient::connect(server.addr, "/topics/err/ws");
+    let mut ws = RawWs::connect(server.addr, "/topics/err/ws");
     ws.send_frame(false, Opcode::Text, b"caf\xc3", true);
     ws.send_frame(true, Opcode::Continuation, b"\xa9", true);
     assert_eq!(message(&mut ws).data, "café");
 
     // A reserved opcode.
-    let mut ws = WsClient::connect(server.addr, "/topics/err/ws");
+    let mut ws = RawWs::connect(server.addr, "/topics/err/ws");
     ws.send_frame(true, Opcode::Reserved(3), b"?", true);
     assert_eq!(ws.expect_close(), 1002);
 
     // Nothing invalid was published; the valid one was.
-    let p = PollAnswer::from_response(&get(&server, "/topics/err/messages"));
+    let p = batch(&get(&server, "/topics/err/messages"));
     assert_eq!(p.data(), ["café"]);
 }
 
@@ -271,7 +273,7 @@ fn protocol_errors_get_their_close_codes() {
 fn ping_gets_pong_and_a_clean_close_is_echoed() {
     let server = TestServer::start(config());
     for path in ["/topics/pp/ws", "/echo"] {
-        let mut ws = WsClient::connect(server.addr, path);
+        let mut ws = RawWs::connect(server.addr, path);
         ws.send_frame(true, Opcode::Ping, b"are you there", true);
         let f = ws.recv_frame();
         assert_eq!(
@@ -295,25 +297,28 @@ fn a_cursor_older_than_the_history_gets_a_gap_frame() {
     let ids: Vec<String> = (1..=6)
         .map(|i| publish(&server, "gap", None, &format!("m{i}")))
         .collect();
-    let mut ws = WsClient::connect(server.addr, &format!("/topics/gap/ws?after={}", ids[0]));
-    let gap = ws.recv_json();
+    let mut ws =
+        WsClient::connect(server.addr, &format!("/topics/gap/ws?after={}", ids[0])).unwrap();
+    let gap = ws_json(&mut ws);
     assert_eq!(gap.keys(), ["gap", "requested", "oldest"], "{gap:?}");
-    assert_eq!(gap.get("gap").and_then(Json::as_bool), Some(true));
+    assert_eq!(gap.get("gap").and_then(Value::as_bool), Some(true));
     assert_eq!(gap.str_field("requested"), ids[0]);
     assert_eq!(gap.str_field("oldest"), ids[3]);
-    let replay: Vec<Msg> = (0..3).map(|_| message(&mut ws)).collect();
+    let replay: Vec<ClientMessage> = (0..3).map(|_| ws_message(&mut ws)).collect();
     assert_eq!(
         replay.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
         [ids[3].as_str(), ids[4].as_str(), ids[5].as_str()]
     );
     // The oldest kept right after the cursor: no gap.
-    let mut ws = WsClient::connect(server.addr, &format!("/topics/gap/ws?after={}", ids[2]));
-    assert_eq!(message(&mut ws).id, ids[3]);
+    let mut ws =
+        WsClient::connect(server.addr, &format!("/topics/gap/ws?after={}", ids[2])).unwrap();
+    assert_eq!(ws_message(&mut ws).id, ids[3]);
     // Beyond the newest: a gap.
     let (epoch, _) = split_id(&ids[0]);
-    let mut ws = WsClient::connect(server.addr, &format!("/topics/gap/ws?after={epoch}-7"));
+    let mut ws =
+        WsClient::connect(server.addr, &format!("/topics/gap/ws?after={epoch}-7")).unwrap();
     assert_eq!(
-        ws.recv_json().get("gap").and_then(Json::as_bool),
+        ws_json(&mut ws).get("gap").and_then(Value::as_bool),
         Some(true)
     );
 }
@@ -326,15 +331,15 @@ fn a_slow_websocket_subscriber_is_cut_off_with_1008_and_resumes() {
     cfg.subscriber_queue_bytes = 64 * 1024;
     cfg.history_messages = MAX;
     let server = TestServer::start(cfg);
-    let mut stalled = WsClient::connect(server.addr, "/topics/slow/ws");
-    let mut healthy = SseClient::open(server.addr, "/topics/slow/sse", &[]);
-    let mut poster = Poller::new(server.addr);
+    let mut stalled = RawWs::connect(server.addr, "/topics/slow/ws");
+    let mut healthy = sse(&server, "slow", None);
+    let mut poster = HttpClient::new(server.addr);
     let mut ids = Vec::new();
     while ids.len() < MAX {
         let n = ids.len();
         ids.push(poster.publish("slow", &format!("{n:08}{}", ".".repeat(SIZE - 8))));
         // The healthy reader keeps up as it goes.
-        let e = healthy.next_event();
+        let e = sse_event(&mut healthy);
         assert_eq!(e.last_event_id, ids[n]);
         if n % 25 == 24 && stat(&server, "slow_disconnects") >= 1 {
             break;
@@ -353,7 +358,7 @@ fn a_slow_websocket_subscriber_is_cut_off_with_1008_and_resumes() {
         if f.opcode == Opcode::Close {
             break f.close_code();
         }
-        got.push(Msg::from_json(&Json::parse(f.text())));
+        got.push(message_json(f.text()));
     };
     assert_eq!(code, 1008);
     finish_close(&mut stalled, 1008);
@@ -364,22 +369,21 @@ fn a_slow_websocket_subscriber_is_cut_off_with_1008_and_resumes() {
 
     // It resumes by its cursor: exactly what it missed.
     let cursor = &got.last().unwrap().id;
-    let mut again = WsClient::connect(server.addr, &format!("/topics/slow/ws?after={cursor}"));
+    let mut again =
+        WsClient::connect(server.addr, &format!("/topics/slow/ws?after={cursor}")).unwrap();
     for id in &ids[got.len()..] {
-        assert_eq!(&message(&mut again).id, id);
+        assert_eq!(&ws_message(&mut again).id, id);
     }
-    assert!(again
-        .recv_frame_within(Duration::from_millis(200))
-        .is_none());
+    assert!(ws_quiet(&mut again, Duration::from_millis(200)));
     poster.publish("slow", "live again");
-    assert_eq!(message(&mut again).data, "live again");
-    assert_eq!(healthy.next_event().data, "live again");
+    assert_eq!(ws_message(&mut again).data, "live again");
+    assert_eq!(sse_event(&mut healthy).data, "live again");
 }
 
 #[test]
 fn echo_returns_text_binary_fragments_and_a_mebibyte() {
     let server = TestServer::start(config());
-    let mut ws = WsClient::connect(server.addr, "/echo");
+    let mut ws = RawWs::connect(server.addr, "/echo");
     ws.send_text("hello ✓");
     let f = ws.recv_message();
     assert_eq!((f.opcode, f.text()), (Opcode::Text, "hello ✓"));
@@ -422,8 +426,8 @@ fn echo_returns_text_binary_fragments_and_a_mebibyte() {
 #[test]
 fn last_words_before_a_close_reach_the_other_subscribers() {
     let server = TestServer::start(config());
-    let mut listener = WsClient::connect(server.addr, "/topics/last/ws");
-    let mut leaver = WsClient::connect(server.addr, "/topics/last/ws");
+    let mut listener = RawWs::connect(server.addr, "/topics/last/ws");
+    let mut leaver = RawWs::connect(server.addr, "/topics/last/ws");
     // Text and close in one write: the server reads both in one go.
     let mut both = Vec::new();
     for (opcode, payload) in [
@@ -447,5 +451,5 @@ fn last_words_before_a_close_reach_the_other_subscribers() {
     let f = listener
         .recv_frame_within(Duration::from_secs(3))
         .expect("the listener gets the leaver's last message");
-    assert_eq!(Msg::from_json(&Json::parse(f.text())).data, "goodbye");
+    assert_eq!(message_json(f.text()).data, "goodbye");
 }

@@ -1,8 +1,14 @@
-//! Small test clients for the push transports, written against the wire
-//! format rather than the server's internals: an SSE reader (our own
-//! chunked decoder feeding `EventStreamParser`, the browser's algorithm),
-//! a WebSocket client that masks its frames as RFC 6455 §5.3 demands,
-//! a keep-alive long-poll client, and a JSON reader for the answers.
+//! Test clients for the push transports.
+//!
+//! Where a test only needs what any client does — publish, poll, read a
+//! topic's events or messages — it uses the library's own clients
+//! (`pushwire::client`: [`HttpClient`], [`SseClient`], [`WsClient`], and
+//! its strict JSON reader), re-exported here with checks of the exact
+//! answer shapes on top. What stays here is what those clients will not
+//! do on purpose: [`RawSse`] keeps the raw body and reads it with its own
+//! chunked decoder (so a framing bug on either side shows), [`RawWs`]
+//! sends unmasked, fragmented or broken frames and hands back raw frames,
+//! and [`Poller`] pipelines requests on one connection.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -10,6 +16,10 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+pub use pushwire::client::json::{self, Value};
+pub use pushwire::client::{
+    Batch, ClientMessage, Delivery, HttpClient, ResponseHead, SseClient, WsClient, WsMessage,
+};
 use pushwire::wire::sse::{EventStreamParser, SseEvent};
 use pushwire::wire::ws_frame::{apply_mask, FrameHeader, Opcode};
 use pushwire::wire::ws_handshake::accept_key;
@@ -31,12 +41,14 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 
 /// `GET /stats`, one counter.
 pub fn stat(server: &TestServer, name: &str) -> u64 {
-    let r = crate::support::get(server, "/stats");
-    assert_eq!(r.status, 200);
-    let v = Json::parse(&r.text());
-    v.get(name)
-        .and_then(Json::as_u64)
-        .unwrap_or_else(|| panic!("no {name} in {}", r.text()))
+    let r = HttpClient::new(server.addr).get("/stats").expect("/stats");
+    assert_eq!(r.status(), 200);
+    let text = r.text().expect("UTF-8 /stats");
+    parse_json(text)
+        .get(name)
+        .and_then(Value::as_f64)
+        .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+        .unwrap_or_else(|| panic!("no counter {name} in {text}")) as u64
 }
 
 /// Waits until the `/stats` counter `name` satisfies `cond`.
@@ -59,17 +71,9 @@ pub fn wait_stat(server: &TestServer, name: &str, limit: Duration, cond: impl Fn
 /// returns the id. (Keep-alive on purpose: a publish on a connection that
 /// closes after it is its own test, `publish_with_connection_close_*`.)
 pub fn publish(server: &TestServer, topic: &str, event: Option<&str>, data: &str) -> String {
-    let path = match event {
-        Some(e) => format!("/topics/{topic}?event={e}"),
-        None => format!("/topics/{topic}"),
-    };
-    let r = Poller::new(server.addr).post(&path, data.as_bytes());
-    assert_eq!(r.status, 200, "publish: {}", r.text());
-    Json::parse(&r.text())
-        .get("id")
-        .and_then(Json::as_str)
-        .expect("id")
-        .to_string()
+    HttpClient::new(server.addr)
+        .post(topic, event, data)
+        .unwrap_or_else(|e| panic!("publish to {topic}: {e}"))
 }
 
 /// Splits an id into `(epoch, seq)`, checking its `<epoch>-<seq>` form.
@@ -83,254 +87,175 @@ pub fn split_id(id: &str) -> (u64, u64) {
     )
 }
 
-// ---- JSON ---------------------------------------------------------------------
+// ---- JSON and the answer shapes -------------------------------------------------
 
-/// Just enough JSON to read the server's answers (RFC 8259, strict).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
+/// Parses a whole JSON document with the library's strict reader;
+/// panics (failing the test) on anything it refuses.
+pub fn parse_json(text: &str) -> Value {
+    json::parse(text).unwrap_or_else(|e| panic!("{e}: {text:?}"))
 }
 
-impl Json {
-    /// Parses a whole document; panics (failing the test) on bad JSON.
-    pub fn parse(text: &str) -> Json {
-        let b = text.as_bytes();
-        let mut at = 0;
-        let v = parse_value(b, &mut at).unwrap_or_else(|| panic!("bad JSON: {text:?}"));
-        skip_ws(b, &mut at);
-        assert_eq!(at, b.len(), "trailing bytes after JSON: {text:?}");
-        v
-    }
+/// What the tests ask of a JSON value beyond the library's accessors.
+pub trait JsonExt {
+    /// An object's keys, in the order written (empty for a non-object).
+    fn keys(&self) -> Vec<&str>;
+    /// A string member, panicking if it is missing.
+    fn str_field(&self, key: &str) -> &str;
+}
 
-    pub fn get(&self, key: &str) -> Option<&Json> {
+impl JsonExt for Value {
+    fn keys(&self) -> Vec<&str> {
         match self {
-            Json::Obj(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    pub fn keys(&self) -> Vec<&str> {
-        match self {
-            Json::Obj(fields) => fields.iter().map(|(k, _)| k.as_str()).collect(),
+            Value::Object(members) => members.iter().map(|(k, _)| k.as_str()).collect(),
             _ => Vec::new(),
         }
     }
 
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            Json::Bool(b) => Some(*b),
-            _ => None,
-        }
-    }
-
-    pub fn as_u64(&self) -> Option<u64> {
-        match self {
-            Json::Num(n) if *n >= 0.0 && n.fract() == 0.0 => Some(*n as u64),
-            _ => None,
-        }
-    }
-
-    pub fn as_array(&self) -> Option<&[Json]> {
-        match self {
-            Json::Arr(a) => Some(a),
-            _ => None,
-        }
-    }
-
-    /// A string field, panicking if it is missing.
-    pub fn str_field(&self, key: &str) -> &str {
+    fn str_field(&self, key: &str) -> &str {
         self.get(key)
-            .and_then(Json::as_str)
+            .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("no string {key:?} in {self:?}"))
     }
 }
 
-fn skip_ws(b: &[u8], at: &mut usize) {
-    while *at < b.len() && matches!(b[*at], b' ' | b'\t' | b'\r' | b'\n') {
-        *at += 1;
+/// Checks that `v` is a message with exactly the fields
+/// `{"id","event","data"}`, in that order.
+fn check_message_shape(v: &Value) {
+    assert_eq!(v.keys(), ["id", "event", "data"], "message fields: {v:?}");
+}
+
+/// A message as the polls and the WebSocket send it, its shape checked.
+pub fn message_json(text: &str) -> ClientMessage {
+    check_message_shape(&parse_json(text));
+    match Delivery::from_json(text).unwrap_or_else(|e| panic!("{e}: {text}")) {
+        Delivery::Message(m) => m,
+        gap => panic!("expected a message, got {gap:?}"),
     }
 }
 
-fn parse_value(b: &[u8], at: &mut usize) -> Option<Json> {
-    skip_ws(b, at);
-    match *b.get(*at)? {
-        b'{' => {
-            *at += 1;
-            let mut fields = Vec::new();
-            skip_ws(b, at);
-            if b.get(*at) == Some(&b'}') {
-                *at += 1;
-                return Some(Json::Obj(fields));
-            }
-            loop {
-                skip_ws(b, at);
-                let Json::Str(k) = parse_value(b, at)? else {
-                    return None;
-                };
-                skip_ws(b, at);
-                (b.get(*at) == Some(&b':')).then_some(())?;
-                *at += 1;
-                let v = parse_value(b, at)?;
-                fields.push((k, v));
-                skip_ws(b, at);
-                match b.get(*at)? {
-                    b',' => *at += 1,
-                    b'}' => {
-                        *at += 1;
-                        return Some(Json::Obj(fields));
-                    }
-                    _ => return None,
-                }
-            }
-        }
-        b'[' => {
-            *at += 1;
-            let mut items = Vec::new();
-            skip_ws(b, at);
-            if b.get(*at) == Some(&b']') {
-                *at += 1;
-                return Some(Json::Arr(items));
-            }
-            loop {
-                items.push(parse_value(b, at)?);
-                skip_ws(b, at);
-                match b.get(*at)? {
-                    b',' => *at += 1,
-                    b']' => {
-                        *at += 1;
-                        return Some(Json::Arr(items));
-                    }
-                    _ => return None,
-                }
-            }
-        }
-        b'"' => parse_string(b, at).map(Json::Str),
-        b't' if b[*at..].starts_with(b"true") => {
-            *at += 4;
-            Some(Json::Bool(true))
-        }
-        b'f' if b[*at..].starts_with(b"false") => {
-            *at += 5;
-            Some(Json::Bool(false))
-        }
-        b'n' if b[*at..].starts_with(b"null") => {
-            *at += 4;
-            Some(Json::Null)
-        }
-        _ => {
-            let start = *at;
-            while *at < b.len() && matches!(b[*at], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-            {
-                *at += 1;
-            }
-            std::str::from_utf8(&b[start..*at])
-                .ok()?
-                .parse()
-                .ok()
-                .map(Json::Num)
-        }
+/// A poll or short-poll answer, its status, type and shape checked:
+/// `{"messages":[…],"last_id","timeout","gap"}`, in that order.
+pub fn batch_of(status: u16, content_type: Option<&str>, text: &str) -> Batch {
+    assert_eq!(status, 200, "poll: {status} {text}");
+    assert_eq!(content_type, Some("application/json"));
+    let v = parse_json(text);
+    assert_eq!(
+        v.keys(),
+        ["messages", "last_id", "timeout", "gap"],
+        "poll body: {text}"
+    );
+    for m in v
+        .get("messages")
+        .and_then(Value::as_array)
+        .expect("messages")
+    {
+        check_message_shape(m);
+    }
+    Batch::from_json(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// [`batch_of`] a raw response.
+pub fn batch(r: &Response) -> Batch {
+    batch_of(r.status, r.header("content-type"), &r.text())
+}
+
+/// The data of a batch's messages.
+pub trait BatchExt {
+    fn data(&self) -> Vec<&str>;
+}
+
+impl BatchExt for Batch {
+    fn data(&self) -> Vec<&str> {
+        self.messages.iter().map(|m| m.data.as_str()).collect()
     }
 }
 
-fn parse_string(b: &[u8], at: &mut usize) -> Option<String> {
-    *at += 1; // the opening quote
-    let mut out: Vec<u8> = Vec::new();
-    loop {
-        let c = *b.get(*at)?;
-        *at += 1;
-        match c {
-            b'"' => return String::from_utf8(out).ok(),
-            b'\\' => {
-                let e = *b.get(*at)?;
-                *at += 1;
-                let ch = match e {
-                    b'"' => '"',
-                    b'\\' => '\\',
-                    b'/' => '/',
-                    b'b' => '\u{8}',
-                    b'f' => '\u{c}',
-                    b'n' => '\n',
-                    b'r' => '\r',
-                    b't' => '\t',
-                    b'u' => {
-                        let hi = hex4(b, at)?;
-                        let code = if (0xD800..0xDC00).contains(&hi) {
-                            (b.get(*at..*at + 2)? == b"\\u").then_some(())?;
-                            *at += 2;
-                            let lo = hex4(b, at)?;
-                            (0xDC00..0xE000).contains(&lo).then_some(())?;
-                            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                        } else {
-                            hi
-                        };
-                        char::from_u32(code)?
-                    }
-                    _ => return None,
-                };
-                let mut tmp = [0u8; 4];
-                out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
-            }
-            // RFC 8259 §7: control characters must be escaped.
-            0..=0x1F => return None,
-            _ => out.push(c),
-        }
+/// Publishing and polling with the library's HTTP client, panicking on
+/// failure, each answer's shape checked.
+pub trait HttpExt {
+    /// `POST /topics/{topic}`; returns the id.
+    fn publish(&mut self, topic: &str, data: &str) -> String;
+    /// `GET target` (a poll or short poll, query included) as a batch.
+    fn batch(&mut self, target: &str) -> Batch;
+}
+
+impl HttpExt for HttpClient {
+    fn publish(&mut self, topic: &str, data: &str) -> String {
+        self.post(topic, None, data)
+            .unwrap_or_else(|e| panic!("publish to {topic}: {e}"))
+    }
+
+    fn batch(&mut self, target: &str) -> Batch {
+        let r = self
+            .get(target)
+            .unwrap_or_else(|e| panic!("GET {target}: {e}"));
+        batch_of(
+            r.status(),
+            r.head.header("content-type"),
+            r.text().expect("UTF-8 body"),
+        )
     }
 }
 
-fn hex4(b: &[u8], at: &mut usize) -> Option<u32> {
-    let s = std::str::from_utf8(b.get(*at..*at + 4)?).ok()?;
-    *at += 4;
-    u32::from_str_radix(s, 16).ok()
+/// The next message of a library [`WsClient`] within 5 s, its shape
+/// checked.
+pub fn ws_message(ws: &mut WsClient) -> ClientMessage {
+    ws.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    match ws.recv() {
+        Ok(WsMessage::Text(text)) => message_json(&text),
+        other => panic!("expected a text message, got {other:?}"),
+    }
+}
+
+/// The next text of a library [`WsClient`] within 5 s, as JSON.
+pub fn ws_json(ws: &mut WsClient) -> Value {
+    ws.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    match ws.recv() {
+        Ok(WsMessage::Text(text)) => parse_json(&text),
+        other => panic!("expected a text message, got {other:?}"),
+    }
+}
+
+/// True if no message reaches a library [`WsClient`] within `limit`.
+pub fn ws_quiet(ws: &mut WsClient, limit: Duration) -> bool {
+    ws.set_read_timeout(Some(limit)).unwrap();
+    match ws.recv() {
+        Err(e) if e.is_timeout() => true,
+        Err(e) => panic!("WebSocket failed: {e}"),
+        Ok(_) => false,
+    }
+}
+
+/// Opens a library [`SseClient`] on `topic` (resuming after
+/// `last_event_id`), its reads bounded so that a test cannot hang.
+pub fn sse(server: &TestServer, topic: &str, last_event_id: Option<&str>) -> SseClient {
+    let mut sse = SseClient::connect(server.addr, topic, last_event_id)
+        .unwrap_or_else(|e| panic!("SSE {topic}: {e}"));
+    sse.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    sse
+}
+
+/// The next event of a library [`SseClient`]; panics if the stream ends
+/// or its read timeout passes first.
+pub fn sse_event(sse: &mut SseClient) -> SseEvent {
+    match sse.next_event() {
+        Ok(Some(e)) => e,
+        Ok(None) => panic!("the event stream ended"),
+        Err(e) => panic!("no SSE event: {e}"),
+    }
 }
 
 // ---- reading a response head ----------------------------------------------------
 
-/// A response head: status and fields.
-#[derive(Debug, Clone)]
-pub struct Head {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-}
-
-impl Head {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads until the end of a response head; returns it and leaves what
-/// follows in `buf`.
-fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Head {
+/// Reads until the end of a response head and parses it with the
+/// library's (strict) head parser; leaves what follows in `buf`.
+fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> ResponseHead {
     loop {
         if let Some(end) = find(buf, b"\r\n\r\n") {
-            let text = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let head = ResponseHead::parse(&buf[..end + 4])
+                .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&buf[..end])));
             buf.drain(..end + 4);
-            let mut lines = text.split("\r\n");
-            let status = lines
-                .next()
-                .and_then(|l| l.split(' ').nth(1))
-                .and_then(|s| s.parse().ok())
-                .unwrap_or_else(|| panic!("bad status line in {text:?}"));
-            let headers = lines
-                .filter_map(|l| l.split_once(':'))
-                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-                .collect();
-            return Head { status, headers };
+            return head;
         }
         let mut chunk = [0u8; 16 * 1024];
         let n = s.read(&mut chunk).expect("read head");
@@ -338,7 +263,6 @@ fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Head {
         buf.extend_from_slice(&chunk[..n]);
     }
 }
-
 /// Reads into `buf` once, waiting at most until `deadline`. Returns
 /// `Some(0)` at end of stream, `None` if the deadline passed.
 fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Option<usize> {
@@ -374,9 +298,9 @@ enum Chunking {
 
 /// An event stream read as a browser would: head, then (de-chunked) body
 /// bytes fed to `EventStreamParser`.
-pub struct SseClient {
+pub struct RawSse {
     pub stream: TcpStream,
-    pub head: Head,
+    pub head: ResponseHead,
     /// Undecoded bytes received.
     wire: Vec<u8>,
     /// `None` for a close-delimited body (HTTP/1.0).
@@ -388,22 +312,22 @@ pub struct SseClient {
     pub closed: bool,
 }
 
-impl SseClient {
+impl RawSse {
     /// Opens `GET path` (HTTP/1.1) with extra header lines, and expects 200.
-    pub fn open(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> SseClient {
+    pub fn open(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> RawSse {
         let mut req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n");
         for (n, v) in extra {
             req.push_str(&format!("{n}: {v}\r\n"));
         }
         req.push_str("\r\n");
-        let c = SseClient::send(addr, req.as_bytes());
+        let c = RawSse::send(addr, req.as_bytes());
         assert_eq!(c.head.status, 200, "SSE {path}: {:?}", c.head);
         c
     }
 
     /// Sends a raw request and reads the response head; the body is read
     /// as an event stream (chunked if the head says so).
-    pub fn send(addr: SocketAddr, req: &[u8]) -> SseClient {
+    pub fn send(addr: SocketAddr, req: &[u8]) -> RawSse {
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).unwrap();
         stream
@@ -415,7 +339,7 @@ impl SseClient {
         let chunked = head
             .header("transfer-encoding")
             .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-        let mut c = SseClient {
+        let mut c = RawSse {
             stream,
             head,
             wire: Vec::new(),
@@ -596,21 +520,21 @@ pub const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// A WebSocket client: masks every frame (unless told not to, to test the
 /// server's refusal) with a key that changes per frame.
-pub struct WsClient {
+pub struct RawWs {
     pub stream: TcpStream,
-    pub head: Head,
+    pub head: ResponseHead,
     buf: Vec<u8>,
     mask_seed: u32,
     pub closed: bool,
 }
 
-impl WsClient {
+impl RawWs {
     /// Runs the handshake on `path` and checks the 101 answer.
-    pub fn connect(addr: SocketAddr, path: &str) -> WsClient {
-        WsClient::connect_with(addr, path, &[])
+    pub fn connect(addr: SocketAddr, path: &str) -> RawWs {
+        RawWs::connect_with(addr, path, &[])
     }
 
-    pub fn connect_with(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> WsClient {
+    pub fn connect_with(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> RawWs {
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).unwrap();
         stream
@@ -637,7 +561,7 @@ impl WsClient {
             head.header("sec-websocket-accept").unwrap(),
             accept_key(SAMPLE_KEY.as_bytes())
         );
-        WsClient {
+        RawWs {
             stream,
             head,
             buf,
@@ -754,10 +678,10 @@ impl WsClient {
     }
 
     /// The next data message as JSON.
-    pub fn recv_json(&mut self) -> Json {
+    pub fn recv_json(&mut self) -> Value {
         let m = self.recv_message();
         assert_eq!(m.opcode, Opcode::Text, "expected a text message: {m:?}");
-        Json::parse(m.text())
+        parse_json(m.text())
     }
 
     /// Reads frames until a close frame; returns its code. Fails if the
@@ -787,67 +711,10 @@ impl WsClient {
     }
 }
 
-// ---- long poll ----------------------------------------------------------------
+// ---- pipelined requests ---------------------------------------------------------
 
-/// One message of a poll answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Msg {
-    pub id: String,
-    pub event: String,
-    pub data: String,
-}
-
-impl Msg {
-    pub fn from_json(v: &Json) -> Msg {
-        assert_eq!(v.keys(), ["id", "event", "data"], "message fields: {v:?}");
-        Msg {
-            id: v.str_field("id").to_string(),
-            event: v.str_field("event").to_string(),
-            data: v.str_field("data").to_string(),
-        }
-    }
-}
-
-/// A poll or short-poll answer.
-#[derive(Debug, Clone)]
-pub struct PollAnswer {
-    pub messages: Vec<Msg>,
-    pub last_id: String,
-    pub timeout: bool,
-    pub gap: bool,
-}
-
-impl PollAnswer {
-    pub fn from_response(r: &Response) -> PollAnswer {
-        assert_eq!(r.status, 200, "poll: {} {}", r.status, r.text());
-        assert_eq!(r.header("content-type"), Some("application/json"));
-        let v = Json::parse(&r.text());
-        assert_eq!(
-            v.keys(),
-            ["messages", "last_id", "timeout", "gap"],
-            "poll body: {}",
-            r.text()
-        );
-        PollAnswer {
-            messages: v
-                .get("messages")
-                .and_then(Json::as_array)
-                .expect("messages")
-                .iter()
-                .map(Msg::from_json)
-                .collect(),
-            last_id: v.str_field("last_id").to_string(),
-            timeout: v.get("timeout").and_then(Json::as_bool).expect("timeout"),
-            gap: v.get("gap").and_then(Json::as_bool).expect("gap"),
-        }
-    }
-
-    pub fn data(&self) -> Vec<&str> {
-        self.messages.iter().map(|m| m.data.as_str()).collect()
-    }
-}
-
-/// A client that polls over one keep-alive connection.
+/// Requests on one keep-alive connection, written and read separately, so
+/// that a test can pipeline them or leave a poll parked.
 pub struct Poller {
     pub stream: TcpStream,
     buf: Vec<u8>,
@@ -887,27 +754,8 @@ impl Poller {
         read_response(&mut self.stream, &mut self.buf, false)
     }
 
-    /// `POST path` with `body` on this connection (kept alive).
-    pub fn post(&mut self, path: &str, body: &[u8]) -> Response {
-        let mut req = format!(
-            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        req.extend_from_slice(body);
-        self.stream.write_all(&req).unwrap();
-        self.read()
-    }
-
-    /// Publishes `data` on this connection; returns the id.
-    pub fn publish(&mut self, topic: &str, data: &str) -> String {
-        let r = self.post(&format!("/topics/{topic}"), data.as_bytes());
-        assert_eq!(r.status, 200, "publish: {}", r.text());
-        Json::parse(&r.text()).str_field("id").to_string()
-    }
-
     /// `GET path` as a poll answer.
-    pub fn poll(&mut self, path: &str) -> PollAnswer {
-        PollAnswer::from_response(&self.get(path))
+    pub fn batch(&mut self, path: &str) -> Batch {
+        batch(&self.get(path))
     }
 }
