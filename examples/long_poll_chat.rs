@@ -25,35 +25,22 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pushwire::client::json;
 use pushwire::client::{Batch, ClientError, HttpClient, Stats};
-use pushwire::wire::json as json_out;
-use pushwire::{Config, Server};
+use pushwire::Config;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{chat_line, render, Args, DemoServer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut addr: SocketAddr = "127.0.0.1:8080".parse()?;
-    let mut topic = "lobby".to_string();
-    let mut name = format!("user{}", std::process::id() % 1000);
-    let mut demo = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => addr = args.next().ok_or("--addr needs an address")?.parse()?,
-            "--topic" => topic = args.next().ok_or("--topic needs a name")?,
-            "--name" => name = args.next().ok_or("--name needs a name")?,
-            "--demo" => demo = true,
-            _ => {
-                return Err(format!(
-                    "usage: long_poll_chat [--addr ADDR] [--topic T] [--name N] | --demo  ({arg}?)"
-                )
-                .into())
-            }
-        }
-    }
-    if demo {
+    let a = Args::parse(
+        "usage: long_poll_chat [--addr ADDR] [--topic T] [--name N] | --demo",
+        "lobby",
+    )?;
+    if a.demo {
         return run_demo();
     }
-    interactive(addr, topic, name)
+    interactive(a.addr, a.topic, a.name)
 }
 
 fn show(who: &str, batch: &Batch) {
@@ -101,13 +88,8 @@ fn interactive(
 }
 
 fn run_demo() -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::bind(Config {
-        listen: "127.0.0.1:0".parse()?,
-        ..Default::default()
-    })?;
-    let addr = server.local_addr();
-    let handle = server.handle();
-    let loop_thread = thread::spawn(move || server.run());
+    let server = DemoServer::start(Config::default())?;
+    let addr = server.addr;
     println!("demo server on {addr}; alice and bob chat on /topics/demo by POST + long poll\n");
 
     let start = Instant::now();
@@ -127,8 +109,7 @@ fn run_demo() -> Result<(), Box<dyn std::error::Error>> {
     let a = thread::spawn(move || bot(addr, "alice", alice, start, end));
     let b = thread::spawn(move || bot(addr, "bob", bob, start, end));
     let (a, b) = (a.join().unwrap()?, b.join().unwrap()?);
-    handle.shutdown();
-    loop_thread.join().unwrap()?;
+    server.stop()?;
     println!("\n{said} lines said.");
     for (name, (received, polls, expired, posts)) in [("alice", a), ("bob", b)] {
         println!(
@@ -178,33 +159,4 @@ fn bot(
     }
     let posts = poster.join().unwrap()?;
     Ok((received, http.stats(), expired, posts))
-}
-
-/// A chat line as the browser chat (`/demo/chat`) writes it,
-/// `{"name":…,"text":…,"from":…}`, so terminals and browsers can share a
-/// room.
-fn chat_line(name: &str, text: &str) -> String {
-    let mut out = Vec::new();
-    out.extend_from_slice(b"{\"name\":");
-    json_out::write_str(&mut out, name);
-    out.extend_from_slice(b",\"text\":");
-    json_out::write_str(&mut out, text);
-    out.extend_from_slice(b",\"from\":");
-    json_out::write_str(&mut out, &format!("terminal-{}", std::process::id()));
-    out.push(b'}');
-    String::from_utf8(out).expect("the JSON writer writes UTF-8")
-}
-
-/// `name: text` for a chat line; anything else (`curl -d hello …`) as sent.
-fn render(data: &str) -> String {
-    let Ok(v) = json::parse(data) else {
-        return data.to_string();
-    };
-    match (
-        v.get("name").and_then(json::Value::as_str),
-        v.get("text").and_then(json::Value::as_str),
-    ) {
-        (name, Some(text)) => format!("{}: {text}", name.unwrap_or("anonymous")),
-        _ => data.to_string(),
-    }
 }

@@ -16,48 +16,21 @@
 //! curl -d 'hello' http://127.0.0.1:8080/topics/news      # in another terminal
 //! ```
 
-use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use pushwire::client::{ClientError, HttpClient};
-use pushwire::{Config, Server};
+use pushwire::Config;
 
-struct Args {
-    addr: SocketAddr,
-    topic: String,
-    interval: Duration,
-    demo: bool,
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{Args, DemoServer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut a = Args {
-        addr: "127.0.0.1:8080".parse()?,
-        topic: "news".to_string(),
-        interval: Duration::from_millis(1000),
-        demo: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => a.addr = args.next().ok_or("--addr needs an address")?.parse()?,
-            "--topic" => a.topic = args.next().ok_or("--topic needs a name")?,
-            "--interval" => {
-                let ms: u64 = args
-                    .next()
-                    .ok_or("--interval needs milliseconds")?
-                    .parse()?;
-                a.interval = Duration::from_millis(ms.max(10));
-            }
-            "--demo" => a.demo = true,
-            _ => {
-                return Err(format!(
-                    "usage: short_poll [--addr ADDR] [--topic T] [--interval MS] | --demo  ({arg}?)"
-                )
-                .into())
-            }
-        }
-    }
+    let a = Args::parse(
+        "usage: short_poll [--addr ADDR] [--topic T] [--interval MS] | --demo",
+        "news",
+    )?;
     if a.demo {
         return run_demo();
     }
@@ -112,18 +85,15 @@ fn poll_loop(
 }
 
 fn run_demo() -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::bind(Config {
-        listen: "127.0.0.1:0".parse()?,
-        ..Default::default()
-    })?;
-    let addr = server.local_addr();
-    let handle = server.handle();
-    let loop_thread = thread::spawn(move || server.run());
-    println!("demo server on {addr}: a reading every 700 ms, a poll every 500 ms\n");
+    let server = DemoServer::start(Config::default())?;
+    println!(
+        "demo server on {}: a reading every 700 ms, a poll every 500 ms\n",
+        server.addr
+    );
 
     const READINGS: usize = 6;
     let publisher = {
-        let handle = handle.clone();
+        let handle = server.handle.clone();
         thread::spawn(move || {
             for i in 0..READINGS {
                 thread::sleep(Duration::from_millis(700));
@@ -132,7 +102,7 @@ fn run_demo() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
     };
-    let mut http = HttpClient::new(addr);
+    let mut http = HttpClient::new(server.addr);
     let (mut received, mut empty) = (0, 0);
     let until = Instant::now() + Duration::from_millis(700 * READINGS as u64 + 800);
     poll_loop(
@@ -146,8 +116,7 @@ fn run_demo() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     publisher.join().unwrap();
-    handle.shutdown();
-    loop_thread.join().unwrap()?;
+    server.stop()?;
     let s = http.stats();
     println!(
         "\n{} requests for {received}/{READINGS} readings ({empty} answered nothing new); \

@@ -39,7 +39,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use pushwire::client::{ClientError, Delivery, HttpClient, SseClient, Stats, WsClient, WsMessage};
-use pushwire::{Config, Server};
+use pushwire::Config;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::DemoServer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Transport {
@@ -148,17 +152,13 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let server = Server::bind(Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
+    let server = DemoServer::start(Config {
         // Keep every message of the run, so that a slow client is late,
         // never gapped.
         history_messages: w.messages.max(1000),
         ..Default::default()
     })
     .expect("bind 127.0.0.1:0");
-    let addr = server.local_addr();
-    let handle = server.handle();
-    let loop_thread = thread::spawn(move || server.run());
 
     println!(
         "{} messages of {} bytes at {}/s to {} clients per transport; short poll every {} ms",
@@ -171,10 +171,9 @@ fn main() {
     let mut rows = Vec::new();
     for &t in &w.transports {
         eprintln!("running {} ...", t.name());
-        rows.push((t, run_transport(t, addr, &handle, &w)));
+        rows.push((t, run_transport(t, server.addr, &server.handle, &w)));
     }
-    handle.shutdown();
-    loop_thread.join().unwrap().expect("server loop");
+    server.stop().expect("server loop");
     print_table(&w, &rows);
 }
 
@@ -366,35 +365,23 @@ fn follow(
             }
             r.stats = sse.stats();
         }
-        Transport::LongPoll => {
+        Transport::LongPoll | Transport::ShortPoll => {
             ready.wait();
             let mut http = HttpClient::new(addr);
             let mut cursor = "earliest".to_string();
-            let result = (|| -> Result<(), ClientError> {
-                while !r.done(n) && Instant::now() < deadline {
-                    let batch = http.poll(topic, Some(&cursor), 2)?;
-                    r.gap |= batch.gap;
-                    for m in &batch.messages {
-                        r.record(&m.data, base);
-                    }
-                    cursor = batch.last_id;
-                }
-                Ok(())
-            })();
-            r.stats = http.stats();
-            result?;
-        }
-        Transport::ShortPoll => {
-            ready.wait();
-            let mut http = HttpClient::new(addr);
-            let mut cursor = "earliest".to_string();
-            // Clients start spread over one interval, as real ones would.
+            // Short pollers start spread over one interval, as real ones
+            // would.
             let mut next = Instant::now() + interval.mul_f64(random_fraction());
             let result = (|| -> Result<(), ClientError> {
                 while !r.done(n) && Instant::now() < deadline {
-                    thread::sleep(next.saturating_duration_since(Instant::now()));
-                    next += interval;
-                    let batch = http.messages(topic, Some(&cursor))?;
+                    let batch = if t == Transport::LongPoll {
+                        // Parked until there is news: no rhythm to keep.
+                        http.poll(topic, Some(&cursor), 2)?
+                    } else {
+                        thread::sleep(next.saturating_duration_since(Instant::now()));
+                        next += interval;
+                        http.messages(topic, Some(&cursor))?
+                    };
                     r.gap |= batch.gap;
                     for m in &batch.messages {
                         r.record(&m.data, base);

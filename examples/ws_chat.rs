@@ -29,35 +29,22 @@ use std::sync::mpsc::{self, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pushwire::client::json;
 use pushwire::client::{ClientError, Delivery, WsClient, WsMessage};
-use pushwire::wire::json as json_out;
-use pushwire::{Config, Server};
+use pushwire::Config;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{chat_line, render, Args, DemoServer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut addr: SocketAddr = "127.0.0.1:8080".parse()?;
-    let mut topic = "lobby".to_string();
-    let mut name = format!("user{}", std::process::id() % 1000);
-    let mut demo = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => addr = args.next().ok_or("--addr needs an address")?.parse()?,
-            "--topic" => topic = args.next().ok_or("--topic needs a name")?,
-            "--name" => name = args.next().ok_or("--name needs a name")?,
-            "--demo" => demo = true,
-            _ => {
-                return Err(format!(
-                    "usage: ws_chat [--addr ADDR] [--topic T] [--name N] | --demo  ({arg}?)"
-                )
-                .into())
-            }
-        }
-    }
-    if demo {
+    let a = Args::parse(
+        "usage: ws_chat [--addr ADDR] [--topic T] [--name N] | --demo",
+        "lobby",
+    )?;
+    if a.demo {
         return run_demo();
     }
-    interactive(addr, &topic, &name)
+    interactive(a.addr, &a.topic, &a.name)
 }
 
 /// One participant's connection: the socket, when there is one, and the
@@ -218,13 +205,8 @@ enum Step {
 }
 
 fn run_demo() -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::bind(Config {
-        listen: "127.0.0.1:0".parse()?,
-        ..Default::default()
-    })?;
-    let addr = server.local_addr();
-    let handle = server.handle();
-    let loop_thread = thread::spawn(move || server.run());
+    let server = DemoServer::start(Config::default())?;
+    let addr = server.addr;
     println!("demo server on {addr}; alice and bob chat on /topics/demo/ws\n");
 
     let start = Instant::now();
@@ -246,8 +228,7 @@ fn run_demo() -> Result<(), Box<dyn std::error::Error>> {
     let a = thread::spawn(move || bot(addr, "alice", &alice, start, end));
     let b = thread::spawn(move || bot(addr, "bob", &bob, start, end));
     let (a, b) = (a.join().unwrap(), b.join().unwrap());
-    handle.shutdown();
-    loop_thread.join().unwrap()?;
+    server.stop()?;
     let (a, b) = (a?, b?);
     println!(
         "\n8 lines said; alice received {a}, bob {b} — each in order and once, \
@@ -321,33 +302,4 @@ fn bot(
         ws.close(1000, "bye")?;
     }
     Ok(received)
-}
-
-/// A chat line as the browser chat (`/demo/chat`) writes it,
-/// `{"name":…,"text":…,"from":…}`, so terminals and browsers can share a
-/// room.
-fn chat_line(name: &str, text: &str) -> String {
-    let mut out = Vec::new();
-    out.extend_from_slice(b"{\"name\":");
-    json_out::write_str(&mut out, name);
-    out.extend_from_slice(b",\"text\":");
-    json_out::write_str(&mut out, text);
-    out.extend_from_slice(b",\"from\":");
-    json_out::write_str(&mut out, &format!("terminal-{}", std::process::id()));
-    out.push(b'}');
-    String::from_utf8(out).expect("the JSON writer writes UTF-8")
-}
-
-/// `name: text` for a chat line; anything else (`curl -d hello …`) as sent.
-fn render(data: &str) -> String {
-    let Ok(v) = json::parse(data) else {
-        return data.to_string();
-    };
-    match (
-        v.get("name").and_then(json::Value::as_str),
-        v.get("text").and_then(json::Value::as_str),
-    ) {
-        (name, Some(text)) => format!("{}: {text}", name.unwrap_or("anonymous")),
-        _ => data.to_string(),
-    }
 }
