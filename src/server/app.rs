@@ -20,10 +20,6 @@ use super::routes::{route, Miss, Route};
 use super::{assets, Server};
 use crate::proto::ws::Transmit;
 
-/// The last chunk and empty trailer section that end a chunked body
-/// (RFC 9112 §7.1).
-const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
-
 /// What a connection becomes after a response.
 enum Next {
     /// Keep reading requests.
@@ -390,21 +386,10 @@ impl Server {
         };
         if conn.out.len() + bytes.len() > cap {
             self.stats.slow_disconnects += 1;
+            // What was kept of the queue ends on a frame or chunk boundary.
             conn.out.clear_unstarted();
-            conn.close_after_flush = true;
-            conn.idle_since = now;
-            match &mut conn.mode {
-                Mode::Ws(ws) => {
-                    // RFC 6455 §7.4.1: 1008, the endpoint's policy (a queue cap).
-                    let mut out = Vec::new();
-                    ws.session.close(1008, "subscriber too slow", now, &mut out);
-                    conn.out.push(&out);
-                }
-                // The stream ends as a stream should: with its last chunk
-                // (what was kept of the queue ends on a chunk boundary).
-                Mode::Sse(s) if s.chunked => conn.out.push(LAST_CHUNK),
-                _ => {}
-            }
+            // RFC 6455 §7.4.1: 1008, the endpoint's policy (a queue cap).
+            conn.end_stream(1008, "subscriber too slow", now);
             if self.cfg.trace {
                 eprintln!("[{id}] cut off: outbound queue at its cap ({cap} bytes)");
             }
@@ -876,17 +861,7 @@ impl Server {
         let subscribers = self.hub.subscribers(topic).to_vec();
         for &id in &subscribers {
             if let Some(Some(conn)) = self.conns.get_mut(id) {
-                conn.close_after_flush = true;
-                conn.idle_since = now;
-                match &mut conn.mode {
-                    Mode::Ws(ws) => {
-                        let mut out = Vec::new();
-                        ws.session.close(1012, "dropped for a test", now, &mut out);
-                        conn.out.push(&out);
-                    }
-                    Mode::Sse(s) if s.chunked => conn.out.push(LAST_CHUNK),
-                    _ => {}
-                }
+                conn.end_stream(1012, "dropped for a test", now);
                 self.dirty.push(id);
             }
         }

@@ -7,6 +7,7 @@ use mio::net::TcpStream;
 use crate::hub::MessageId;
 use crate::proto::http::HttpConn;
 use crate::proto::ws::WsSession;
+use crate::wire::chunked;
 use crate::wire::http1::Version;
 
 use super::outq::OutQueue;
@@ -73,4 +74,28 @@ pub struct Conn {
     pub peer_closed: bool,
     /// Close as soon as the outbound queue is empty (or at `deadline`).
     pub close_after_flush: bool,
+}
+
+impl Conn {
+    /// Ends a subscriber's stream on purpose, and closes the connection
+    /// once what is queued is written: a WebSocket gets a close frame with
+    /// `code` (RFC 6455 §7.4.1), a chunked SSE stream its last chunk, so it
+    /// ends as a chunked body should (RFC 9112 §7.1).
+    pub fn end_stream(&mut self, code: u16, reason: &str, now: Instant) {
+        match &mut self.mode {
+            Mode::Ws(ws) => {
+                let mut out = Vec::new();
+                ws.session.close(code, reason, now, &mut out);
+                self.out.push(&out);
+            }
+            Mode::Sse(s) if s.chunked => {
+                let mut last = Vec::with_capacity(5);
+                chunked::encode_last(&mut last);
+                self.out.push(&last);
+            }
+            _ => {}
+        }
+        self.close_after_flush = true;
+        self.idle_since = now;
+    }
 }

@@ -773,23 +773,10 @@ impl Server {
             let Some(mut conn) = self.take(id) else {
                 continue;
             };
-            match &mut conn.mode {
-                Mode::Ws(ws) => {
-                    let mut out = std::mem::take(&mut self.wbuf);
-                    ws.session
-                        .close(1001, "server shutting down", now, &mut out);
-                    self.wbuf = out;
-                }
-                Mode::Sse(s) => {
-                    if s.chunked {
-                        crate::wire::chunked::encode_last(&mut self.wbuf);
-                    }
-                }
-                Mode::Parked(_) => self.answer_parked(id, &mut conn, now, true),
-                Mode::Http(_) => {}
+            if let Mode::Parked(_) = conn.mode {
+                self.answer_parked(id, &mut conn, now, true);
             }
-            conn.close_after_flush = true;
-            conn.idle_since = now;
+            conn.end_stream(1001, "server shutting down", now);
             self.finish(id, conn, now);
         }
     }
