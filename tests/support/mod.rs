@@ -7,7 +7,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use pushwire::client::ResponseHead;
 use pushwire::server::{Handle, Server};
+use pushwire::wire::chunked::{ChunkedDecoder, ChunkedLimits};
 use pushwire::Config;
 
 /// A server on an ephemeral port of 127.0.0.1, stopped when dropped.
@@ -74,14 +76,8 @@ impl Response {
 pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, head_only: bool) -> Response {
     loop {
         if let Some(end) = find(buf, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let mut lines = head.split("\r\n");
-            let status_line = lines.next().unwrap();
-            let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
-            let headers: Vec<(String, String)> = lines
-                .filter_map(|l| l.split_once(':'))
-                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-                .collect();
+            let head = ResponseHead::parse(&buf[..end + 4]).expect("a well-formed response head");
+            let (status, headers) = (head.status, head.headers);
             let get = |n: &str| {
                 headers
                     .iter()
@@ -144,23 +140,12 @@ pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, head_only: bool) -> R
 
 /// A complete chunked body at the start of `b`: (body, bytes used).
 pub fn dechunk(b: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let mut at = 0;
+    let mut decoder = ChunkedDecoder::new(ChunkedLimits::default());
     let mut body = Vec::new();
-    loop {
-        let line_end = at + find(&b[at..], b"\r\n")?;
-        let size_text = std::str::from_utf8(&b[at..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        at = line_end + 2;
-        if size == 0 {
-            let end = at + find(&b[at..], b"\r\n")?;
-            return Some((body, end + 2));
-        }
-        if b.len() < at + size + 2 {
-            return None;
-        }
-        body.extend_from_slice(&b[at..at + size]);
-        at += size + 2;
-    }
+    let progress = decoder
+        .decode(b, &mut body, usize::MAX)
+        .expect("a well-formed chunked body");
+    progress.done.then_some((body, progress.consumed))
 }
 
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
