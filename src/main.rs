@@ -187,7 +187,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "ws-max-fragments",
         value: "N",
-        help: "most frames in one message; over it: close 1009 [4096]",
+        help: "most frames in one message; over it: close 1009 [100000]",
         set: |c, v| {
             c.ws_max_fragments = num(v)?;
             Ok(())
