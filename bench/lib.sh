@@ -175,11 +175,11 @@ busy_pct() {
                  printf "%.0f", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
 }
 
-# wait_quiet: the machine is shared; wait (60 s at most) until less than
+# wait_quiet: the machine is shared; wait (20 s at most) until less than
 # 15% of it is busy before a measured run, and say how busy it was.
 wait_quiet() {
     local i b
-    for i in $(seq 60); do
+    for i in $(seq 20); do
         b="$(busy_pct)"
         if (( b < 15 )); then return 0; fi
     done

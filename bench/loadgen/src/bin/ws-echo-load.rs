@@ -232,13 +232,21 @@ fn main() {
                                 let n = c.rbuf.len() * 2;
                                 c.rbuf.resize(n, 0);
                             }
-                            match read_once(&mut c.s, &mut c.rbuf[c.rlen..])
+                            let space = c.rbuf.len() - c.rlen;
+                            // A read shorter than the space left drained the
+                            // socket: the next byte raises a new edge, so the
+                            // read that would only say WouldBlock is skipped
+                            // (one syscall less per message).
+                            let drained = match read_once(&mut c.s, &mut c.rbuf[c.rlen..])
                                 .map_err(|e| e.to_string())?
                             {
-                                ReadOutcome::Data(n) => c.rlen += n,
+                                ReadOutcome::Data(n) => {
+                                    c.rlen += n;
+                                    n < space
+                                }
                                 ReadOutcome::WouldBlock => return Ok(()),
                                 ReadOutcome::Closed => return Err("closed by server".into()),
-                            }
+                            };
                             // One message is in flight at a time, so the
                             // buffer holds at most one echo (plus, rarely,
                             // a control frame before it).
@@ -279,6 +287,9 @@ fn main() {
                                         }
                                     }
                                 }
+                            }
+                            if drained {
+                                return Ok(());
                             }
                         }
                     })();
