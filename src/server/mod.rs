@@ -429,7 +429,10 @@ impl Server {
             _ => self.cfg.max_outbound_bytes,
         };
         let input_cap = self.cfg.max_head_bytes + self.cfg.max_body_bytes;
-        conn.read_paused = conn.out.len() > cap || conn.inbuf.len() > input_cap;
+        // Responses built in this turn wait in the loop's write buffer
+        // until `finish` queues them: they count as queued already.
+        let queued = conn.out.len() + self.wbuf.len();
+        conn.read_paused = queued > cap || conn.inbuf.len() > input_cap;
     }
 
     /// Feeds `input` to the connection's protocol; returns how many bytes
