@@ -77,3 +77,34 @@ fn an_echo_client_that_never_reads_stops_being_read() {
     // The server is still serving everyone else.
     assert_eq!(get(&server, "/healthz").status, 200);
 }
+
+#[test]
+fn a_pipelining_client_that_never_reads_stops_being_read() {
+    let server = TestServer::start(Config {
+        max_outbound_bytes: 64 * 1024,
+        ..Config::default()
+    });
+    let mut s = server.connect();
+    let batch = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".repeat(1000);
+    s.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut sent = 0usize;
+    let blocked = loop {
+        if sent >= 256 * 1024 * 1024 {
+            break false;
+        }
+        match s.write(&batch[sent % batch.len()..]) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break true
+            }
+            Err(e) => panic!("write failed: {e}"),
+        }
+    };
+    assert!(blocked, "the server kept reading: {sent} bytes taken");
+    assert!(
+        sent < 64 * 1024 * 1024,
+        "{sent} bytes taken before blocking"
+    );
+    assert_eq!(get(&server, "/healthz").status, 200);
+}
