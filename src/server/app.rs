@@ -17,8 +17,9 @@ use crate::wire::{chunked, json, sse, ws_frame, ws_handshake};
 use super::conn::{Conn, Mode, ParkedPoll, SseStream, WsConn};
 use super::direct::DirectTx;
 use super::routes::{route, Miss, Route};
-use super::{assets, Server};
+use super::{assets, Server, Stats};
 use crate::proto::ws::Transmit;
+use crate::Config;
 
 /// What a connection becomes after a response.
 enum Next {
@@ -33,6 +34,10 @@ enum Next {
         topic: Box<str>,
         after: hub::MessageId,
         deadline: Instant,
+        /// What the eventual answer needs to know of the request.
+        version: Version,
+        keep_alive: bool,
+        head_only: bool,
     },
     /// Speak WebSocket.
     Ws(Box<WsConn>),
@@ -174,13 +179,15 @@ impl Server {
                     topic,
                     after,
                     deadline,
+                    version,
+                    keep_alive,
+                    head_only,
                 } => {
                     let Mode::Http(http) =
                         std::mem::replace(&mut conn.mode, Mode::Sse(placeholder_stream(now)))
                     else {
                         unreachable!()
                     };
-                    let (version, keep_alive, head_only) = self.last_ctx;
                     conn.mode = Mode::Parked(Box::new(ParkedPoll {
                         http,
                         topic,
@@ -203,7 +210,6 @@ impl Server {
 
     /// Routes one request and runs its handler.
     fn dispatch(&mut self, id: usize, req: &Request, now: Instant) -> Next {
-        self.last_ctx = (req.version(), req.keep_alive, req.method() == Method::Head);
         if req.method() == Method::Other {
             // RFC 9110 §9.1: an unrecognized method SHOULD get 501.
             return self.respond_text(req, 501, "method not implemented");
@@ -349,9 +355,16 @@ impl Server {
         while !self.pending.is_empty() {
             let batch = std::mem::take(&mut self.pending);
             for (topic, msg) in batch {
-                let subscribers = self.hub.subscribers(&topic).to_vec();
-                for id in subscribers {
-                    self.deliver(id, &msg, now);
+                // The subscriber list is read in place while connections are
+                // written to: disjoint fields, no copy of 5,000 ids per
+                // publish.
+                for &id in self.hub.subscribers(&topic) {
+                    let conn = self.conns.get_mut(id).and_then(Option::as_mut);
+                    if let Some(conn) = conn {
+                        if deliver(id, conn, &msg, &self.cfg, &mut self.stats, now) {
+                            self.dirty.push(id);
+                        }
+                    }
                 }
                 let woken = self.parking.wake(&topic);
                 for id in woken {
@@ -366,54 +379,6 @@ impl Server {
                 }
             }
         }
-    }
-
-    /// Queues one message for one subscriber, or cuts the subscriber off
-    /// if its queue is at the cap (it resumes by its cursor).
-    fn deliver(&mut self, id: usize, msg: &Arc<Message>, now: Instant) {
-        let cap = self.cfg.subscriber_queue_bytes;
-        let Some(Some(conn)) = self.conns.get_mut(id) else {
-            return;
-        };
-        if conn.close_after_flush {
-            return;
-        }
-        let bytes = match &conn.mode {
-            Mode::Sse(s) if s.chunked => &msg.sse_chunk,
-            Mode::Sse(_) => &msg.sse,
-            Mode::Ws(ws) if ws.session.is_open() => &msg.ws_frame,
-            _ => return,
-        };
-        if conn.out.len() + bytes.len() > cap {
-            self.stats.slow_disconnects += 1;
-            // What was kept of the queue ends on a frame or chunk boundary.
-            conn.out.clear_unstarted();
-            // RFC 6455 §7.4.1: 1008, the endpoint's policy (a queue cap).
-            conn.end_stream(1008, "subscriber too slow", now);
-            if self.cfg.trace {
-                eprintln!("[{id}] cut off: outbound queue at its cap ({cap} bytes)");
-            }
-        } else {
-            conn.out.push_shared(bytes);
-            if let Mode::Sse(s) = &mut conn.mode {
-                s.last_write = now;
-            }
-            if self.cfg.trace {
-                let how = if matches!(conn.mode, Mode::Sse(_)) {
-                    "SSE event"
-                } else {
-                    "WebSocket text frame"
-                };
-                eprintln!(
-                    "[{id}] -> {how} id {} event {} ({} bytes)",
-                    msg.id_text,
-                    msg.event_name(),
-                    bytes.len()
-                );
-            }
-            self.stats.deliveries += 1;
-        }
-        self.dirty.push(id);
     }
 
     // ---- SSE -------------------------------------------------------------------
@@ -567,6 +532,9 @@ impl Server {
             topic: topic.into(),
             after: replay.last_id,
             deadline,
+            version: req.version(),
+            keep_alive: req.keep_alive,
+            head_only: req.method() == Method::Head,
         }
     }
 
@@ -868,6 +836,59 @@ impl Server {
         let body = format!("{{\"dropped\":{}}}", subscribers.len());
         self.respond(req, 200, "application/json", &[], body.as_bytes())
     }
+}
+
+/// Queues one message for one subscriber, or cuts the subscriber off if
+/// its queue is at the cap (it resumes by its cursor). Returns whether the
+/// connection has something new to write.
+fn deliver(
+    id: usize,
+    conn: &mut Conn,
+    msg: &Message,
+    cfg: &Config,
+    stats: &mut Stats,
+    now: Instant,
+) -> bool {
+    let cap = cfg.subscriber_queue_bytes;
+    if conn.close_after_flush {
+        return false;
+    }
+    let bytes = match &conn.mode {
+        Mode::Sse(s) if s.chunked => &msg.sse_chunk,
+        Mode::Sse(_) => &msg.sse,
+        Mode::Ws(ws) if ws.session.is_open() => &msg.ws_frame,
+        _ => return false,
+    };
+    if conn.out.len() + bytes.len() > cap {
+        stats.slow_disconnects += 1;
+        // What was kept of the queue ends on a frame or chunk boundary.
+        conn.out.clear_unstarted();
+        // RFC 6455 §7.4.1: 1008, the endpoint's policy (a queue cap).
+        conn.end_stream(1008, "subscriber too slow", now);
+        if cfg.trace {
+            eprintln!("[{id}] cut off: outbound queue at its cap ({cap} bytes)");
+        }
+        return true;
+    }
+    conn.out.push_shared(bytes);
+    if let Mode::Sse(s) = &mut conn.mode {
+        s.last_write = now;
+    }
+    if cfg.trace {
+        let how = if matches!(conn.mode, Mode::Sse(_)) {
+            "SSE event"
+        } else {
+            "WebSocket text frame"
+        };
+        eprintln!(
+            "[{id}] -> {how} id {} event {} ({} bytes)",
+            msg.id_text,
+            msg.event_name(),
+            bytes.len()
+        );
+    }
+    stats.deliveries += 1;
+    true
 }
 
 /// A stand-in mode while a connection's real one is moved out.

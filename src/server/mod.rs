@@ -169,9 +169,6 @@ pub struct Server {
     commands: Receiver<Command>,
     handle: Handle,
     shutdown_at: Option<Instant>,
-    /// Version, keep-alive and HEAD-ness of the request being handled
-    /// (kept for a poll that parks).
-    last_ctx: (crate::wire::http1::Version, bool, bool),
 }
 
 impl Server {
@@ -212,7 +209,6 @@ impl Server {
             commands,
             handle: Handle { tx, waker },
             shutdown_at: None,
-            last_ctx: Default::default(),
         })
     }
 
