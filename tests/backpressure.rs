@@ -5,28 +5,31 @@
 mod support;
 
 use std::io::{ErrorKind, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
-use pushwire::wire::ws_frame::{apply_mask, FrameHeader, Opcode};
+use pushwire::wire::ws_frame::{write_masked_frame, Opcode};
 use pushwire::Config;
 use support::*;
 
-/// A masked client frame.
-fn client_frame(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
-    let key = [1, 2, 3, 4];
-    let header = FrameHeader {
-        fin: true,
-        rsv: 0,
-        opcode,
-        mask: Some(key),
-        payload_len: payload.len() as u64,
-    };
-    let mut out = Vec::new();
-    header.emit(&mut out);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    apply_mask(&mut out[start..], key, 0);
-    out
+/// Writes `unit` over and over (resuming a unit where a short write left
+/// it, so the stream stays well-formed) without ever reading, until a
+/// write blocks for half a second or 256 MiB went through. Returns the
+/// bytes written and whether it blocked.
+fn write_until_blocked(s: &mut TcpStream, unit: &[u8]) -> (usize, bool) {
+    s.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut sent = 0usize;
+    while sent < 256 * 1024 * 1024 {
+        match s.write(&unit[sent % unit.len()..]) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return (sent, true)
+            }
+            Err(e) => panic!("write failed: {e}"),
+        }
+    }
+    (sent, false)
 }
 
 #[test]
@@ -49,23 +52,10 @@ fn an_echo_client_that_never_reads_stops_being_read() {
     // server would accept all 256 MiB and queue it; with it, our writes
     // stop going through after the queue cap plus what the kernel buffers
     // on both sides hold.
-    let frame = client_frame(Opcode::Binary, &vec![0x5a; 64 * 1024]);
-    s.set_write_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let mut sent = 0usize;
-    let blocked = loop {
-        if sent >= 256 * 1024 * 1024 {
-            break false;
-        }
-        // Continue the current frame where the last write stopped.
-        match s.write(&frame[sent % frame.len()..]) {
-            Ok(n) => sent += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                break true
-            }
-            Err(e) => panic!("write failed: {e}"),
-        }
-    };
+    let mut frame = Vec::new();
+    let payload = vec![0x5a; 64 * 1024];
+    write_masked_frame(&mut frame, true, Opcode::Binary, &payload, [1, 2, 3, 4]);
+    let (sent, blocked) = write_until_blocked(&mut s, &frame);
     assert!(blocked, "the server kept reading: {sent} bytes taken");
     // Kernel socket buffers on loopback can hold several MiB each way;
     // what matters is that the total is bounded, far below what was offered.
@@ -86,21 +76,7 @@ fn a_pipelining_client_that_never_reads_stops_being_read() {
     });
     let mut s = server.connect();
     let batch = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".repeat(1000);
-    s.set_write_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let mut sent = 0usize;
-    let blocked = loop {
-        if sent >= 256 * 1024 * 1024 {
-            break false;
-        }
-        match s.write(&batch[sent % batch.len()..]) {
-            Ok(n) => sent += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                break true
-            }
-            Err(e) => panic!("write failed: {e}"),
-        }
-    };
+    let (sent, blocked) = write_until_blocked(&mut s, &batch);
     assert!(blocked, "the server kept reading: {sent} bytes taken");
     assert!(
         sent < 64 * 1024 * 1024,

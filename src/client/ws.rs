@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::wire::ws_frame::{apply_mask, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD};
+use crate::wire::ws_frame::{write_masked_frame, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD};
 use crate::wire::ws_handshake::accept_key;
 
 use super::conn::Conn;
@@ -185,19 +185,8 @@ impl WsClient {
         if opcode == Opcode::Close {
             self.close_sent = true;
         }
-        let key = random_bytes::<4>();
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: Some(key),
-            payload_len: payload.len() as u64,
-        };
-        let mut frame = Vec::with_capacity(header.header_len() + payload.len());
-        header.emit(&mut frame);
-        let start = frame.len();
-        frame.extend_from_slice(payload);
-        apply_mask(&mut frame[start..], key, 0);
+        let mut frame = Vec::new();
+        write_masked_frame(&mut frame, true, opcode, payload, random_bytes::<4>());
         self.conn.send(&frame, &mut self.stats)?;
         Ok(())
     }

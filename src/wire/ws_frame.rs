@@ -288,6 +288,31 @@ pub fn write_frame(out: &mut Vec<u8>, fin: bool, opcode: Opcode, payload: &[u8])
     out.extend_from_slice(payload);
 }
 
+/// Appends a whole masked (client) frame to `out`: header with `key`,
+/// then the payload masked with it. RFC 6455 §5.3: a client MUST mask
+/// every frame it sends, with a fresh, unpredictable key each time (the
+/// caller chooses it).
+pub fn write_masked_frame(
+    out: &mut Vec<u8>,
+    fin: bool,
+    opcode: Opcode,
+    payload: &[u8],
+    key: [u8; 4],
+) {
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode,
+        mask: Some(key),
+        payload_len: payload.len() as u64,
+    };
+    out.reserve(header.header_len() + payload.len());
+    header.emit(out);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], key, 0);
+}
+
 /// XORs `buf` with the masking key (RFC 6455 §5.3), `offset` being the
 /// position of `buf[0]` within the frame's payload — so a payload that
 /// arrives in pieces is unmasked piece by piece. Masking is its own

@@ -21,7 +21,7 @@ pub use pushwire::client::{
     Batch, ClientMessage, Delivery, HttpClient, ResponseHead, SseClient, WsClient, WsMessage,
 };
 use pushwire::wire::sse::{EventStreamParser, SseEvent};
-use pushwire::wire::ws_frame::{apply_mask, FrameHeader, Opcode};
+use pushwire::wire::ws_frame::{write_frame, write_masked_frame, FrameHeader, Opcode};
 use pushwire::wire::ws_handshake::accept_key;
 
 use crate::support::{find, read_response, Response, TestServer};
@@ -576,20 +576,11 @@ impl RawWs {
             .mask_seed
             .wrapping_mul(1_664_525)
             .wrapping_add(1_013_904_223);
-        let key = self.mask_seed.to_be_bytes();
-        let header = FrameHeader {
-            fin,
-            rsv: 0,
-            opcode,
-            mask: masked.then_some(key),
-            payload_len: payload.len() as u64,
-        };
-        let mut out = Vec::with_capacity(header.header_len() + payload.len());
-        header.emit(&mut out);
-        let at = out.len();
-        out.extend_from_slice(payload);
+        let mut out = Vec::with_capacity(payload.len() + 14);
         if masked {
-            apply_mask(&mut out[at..], key, 0);
+            write_masked_frame(&mut out, fin, opcode, payload, self.mask_seed.to_be_bytes());
+        } else {
+            write_frame(&mut out, fin, opcode, payload);
         }
         // The server may close while we write (1009 before the whole
         // payload is read): a write error is then expected.
