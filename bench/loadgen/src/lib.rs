@@ -1,6 +1,7 @@
 //! Shared pieces of the load generators: flags, loopback URLs, non-blocking
-//! sockets on mio, HTTP response heads, a streaming chunked decoder, an SSE
-//! line splitter, latency percentiles and a server's resident memory.
+//! sockets on mio and a connection ramp, request and response heads, a
+//! streaming chunked decoder, an SSE line splitter, latency percentiles and
+//! a server's resident memory.
 //!
 //! Every generator is one thread driving one `mio::Poll`, so that it can be
 //! pinned to one core next to a server pinned to the other, and so that the
@@ -235,6 +236,60 @@ pub fn connect(
         mio::Interest::READABLE | mio::Interest::WRITABLE,
     )?;
     Ok(s)
+}
+
+/// Opens `n` connections to one address with at most `parallel` of them
+/// still setting up (connecting, or waiting for their handshake's answer),
+/// so that a ramp of thousands does not overflow the server's accept queue
+/// and measure SYN retransmits instead of the server.
+pub struct Ramp {
+    addr: SocketAddr,
+    n: usize,
+    parallel: usize,
+    /// Connections started and not yet set up or failed.
+    pub pending: usize,
+}
+
+impl Ramp {
+    pub fn new(addr: SocketAddr, n: usize, parallel: usize) -> Ramp {
+        Ramp {
+            addr,
+            n,
+            parallel,
+            pending: 0,
+        }
+    }
+
+    /// Start connects until `conns` holds `n` or `parallel` are pending.
+    /// `wrap` makes each new socket a connection; its token is its index in
+    /// `conns`.
+    pub fn fill<T>(
+        &mut self,
+        poll: &mio::Poll,
+        conns: &mut Vec<T>,
+        mut wrap: impl FnMut(mio::net::TcpStream) -> T,
+    ) -> io::Result<()> {
+        while conns.len() < self.n && self.pending < self.parallel {
+            let s = connect(poll, self.addr, mio::Token(conns.len()))?;
+            conns.push(wrap(s));
+            self.pending += 1;
+        }
+        Ok(())
+    }
+
+    /// A pending connection is set up, or has failed: room for another.
+    pub fn settled(&mut self) {
+        self.pending -= 1;
+    }
+}
+
+/// Wait up to `timeout` for events. A signal interrupting the wait is no
+/// error: it leaves `events` empty, as a timeout does.
+pub fn wait(poll: &mut mio::Poll, events: &mut mio::Events, timeout: Duration) {
+    match poll.poll(events, Some(timeout)) {
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => events.clear(),
+        r => r.expect("poll"),
+    }
 }
 
 /// Whether a non-blocking connect has finished: `Ok(true)` connected,
@@ -492,6 +547,27 @@ pub fn fresh_topic(prefix: &str) -> String {
     format!("{prefix}-{}-{t}", std::process::id())
 }
 
+/// A GET request for `url`; `fields` are further header lines, each ending
+/// in CRLF.
+pub fn get_request(url: &Url, fields: &str) -> Vec<u8> {
+    format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\n{fields}\r\n",
+        url.path, url.host
+    )
+    .into_bytes()
+}
+
+/// A WebSocket opening handshake for `url`, with RFC 6455 §1.3's example
+/// key: the key's only job is to be echoed back hashed, and the same bytes
+/// every time keep each connection's cost the same.
+pub fn ws_upgrade_request(url: &Url) -> Vec<u8> {
+    get_request(
+        url,
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+    )
+}
+
 /// A POST request publishing `body` to `url`.
 pub fn post_request(url: &Url, body: &[u8]) -> Vec<u8> {
     let mut r = format!(
@@ -538,6 +614,21 @@ mod tests {
         assert_eq!(p.len(), 64);
         let json = format!("{{\"data\":\"{}\"}}", String::from_utf8(p).unwrap());
         assert_eq!(unstamp(json.as_bytes()), Some((42, 123456789)));
+    }
+
+    #[test]
+    fn request_heads() {
+        let url = Url::parse("ws://127.0.0.1:9/echo").unwrap();
+        assert_eq!(
+            get_request(&url, "Accept: text/event-stream\r\n"),
+            b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:9\r\nAccept: text/event-stream\r\n\r\n"
+        );
+        assert_eq!(
+            ws_upgrade_request(&url),
+            b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:9\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n"
+        );
     }
 
     #[test]

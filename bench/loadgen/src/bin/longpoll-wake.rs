@@ -6,14 +6,14 @@
 //! URLs are templates with `{t}` for the topic: pushwire
 //! `/topics/{t}/poll?timeout=60`, nchan's long-poll subscriber `/lp/{t}`.
 
-use std::io;
 use std::time::{Duration, Instant};
 
 use loadgen::mio::net::TcpStream;
 use loadgen::mio::{Events, Poll, Token};
 use loadgen::{
-    connect, connect_done, ms, ns_since, parse_response_head, post_request, read_once, rss_bytes,
-    stamp, write_some, BodyKind, Dechunker, Flags, ReadOutcome, Summary, Url,
+    connect, connect_done, get_request, ms, ns_since, parse_response_head, post_request, read_once,
+    rss_bytes, stamp, wait, write_some, BodyKind, Dechunker, Flags, Ramp, ReadOutcome, Summary,
+    Url,
 };
 
 const USAGE: &str =
@@ -51,11 +51,7 @@ fn main() {
     let pid: Option<u32> = f.opt("pid").map(|p| p.parse().expect("--pid"));
     let parallel: usize = f.num("connect-parallel", 128);
 
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\r\n",
-        poll_url.path, poll_url.host
-    )
-    .into_bytes();
+    let req = get_request(&poll_url, "Accept: application/json\r\n");
     let mut poll = Poll::new().expect("poll");
     let mut events = Events::with_capacity(4096);
     let mut scratch = vec![0u8; 64 * 1024];
@@ -64,27 +60,22 @@ fn main() {
 
     // ---- park every client ---------------------------------------------------
     let mut clients: Vec<Client> = Vec::with_capacity(n);
-    let (mut pending, mut parked, mut dead) = (0usize, 0usize, 0usize);
+    let mut ramp = Ramp::new(poll_url.addr, n, parallel);
+    let (mut parked, mut dead) = (0usize, 0usize);
     let mut early = 0usize;
     while parked + dead < n {
-        while clients.len() < n && pending < parallel {
-            let i = clients.len();
-            clients.push(Client {
-                s: connect(&poll, poll_url.addr, Token(i)).expect("connect"),
-                state: State::Connecting,
-                woff: 0,
-                buf: Vec::new(),
-            });
-            pending += 1;
-        }
+        ramp.fill(&poll, &mut clients, |s| Client {
+            s,
+            state: State::Connecting,
+            woff: 0,
+            buf: Vec::new(),
+        })
+        .expect("connect");
         if base.elapsed() > Duration::from_secs(120) {
             eprintln!("park phase timed out: {parked} parked, {dead} failed of {n}");
             std::process::exit(1);
         }
-        match poll.poll(&mut events, Some(Duration::from_millis(100))) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => r.expect("poll"),
-        }
+        wait(&mut poll, &mut events, Duration::from_millis(100));
         for ev in events.iter() {
             let i = ev.token().0;
             let c = &mut clients[i];
@@ -115,7 +106,7 @@ fn main() {
                 (State::Connecting, Ok(true)) => {
                     c.state = State::Parked;
                     parked += 1;
-                    pending -= 1;
+                    ramp.settled();
                 }
                 (_, Ok(_)) => {}
                 (st, Err(e)) => {
@@ -126,7 +117,7 @@ fn main() {
                         parked -= 1;
                         early += 1;
                     } else {
-                        pending -= 1;
+                        ramp.settled();
                     }
                     c.state = State::Dead;
                     dead += 1;
@@ -194,10 +185,7 @@ fn main() {
     while (lat.len() + wrong + failed_after < parked || pub_status.is_none())
         && Instant::now() < deadline
     {
-        match poll.poll(&mut events, Some(Duration::from_millis(50))) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => r.expect("poll"),
-        }
+        wait(&mut poll, &mut events, Duration::from_millis(50));
         for ev in events.iter() {
             let i = ev.token().0;
             if i == n {

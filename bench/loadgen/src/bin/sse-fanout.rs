@@ -19,17 +19,17 @@
 //! so the same tool drives pushwire (`/topics/{t}/sse`, `POST /topics/{t}`)
 //! and nchan (`/sub/{t}`, `POST /pub/{t}`).
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loadgen::mio::net::TcpStream;
-use loadgen::mio::{Events, Poll, Token};
+use loadgen::mio::{Events, Poll};
 use loadgen::{
-    connect, connect_done, cpu_time, ms, ns_since, parse_response_head, post_request, read_once,
-    rss_bytes, sse_lines, stamp, unstamp, write_some, BodyKind, CpuMeter, Dechunker, Flags,
-    ReadOutcome, Summary, Url,
+    connect_done, cpu_time, get_request, ms, ns_since, parse_response_head, post_request,
+    read_once, rss_bytes, sse_lines, stamp, unstamp, wait, write_some, BodyKind, CpuMeter,
+    Dechunker, Flags, Ramp, ReadOutcome, Summary, Url,
 };
 
 const USAGE: &str = "usage: sse-fanout --sub 'http://127.0.0.1:PORT/topics/{t}/sse' \
@@ -88,11 +88,10 @@ fn main() {
     let settle = f.secs("settle", 1.0);
     let parallel: usize = f.num("connect-parallel", 128);
 
-    let sub_req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
-        sub_url.path, sub_url.host
-    )
-    .into_bytes();
+    let sub_req = get_request(
+        &sub_url,
+        "Accept: text/event-stream\r\nCache-Control: no-cache\r\n",
+    );
 
     let mut poll = Poll::new().expect("poll");
     let mut events = Events::with_capacity(4096);
@@ -102,28 +101,23 @@ fn main() {
     // ---- phase 1: subscribers ----------------------------------------------
     let rss_before = pid.map(|p| rss_bytes(p).expect("server VmRSS"));
     let mut subs: Vec<Sub> = Vec::with_capacity(nsubs);
-    let (mut pending, mut ready, mut dead_subs) = (0usize, 0usize, 0usize);
+    let mut ramp = Ramp::new(sub_url.addr, nsubs, parallel);
+    let (mut ready, mut dead_subs) = (0usize, 0usize);
     let mut early_events = 0u64;
     while ready + dead_subs < nsubs {
-        while subs.len() < nsubs && pending < parallel {
-            let i = subs.len();
-            subs.push(Sub {
-                s: connect(&poll, sub_url.addr, Token(i)).expect("connect"),
-                state: SubState::Connecting,
-                woff: 0,
-                buf: Vec::new(),
-                chunked: None,
-            });
-            pending += 1;
-        }
+        ramp.fill(&poll, &mut subs, |s| Sub {
+            s,
+            state: SubState::Connecting,
+            woff: 0,
+            buf: Vec::new(),
+            chunked: None,
+        })
+        .expect("connect");
         if base.elapsed() > Duration::from_secs(120) {
             eprintln!("subscribe phase timed out: {ready} ready, {dead_subs} failed of {nsubs}");
             std::process::exit(1);
         }
-        match poll.poll(&mut events, Some(Duration::from_millis(100))) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => r.expect("poll"),
-        }
+        wait(&mut poll, &mut events, Duration::from_millis(100));
         for ev in events.iter() {
             let i = ev.token().0;
             let sub = &mut subs[i];
@@ -138,12 +132,12 @@ fn main() {
                 (SubState::Streaming, _) => {}
                 (_, SubState::Streaming) => {
                     ready += 1;
-                    pending -= 1;
+                    ramp.settled();
                 }
                 (SubState::Dead, _) => {}
                 (_, SubState::Dead) => {
                     dead_subs += 1;
-                    pending -= 1;
+                    ramp.settled();
                 }
                 _ => {}
             }
@@ -233,10 +227,7 @@ fn main() {
         } else {
             last_progress = Instant::now();
         }
-        match poll.poll(&mut events, Some(Duration::from_millis(20))) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => r.expect("poll"),
-        }
+        wait(&mut poll, &mut events, Duration::from_millis(20));
         for ev in events.iter() {
             let i = ev.token().0;
             let sub = &mut subs[i];

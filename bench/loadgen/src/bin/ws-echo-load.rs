@@ -4,17 +4,18 @@
 //! over a fixed window after a warm-up. Every echo is checked: opcode,
 //! length, and the first and last bytes of the payload.
 
-use std::io;
 use std::time::{Duration, Instant};
 
-use loadgen::mio::{Events, Poll, Token};
-use loadgen::{connect, connect_done, read_once, write_some, CpuMeter, Flags, ReadOutcome, Url};
+use loadgen::mio::{Events, Poll};
+use loadgen::{
+    connect_done, read_once, wait, write_some, ws_upgrade_request, CpuMeter, Flags, Ramp,
+    ReadOutcome, Url,
+};
 
 const USAGE: &str = "usage: ws-echo-load --url ws://127.0.0.1:PORT/echo [--conns 100] [--size 20] \
 [--warmup 2] [--duration 10] [--connect-parallel 128] [--pid SERVER_PID]";
 
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 #[derive(PartialEq, Eq)]
 enum State {
@@ -47,12 +48,7 @@ fn main() {
 
     let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
     let frame = masked_text_frame(&payload);
-    let handshake = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        url.path, url.host
-    )
-    .into_bytes();
+    let handshake = ws_upgrade_request(&url);
     // Server frames carry no mask: at most 10 bytes of header.
     let echo_len = size
         + if size < 126 {
@@ -67,8 +63,7 @@ fn main() {
     let mut poll = Poll::new().expect("poll");
     let mut events = Events::with_capacity(4096);
     let mut conns: Vec<Conn> = Vec::with_capacity(nconns);
-    let mut opened = 0usize;
-    let mut pending = 0usize; // connects and handshakes in progress
+    let mut ramp = Ramp::new(url.addr, nconns, parallel);
     let mut ready = 0usize;
     let mut dead = 0usize;
     let mut bad_echo = 0u64;
@@ -84,23 +79,16 @@ fn main() {
     let mut scratch_events = Vec::new();
 
     loop {
-        while !phase_echo && opened < nconns && pending < parallel {
-            let s = match connect(&poll, url.addr, Token(opened)) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("connect: {e}");
-                    std::process::exit(1);
-                }
-            };
-            conns.push(Conn {
-                s,
-                state: State::Connecting,
-                woff: 0,
-                rbuf: vec![0; echo_len.max(1024) + 64],
-                rlen: 0,
-            });
-            opened += 1;
-            pending += 1;
+        let opened = ramp.fill(&poll, &mut conns, |s| Conn {
+            s,
+            state: State::Connecting,
+            woff: 0,
+            rbuf: vec![0; echo_len.max(1024) + 64],
+            rlen: 0,
+        });
+        if let Err(e) = opened {
+            eprintln!("connect: {e}");
+            std::process::exit(1);
         }
         if !phase_echo && ready + dead == nconns {
             if ready == 0 {
@@ -144,12 +132,7 @@ fn main() {
             }
         }
 
-        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(50))) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            panic!("poll: {e}");
-        }
+        wait(&mut poll, &mut events, Duration::from_millis(50));
         scratch_events.clear();
         scratch_events.extend(events.iter().map(|e| e.token().0));
         for &i in &scratch_events {
@@ -165,14 +148,14 @@ fn main() {
                             eprintln!("conn {i}: handshake write: {e}");
                             c.state = State::Dead;
                             dead += 1;
-                            pending -= 1;
+                            ramp.settled();
                         }
                     }
                     Err(e) => {
                         eprintln!("conn {i}: connect: {e}");
                         c.state = State::Dead;
                         dead += 1;
-                        pending -= 1;
+                        ramp.settled();
                     }
                 },
                 State::Handshake => {
@@ -213,13 +196,13 @@ fn main() {
                             c.state = State::Echo;
                             c.woff = frame.len(); // nothing to write until phase 2
                             ready += 1;
-                            pending -= 1;
+                            ramp.settled();
                         }
                         Err(e) => {
                             eprintln!("conn {i}: {e}");
                             c.state = State::Dead;
                             dead += 1;
-                            pending -= 1;
+                            ramp.settled();
                         }
                     }
                 }

@@ -3,11 +3,14 @@
 //! (after - before) / N. Kernel socket buffers are not in VmRSS: this is
 //! what the server itself keeps per connection.
 
-use std::io;
 use std::time::{Duration, Instant};
 
-use loadgen::mio::{Events, Poll, Token};
-use loadgen::{connect, connect_done, read_once, rss_bytes, write_some, Flags, ReadOutcome, Url};
+use loadgen::mio::net::TcpStream;
+use loadgen::mio::{Events, Poll};
+use loadgen::{
+    connect_done, read_once, rss_bytes, wait, write_some, ws_upgrade_request, Flags, Ramp,
+    ReadOutcome, Url,
+};
 
 const USAGE: &str =
     "usage: ws-idle-mem --url ws://127.0.0.1:PORT/echo --pid SERVER_PID [--conns 5000] \
@@ -19,6 +22,14 @@ enum State {
     Handshake,
     Open,
     Dead,
+}
+
+struct Conn {
+    s: TcpStream,
+    state: State,
+    woff: usize,
+    /// The handshake response so far.
+    head: Vec<u8>,
 }
 
 fn main() {
@@ -33,68 +44,57 @@ fn main() {
     let settle = f.secs("settle", 2.0);
     let parallel: usize = f.num("connect-parallel", 128);
 
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        url.path, url.host
-    )
-    .into_bytes();
+    let request = ws_upgrade_request(&url);
 
     std::thread::sleep(settle);
     let before = rss_bytes(pid).expect("read server VmRSS");
 
     let mut poll = Poll::new().expect("poll");
     let mut events = Events::with_capacity(4096);
-    let mut socks = Vec::with_capacity(n);
-    let mut state = Vec::with_capacity(n);
-    let mut woff = Vec::with_capacity(n);
-    let mut head: Vec<Vec<u8>> = Vec::with_capacity(n);
-    let (mut pending, mut open, mut dead) = (0usize, 0usize, 0usize);
+    let mut conns: Vec<Conn> = Vec::with_capacity(n);
+    let mut ramp = Ramp::new(url.addr, n, parallel);
+    let (mut open, mut dead) = (0usize, 0usize);
     let mut buf = [0u8; 4096];
     let t0 = Instant::now();
     while open + dead < n {
-        while socks.len() < n && pending < parallel {
-            let i = socks.len();
-            socks.push(connect(&poll, url.addr, Token(i)).expect("connect"));
-            state.push(State::Connecting);
-            woff.push(0usize);
-            head.push(Vec::new());
-            pending += 1;
-        }
+        ramp.fill(&poll, &mut conns, |s| Conn {
+            s,
+            state: State::Connecting,
+            woff: 0,
+            head: Vec::new(),
+        })
+        .expect("connect");
         if t0.elapsed() > Duration::from_secs(120) {
             eprintln!("timed out: {open} open, {dead} failed of {n}");
             std::process::exit(1);
         }
-        match poll.poll(&mut events, Some(Duration::from_millis(100))) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => r.expect("poll"),
-        }
+        wait(&mut poll, &mut events, Duration::from_millis(100));
         for ev in events.iter() {
             let i = ev.token().0;
-            let s = &mut socks[i];
+            let c = &mut conns[i];
             let r = (|| -> Result<bool, String> {
-                if state[i] == State::Connecting {
-                    if !connect_done(s).map_err(|e| e.to_string())? {
+                if c.state == State::Connecting {
+                    if !connect_done(&c.s).map_err(|e| e.to_string())? {
                         return Ok(false);
                     }
-                    state[i] = State::Handshake;
+                    c.state = State::Handshake;
                 }
-                if state[i] != State::Handshake {
+                if c.state != State::Handshake {
                     return Ok(false);
                 }
-                write_some(s, &request, &mut woff[i]).map_err(|e| e.to_string())?;
+                write_some(&mut c.s, &request, &mut c.woff).map_err(|e| e.to_string())?;
                 loop {
-                    match read_once(s, &mut buf).map_err(|e| e.to_string())? {
-                        ReadOutcome::Data(k) => head[i].extend_from_slice(&buf[..k]),
+                    match read_once(&mut c.s, &mut buf).map_err(|e| e.to_string())? {
+                        ReadOutcome::Data(k) => c.head.extend_from_slice(&buf[..k]),
                         ReadOutcome::WouldBlock => break,
                         ReadOutcome::Closed => return Err("closed during handshake".into()),
                     }
                 }
-                if head[i].windows(4).any(|w| w == b"\r\n\r\n") {
-                    if !head[i].starts_with(b"HTTP/1.1 101") {
+                if c.head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    if !c.head.starts_with(b"HTTP/1.1 101") {
                         return Err(format!(
                             "not upgraded: {:?}",
-                            String::from_utf8_lossy(&head[i][..head[i].len().min(40)])
+                            String::from_utf8_lossy(&c.head[..c.head.len().min(40)])
                         ));
                     }
                     return Ok(true);
@@ -103,19 +103,19 @@ fn main() {
             })();
             match r {
                 Ok(true) => {
-                    state[i] = State::Open;
-                    head[i] = Vec::new();
+                    c.state = State::Open;
+                    c.head = Vec::new();
                     open += 1;
-                    pending -= 1;
+                    ramp.settled();
                 }
                 Ok(false) => {}
                 Err(e) => {
                     if dead < 5 {
                         eprintln!("conn {i}: {e}");
                     }
-                    state[i] = State::Dead;
+                    c.state = State::Dead;
                     dead += 1;
-                    pending -= 1;
+                    ramp.settled();
                 }
             }
         }
@@ -125,8 +125,8 @@ fn main() {
     let after = rss_bytes(pid).expect("read server VmRSS");
     // Still open? A server that dropped idle connections would look cheap.
     let mut closed = 0;
-    for s in socks.iter_mut() {
-        if let Ok(ReadOutcome::Closed) | Err(_) = read_once(s, &mut buf) {
+    for c in conns.iter_mut() {
+        if let Ok(ReadOutcome::Closed) | Err(_) = read_once(&mut c.s, &mut buf) {
             closed += 1;
         }
     }
