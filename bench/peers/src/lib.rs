@@ -4,6 +4,7 @@
 //! loop, like pushwire, so a comparison pinned to one core compares the
 //! servers and not their thread counts.
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 /// `--listen ADDR` from the command line, else `default`.
@@ -46,4 +47,26 @@ pub fn bind(addr: SocketAddr) -> tokio::net::TcpListener {
     sock.set_reuseaddr(true).expect("SO_REUSEADDR");
     sock.bind(addr).expect("bind");
     sock.listen(4096).expect("listen")
+}
+
+/// The whole life of a peer server: listen on `--listen` (else `default`)
+/// and hand every accepted connection, with Nagle's algorithm off (as
+/// pushwire does), to a task of its own running `conn`. Never returns.
+pub fn serve<F, Fut>(name: &str, default: &str, conn: F)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let addr = listen_addr(default);
+    runtime().block_on(async move {
+        let listener = bind(addr);
+        eprintln!("{name} listening on {addr}");
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(conn(stream));
+        }
+    });
 }

@@ -32,21 +32,10 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 }
 
 fn main() {
-    let addr = peers::listen_addr("127.0.0.1:8081");
-    peers::runtime().block_on(async move {
-        let listener = peers::bind(addr);
-        eprintln!("hyper-plain listening on {addr}");
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .pipeline_flush(true)
-                    .serve_connection(TokioIo::new(stream), service_fn(handle))
-                    .await;
-            });
-        }
+    peers::serve("hyper-plain", "127.0.0.1:8081", |stream| async move {
+        let _ = http1::Builder::new()
+            .pipeline_flush(true)
+            .serve_connection(TokioIo::new(stream), service_fn(handle))
+            .await;
     });
 }

@@ -37,21 +37,10 @@ async fn handle(mut req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, We
 }
 
 fn main() {
-    let addr = peers::listen_addr("127.0.0.1:8083");
-    peers::runtime().block_on(async move {
-        let listener = peers::bind(addr);
-        eprintln!("ws-echo-fastws listening on {addr}");
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(handle))
-                    .with_upgrades()
-                    .await;
-            });
-        }
+    peers::serve("ws-echo-fastws", "127.0.0.1:8083", |stream| async move {
+        let _ = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service_fn(handle))
+            .with_upgrades()
+            .await;
     });
 }
