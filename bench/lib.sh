@@ -74,36 +74,26 @@ wait_port() {
 # start_server NAME: starts it pinned to SERVER_CPU; sets SERVER_PID (the
 # process whose memory counts) and SERVER_PORT.
 start_server() {
-    local name="$1" pid
+    local name="$1" pid port peer=""
     [[ -x "$PUSHWIRE_SNAPSHOT" ]] || snapshot_pushwire
-    local port
     case "$name" in
-        pushwire) port=$PORT_PUSHWIRE ;; hyper) port=$PORT_HYPER ;; tungstenite) port=$PORT_TUNGSTENITE ;;
-        fastwebsockets) port=$PORT_FASTWS ;; nchan) port=$PORT_NCHAN ;; *) port=0 ;;
+        pushwire) port=$PORT_PUSHWIRE ;;
+        hyper) port=$PORT_HYPER; peer=hyper-plain ;;
+        tungstenite) port=$PORT_TUNGSTENITE; peer=ws-echo-tungstenite ;;
+        fastwebsockets) port=$PORT_FASTWS; peer=ws-echo-fastws ;;
+        nchan) port=$PORT_NCHAN ;;
+        *) echo "unknown server $name" >&2; return 1 ;;
     esac
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "port $port is taken before $name started: refusing to measure another process" >&2
         return 1
     fi
+    SERVER_PORT=$port
     case "$name" in
         pushwire)
-            SERVER_PORT=$PORT_PUSHWIRE
             taskset -c "$SERVER_CPU" "$PUSHWIRE_SNAPSHOT" --listen "127.0.0.1:$SERVER_PORT" >/dev/null 2>/tmp/bench-pushwire.$$.log &
             pid=$! ;;
-        hyper)
-            SERVER_PORT=$PORT_HYPER
-            taskset -c "$SERVER_CPU" "$BIN/hyper-plain" --listen "127.0.0.1:$SERVER_PORT" 2>/dev/null &
-            pid=$! ;;
-        tungstenite)
-            SERVER_PORT=$PORT_TUNGSTENITE
-            taskset -c "$SERVER_CPU" "$BIN/ws-echo-tungstenite" --listen "127.0.0.1:$SERVER_PORT" 2>/dev/null &
-            pid=$! ;;
-        fastwebsockets)
-            SERVER_PORT=$PORT_FASTWS
-            taskset -c "$SERVER_CPU" "$BIN/ws-echo-fastws" --listen "127.0.0.1:$SERVER_PORT" 2>/dev/null &
-            pid=$! ;;
         nchan)
-            SERVER_PORT=$PORT_NCHAN
             NCHAN_PREFIX="$(mktemp -d /tmp/bench-nchan.XXXXXX)"
             mkdir -p "$NCHAN_PREFIX/tmp" "$NCHAN_PREFIX/logs"
             sed "s/127.0.0.1:8090/127.0.0.1:$SERVER_PORT/" "$BENCH_DIR/nchan/nginx.conf" >"$NCHAN_PREFIX/nginx.conf"
@@ -111,7 +101,9 @@ start_server() {
             # one worker inherits the CPU pinning.
             taskset -c "$SERVER_CPU" nginx -p "$NCHAN_PREFIX" -e stderr -c "$NCHAN_PREFIX/nginx.conf" 2>"$NCHAN_PREFIX/logs/stderr.log" &
             pid=$! ;;
-        *) echo "unknown server $name" >&2; return 1 ;;
+        *)
+            taskset -c "$SERVER_CPU" "$BIN/$peer" --listen "127.0.0.1:$SERVER_PORT" 2>/dev/null &
+            pid=$! ;;
     esac
 
     STARTED_PIDS+=("$pid")
@@ -147,6 +139,38 @@ stop_server() {
 # load CMD...: a load generator pinned to LOAD_CPU.
 load() {
     taskset -c "$LOAD_CPU" "$@"
+}
+
+# topic_urls SERVER PUSHWIRE_PATH NCHAN_PATH: sets SUB_URL, the subscribe
+# URL (the path for SERVER, pushwire or nchan), and PUB_URL, its publish URL;
+# both templates with {t} for the topic.
+topic_urls() {
+    if [[ $1 == pushwire ]]; then
+        SUB_URL="http://127.0.0.1:$PORT_PUSHWIRE$2"; PUB_URL="http://127.0.0.1:$PORT_PUSHWIRE/topics/{t}"
+    else
+        SUB_URL="http://127.0.0.1:$PORT_NCHAN$3"; PUB_URL="http://127.0.0.1:$PORT_NCHAN/pub/{t}"
+    fi
+}
+
+# run_load LABEL GENERATOR ARG...: runs a load generator from $BIN pinned to
+# LOAD_CPU, prints "LABEL: <its result line>" (after what it said, if it
+# failed) and keeps the result line in RESULT.
+run_load() {
+    local label="$1" gen="$2" out
+    shift 2
+    out="$(load "$BIN/$gen" "$@" 2>&1)" || echo "FAILED ($label): $(grep -v "^$gen" <<<"$out" | head -5)"
+    RESULT="$(grep "^$gen" <<<"$out" | tail -1)"
+    echo "$label: $RESULT"
+}
+
+# keep PREFIX KEY...: R[PREFIX.KEY] = the value of KEY in RESULT, for each
+# KEY (R is the calling script's associative array).
+keep() {
+    local prefix="$1" k
+    shift
+    for k in "$@"; do
+        R[$prefix.$k]="$(kv "$k" "$RESULT")"
+    done
 }
 
 # kv KEY LINE: the value of KEY=value in a generator's result line.

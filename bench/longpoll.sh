@@ -15,20 +15,12 @@ echo "# longpoll-wake --poll POLL --pub PUB --pid SERVER_PID --clients $CLIENTS 
 
 declare -A R
 for server in pushwire nchan; do
-    if [[ $server == pushwire ]]; then
-        poll="http://127.0.0.1:$PORT_PUSHWIRE/topics/{t}/poll?timeout=60"; pub="http://127.0.0.1:$PORT_PUSHWIRE/topics/{t}"
-    else
-        poll="http://127.0.0.1:$PORT_NCHAN/lp/{t}"; pub="http://127.0.0.1:$PORT_NCHAN/pub/{t}"
-    fi
+    topic_urls "$server" "/topics/{t}/poll?timeout=60" "/lp/{t}"
     start_server "$server"
     for r in $(seq "$ROUNDS"); do
-        out="$(load "$BIN/longpoll-wake" --poll "$poll" --pub "$pub" --pid "$SERVER_PID" --clients "$CLIENTS" --settle 2 2>&1)" \
-            || echo "FAILED ($server round $r): $(grep -v '^longpoll-wake' <<<"$out" | head -5)"
-        line="$(grep '^longpoll-wake' <<<"$out" | tail -1)"
-        echo "$server round $r: $line"
-        for k in p50_ms p99_ms max_ms answered unanswered bytes_per_parked; do
-            R[$server.$r.$k]="$(kv "$k" "$line")"
-        done
+        run_load "$server round $r" longpoll-wake --poll "$SUB_URL" --pub "$PUB_URL" --pid "$SERVER_PID" \
+            --clients "$CLIENTS" --settle 2
+        keep "$server.$r" p50_ms p99_ms max_ms answered unanswered bytes_per_parked
         sleep 1
     done
     stop_server

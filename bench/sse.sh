@@ -21,21 +21,13 @@ echo "# sse-fanout --sub SUB --pub PUB --pid SERVER_PID --subs $SUBS --size $SIZ
 
 declare -A R
 for server in pushwire nchan; do
-    if [[ $server == pushwire ]]; then
-        sub="http://127.0.0.1:$PORT_PUSHWIRE/topics/{t}/sse"; pub="http://127.0.0.1:$PORT_PUSHWIRE/topics/{t}"
-    else
-        sub="http://127.0.0.1:$PORT_NCHAN/sub/{t}"; pub="http://127.0.0.1:$PORT_NCHAN/pub/{t}"
-    fi
+    topic_urls "$server" "/topics/{t}/sse" "/sub/{t}"
     start_server "$server"
     for run in latency throughput; do
         if [[ $run == latency ]]; then mode=(--rate "$RATE"); else mode=(--rate 0 --window "$WINDOW"); fi
-        out="$(load "$BIN/sse-fanout" --sub "$sub" --pub "$pub" --pid "$SERVER_PID" --subs "$SUBS" \
-            --size "$SIZE" --duration "$DURATION" "${mode[@]}" 2>&1)" || echo "FAILED ($server $run): $(grep -v '^sse-fanout' <<<"$out" | head -5)"
-        line="$(grep '^sse-fanout' <<<"$out" | tail -1)"
-        echo "$server $run: $line"
-        for k in deliveries_per_sec p50_ms p99_ms max_ms lost bytes_per_sub server_cpu_pct loadgen_cpu_pct; do
-            R[$server.$run.$k]="$(kv "$k" "$line")"
-        done
+        run_load "$server $run" sse-fanout --sub "$SUB_URL" --pub "$PUB_URL" --pid "$SERVER_PID" --subs "$SUBS" \
+            --size "$SIZE" --duration "$DURATION" "${mode[@]}"
+        keep "$server.$run" deliveries_per_sec p50_ms p99_ms max_ms lost bytes_per_sub server_cpu_pct loadgen_cpu_pct
         sleep 1
     done
     stop_server
