@@ -1,8 +1,8 @@
 //! Properties of the opening-handshake validation (`wire/ws_handshake.rs`).
 //!
 //! Any head bytes — parsed by the real head parser when it accepts them,
-//! and by a naive line splitter otherwise, so that `validate` also sees
-//! heads the real parser would never let through — and:
+//! and by the module's naive line splitter otherwise, so that `validate`
+//! also sees heads the real parser would never let through — and:
 //!
 //! 1. `validate` never panics, under an open and a restrictive policy.
 //! 2. Accepted ⇒ the request really was a version-13 GET/1.1 upgrade: the
@@ -15,11 +15,10 @@
 //!    so.
 #![allow(dead_code)]
 
-use pushwire::wire::http1::{
-    trim_ows, HeadLimits, HeadParser, HeaderSpan, Method, RequestHead, Span, Version,
-};
+use pushwire::wire::http1::{trim_ows, HeadLimits, HeadParser, Method, RequestHead, Version};
 use pushwire::wire::ws_handshake::{
-    accept_key, is_upgrade_request, validate, write_accept, HandshakeError, HandshakePolicy,
+    accept_key, is_upgrade_request, split_head_for_tests, validate, write_accept, HandshakeError,
+    HandshakePolicy,
 };
 
 pub fn check(data: &[u8]) {
@@ -28,7 +27,11 @@ pub fn check(data: &[u8]) {
         HeadParser::new().parse(data, &HeadLimits::default(), &mut head),
         Ok(true)
     );
-    let head = if parsed { Some(head) } else { split_head(data) };
+    let head = if parsed {
+        Some(head)
+    } else {
+        split_head_for_tests(data)
+    };
     let Some(head) = head else {
         return;
     };
@@ -143,43 +146,4 @@ fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(&bytes[..3 - pad]);
     }
     Some(out)
-}
-
-/// Lines on LF (an optional CR stripped), the request line on spaces,
-/// fields on the first colon: accepts far more than the real parser.
-fn split_head(buf: &[u8]) -> Option<RequestHead> {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let mut head = RequestHead {
-        len: end + 4,
-        ..RequestHead::default()
-    };
-    let mut at = 0;
-    for (i, line) in buf[..end].split(|&b| b == b'\n').enumerate() {
-        let start = at;
-        at += line.len() + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if i == 0 {
-            let mut parts = line.splitn(3, |&b| b == b' ');
-            let method = parts.next()?;
-            let target = parts.next()?;
-            head.method = Method::from_bytes(method);
-            head.method_span = Span::new(start, start + method.len());
-            let t0 = start + method.len() + 1;
-            head.target = Span::new(t0, t0 + target.len());
-            head.version = match parts.next()? {
-                b"HTTP/1.0" => Version::Http10,
-                _ => Version::Http11,
-            };
-        } else {
-            let colon = line.iter().position(|&b| b == b':')?;
-            let raw = &line[colon + 1..];
-            let lead = raw.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-            let v0 = start + colon + 1 + lead;
-            head.headers.push(HeaderSpan {
-                name: Span::new(start, start + colon),
-                value: Span::new(v0, v0 + trim_ows(raw).len()),
-            });
-        }
-    }
-    Some(head)
 }

@@ -249,54 +249,55 @@ pub fn write_accept(out: &mut Vec<u8>, accept: &Accept) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A deliberately naive request-head splitter for tests and fuzzing only:
+/// lines on CRLF, the request line on spaces, fields on the first colon.
+/// It accepts far more than the real parser; that is the point when
+/// fuzzing [`validate`] (it must hold up whatever the head contains).
+#[doc(hidden)]
+pub fn split_head_for_tests(buf: &[u8]) -> Option<RequestHead> {
+    use crate::wire::http1::{HeaderSpan, Span};
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let mut head = RequestHead {
+        len: end + 4,
+        ..RequestHead::default()
+    };
+    let mut at = 0;
+    for (i, line) in buf[..end].split(|&b| b == b'\n').enumerate() {
+        let start = at;
+        at += line.len() + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if i == 0 {
+            let mut parts = line.splitn(3, |&b| b == b' ');
+            let method = parts.next()?;
+            let target = parts.next()?;
+            let version = parts.next()?;
+            head.method = Method::from_bytes(method);
+            head.method_span = Span::new(start, start + method.len());
+            let t0 = start + method.len() + 1;
+            head.target = Span::new(t0, t0 + target.len());
+            head.version = match version {
+                b"HTTP/1.1" => Version::Http11,
+                b"HTTP/1.0" => Version::Http10,
+                _ => return None,
+            };
+        } else {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let raw = &line[colon + 1..];
+            let value = trim_ows(raw);
+            let lead = raw.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+            let v0 = start + colon + 1 + lead;
+            head.headers.push(HeaderSpan {
+                name: Span::new(start, start + colon),
+                value: Span::new(v0, v0 + value.len()),
+            });
+        }
+    }
+    Some(head)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A deliberately naive request-head splitter for tests and fuzzing only:
-    /// lines on CRLF, the request line on spaces, fields on the first colon.
-    /// It accepts far more than the real parser; that is the point when
-    /// fuzzing [`validate`] (it must hold up whatever the head contains).
-    pub fn split_head_for_tests(buf: &[u8]) -> Option<RequestHead> {
-        use crate::wire::http1::{HeaderSpan, Span};
-        let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-        let mut head = RequestHead {
-            len: end + 4,
-            ..RequestHead::default()
-        };
-        let mut at = 0;
-        for (i, line) in buf[..end].split(|&b| b == b'\n').enumerate() {
-            let start = at;
-            at += line.len() + 1;
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if i == 0 {
-                let mut parts = line.splitn(3, |&b| b == b' ');
-                let method = parts.next()?;
-                let target = parts.next()?;
-                let version = parts.next()?;
-                head.method = Method::from_bytes(method);
-                head.method_span = Span::new(start, start + method.len());
-                let t0 = start + method.len() + 1;
-                head.target = Span::new(t0, t0 + target.len());
-                head.version = match version {
-                    b"HTTP/1.1" => Version::Http11,
-                    b"HTTP/1.0" => Version::Http10,
-                    _ => return None,
-                };
-            } else {
-                let colon = line.iter().position(|&b| b == b':')?;
-                let raw = &line[colon + 1..];
-                let value = trim_ows(raw);
-                let lead = raw.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-                let v0 = start + colon + 1 + lead;
-                head.headers.push(HeaderSpan {
-                    name: Span::new(start, start + colon),
-                    value: Span::new(v0, v0 + value.len()),
-                });
-            }
-        }
-        Some(head)
-    }
 
     /// RFC 6455 §1.3's example request.
     const RFC_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\n\
