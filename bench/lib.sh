@@ -110,6 +110,7 @@ start_server() {
     SERVER_MAIN_PID=$pid
     wait_port "$SERVER_PORT"
     SERVER_PID=$pid
+    cap_server_cpu
     if [[ "$name" == nchan ]]; then
         local i
         for i in $(seq 50); do
@@ -118,6 +119,27 @@ start_server() {
             sleep 0.1
         done
     fi
+}
+
+# SERVER_CPU_QUOTA=P (percent of one core): the server runs under a CPU
+# quota (cgroup v1 cpu controller). Where the load generator needs the same
+# work per message as the server (a closed-loop echo of tiny frames: one
+# recv and one send each), both saturate their core together and every
+# efficient server ties with the generator; capping the server makes it,
+# not the generator, the bottleneck, for every server alike.
+cap_server_cpu() {
+    [[ -n "${SERVER_CPU_QUOTA:-}" ]] || return 0
+    local cg=/sys/fs/cgroup/cpu/pushwire-bench p
+    if [[ ! -d /sys/fs/cgroup/cpu ]]; then
+        echo "SERVER_CPU_QUOTA needs the cgroup v1 cpu controller at /sys/fs/cgroup/cpu" >&2
+        return 1
+    fi
+    mkdir -p "$cg"
+    echo 100000 >"$cg/cpu.cfs_period_us"
+    echo $((SERVER_CPU_QUOTA * 1000)) >"$cg/cpu.cfs_quota_us"
+    for p in "$SERVER_MAIN_PID" $(pgrep -P "$SERVER_MAIN_PID" || true); do
+        echo "$p" >"$cg/cgroup.procs"
+    done
 }
 
 stop_server() {

@@ -5,6 +5,8 @@
 # and the median counts.
 #
 #   bench/ws-echo.sh              WARMUP=2 DURATION=10 REPS=3
+#   SERVER_CPU_QUOTA=50 bench/ws-echo.sh   each server capped at half a core
+#                                          (see cap_server_cpu in lib.sh)
 source "$(dirname "$0")/lib.sh"
 WARMUP="${WARMUP:-2}"
 DURATION="${DURATION:-10}"
@@ -14,6 +16,7 @@ SERVERS=(pushwire fastwebsockets tungstenite)
 
 build
 versions
+[[ -n "${SERVER_CPU_QUOTA:-}" ]] && echo "# every server capped at ${SERVER_CPU_QUOTA}% of one core (cgroup cpu quota)"
 echo "# ws-echo-load --url ws://127.0.0.1:PORT/echo --conns N --size S --warmup $WARMUP --duration $DURATION --pid SERVER_PID  (x$REPS, median)"
 
 declare -A MPS
