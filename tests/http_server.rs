@@ -39,6 +39,11 @@ fn healthz_index_404_405_head() {
         b"BREW /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 501);
+    let r = request(
+        &server,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 501);
 
     let r = request(
         &server,

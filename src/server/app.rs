@@ -210,8 +210,9 @@ impl Server {
 
     /// Routes one request and runs its handler.
     fn dispatch(&mut self, id: usize, req: &Request, now: Instant) -> Next {
-        if req.method() == Method::Other {
-            // RFC 9110 §9.1: an unrecognized method SHOULD get 501.
+        if matches!(req.method(), Method::Other | Method::Connect) {
+            // RFC 9110 §9.1: a method the server does not implement (any
+            // unknown one, and CONNECT: no tunnels here) SHOULD get 501.
             return self.respond_text(req, 501, "method not implemented");
         }
         let route = match route(req.method(), req.path(), self.cfg.debug_endpoints) {
