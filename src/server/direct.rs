@@ -75,40 +75,15 @@ impl<W: Write> Transmit for DirectTx<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Limited {
-        got: Vec<u8>,
-        room: usize,
-    }
-
-    impl Write for Limited {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.write_vectored(&[IoSlice::new(b)])
-        }
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            if self.room == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let mut n = 0;
-            for b in bufs {
-                let take = b.len().min(self.room);
-                self.got.extend_from_slice(&b[..take]);
-                self.room -= take;
-                n += take;
-            }
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::server::outq::FakeSocket;
 
     #[test]
     fn order_is_kept_whatever_the_socket_takes() {
         let payload = vec![7u8; 10_000];
         for room in [0, 3, 5, 9_000, 20_000] {
-            let mut sock = Limited {
+            let mut sock = FakeSocket {
                 got: Vec::new(),
+                per_call: usize::MAX,
                 room,
             };
             let mut buf = b"abc".to_vec();

@@ -142,39 +142,42 @@ impl OutQueue {
     }
 }
 
+/// A socket for tests: takes at most `per_call` bytes per write and `room`
+/// bytes in all, then says WouldBlock — every short write a real socket
+/// can make.
+#[cfg(test)]
+pub(super) struct FakeSocket {
+    pub got: Vec<u8>,
+    pub per_call: usize,
+    pub room: usize,
+}
+
+#[cfg(test)]
+impl Write for FakeSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if self.room == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let mut n = 0;
+        for b in bufs {
+            let take = b.len().min(self.per_call - n).min(self.room);
+            self.got.extend_from_slice(&b[..take]);
+            self.room -= take;
+            n += take;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A writer that takes at most `cap` bytes per call, then blocks.
-    struct Trickle {
-        got: Vec<u8>,
-        cap: usize,
-        calls: usize,
-        block_after: usize,
-    }
-
-    impl Write for Trickle {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.write_vectored(&[IoSlice::new(buf)])
-        }
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            if self.calls == self.block_after {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            self.calls += 1;
-            let mut n = 0;
-            for b in bufs {
-                let take = (self.cap - n).min(b.len());
-                self.got.extend_from_slice(&b[..take]);
-                n += take;
-            }
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn short_writes_keep_order_across_owned_and_shared() {
@@ -185,15 +188,15 @@ mod tests {
         q.push_shared(&shared);
         q.push(b"ef");
         assert_eq!(q.len(), 12);
-        let mut w = Trickle {
+        // Two writes of 3 bytes, then the socket is full.
+        let mut w = FakeSocket {
             got: Vec::new(),
-            cap: 3,
-            calls: 0,
-            block_after: 2,
+            per_call: 3,
+            room: 6,
         };
         assert!(!q.flush(&mut w).unwrap());
         assert_eq!(q.len(), 6);
-        w.block_after = usize::MAX;
+        w.room = usize::MAX;
         assert!(q.flush(&mut w).unwrap());
         assert_eq!(w.got, b"abcdSHAREDef");
         assert!(q.is_empty());
