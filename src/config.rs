@@ -12,6 +12,9 @@ use std::time::Duration;
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Set `SO_REUSEPORT` on the listener, so several processes can share
+    /// one port (one per core); the kernel spreads new connections.
+    pub reuse_port: bool,
     /// Log each parsed protocol event (request lines, headers, framing
     /// decisions, WebSocket frames, SSE events, long-poll park/wake/expire)
     /// to stderr in readable form.
@@ -132,6 +135,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            reuse_port: false,
             trace: false,
             debug_endpoints: false,
             assets_dir: None,
@@ -173,5 +177,19 @@ impl Default for Config {
             poll_max_timeout: Duration::from_secs(120),
             max_parked_polls: 100_000,
         }
+    }
+}
+
+impl Config {
+    /// Checks what the server writes verbatim into every response: a CR or
+    /// LF in the CORS origin would let it inject header lines (RFC 9110
+    /// §5.5: field values contain no CR/LF).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(origin) = &self.cors_origin {
+            if origin.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err("--cors-origin must not contain CR, LF or NUL".into());
+            }
+        }
+        Ok(())
     }
 }

@@ -23,6 +23,7 @@
 pub mod client;
 pub mod config;
 pub mod hub;
+pub mod node;
 pub mod proto;
 pub mod server;
 pub mod wire;

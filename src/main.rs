@@ -1,5 +1,6 @@
 //! The `pushwire` binary: flags → [`Config`] → [`Server`].
 
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
@@ -41,11 +42,19 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "listen",
         value: "ADDR",
-        help: "address to listen on [127.0.0.1:8080]",
+        help:
+            "address to listen on: HOST:PORT, [V6]:PORT, a name, or a host alone [127.0.0.1:8080]",
         set: |c, v| {
-            c.listen = v
-                .parse()
-                .map_err(|_| format!("not a socket address: {v:?}"))?;
+            c.listen = listen_addr(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "assets-dir",
+        value: "DIR",
+        help: "serve the demo pages from DIR instead of the embedded copies (for editing them)",
+        set: |c, v| {
+            c.assets_dir = Some(v.into());
             Ok(())
         },
     },
@@ -340,25 +349,67 @@ const FLAGS: &[Flag] = &[
 ];
 
 fn usage() -> String {
-    let mut s = String::from(
-        "pushwire: a realtime push server (HTTP/1.1, SSE, long polling, short polling, WebSocket)\n\n\
+    let switches: &[(&str, &str)] = &[
+        ("-h, --help", "this text"),
+        ("-V, --version", "the version"),
+        ("--trace", "log every parsed protocol event to stderr"),
+        (
+            "--debug-endpoints",
+            "serve POST /debug/drop?topic=T (for tests)",
+        ),
+        (
+            "--reuse-port",
+            "SO_REUSEPORT: several processes share one port (one per core)",
+        ),
+    ];
+    let lefts: Vec<String> = FLAGS
+        .iter()
+        .map(|f| format!("--{} {}", f.name, f.value))
+        .collect();
+    // One column wide enough for the longest flag, so no help text runs
+    // into its flag.
+    let width = lefts
+        .iter()
+        .map(String::len)
+        .chain(switches.iter().map(|(l, _)| l.len()))
+        .max()
+        .unwrap_or(0)
+        + 2;
+    let mut s = format!(
+        "pushwire {}: a realtime push server (HTTP/1.1, SSE, HTTP streaming, long polling, short polling, WebSocket)\n\n\
          usage: pushwire [FLAGS]\n\n\
-         \x20 --help                        this text\n\
-         \x20 --trace                       log every parsed protocol event to stderr\n\
-         \x20 --debug-endpoints             serve POST /debug/drop?topic=T (for tests)\n",
+         A default server keeps at most about 1 GiB whatever clients publish: history is\n\
+         bounded per topic and in all (see --history-* below), each connection's queue\n\
+         by --subscriber-queue-bytes and --max-outbound-bytes.\n\
+         SIGINT and SIGTERM stop it gracefully; SIGHUP is ignored.\n\n",
+        env!("CARGO_PKG_VERSION")
     );
-    for f in FLAGS {
-        let left = format!("--{} {}", f.name, f.value);
-        s.push_str(&format!("  {left:<30}{}\n", f.help));
+    for (left, help) in switches {
+        s.push_str(&format!("  {left:<width$}{help}\n"));
+    }
+    for (f, left) in FLAGS.iter().zip(&lefts) {
+        s.push_str(&format!("  {left:<width$}{}\n", f.help));
     }
     s
 }
 
-fn parse(args: &[String]) -> Result<Option<Config>, String> {
+/// What the command line asks for.
+enum Cli {
+    Serve(Box<Config>),
+    Help,
+    Version,
+}
+
+fn parse(args: &[String]) -> Result<Cli, String> {
     let mut cfg = Config::default();
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Cli::Help),
+            "-V" | "--version" => return Ok(Cli::Version),
+            _ => {}
+        }
         let Some(name) = arg.strip_prefix("--") else {
             return Err(format!("unexpected argument {arg:?}"));
         };
@@ -367,9 +418,9 @@ fn parse(args: &[String]) -> Result<Option<Config>, String> {
             None => (name, None),
         };
         match name {
-            "help" | "h" => return Ok(None),
             "trace" => cfg.trace = true,
             "debug-endpoints" => cfg.debug_endpoints = true,
+            "reuse-port" => cfg.reuse_port = true,
             _ => {
                 let flag = FLAGS
                     .iter()
@@ -389,15 +440,78 @@ fn parse(args: &[String]) -> Result<Option<Config>, String> {
         }
         i += 1;
     }
-    Ok(Some(cfg))
+    cfg.validate()?;
+    Ok(Cli::Serve(Box::new(cfg)))
+}
+
+/// `--listen`: `HOST:PORT`, `[v6]:PORT`, or a host alone (port 8080);
+/// names are resolved (`localhost:8080`), the first address is used.
+fn listen_addr(v: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = v.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = v.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 8080));
+    }
+    let with_port = if v
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        v.to_string()
+    } else {
+        format!("{v}:8080")
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {v:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{v:?} resolves to no address"))
+}
+
+/// SIGINT and SIGTERM are blocked in every thread and taken by one thread
+/// with `sigwait`, which then asks the server to shut down through its
+/// handle (and so through mio's waker). No handler runs at an arbitrary
+/// point, and no signal can fall between a check of a flag and `poll()`.
+/// SIGHUP is ignored: a server started from a terminal outlives it.
+fn stop_on_signals(handle: pushwire::Handle) -> Result<(), String> {
+    // SAFETY: sigset and sigaction calls on locals; SIG_IGN is a valid
+    // disposition. The mask is set before any thread is spawned, so every
+    // thread inherits it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err("pthread_sigmask failed".into());
+        }
+        let mut ignore: libc::sigaction = std::mem::zeroed();
+        ignore.sa_sigaction = libc::SIG_IGN;
+        libc::sigaction(libc::SIGHUP, &ignore, std::ptr::null_mut());
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || loop {
+                let mut sig: libc::c_int = 0;
+                if libc::sigwait(&set, &mut sig) == 0 {
+                    eprintln!("pushwire: signal {sig}");
+                    handle.shutdown();
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cfg = match parse(&args) {
-        Ok(Some(cfg)) => cfg,
-        Ok(None) => {
+        Ok(Cli::Serve(cfg)) => *cfg,
+        Ok(Cli::Help) => {
             print!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Cli::Version) => {
+            println!("pushwire {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -412,6 +526,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = stop_on_signals(server.handle()) {
+        eprintln!("pushwire: signals: {e}");
+        return ExitCode::FAILURE;
+    }
     eprintln!("pushwire: listening on http://{}/", server.local_addr());
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -631,7 +631,8 @@ fn long_poll_timeouts() {
         "timeout=abc",
         "timeout=-1",
         "timeout=",
-        "timeout=1.5",
+        "timeout=.5",
+        "timeout=1.2345",
         "timeout=+1",
         "timeout=99999999999999999999",
         "after=&timeout=1",
@@ -642,6 +643,10 @@ fn long_poll_timeouts() {
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
     }
     assert_eq!(get(&server, "/topics/a$b/poll?timeout=0").status, 400);
+    // Fractional seconds are honoured (to the millisecond).
+    let t0 = Instant::now();
+    let a = p.batch(&format!("/topics/quiet/poll?after={id1}&timeout=0.3"));
+    assert!(a.timeout && t0.elapsed() >= Duration::from_millis(250));
     // The connection that got the answers is still usable.
     assert_eq!(p.get("/healthz").unwrap().status(), 200);
     assert_eq!(p.stats().connections, 1);

@@ -18,6 +18,7 @@ pub enum Route<'a> {
     Publish(&'a str),
     /// `GET /topics/{t}/sse`
     Sse(&'a str),
+    Stream(&'a str),
     /// `GET /topics/{t}/poll`
     Poll(&'a str),
     /// `GET /topics/{t}/messages`
@@ -103,6 +104,7 @@ fn resolve(path: &str, debug_endpoints: bool) -> Option<(Route<'_>, &'static str
     Some(match transport {
         None => (Route::Publish(topic), POST),
         Some("sse") => (Route::Sse(topic), GET),
+        Some("stream") => (Route::Stream(topic), GET),
         Some("poll") => (Route::Poll(topic), GET),
         Some("messages") => (Route::Messages(topic), GET),
         Some("ws") => (Route::TopicWs(topic), "GET, OPTIONS"),

@@ -13,8 +13,8 @@ use std::io::{self, IoSlice, Write};
 
 use crate::hub::SharedBytes;
 
-/// Most segments handed to one `writev`.
-const MAX_IOVECS: usize = 64;
+/// Most segments handed to one `writev` (Linux's IOV_MAX is 1024).
+pub const MAX_IOVECS: usize = 128;
 
 #[derive(Debug)]
 enum Segment {
@@ -41,7 +41,32 @@ pub struct OutQueue {
     len: usize,
 }
 
+/// A WebSocket session writes its frames straight into the queue.
+impl crate::proto::ws::Transmit for OutQueue {
+    fn push_frame(&mut self, header: &[u8], payload: &[u8]) {
+        self.push_pair(header, payload);
+    }
+}
+
 impl OutQueue {
+    /// Queues a copy of `a` then `b` (a frame header and its payload).
+    pub fn push_pair(&mut self, a: &[u8], b: &[u8]) {
+        if let Some(Segment::Owned(last)) = self.segments.back_mut() {
+            last.reserve(a.len() + b.len());
+            last.extend_from_slice(a);
+            last.extend_from_slice(b);
+            self.len += a.len() + b.len();
+            return;
+        }
+        let mut v = Vec::with_capacity(a.len() + b.len());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b);
+        self.len += v.len();
+        if !v.is_empty() {
+            self.segments.push_back(Segment::Owned(v));
+        }
+    }
+
     /// Unwritten bytes.
     pub fn len(&self) -> usize {
         self.len
@@ -73,6 +98,23 @@ impl OutQueue {
         self.segments.push_back(Segment::Shared(bytes.clone()));
     }
 
+    /// Fills `slices` with the unwritten bytes, front first; returns how
+    /// many slices it filled (0: nothing to write). After writing, the
+    /// caller reports how much went out with [`consume`](Self::consume).
+    pub fn fill<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (i, seg) in self.segments.iter().take(slices.len()).enumerate() {
+            let bytes = seg.bytes();
+            slices[i] = IoSlice::new(if i == 0 {
+                &bytes[self.front_written..]
+            } else {
+                bytes
+            });
+            n += 1;
+        }
+        n
+    }
+
     /// Writes as much as the socket takes. `Ok(true)` when the queue is
     /// empty afterwards; `Ok(false)` when the socket would block (wait for
     /// WRITABLE). Errors other than `WouldBlock`/`Interrupted` mean the
@@ -81,16 +123,7 @@ impl OutQueue {
         while self.len > 0 {
             let written = {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let mut n = 0;
-                for (i, seg) in self.segments.iter().take(MAX_IOVECS).enumerate() {
-                    let bytes = seg.bytes();
-                    slices[i] = IoSlice::new(if i == 0 {
-                        &bytes[self.front_written..]
-                    } else {
-                        bytes
-                    });
-                    n += 1;
-                }
+                let n = self.fill(&mut slices);
                 match w.write_vectored(&slices[..n]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(k) => k,
@@ -104,7 +137,10 @@ impl OutQueue {
         Ok(true)
     }
 
-    fn consume(&mut self, mut n: usize) {
+    /// Drops the first `n` unwritten bytes: they were written.
+    pub fn consume(&mut self, n: usize) {
+        // More than is queued cannot have been written.
+        let mut n = n.min(self.len);
         self.len -= n;
         while n > 0 {
             let front_left = self.segments[0].bytes().len() - self.front_written;
@@ -146,7 +182,7 @@ impl OutQueue {
 /// bytes in all, then says WouldBlock — every short write a real socket
 /// can make.
 #[cfg(test)]
-pub(super) struct FakeSocket {
+pub struct FakeSocket {
     pub got: Vec<u8>,
     pub per_call: usize,
     pub room: usize,

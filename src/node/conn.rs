@@ -1,0 +1,330 @@
+//! One connection: its state, and the one table of the transitions
+//! between states.
+//!
+//! Before working on this file, read h11's `_state.py`: every transition
+//! a connection can make is a row of [`TRANSITIONS`]. The rest of the core
+//! reports what happened ([`Event`]) and asks the table where that leads;
+//! it never decides a transition itself. An event that is not in the
+//! table for the current phase is a bug in the core, not the peer's fault:
+//! the connection is closed rather than left in a state nobody planned.
+//!
+//! ```text
+//!              Answered                PollAnswered
+//!            ┌─────────┐            ┌───────────────┐
+//!            ▼         │   Parked   │               │
+//!  accept ─▶ Http ─────┴──────────▶ Parked ─────────┘
+//!            │  │ StreamStarted                          (any) ── Reset ──▶ Closed
+//!            │  └───────────────▶ Streaming
+//!            │ Upgraded                │ Ended, PeerEof
+//!            └──────────▶ WebSocket    ▼
+//!                            └─────▶ Closing ── Flushed, Deadline ──▶ Closed
+//! ```
+
+use std::time::Instant;
+
+use crate::hub::MessageId;
+use crate::proto::http::HttpConn;
+use crate::proto::ws::WsSession;
+use crate::wire::http1::Version;
+
+use super::outq::OutQueue;
+
+/// A validated topic name.
+pub type TopicName = Box<str>;
+
+/// What a connection is doing: the tag of [`State`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading requests and answering them (keep-alive, pipelining).
+    Http,
+    /// A long poll waiting for a message or its deadline. Pipelined input
+    /// stays buffered until it is answered.
+    Parked,
+    /// A streaming response (SSE, NDJSON) in progress. Input is read only
+    /// to notice a hang-up.
+    Streaming,
+    /// A WebSocket session: on a topic, or the echo endpoint.
+    WebSocket,
+    /// Writing what is queued, then closing (a WebSocket also waits for
+    /// the peer's close frame). Bounded by a linger deadline.
+    Closing,
+    /// Gone: the driver drops the socket.
+    Closed,
+}
+
+/// What happened to a connection: the inputs of [`TRANSITIONS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A response was written and the connection persists.
+    Answered,
+    /// A response was written after which the connection closes
+    /// (`Connection: close`, HTTP/1.0, a framing error, 413).
+    AnsweredLast,
+    /// A long poll found nothing and waits.
+    Parked,
+    /// A parked poll was answered (woken, expired, shutting down).
+    PollAnswered,
+    /// A streaming response started.
+    StreamStarted,
+    /// The handshake was answered with 101.
+    Upgraded,
+    /// The core ended the connection on purpose: a subscriber cut off at
+    /// its queue cap, shutdown, a test's drop; the goodbye is queued.
+    Ended,
+    /// The WebSocket session decided to close (its close frame is queued
+    /// or the handshake is over).
+    WsClosing,
+    /// The peer closed its sending side.
+    PeerEof,
+    /// Everything queued is written, and nothing more is awaited.
+    Flushed,
+    /// A deadline passed with nothing left to wait for (an idle keep-alive
+    /// connection, a linger that ran out).
+    Deadline,
+    /// The socket failed, or the core found itself in a state it did not
+    /// plan (see [`next`]).
+    Reset,
+}
+
+use Event as E;
+use Phase as P;
+
+/// Every transition a connection can make: (from, event, to).
+///
+/// `Reset` leads from every phase to `Closed` and is not listed.
+pub const TRANSITIONS: &[(Phase, Event, Phase)] = &[
+    // Keep-alive: the next request is read on the same connection.
+    (P::Http, E::Answered, P::Http),
+    // RFC 9112 §9.6: after a response with `close`, nothing more is read.
+    (P::Http, E::AnsweredLast, P::Closing),
+    (P::Http, E::Parked, P::Parked),
+    (P::Http, E::StreamStarted, P::Streaming),
+    (P::Http, E::Upgraded, P::WebSocket),
+    // Requests already received are answered; then the connection closes.
+    (P::Http, E::PeerEof, P::Closing),
+    // Shutdown: an idle keep-alive connection just closes.
+    (P::Http, E::Ended, P::Closing),
+    // Keep-alive timeout with no request in progress.
+    (P::Http, E::Deadline, P::Closed),
+    (P::Parked, E::PollAnswered, P::Http),
+    (P::Parked, E::AnsweredLast, P::Closing),
+    // A hang-up is noticed at once, not at the poll's deadline.
+    (P::Parked, E::PeerEof, P::Closing),
+    (P::Streaming, E::Ended, P::Closing),
+    (P::Streaming, E::PeerEof, P::Closing),
+    (P::WebSocket, E::WsClosing, P::Closing),
+    (P::WebSocket, E::Ended, P::Closing),
+    (P::WebSocket, E::PeerEof, P::Closing),
+    // RFC 6455 §7.1.1: the closing handshake may still be finishing.
+    (P::Closing, E::WsClosing, P::Closing),
+    (P::Closing, E::PeerEof, P::Closing),
+    (P::Closing, E::Ended, P::Closing),
+    (P::Closing, E::Flushed, P::Closed),
+    // The peer did not take its last bytes (or its close frame) in time.
+    (P::Closing, E::Deadline, P::Closed),
+];
+
+/// Where `event` leads from `from`; `None` for a pair the table does not
+/// have (the caller treats it as `Reset`).
+pub fn next(from: Phase, event: Event) -> Option<Phase> {
+    if event == Event::Reset {
+        return Some(Phase::Closed);
+    }
+    TRANSITIONS
+        .iter()
+        .find(|(f, e, _)| *f == from && *e == event)
+        .map(|&(_, _, to)| to)
+}
+
+/// How a streaming response frames each event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    /// `text/event-stream` (SSE).
+    Sse,
+    /// `application/x-ndjson`: one JSON object per line (HTTP streaming).
+    Ndjson,
+}
+
+/// A subscription of a streaming connection or a topic WebSocket to one
+/// topic.
+#[derive(Debug)]
+pub struct Sub {
+    pub topic: TopicName,
+    /// The newest message queued to this subscriber (or where it stands).
+    pub cursor: MessageId,
+    /// History is still being replayed: live messages are not queued now,
+    /// they are read from the history when the queue has room, so a replay
+    /// never holds more than the queue cap and never reorders.
+    pub catching_up: bool,
+}
+
+/// A streaming response in progress.
+#[derive(Debug)]
+pub struct Stream {
+    pub kind: StreamKind,
+    pub sub: Sub,
+    /// Chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
+    pub chunked: bool,
+    /// When the stream last carried anything (for heartbeats).
+    pub last_write: Instant,
+}
+
+/// A long poll waiting.
+#[derive(Debug)]
+pub struct ParkedPoll {
+    pub http: Box<HttpConn>,
+    pub topic: TopicName,
+    /// The cursor the answer continues from.
+    pub after: MessageId,
+    pub deadline: Instant,
+    pub version: Version,
+    pub keep_alive: bool,
+    pub head_only: bool,
+}
+
+/// A WebSocket session, on a topic or the echo endpoint.
+pub struct WsConn {
+    pub session: WsSession,
+    /// `None` for `/echo`.
+    pub sub: Option<Sub>,
+}
+
+/// A connection on its way out.
+pub struct Closing {
+    /// A WebSocket finishing its closing handshake keeps its session: the
+    /// peer's close frame is read, answered if need be, and ends it.
+    pub ws: Option<Box<WsConn>>,
+}
+
+/// A connection's state and the data that state needs.
+pub enum State {
+    Http(Box<HttpConn>),
+    Parked(Box<ParkedPoll>),
+    Streaming(Box<Stream>),
+    WebSocket(Box<WsConn>),
+    Closing(Closing),
+    Closed,
+}
+
+impl State {
+    pub fn phase(&self) -> Phase {
+        match self {
+            State::Http(_) => Phase::Http,
+            State::Parked(_) => Phase::Parked,
+            State::Streaming(_) => Phase::Streaming,
+            State::WebSocket(_) => Phase::WebSocket,
+            State::Closing(_) => Phase::Closing,
+            State::Closed => Phase::Closed,
+        }
+    }
+
+    /// The topic subscription this state holds, if any.
+    pub fn sub(&self) -> Option<&Sub> {
+        match self {
+            State::Streaming(s) => Some(&s.sub),
+            State::WebSocket(ws) => ws.sub.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn sub_mut(&mut self) -> Option<&mut Sub> {
+        match self {
+            State::Streaming(s) => Some(&mut s.sub),
+            State::WebSocket(ws) => ws.sub.as_mut(),
+            _ => None,
+        }
+    }
+}
+
+/// An accepted connection, as the core sees it: no socket, only bytes.
+pub struct Conn {
+    pub state: State,
+    /// Received bytes not consumed yet (empty, without capacity, when
+    /// idle: an idle connection holds no buffer memory).
+    pub inbuf: Vec<u8>,
+    /// What is still to be written.
+    pub out: OutQueue,
+    /// The deadline this connection is registered under in the timers.
+    pub deadline: Option<Instant>,
+    /// When the connection last finished a request, was accepted, or
+    /// started closing (the keep-alive and linger clocks).
+    pub idle_since: Instant,
+    /// Reading was paused (the queue over its cap, the input buffer full
+    /// while a poll is parked); the driver is told when it may resume.
+    pub read_paused: bool,
+    /// The peer closed its sending side.
+    pub peer_closed: bool,
+    /// The connection is in the core's ready queue.
+    pub ready: bool,
+}
+
+impl Conn {
+    pub fn new(http: Box<HttpConn>, now: Instant) -> Conn {
+        Conn {
+            state: State::Http(http),
+            inbuf: Vec::new(),
+            out: OutQueue::default(),
+            deadline: None,
+            idle_since: now,
+            read_paused: false,
+            peer_closed: false,
+            ready: false,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.state.phase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PHASES: [Phase; 6] = [
+        P::Http,
+        P::Parked,
+        P::Streaming,
+        P::WebSocket,
+        P::Closing,
+        P::Closed,
+    ];
+
+    #[test]
+    fn the_table_has_one_row_per_pair_and_nothing_leaves_closed() {
+        for (i, a) in TRANSITIONS.iter().enumerate() {
+            for b in &TRANSITIONS[i + 1..] {
+                assert!(!(a.0 == b.0 && a.1 == b.1), "duplicate row {a:?} / {b:?}");
+            }
+            assert_ne!(a.0, P::Closed, "a row leaves Closed: {a:?}");
+        }
+        for p in PHASES {
+            assert_eq!(next(p, E::Reset), Some(P::Closed));
+        }
+    }
+
+    #[test]
+    fn every_phase_but_closed_can_reach_closed_without_reset() {
+        for start in PHASES {
+            let mut seen = vec![start];
+            let mut i = 0;
+            while i < seen.len() {
+                for &(f, e, t) in TRANSITIONS {
+                    if f == seen[i] && e != E::Reset && !seen.contains(&t) {
+                        seen.push(t);
+                    }
+                }
+                i += 1;
+            }
+            assert!(seen.contains(&P::Closed), "{start:?} cannot end");
+        }
+    }
+
+    #[test]
+    fn unplanned_events_are_refused() {
+        assert_eq!(next(P::Streaming, E::Upgraded), None);
+        assert_eq!(next(P::WebSocket, E::Parked), None);
+        assert_eq!(next(P::Closed, E::Flushed), None);
+        assert_eq!(next(P::Http, E::PollAnswered), None);
+    }
+}

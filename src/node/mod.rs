@@ -1,0 +1,995 @@
+//! The sans-IO server: every connection's state, the hub, parked polls,
+//! timers and every policy, with no socket and no clock.
+//!
+//! Before working on this module, read `conn.rs` (the states and the one
+//! table of transitions) and DESIGN.md "Layers". The driver (`server/`,
+//! or a test harness) owns the sockets and the clock and calls, in this
+//! order on each turn of its loop:
+//!
+//! 1. [`Node::set_date`] with the wall-clock second (for `Date:` headers);
+//! 2. for each readiness event: [`Node::handle_accept`] for a new
+//!    connection; then, while [`Node::wants_read`], [`Node::handle_read`]
+//!    with the bytes read, [`Node::handle_eof`] when the peer closed its
+//!    side, [`Node::handle_reset`] when the socket failed;
+//!    [`Node::handle_publish`] / [`Node::handle_shutdown`] for commands
+//!    from other threads;
+//! 3. [`Node::handle_timeout`] (it is cheap when nothing is due);
+//! 4. for each id from [`Node::poll_ready`]: write what
+//!    [`Node::poll_transmit`] gives and report it with
+//!    [`Node::handle_sent`] until the socket would block, then ask
+//!    [`Node::poll_status`] whether to close, wait for WRITABLE, or read
+//!    again (reading paused at a queue cap resumes there: the driver is
+//!    told, never left to guess, and nothing recurses);
+//! 5. sleep until [`Node::poll_timeout`].
+//!
+//! Every `handle_*` takes `now`; nothing here reads a clock, so every
+//! scenario (keep-alive, heartbeats, linger, expiry) runs in simulated
+//! time in the tests.
+
+mod app;
+pub mod assets;
+mod conn;
+pub mod outq;
+mod routes;
+
+use std::collections::BTreeSet;
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::hub::{Cursor, Hub, HubError, HubLimits, Message, MessageId};
+use crate::proto::http::{http_date, HttpConn, HttpLimits};
+use crate::proto::longpoll::Parking;
+use crate::proto::ws::MessageKind;
+use crate::wire::{chunked, sse};
+use crate::Config;
+
+pub use self::conn::{next as next_phase, Event, Phase, TRANSITIONS};
+use self::conn::{Closing, Conn, State, StreamKind, Sub, TopicName};
+use self::outq::OutQueue;
+pub use self::routes::{route, Miss, Route};
+
+/// A connection's number while it is open (the driver's slab index and
+/// mio token). Numbers are reused after a close.
+pub type ConnId = usize;
+
+/// How long a connection that is closing may take to take its last bytes.
+pub const LINGER: Duration = Duration::from_secs(5);
+
+/// How long shutdown waits for queued bytes to drain.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Messages read from the history per step of a replay: a replay is
+/// queued a batch at a time while the subscriber's queue has room.
+const REPLAY_BATCH: usize = 64;
+
+/// What the driver does with a connection after writing to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnStatus {
+    /// Keep it. `want_write`: bytes are still queued (wait for WRITABLE).
+    /// `read_now`: reading had paused and may resume; the socket raises
+    /// no new edge for bytes that arrived meanwhile, so read at once.
+    Open { want_write: bool, read_now: bool },
+    /// Close the socket; the core has forgotten the connection.
+    Close,
+}
+
+/// A connection refused at accept: the driver writes these bytes once
+/// (best effort) and closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused(pub &'static [u8]);
+
+/// Counters, served at `GET /stats`.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub accepted: u64,
+    pub refused_over_limit: u64,
+    pub requests: u64,
+    pub published: u64,
+    pub deliveries: u64,
+    /// Subscribers cut off because their outbound queue was over its cap.
+    pub slow_disconnects: u64,
+    pub polls_parked: u64,
+    pub polls_woken: u64,
+    pub polls_expired: u64,
+}
+
+/// What the core shares between connections: everything but the
+/// connections themselves, so a handler can hold one connection and the
+/// context at once without taking the connection out of its slot.
+pub(crate) struct Ctx {
+    cfg: Arc<Config>,
+    hub: Hub,
+    parking: Parking,
+    http_limits: HttpLimits,
+    /// The `Date` header value and the second it was formatted for.
+    date: [u8; 29],
+    date_secs: u64,
+    /// (deadline, connection): each connection is in at most once.
+    timers: BTreeSet<(Instant, ConnId)>,
+    /// Connections with something for the driver to do.
+    ready: Vec<ConnId>,
+    /// Messages published while handling a connection; fanned out when
+    /// that handling is over (a WebSocket sender receives its own).
+    pending: Vec<(TopicName, Arc<Message>)>,
+    stats: Stats,
+    live: usize,
+    shutdown_at: Option<Instant>,
+    /// Topics whose subscribers a debug request asked to drop.
+    drops: Vec<TopicName>,
+    /// Trace lines (with `--trace`) for the driver to print.
+    log: Vec<String>,
+    /// Where a response is built before it is queued.
+    scratch: Vec<u8>,
+}
+
+impl Ctx {
+    fn trace(&mut self, line: impl FnOnce() -> String) {
+        if self.cfg.trace {
+            self.log.push(line());
+        }
+    }
+}
+
+/// The sans-IO push server. See the module documentation for the order
+/// in which a driver calls it.
+pub struct Node {
+    ctx: Ctx,
+    conns: Vec<Option<Box<Conn>>>,
+    free: Vec<ConnId>,
+}
+
+impl Node {
+    /// A node with an empty hub. `epoch_base` is the wall-clock time in
+    /// microseconds since the Unix epoch (see [`Hub::new`]).
+    pub fn new(cfg: Arc<Config>, epoch_base: u64) -> Node {
+        Node {
+            ctx: Ctx {
+                hub: Hub::new(HubLimits::from_config(&cfg), epoch_base),
+                parking: Parking::new(cfg.max_parked_polls),
+                http_limits: HttpLimits::from_config(&cfg),
+                cfg,
+                date: http_date(0),
+                date_secs: 0,
+                timers: BTreeSet::new(),
+                ready: Vec::new(),
+                pending: Vec::new(),
+                stats: Stats::default(),
+                live: 0,
+                shutdown_at: None,
+                drops: Vec::new(),
+                log: Vec::new(),
+                scratch: Vec::new(),
+            },
+            conns: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.ctx.cfg
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.ctx.stats
+    }
+
+    /// Open connections.
+    pub fn live(&self) -> usize {
+        self.ctx.live
+    }
+
+    /// The hub, for inspection.
+    pub fn hub(&self) -> &Hub {
+        &self.ctx.hub
+    }
+
+    /// The wall-clock second, for `Date:` (formatted once per second).
+    pub fn set_date(&mut self, unix_secs: u64) {
+        if unix_secs != self.ctx.date_secs {
+            self.ctx.date_secs = unix_secs;
+            self.ctx.date = http_date(unix_secs);
+        }
+    }
+
+    /// Trace lines produced since the last call.
+    pub fn poll_log(&mut self) -> std::vec::Drain<'_, String> {
+        self.ctx.log.drain(..)
+    }
+
+    // ---- inputs -----------------------------------------------------------
+
+    /// A new connection. Over `max_connections` (or shutting down) it is
+    /// refused with bytes to write once.
+    pub fn handle_accept(&mut self, now: Instant) -> Result<ConnId, Refused> {
+        self.ctx.stats.accepted += 1;
+        if self.ctx.live >= self.ctx.cfg.max_connections || self.ctx.shutdown_at.is_some() {
+            self.ctx.stats.refused_over_limit += 1;
+            return Err(Refused(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n",
+            ));
+        }
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        self.ctx.live += 1;
+        let http = Box::new(HttpConn::new(self.ctx.http_limits));
+        self.conns[id] = Some(Box::new(Conn::new(http, now)));
+        self.ctx.trace(|| format!("[{id}] accepted"));
+        self.settle(id, now);
+        Ok(id)
+    }
+
+    /// Bytes read from connection `id`. The core consumes what it can and
+    /// keeps an unfinished tail; `input` may be changed in place (a
+    /// WebSocket payload is unmasked where it lies).
+    pub fn handle_read(&mut self, id: ConnId, input: &mut [u8], now: Instant) {
+        let Some(conn) = slot(&mut self.conns, id) else {
+            return; // spurious: the connection is gone
+        };
+        let ctx = &mut self.ctx;
+        if conn.inbuf.is_empty() {
+            // The common case: process straight from the driver's buffer
+            // and keep only an unfinished tail.
+            let used = feed(ctx, id, conn, input, now);
+            if used < input.len() && keeps_input(conn) {
+                conn.inbuf.extend_from_slice(&input[used..]);
+            }
+        } else {
+            conn.inbuf.extend_from_slice(input);
+            let mut buf = std::mem::take(&mut conn.inbuf);
+            let used = feed(ctx, id, conn, &mut buf, now);
+            buf.drain(..used.min(buf.len()));
+            if keeps_input(conn) && !buf.is_empty() {
+                conn.inbuf = buf;
+            }
+        }
+        self.settle(id, now);
+        self.run_pending(now);
+    }
+
+    /// The peer closed its sending side of `id`.
+    pub fn handle_eof(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = slot(&mut self.conns, id) else {
+            return;
+        };
+        let ctx = &mut self.ctx;
+        conn.peer_closed = true;
+        match &mut conn.state {
+            State::WebSocket(ws) => ws.session.handle_eof(),
+            State::Closing(Closing { ws: Some(ws) }) => ws.session.handle_eof(),
+            _ => {}
+        }
+        // Nothing more will be asked: what has not started going out to a
+        // subscriber or a parked poll is dropped; answers to requests
+        // already received still go (they are whole responses).
+        if matches!(
+            conn.phase(),
+            Phase::Parked | Phase::Streaming | Phase::WebSocket
+        ) {
+            ctx.trace(|| format!("[{id}] peer hung up"));
+            conn.out.clear_unstarted();
+        }
+        step(ctx, id, conn, Event::PeerEof, now, close_state);
+        self.settle(id, now);
+        self.run_pending(now);
+    }
+
+    /// The socket of `id` failed: the connection is closed at once.
+    pub fn handle_reset(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = slot(&mut self.conns, id) else {
+            return;
+        };
+        step(&mut self.ctx, id, conn, Event::Reset, now, |_| {
+            State::Closed
+        });
+        self.settle(id, now);
+        self.run_pending(now);
+    }
+
+    /// Publishes from outside any connection (another thread, through the
+    /// driver), exactly as `POST /topics/{topic}` would.
+    pub fn handle_publish(
+        &mut self,
+        topic: &str,
+        event: Option<&str>,
+        data: &str,
+        now: Instant,
+    ) -> Result<String, HubError> {
+        let msg = publish(&mut self.ctx, None, topic, event, data, now)?;
+        self.run_pending(now);
+        Ok(msg.id_text.to_string())
+    }
+
+    /// Begins shutdown: no more connections are taken, every connection
+    /// gets its goodbye (WebSocket close 1001, the last chunk of every
+    /// stream, an answer to every parked poll), and queued bytes get
+    /// [`SHUTDOWN_GRACE`] to drain.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        if self.ctx.shutdown_at.is_some() {
+            return;
+        }
+        self.ctx.log.push("pushwire: shutting down".into());
+        self.ctx.shutdown_at = Some(now + SHUTDOWN_GRACE);
+        for id in 0..self.conns.len() {
+            let Some(conn) = slot(&mut self.conns, id) else {
+                continue;
+            };
+            let ctx = &mut self.ctx;
+            if conn.phase() == Phase::Parked {
+                app::answer_parked(ctx, id, conn, now, true);
+            }
+            end_stream(ctx, id, conn, 1001, "server shutting down", now);
+            self.settle(id, now);
+        }
+        self.run_pending(now);
+    }
+
+    /// Runs every deadline that has passed: keep-alive and request
+    /// timeouts, heartbeats, poll expiry, WebSocket pings, linger, and
+    /// the hub's evictions.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.ctx.hub.handle_timeout(now);
+        while let Some(&(t, id)) = self.ctx.timers.first() {
+            if t > now {
+                break;
+            }
+            self.ctx.timers.remove(&(t, id));
+            let Some(conn) = slot(&mut self.conns, id) else {
+                continue;
+            };
+            conn.deadline = None;
+            match deadline_of(&self.ctx.cfg, conn) {
+                // The entry was early (see `settle`): the real deadline is
+                // registered again there.
+                Some(d) if d > now => {}
+                None => {}
+                Some(_) => on_deadline(&mut self.ctx, id, conn, now),
+            }
+            self.settle(id, now);
+        }
+        self.run_pending(now);
+    }
+
+    // ---- outputs ----------------------------------------------------------
+
+    /// Whether the driver should read from `id` now (false while its queue
+    /// is over the cap, or after the peer closed).
+    pub fn wants_read(&self, id: ConnId) -> bool {
+        match self.conns.get(id).and_then(Option::as_deref) {
+            Some(c) => !c.read_paused && !c.peer_closed && c.phase() != Phase::Closed,
+            None => false,
+        }
+    }
+
+    /// The next connection with something for the driver to do: bytes to
+    /// write, a close, or reading to resume.
+    pub fn poll_ready(&mut self) -> Option<ConnId> {
+        while let Some(id) = self.ctx.ready.pop() {
+            if let Some(conn) = slot(&mut self.conns, id) {
+                conn.ready = false;
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Fills `slices` with bytes queued for `id`; returns how many slices.
+    pub fn poll_transmit<'a>(&'a self, id: ConnId, slices: &mut [IoSlice<'a>]) -> usize {
+        match self.conns.get(id).and_then(Option::as_deref) {
+            Some(c) => c.out.fill(slices),
+            None => 0,
+        }
+    }
+
+    /// `n` bytes of `id`'s queue were written.
+    pub fn handle_sent(&mut self, id: ConnId, n: usize, now: Instant) {
+        let Some(conn) = slot(&mut self.conns, id) else {
+            return;
+        };
+        conn.out.consume(n);
+        self.settle(id, now);
+        self.run_pending(now);
+    }
+
+    /// What the driver does with `id` after writing what it could. `Close`
+    /// also frees the id.
+    pub fn poll_status(&mut self, id: ConnId) -> ConnStatus {
+        let Some(conn) = slot(&mut self.conns, id) else {
+            return ConnStatus::Close;
+        };
+        if conn.phase() == Phase::Closed {
+            if let Some(d) = conn.deadline {
+                self.ctx.timers.remove(&(d, id));
+            }
+            self.conns[id] = None;
+            self.free.push(id);
+            self.ctx.live -= 1;
+            return ConnStatus::Close;
+        }
+        let cfg = &self.ctx.cfg;
+        let was_paused = conn.read_paused;
+        conn.read_paused = over_cap(cfg, conn);
+        ConnStatus::Open {
+            want_write: !conn.out.is_empty(),
+            read_now: was_paused && !conn.read_paused && !conn.peer_closed,
+        }
+    }
+
+    /// The earliest deadline: the driver sleeps until then.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.ctx.timers.first().map(|&(t, _)| t);
+        for t in [self.ctx.hub.poll_timeout(), self.ctx.shutdown_at]
+            .into_iter()
+            .flatten()
+        {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+        next
+    }
+
+    /// Shutting down: the driver stops accepting.
+    pub fn is_shutting_down(&self) -> bool {
+        self.ctx.shutdown_at.is_some()
+    }
+
+    /// Shutdown is over: every connection is gone, or the grace ran out.
+    pub fn is_finished(&self, now: Instant) -> bool {
+        match self.ctx.shutdown_at {
+            Some(at) => self.ctx.live == 0 || now >= at,
+            None => false,
+        }
+    }
+
+    // ---- internals ----------------------------------------------------------
+
+    /// After anything happened to `id`: checks whether it is done closing,
+    /// continues a replay, updates its deadline, and puts it in the ready
+    /// queue when the driver has something to do. (Every `handle_*` then
+    /// runs the fan-out of what was published meanwhile.)
+    fn settle(&mut self, id: ConnId, now: Instant) {
+        if let Some(conn) = slot(&mut self.conns, id) {
+            let ctx = &mut self.ctx;
+            continue_replay(ctx, conn, now);
+            if conn.phase() == Phase::Closing && conn.out.is_empty() && closing_done(conn) {
+                step(ctx, id, conn, Event::Flushed, now, |_| State::Closed);
+            }
+            // Lazy timers: a deadline that moves later (every message
+            // pushes back a heartbeat) keeps its old entry, which fires
+            // early and is looked at again; only an earlier one is added.
+            let deadline = deadline_of(&ctx.cfg, conn);
+            let keep_entry = matches!((conn.deadline, deadline), (Some(reg), Some(d)) if reg <= d);
+            if !keep_entry && deadline != conn.deadline {
+                if let Some(d) = conn.deadline {
+                    ctx.timers.remove(&(d, id));
+                }
+                if let Some(d) = deadline {
+                    ctx.timers.insert((d, id));
+                }
+                conn.deadline = deadline;
+            }
+            let resume = conn.read_paused && !over_cap(&ctx.cfg, conn);
+            if !conn.ready && (!conn.out.is_empty() || conn.phase() == Phase::Closed || resume) {
+                conn.ready = true;
+                ctx.ready.push(id);
+            }
+            if !conn.read_paused && over_cap(&ctx.cfg, conn) {
+                conn.read_paused = true;
+            }
+        }
+    }
+
+    /// Fans out every pending message: its shared bytes go to each
+    /// subscriber's queue, and every poll parked on its topic is answered.
+    fn run_pending(&mut self, now: Instant) {
+        for topic in std::mem::take(&mut self.ctx.drops) {
+            for sid in self.ctx.hub.subscribers(&topic).to_vec() {
+                if let Some(conn) = slot(&mut self.conns, sid) {
+                    end_stream(&mut self.ctx, sid, conn, 1012, "dropped for a test", now);
+                    self.settle(sid, now);
+                }
+            }
+        }
+        while !self.ctx.pending.is_empty() {
+            let batch = std::mem::take(&mut self.ctx.pending);
+            for (topic, msg) in batch {
+                let mut cut = Vec::new();
+                let Ctx {
+                    hub,
+                    cfg,
+                    stats,
+                    ready,
+                    log,
+                    ..
+                } = &mut self.ctx;
+                // The subscriber list is read in place while connections
+                // are written to: no copy of 5,000 ids per publish.
+                for &sid in hub.subscribers(&topic) {
+                    let Some(conn) = self.conns.get_mut(sid).and_then(Option::as_deref_mut) else {
+                        continue;
+                    };
+                    match deliver(cfg, conn, &msg) {
+                        Delivery::Queued => {
+                            stats.deliveries += 1;
+                            if cfg.trace {
+                                log.push(format!(
+                                    "[{sid}] -> id {} event {}",
+                                    msg.id_text,
+                                    msg.event_name()
+                                ));
+                            }
+                            if !conn.ready {
+                                conn.ready = true;
+                                ready.push(sid);
+                            }
+                        }
+                        Delivery::TooSlow => cut.push(sid),
+                        Delivery::Skipped => {}
+                    }
+                }
+                for sid in cut {
+                    if let Some(conn) = slot(&mut self.conns, sid) {
+                        let ctx = &mut self.ctx;
+                        ctx.stats.slow_disconnects += 1;
+                        let cap = ctx.cfg.subscriber_queue_bytes;
+                        ctx.trace(|| format!("[{sid}] cut off: queue over its cap ({cap} bytes)"));
+                        // What was kept of the queue ends on a frame or
+                        // chunk boundary.
+                        conn.out.clear_unstarted();
+                        // RFC 6455 §7.4.1: 1008, the endpoint's policy.
+                        end_stream(ctx, sid, conn, 1008, "subscriber too slow", now);
+                        self.settle(sid, now);
+                    }
+                }
+                for pid in self.ctx.parking.wake(&topic) {
+                    if let Some(conn) = slot(&mut self.conns, pid) {
+                        let ctx = &mut self.ctx;
+                        ctx.stats.polls_woken += 1;
+                        ctx.trace(|| format!("[{pid}] long poll woken by {}", msg.id_text));
+                        app::answer_parked(ctx, pid, conn, now, false);
+                        self.settle(pid, now);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn slot(conns: &mut [Option<Box<Conn>>], id: ConnId) -> Option<&mut Conn> {
+    conns.get_mut(id).and_then(Option::as_deref_mut)
+}
+
+/// Moves `conn` by `event`. The table in `conn.rs` says where it leads;
+/// `make` builds the new state's data from the old state. Leaving a
+/// subscription or a parked poll undoes it in the hub and the parking
+/// table. An event the table does not plan for closes the connection.
+fn step(
+    ctx: &mut Ctx,
+    id: ConnId,
+    conn: &mut Conn,
+    event: Event,
+    now: Instant,
+    make: impl FnOnce(State) -> State,
+) {
+    let from = conn.phase();
+    if from == Phase::Closed {
+        return; // waiting for the driver to drop it: nothing more happens
+    }
+    let Some(to) = conn::next(from, event) else {
+        ctx.log.push(format!(
+            "[{id}] bug: {event:?} in {from:?} is not a transition"
+        ));
+        leave(ctx, id, &mut conn.state);
+        conn.state = State::Closed;
+        return;
+    };
+    if let Some(sub) = conn.state.sub() {
+        if !matches!(to, Phase::Streaming | Phase::WebSocket) {
+            ctx.hub.unsubscribe(&sub.topic, id);
+        }
+    }
+    if from == Phase::Parked && to != Phase::Parked {
+        ctx.parking.remove(id);
+    }
+    let old = std::mem::replace(&mut conn.state, State::Closed);
+    let mut new = make(old);
+    if new.phase() != to {
+        ctx.log.push(format!(
+            "[{id}] bug: {event:?} in {from:?} leads to {to:?}, not {:?}",
+            new.phase()
+        ));
+        leave(ctx, id, &mut new);
+        new = State::Closed;
+    }
+    if let State::Closing(Closing { ws: Some(ws) }) = &mut new {
+        ws.sub = None;
+    }
+    if from != to {
+        if matches!(to, Phase::Closing) {
+            conn.idle_since = now;
+        }
+        ctx.trace(|| format!("[{id}] {from:?} -> {to:?} ({event:?})"));
+    }
+    conn.state = new;
+}
+
+/// Undoes what a state holds in the hub (used when a bug forces a close).
+fn leave(ctx: &mut Ctx, id: ConnId, state: &mut State) {
+    if let Some(sub) = state.sub() {
+        ctx.hub.unsubscribe(&sub.topic, id);
+    }
+    if state.phase() == Phase::Parked {
+        ctx.parking.remove(id);
+    }
+}
+
+/// The `Closing` state for a state being left: a WebSocket keeps its
+/// session to finish the closing handshake.
+fn close_state(old: State) -> State {
+    match old {
+        State::WebSocket(ws) => State::Closing(Closing { ws: Some(ws) }),
+        State::Closing(c) => State::Closing(c),
+        _ => State::Closing(Closing { ws: None }),
+    }
+}
+
+/// Whether a closing connection waits for nothing more once its queue is
+/// empty.
+fn closing_done(conn: &Conn) -> bool {
+    match &conn.state {
+        State::Closing(Closing { ws: Some(ws) }) => {
+            ws.session.wants_close_transport() || conn.peer_closed
+        }
+        _ => true,
+    }
+}
+
+/// Whether input left over after `feed` must be kept for later.
+fn keeps_input(conn: &Conn) -> bool {
+    match &conn.state {
+        State::Http(_) | State::Parked(_) | State::WebSocket(_) => true,
+        State::Closing(c) => c.ws.is_some(),
+        State::Streaming(_) | State::Closed => false,
+    }
+}
+
+/// Reading stops while the peer does not take what we send (an echo
+/// client that never reads must not grow our memory), and while a parked
+/// poll's pipelined input fills the buffer.
+fn over_cap(cfg: &Config, conn: &Conn) -> bool {
+    let cap = match conn.phase() {
+        Phase::WebSocket => cfg.subscriber_queue_bytes,
+        _ => cfg.max_outbound_bytes,
+    };
+    conn.out.len() > cap || conn.inbuf.len() > cfg.max_head_bytes + cfg.max_body_bytes
+}
+
+/// Feeds `input` to whatever the connection speaks; returns the bytes
+/// consumed. A request that upgrades to WebSocket hands the rest of the
+/// input to the new session.
+fn feed(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, input: &mut [u8], now: Instant) -> usize {
+    let mut at = 0;
+    loop {
+        let before = conn.phase();
+        let used = match &conn.state {
+            State::Http(_) => app::process_http(ctx, id, conn, &mut input[at..], now),
+            State::WebSocket(_) | State::Closing(Closing { ws: Some(_) }) => {
+                app::process_ws(ctx, id, conn, &mut input[at..], now)
+            }
+            // Stays buffered until the poll is answered.
+            State::Parked(_) => 0,
+            // A stream's request is answered: later input is ignored (a
+            // client does not pipeline after an event stream); a closing
+            // connection reads only to avoid a reset that would destroy
+            // its last response.
+            State::Streaming(_) | State::Closing(_) | State::Closed => input.len() - at,
+        };
+        at += used;
+        let upgraded = before == Phase::Http && conn.phase() == Phase::WebSocket;
+        if !upgraded || at >= input.len() {
+            return at;
+        }
+    }
+}
+
+/// The one deadline a connection is registered under.
+fn deadline_of(cfg: &Config, conn: &Conn) -> Option<Instant> {
+    match &conn.state {
+        State::Http(http) => Some(
+            http.poll_timeout()
+                .unwrap_or(conn.idle_since + cfg.keep_alive_timeout),
+        ),
+        State::Parked(p) => Some(p.deadline),
+        State::Streaming(s) => Some(s.last_write + cfg.heartbeat_interval),
+        State::WebSocket(ws) => ws.session.poll_timeout(),
+        State::Closing(c) => {
+            let linger = conn.idle_since + LINGER;
+            Some(
+                match c.ws.as_ref().and_then(|ws| ws.session.poll_timeout()) {
+                    Some(t) => t.min(linger),
+                    None => linger,
+                },
+            )
+        }
+        State::Closed => None,
+    }
+}
+
+/// A connection's deadline passed.
+fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
+    match &mut conn.state {
+        State::Http(http) => {
+            if http.in_progress() {
+                if let Err(e) = http.handle_timeout(now) {
+                    app::answer_error(ctx, conn, &e.to_string(), e.status(), now);
+                }
+            } else if now >= conn.idle_since + ctx.cfg.keep_alive_timeout {
+                ctx.trace(|| format!("[{id}] keep-alive timeout"));
+                step(ctx, id, conn, Event::Deadline, now, |_| State::Closed);
+            }
+        }
+        State::Parked(_) => {
+            ctx.stats.polls_expired += 1;
+            app::answer_parked(ctx, id, conn, now, true);
+        }
+        State::Streaming(s) => {
+            // Proxies and browsers drop silent streams, so an idle stream
+            // carries a comment.
+            let mut block = Vec::with_capacity(16);
+            match s.kind {
+                StreamKind::Sse => sse::encode_comment(&mut block, "heartbeat"),
+                // NDJSON: an empty line, which no JSON value is.
+                StreamKind::Ndjson => block.push(b'\n'),
+            }
+            push_block(&mut conn.out, s.chunked, &block);
+            s.last_write = now;
+        }
+        State::WebSocket(ws) => {
+            ws.session.handle_timeout(now, &mut conn.out);
+            app::trace_ws(ctx, id, &mut ws.session);
+            if ws.session.wants_close_transport() {
+                step(ctx, id, conn, Event::WsClosing, now, close_state);
+            }
+        }
+        State::Closing(c) => {
+            if let Some(ws) = &mut c.ws {
+                ws.session.handle_timeout(now, &mut conn.out);
+            }
+            if now >= conn.idle_since + LINGER
+                || c.ws
+                    .as_ref()
+                    .is_none_or(|ws| ws.session.wants_close_transport())
+            {
+                step(ctx, id, conn, Event::Deadline, now, |_| State::Closed);
+            }
+        }
+        State::Closed => {}
+    }
+}
+
+/// Ends a connection on purpose, its goodbye queued after what is queued:
+/// a WebSocket gets a close frame with `code` (RFC 6455 §7.4.1), a chunked
+/// stream its last chunk, so it ends as a chunked body should (RFC 9112
+/// §7.1). An idle HTTP connection just closes.
+fn end_stream(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, code: u16, reason: &str, now: Instant) {
+    match &mut conn.state {
+        State::WebSocket(ws) => {
+            ws.session.close(code, reason, now, &mut conn.out);
+            app::trace_ws(ctx, id, &mut ws.session);
+        }
+        State::Streaming(s) if s.chunked => chunked_last(&mut conn.out),
+        State::Http(http) if http.in_progress() => return,
+        State::Parked(_) | State::Closing(_) | State::Closed => return,
+        _ => {}
+    }
+    step(ctx, id, conn, Event::Ended, now, close_state);
+}
+
+fn chunked_last(out: &mut OutQueue) {
+    let mut last = Vec::with_capacity(5);
+    chunked::encode_last(&mut last);
+    out.push(&last);
+}
+
+/// What happened when a message was offered to a subscriber.
+enum Delivery {
+    Queued,
+    /// The queue already holds more than its cap: cut off.
+    TooSlow,
+    /// Not for this connection now (closing, or still replaying history,
+    /// which will include this message).
+    Skipped,
+}
+
+/// Queues one live message for one subscriber.
+fn deliver(cfg: &Config, conn: &mut Conn, msg: &Arc<Message>) -> Delivery {
+    let catching_up = conn.state.sub().is_none_or(|s| s.catching_up);
+    if catching_up {
+        return Delivery::Skipped;
+    }
+    // DESIGN "Limits": only a queue that already holds more than its cap
+    // is a slow reader. A single large message on an empty queue is not,
+    // or one big publish would cut off every subscriber of its topic.
+    if conn.out.len() > cfg.subscriber_queue_bytes {
+        return Delivery::TooSlow;
+    }
+    if !queue_message(conn, msg) {
+        return Delivery::Skipped;
+    }
+    if let Some(sub) = conn.state.sub_mut() {
+        sub.cursor = msg.id;
+    }
+    Delivery::Queued
+}
+
+/// The wire form a subscriber receives messages in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// SSE events, each its own HTTP/1.1 chunk or close-delimited.
+    Sse { chunked: bool },
+    /// NDJSON lines, likewise.
+    Ndjson { chunked: bool },
+    /// WebSocket text frames of JSON.
+    Ws,
+}
+
+impl Format {
+    /// The form a connection in `state` receives, if it receives any now.
+    fn of(state: &State) -> Option<Format> {
+        match state {
+            State::Streaming(s) => Some(Format::of_stream(s)),
+            State::WebSocket(ws) if ws.session.is_open() => Some(Format::Ws),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn of_stream(s: &conn::Stream) -> Format {
+        match s.kind {
+            StreamKind::Sse => Format::Sse { chunked: s.chunked },
+            StreamKind::Ndjson => Format::Ndjson { chunked: s.chunked },
+        }
+    }
+
+    /// Queues `msg`, shared with every other subscriber where the form
+    /// allows.
+    pub(crate) fn queue(self, out: &mut OutQueue, msg: &Message) {
+        match self {
+            Format::Sse { chunked: true } => out.push_shared(&msg.sse_chunk),
+            Format::Sse { chunked: false } => out.push_shared(&msg.sse),
+            Format::Ws => out.push_shared(&msg.ws_frame),
+            Format::Ndjson { chunked } => {
+                let mut line = Vec::with_capacity(msg.json.len() + 1);
+                line.extend_from_slice(&msg.json);
+                line.push(b'\n');
+                push_block(out, chunked, &line);
+            }
+        }
+    }
+
+    /// Queues a gap notice: an SSE `gap` event, a JSON line, a text frame.
+    pub(crate) fn queue_gap(self, out: &mut OutQueue, gap: &crate::hub::Gap) {
+        let mut block = Vec::with_capacity(96);
+        match self {
+            Format::Sse { chunked } => {
+                gap.sse_event(&mut block);
+                push_block(out, chunked, &block);
+            }
+            Format::Ndjson { chunked } => {
+                gap.ws_json(&mut block);
+                block.push(b'\n');
+                push_block(out, chunked, &block);
+            }
+            Format::Ws => {
+                gap.ws_json(&mut block);
+                crate::proto::ws::write_message(out, MessageKind::Text, &block);
+            }
+        }
+    }
+}
+
+/// Queues a block of a streaming response, as a chunk when `chunked`.
+fn push_block(out: &mut OutQueue, chunked: bool, block: &[u8]) {
+    if chunked {
+        let mut header = Vec::with_capacity(8);
+        chunked::write_chunk_header(&mut header, block.len());
+        let mut framed = header;
+        framed.extend_from_slice(block);
+        framed.extend_from_slice(b"\r\n");
+        out.push(&framed);
+    } else {
+        out.push(block);
+    }
+}
+
+/// Queues `msg` in the form the connection speaks; false if it speaks
+/// none now (not open).
+fn queue_message(conn: &mut Conn, msg: &Message) -> bool {
+    match Format::of(&conn.state) {
+        Some(f) => {
+            f.queue(&mut conn.out, msg);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Continues a subscriber's replay while its queue has room: history is
+/// queued a batch at a time, so replaying a long history never holds more
+/// than about the queue cap, and live messages wait in the history until
+/// the replay reaches them (never out of order, never twice).
+fn continue_replay(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
+    let cap = ctx.cfg.subscriber_queue_bytes;
+    loop {
+        let Some(sub) = conn.state.sub() else { return };
+        if !sub.catching_up || conn.out.len() > cap / 2 {
+            return;
+        }
+        let cursor = Cursor::After(sub.cursor);
+        let text = sub.cursor.to_string();
+        let replay = match ctx
+            .hub
+            .replay(&sub.topic, &cursor, &text, now, REPLAY_BATCH)
+        {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        let Some(format) = Format::of(&conn.state) else {
+            return;
+        };
+        if let Some(gap) = &replay.gap {
+            format.queue_gap(&mut conn.out, gap);
+        }
+        for m in &replay.messages {
+            format.queue(&mut conn.out, m);
+        }
+        let done = replay.messages.len() < REPLAY_BATCH;
+        if let Some(sub) = conn.state.sub_mut() {
+            sub.cursor = replay.last_id;
+            sub.catching_up = !done;
+        }
+        if done {
+            return;
+        }
+    }
+}
+
+/// Publishes into the hub; the fan-out runs when the current handling is
+/// over. `from` is the publishing connection, for the trace.
+fn publish(
+    ctx: &mut Ctx,
+    from: Option<ConnId>,
+    topic: &str,
+    event: Option<&str>,
+    data: &str,
+    now: Instant,
+) -> Result<Arc<Message>, HubError> {
+    let msg = ctx.hub.publish(topic, event, data, now)?;
+    ctx.stats.published += 1;
+    ctx.trace(|| {
+        format!(
+            "{} published {} on {topic} (event {}, {} bytes)",
+            from.map_or("[-]".to_string(), |id| format!("[{id}]")),
+            msg.id_text,
+            event.unwrap_or("message"),
+            data.len()
+        )
+    });
+    ctx.pending.push((topic.into(), Arc::clone(&msg)));
+    Ok(msg)
+}
+
+/// A subscription starting at `replay`'s position.
+fn new_sub(topic: &str, last_id: MessageId, caught_up: bool) -> Sub {
+    Sub {
+        topic: topic.into(),
+        cursor: last_id,
+        catching_up: !caught_up,
+    }
+}
+
+#[cfg(test)]
+mod tests;

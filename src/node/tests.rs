@@ -1,0 +1,1 @@
+//! Scenario tests: fake clients against the core, in simulated time.
