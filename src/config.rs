@@ -110,6 +110,10 @@ pub struct Config {
     /// Most messages in one poll or short-poll response (the rest is had
     /// with the returned `last_id`).
     pub max_batch: usize,
+    /// Most bytes of message data in one poll or short-poll response
+    /// (always at least one message): a response's size is bounded
+    /// whatever the history holds; the client continues from `last_id`.
+    pub max_batch_bytes: usize,
     /// Cap on a subscriber's outbound queue (SSE or topic WebSocket). At
     /// the cap the subscriber is disconnected (SSE: the stream ends;
     /// WebSocket: close 1008), counted, and can resume by its cursor.
@@ -168,6 +172,7 @@ impl Default for Config {
             history_age: Duration::from_secs(3600),
             max_topics: 100_000,
             max_batch: 1000,
+            max_batch_bytes: 1024 * 1024,
             subscriber_queue_bytes: 1024 * 1024,
 
             heartbeat_interval: Duration::from_secs(15),

@@ -293,6 +293,15 @@ const FLAGS: &[Flag] = &[
         },
     },
     Flag {
+        name: "max-batch-bytes",
+        value: "N",
+        help: "most bytes of message data in one poll response (at least one message) [1048576]",
+        set: |c, v| {
+            c.max_batch_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
         name: "subscriber-queue-bytes",
         value: "N",
         help: "a subscriber's queue cap; at it: disconnected [1048576]",

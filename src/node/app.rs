@@ -11,13 +11,13 @@ use crate::hub::{self, Cursor, Replay};
 use crate::proto::http::{write_response, BodyKind, Request};
 use crate::proto::ws::{MessageKind, WsLimits, WsSession};
 use crate::wire::http1::{Method, Version};
-use crate::wire::{chunked, json, sse, ws_handshake};
+use crate::wire::{json, sse, ws_handshake};
 
 use super::conn::{Closing, Conn, ParkedPoll, State, Stream, StreamKind, TopicName, WsConn};
 use super::outq::OutQueue;
 use super::routes::{route, Miss, Route};
 use super::{
-    assets, close_state, new_sub, publish, step, ConnId, Ctx, Event, Format, REPLAY_BATCH,
+    assets, close_state, new_sub, publish, start_position, step, ConnId, Ctx, Event, Format,
 };
 
 /// What a connection becomes after a response.
@@ -410,10 +410,7 @@ fn stream_request(
         Ok(c) => c,
         Err(e) => return ctx.respond_text(out, meta, 400, &e.to_string()),
     };
-    let replay = match ctx
-        .hub
-        .replay(topic, &cursor, cursor_text.unwrap_or(""), now, REPLAY_BATCH)
-    {
+    let start = match start_position(ctx, topic, &cursor, cursor_text.unwrap_or(""), now) {
         Ok(r) => r,
         Err(e) => return ctx.respond_text(out, meta, e.status(), &e.to_string()),
     };
@@ -451,51 +448,35 @@ fn stream_request(
         }
         return Next::Close;
     }
-    // First: retry (SSE), then the gap notice, then the first batch of the
-    // replay; the rest follows as the queue drains.
+    // First: retry (SSE), then the gap notice; the replay follows, a batch
+    // at a time as the queue drains.
     let mut first = Vec::new();
     if kind == StreamKind::Sse {
         sse::encode_retry(&mut first, ctx.cfg.sse_retry_ms);
     }
     if !first.is_empty() {
-        if chunked {
-            let mut framed = Vec::with_capacity(first.len() + 8);
-            chunked::encode_chunk(&mut framed, &first);
-            out.push(&framed);
-        } else {
-            out.push(&first);
-        }
+        super::push_block(out, chunked, &first);
     }
     let format = match kind {
         StreamKind::Sse => Format::Sse { chunked },
         StreamKind::Ndjson => Format::Ndjson { chunked },
     };
-    if let Some(gap) = &replay.gap {
+    if let Some(gap) = &start.gap {
         format.queue_gap(out, gap);
     }
-    let caught_up = replay.messages.len() < REPLAY_BATCH;
     ctx.trace(|| {
         format!(
-            "[{id}] {kind:?} stream on {topic}: replay {} message(s){}",
-            replay.messages.len(),
-            if replay.gap.is_some() {
-                " after a gap"
-            } else {
-                ""
-            }
+            "[{id}] {kind:?} stream on {topic} after {}{}",
+            start.last_id,
+            if start.gap.is_some() { ", a gap" } else { "" }
         )
     });
-    let stream = Box::new(Stream {
+    Next::Stream(Box::new(Stream {
         kind,
-        sub: new_sub(topic, replay.last_id, caught_up),
+        sub: new_sub(topic, start.last_id),
         chunked,
         last_write: now,
-    });
-    let format = Format::of_stream(&stream);
-    for m in &replay.messages {
-        format.queue(out, m);
-    }
-    Next::Stream(stream)
+    }))
 }
 
 // ---- polls -----------------------------------------------------------------
@@ -588,6 +569,7 @@ fn respond_poll(
     replay: &Replay,
     timed_out: bool,
 ) -> Next {
+    let replay = &bounded(replay, ctx.cfg.max_batch_bytes);
     let mut body = Vec::with_capacity(
         64 + replay
             .messages
@@ -597,6 +579,32 @@ fn respond_poll(
     );
     replay.write_poll_json(&mut body, timed_out);
     ctx.respond_body(out, meta, 200, JSON, &[NO_CACHE], &body)
+}
+
+/// `replay` cut to at most `max_bytes` of message data, but never to
+/// fewer than one message: a poll answer's size is bounded whatever the
+/// history holds, and the client continues from `last_id`.
+fn bounded(replay: &Replay, max_bytes: usize) -> Replay {
+    let mut total = 0;
+    let mut keep = 0;
+    for m in &replay.messages {
+        total += m.json.len();
+        if keep > 0 && total > max_bytes {
+            break;
+        }
+        keep += 1;
+    }
+    let messages = replay.messages[..keep].to_vec();
+    let last_id = if keep < replay.messages.len() {
+        messages.last().map_or(replay.last_id, |m| m.id)
+    } else {
+        replay.last_id
+    };
+    Replay {
+        messages,
+        gap: replay.gap.clone(),
+        last_id,
+    }
 }
 
 /// Answers a parked poll (woken, expired or shutting down), turns the
@@ -729,13 +737,10 @@ fn ws_request(
         }
     };
     let mut limits = WsLimits::from_config(&ctx.cfg);
-    let replay = match topic {
+    let start = match topic {
         Some(t) => {
             limits.max_message_bytes = ctx.cfg.max_message_bytes;
-            match ctx
-                .hub
-                .replay(t, &cursor, cursor_text.unwrap_or(""), now, REPLAY_BATCH)
-            {
+            match start_position(ctx, t, &cursor, cursor_text.unwrap_or(""), now) {
                 Ok(r) => Some(r),
                 Err(e) => return ctx.respond_text(out, meta, e.status(), &e.to_string()),
             }
@@ -766,18 +771,11 @@ fn ws_request(
     let mut session = WsSession::new(limits, now);
     session.set_trace(ctx.cfg.trace);
     let mut sub = None;
-    if let (Some(t), Some(replay)) = (topic, replay) {
-        if let Some(gap) = &replay.gap {
+    if let (Some(t), Some(start)) = (topic, start) {
+        if let Some(gap) = &start.gap {
             Format::Ws.queue_gap(out, gap);
         }
-        for m in &replay.messages {
-            Format::Ws.queue(out, m);
-        }
-        sub = Some(new_sub(
-            t,
-            replay.last_id,
-            replay.messages.len() < REPLAY_BATCH,
-        ));
+        sub = Some(new_sub(t, start.last_id));
     }
     Next::Ws(Box::new(WsConn { session, sub }))
 }

@@ -512,7 +512,7 @@ impl Node {
                     let Some(conn) = self.conns.get_mut(sid).and_then(Option::as_deref_mut) else {
                         continue;
                     };
-                    match deliver(cfg, conn, &msg) {
+                    match deliver(cfg, conn, &msg, now) {
                         Delivery::Queued => {
                             stats.deliveries += 1;
                             if cfg.trace {
@@ -806,7 +806,7 @@ enum Delivery {
 }
 
 /// Queues one live message for one subscriber.
-fn deliver(cfg: &Config, conn: &mut Conn, msg: &Arc<Message>) -> Delivery {
+fn deliver(cfg: &Config, conn: &mut Conn, msg: &Arc<Message>, now: Instant) -> Delivery {
     let catching_up = conn.state.sub().is_none_or(|s| s.catching_up);
     if catching_up {
         return Delivery::Skipped;
@@ -822,6 +822,9 @@ fn deliver(cfg: &Config, conn: &mut Conn, msg: &Arc<Message>) -> Delivery {
     }
     if let Some(sub) = conn.state.sub_mut() {
         sub.cursor = msg.id;
+    }
+    if let State::Streaming(s) = &mut conn.state {
+        s.last_write = now;
     }
     Delivery::Queued
 }
@@ -928,6 +931,9 @@ fn continue_replay(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
         if !sub.catching_up || conn.out.len() > cap / 2 {
             return;
         }
+        let Some(format) = Format::of(&conn.state) else {
+            return;
+        };
         let cursor = Cursor::After(sub.cursor);
         let text = sub.cursor.to_string();
         let replay = match ctx
@@ -937,24 +943,44 @@ fn continue_replay(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
             Ok(r) => r,
             Err(_) => return,
         };
-        let Some(format) = Format::of(&conn.state) else {
-            return;
-        };
         if let Some(gap) = &replay.gap {
             format.queue_gap(&mut conn.out, gap);
         }
+        // Where the subscriber stands after this batch: past the last
+        // message queued, or (nothing to queue) where the replay says.
+        let mut at = replay.last_id;
+        let mut queued = 0;
         for m in &replay.messages {
+            if conn.out.len() > cap {
+                break;
+            }
             format.queue(&mut conn.out, m);
+            at = m.id;
+            queued += 1;
         }
-        let done = replay.messages.len() < REPLAY_BATCH;
+        let done = queued == replay.messages.len() && queued < REPLAY_BATCH;
         if let Some(sub) = conn.state.sub_mut() {
-            sub.cursor = replay.last_id;
+            sub.cursor = at;
             sub.catching_up = !done;
         }
         if done {
             return;
         }
     }
+}
+
+/// Where a subscriber starts: its cursor read against the topic (the gap,
+/// if one, and the position before the first message to replay). The
+/// messages themselves are queued by [`continue_replay`], bounded by the
+/// queue.
+fn start_position(
+    ctx: &mut Ctx,
+    topic: &str,
+    cursor: &Cursor,
+    cursor_text: &str,
+    now: Instant,
+) -> Result<crate::hub::Replay, HubError> {
+    ctx.hub.replay(topic, cursor, cursor_text, now, 0)
 }
 
 /// Publishes into the hub; the fan-out runs when the current handling is
@@ -982,12 +1008,12 @@ fn publish(
     Ok(msg)
 }
 
-/// A subscription starting at `replay`'s position.
-fn new_sub(topic: &str, last_id: MessageId, caught_up: bool) -> Sub {
+/// A subscription standing at `cursor`, with its replay still to queue.
+fn new_sub(topic: &str, cursor: MessageId) -> Sub {
     Sub {
         topic: topic.into(),
-        cursor: last_id,
-        catching_up: !caught_up,
+        cursor,
+        catching_up: true,
     }
 }
 

@@ -1,1 +1,487 @@
 //! Scenario tests: fake clients against the core, in simulated time.
+//!
+//! The [`Harness`] holds the core, N fake clients (byte queues) and one
+//! `now`. Each [`Harness::settle`] delivers everything the core has queued
+//! to the clients that read; [`Harness::advance`] jumps `now` from
+//! deadline to deadline (each one the core's own `poll_timeout`), so a
+//! keep-alive timeout of a minute runs in microseconds, deterministically,
+//! with no socket and no sleep.
+
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::outq::MAX_IOVECS;
+use super::{ConnId, ConnStatus, Node};
+use crate::Config;
+
+/// One fake client: what it sent that the core has not read yet, what
+/// it received, and how much more it is willing to read.
+#[derive(Default)]
+struct Client {
+    /// Bytes the client has sent that wait in its socket (the core reads
+    /// them while it wants input).
+    to_send: Vec<u8>,
+    received: Vec<u8>,
+    /// The client reads at most this many more bytes (its receive window):
+    /// a slow reader has a small one.
+    window: usize,
+    closed: bool,
+}
+
+struct Harness {
+    node: Node,
+    now: Instant,
+    clients: HashMap<ConnId, Client>,
+}
+
+impl Harness {
+    fn new(cfg: Config) -> Harness {
+        let mut node = Node::new(Arc::new(cfg), 1_796_000_000_000_000);
+        node.set_date(1_796_000_000);
+        Harness {
+            node,
+            now: Instant::now(),
+            clients: HashMap::new(),
+        }
+    }
+
+    fn connect(&mut self) -> ConnId {
+        let id = self.node.handle_accept(self.now).expect("accepted");
+        self.clients.insert(
+            id,
+            Client {
+                window: usize::MAX,
+                ..Client::default()
+            },
+        );
+        self.settle();
+        id
+    }
+
+    /// The client sends `bytes` (read by the core when it wants them).
+    fn send(&mut self, id: ConnId, bytes: &[u8]) {
+        self.clients
+            .get_mut(&id)
+            .unwrap()
+            .to_send
+            .extend_from_slice(bytes);
+        self.pump(id);
+        self.settle();
+    }
+
+    /// Feeds a client's waiting bytes while the core wants them.
+    fn pump(&mut self, id: ConnId) {
+        loop {
+            let Some(c) = self.clients.get_mut(&id) else {
+                return;
+            };
+            if c.to_send.is_empty() || c.closed || !self.node.wants_read(id) {
+                return;
+            }
+            let mut bytes = std::mem::take(&mut c.to_send);
+            self.node.handle_read(id, &mut bytes, self.now);
+        }
+    }
+
+    fn eof(&mut self, id: ConnId) {
+        self.node.handle_eof(id, self.now);
+        self.settle();
+    }
+
+    /// The client reads `n` more bytes from now on.
+    fn open_window(&mut self, id: ConnId, n: usize) {
+        let c = self.clients.get_mut(&id).unwrap();
+        c.window = c.window.saturating_add(n);
+        self.node.handle_sent(id, 0, self.now);
+        self.settle();
+    }
+
+    /// Does what a driver does after events: write to every ready
+    /// connection what its client takes, close what the core closes,
+    /// resume reading where it says.
+    fn settle(&mut self) {
+        while let Some(id) = self.node.poll_ready() {
+            loop {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let n = self.node.poll_transmit(id, &mut slices);
+                let c = self.clients.get_mut(&id).unwrap();
+                let mut taken = 0;
+                for s in &slices[..n] {
+                    let take = s.len().min(c.window - taken);
+                    c.received.extend_from_slice(&s[..take]);
+                    taken += take;
+                    if taken == c.window {
+                        break;
+                    }
+                }
+                c.window -= taken;
+                if taken == 0 {
+                    break;
+                }
+                self.node.handle_sent(id, taken, self.now);
+            }
+            match self.node.poll_status(id) {
+                ConnStatus::Close => self.clients.get_mut(&id).unwrap().closed = true,
+                ConnStatus::Open { read_now, .. } => {
+                    if read_now {
+                        self.pump(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves time forward by `d`, running each deadline on the way at
+    /// its own time.
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        let mut last = None;
+        while let Some(t) = self.node.poll_timeout() {
+            // A deadline already handled (shutdown's end stays due until
+            // the driver stops) is not a reason to loop.
+            if t > until || last == Some(t) {
+                break;
+            }
+            last = Some(t);
+            self.now = self.now.max(t);
+            self.node.handle_timeout(self.now);
+            self.settle();
+        }
+        self.now = until;
+        self.node.handle_timeout(self.now);
+        self.settle();
+    }
+
+    fn text(&self, id: ConnId) -> String {
+        String::from_utf8_lossy(&self.clients[&id].received).into_owned()
+    }
+
+    fn take_text(&mut self, id: ConnId) -> String {
+        let c = self.clients.get_mut(&id).unwrap();
+        String::from_utf8_lossy(&std::mem::take(&mut c.received)).into_owned()
+    }
+
+    fn closed(&self, id: ConnId) -> bool {
+        self.clients[&id].closed
+    }
+
+    fn publish(&mut self, topic: &str, data: &str) -> String {
+        let id = self
+            .node
+            .handle_publish(topic, None, data, self.now)
+            .unwrap();
+        self.settle();
+        id
+    }
+}
+
+fn cfg() -> Config {
+    Config::default()
+}
+
+const GET_HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn keep_alive_closes_an_idle_connection_exactly_at_its_timeout() {
+    let mut h = Harness::new(Config {
+        keep_alive_timeout: Duration::from_secs(60),
+        ..cfg()
+    });
+    let c = h.connect();
+    h.send(c, GET_HEALTH);
+    assert!(h.take_text(c).starts_with("HTTP/1.1 200 OK\r\n"));
+    h.advance(Duration::from_millis(59_999));
+    assert!(!h.closed(c));
+    // A request restarts the idle clock.
+    h.send(c, GET_HEALTH);
+    h.advance(Duration::from_secs(59));
+    assert!(!h.closed(c));
+    h.advance(Duration::from_secs(1));
+    assert!(h.closed(c), "closed at exactly 60 s idle");
+}
+
+#[test]
+fn a_slow_head_gets_408_at_the_header_deadline_while_others_are_served() {
+    let mut h = Harness::new(Config {
+        header_read_timeout: Duration::from_secs(10),
+        ..cfg()
+    });
+    let slow = h.connect();
+    let fast = h.connect();
+    h.send(slow, b"GET /healthz HTTP/1.1\r\nHo");
+    for _ in 0..9 {
+        h.advance(Duration::from_secs(1));
+        h.send(slow, b"s"); // a byte a second: slowloris
+        h.send(fast, GET_HEALTH);
+    }
+    assert!(!h.closed(slow));
+    assert_eq!(h.text(fast).matches("200 OK").count(), 9);
+    h.advance(Duration::from_secs(1));
+    let t = h.text(slow);
+    assert!(t.starts_with("HTTP/1.1 408 "), "{t}");
+    assert!(t.contains("Connection: close"));
+    assert!(h.closed(slow));
+    assert!(!h.closed(fast));
+}
+
+#[test]
+fn sse_heartbeats_come_at_their_interval_and_a_message_postpones_them() {
+    let mut h = Harness::new(Config {
+        heartbeat_interval: Duration::from_secs(15),
+        ..cfg()
+    });
+    let c = h.connect();
+    h.send(c, b"GET /topics/t/sse HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = h.take_text(c);
+    assert!(head.contains("text/event-stream") && head.contains("retry: 3000"));
+    h.advance(Duration::from_millis(14_999));
+    assert_eq!(h.take_text(c), "");
+    h.advance(Duration::from_millis(1));
+    assert!(h.take_text(c).contains(": heartbeat"));
+    h.advance(Duration::from_secs(10));
+    h.publish("t", "hello");
+    assert!(h.take_text(c).contains("data: hello"));
+    // 15 s after the message, not after the last heartbeat.
+    h.advance(Duration::from_secs(14));
+    assert_eq!(h.take_text(c), "");
+    h.advance(Duration::from_secs(1));
+    assert!(h.take_text(c).contains(": heartbeat"));
+}
+
+#[test]
+fn a_long_poll_expires_at_its_timeout_and_a_publish_wakes_it_before() {
+    let mut h = Harness::new(cfg());
+    let c = h.connect();
+    h.send(
+        c,
+        b"GET /topics/t/poll?timeout=5 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    h.advance(Duration::from_millis(4_999));
+    assert_eq!(h.text(c), "");
+    h.advance(Duration::from_millis(1));
+    let t = h.take_text(c);
+    assert!(t.contains("\"timeout\":true"), "{t}");
+
+    h.send(
+        c,
+        b"GET /topics/t/poll?timeout=5 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    h.advance(Duration::from_secs(2));
+    let id = h.publish("t", "wake");
+    let t = h.take_text(c);
+    assert!(t.contains("\"data\":\"wake\"") && t.contains(&id), "{t}");
+    assert!(t.contains("\"timeout\":false"));
+    assert_eq!(h.node.stats().polls_woken, 1);
+    assert_eq!(h.node.stats().polls_expired, 1);
+}
+
+#[test]
+fn requests_pipelined_behind_a_parked_poll_are_answered_after_it_in_order() {
+    let mut h = Harness::new(cfg());
+    let c = h.connect();
+    let mut two = b"GET /topics/t/poll?timeout=30 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    two.extend_from_slice(GET_HEALTH);
+    h.send(c, &two);
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.text(c), "", "nothing answered while the poll is parked");
+    h.publish("t", "m");
+    let t = h.take_text(c);
+    let poll_at = t.find("\"data\":\"m\"").expect("poll answered");
+    let health_at = t.rfind("\r\n\r\nok").expect("healthz answered");
+    assert!(poll_at < health_at, "in order: {t}");
+}
+
+#[test]
+fn a_client_that_never_reads_its_last_response_is_dropped_after_the_linger() {
+    let mut h = Harness::new(cfg());
+    let c = h.connect();
+    h.clients.get_mut(&c).unwrap().window = 10;
+    h.send(
+        c,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(!h.closed(c));
+    h.advance(super::LINGER - Duration::from_millis(1));
+    assert!(!h.closed(c));
+    h.advance(Duration::from_millis(1));
+    assert!(h.closed(c));
+}
+
+#[test]
+fn shutdown_says_goodbye_on_every_transport_and_finishes() {
+    let mut h = Harness::new(cfg());
+    let sse = h.connect();
+    h.send(sse, b"GET /topics/t/sse HTTP/1.1\r\nHost: x\r\n\r\n");
+    let poll = h.connect();
+    h.send(poll, b"GET /topics/t/poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    let ws = h.connect();
+    h.send(
+        ws,
+        b"GET /topics/t/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    let idle = h.connect();
+    assert!(h.take_text(ws).starts_with("HTTP/1.1 101 "));
+    h.node.handle_shutdown(h.now);
+    h.settle();
+    // The stream's last chunk, the poll's answer with Connection: close,
+    // a close frame with 1001 (0x03e9), and the idle connection closed.
+    assert!(h.text(sse).ends_with("0\r\n\r\n"));
+    assert!(h.closed(sse));
+    let p = h.text(poll);
+    assert!(p.contains("Connection: close") && p.contains("\"timeout\":true"));
+    assert!(h.closed(poll));
+    assert_eq!(&h.clients[&ws].received[..4], &[0x88, 0x16, 0x03, 0xe9]);
+    assert!(h.closed(idle));
+    assert!(h.node.handle_accept(h.now).is_err(), "no more connections");
+    // The WebSocket waits for the peer's close frame, at most the grace.
+    assert!(!h.node.is_finished(h.now));
+    h.advance(super::SHUTDOWN_GRACE);
+    assert!(h.node.is_finished(h.now));
+}
+
+/// A subscriber whose queue already holds more than the cap is cut off;
+/// a single message larger than the cap on an empty queue is not (one
+/// big publish must not churn a whole topic).
+#[test]
+fn only_a_queue_already_over_its_cap_is_a_slow_reader() {
+    let mut h = Harness::new(Config {
+        subscriber_queue_bytes: 64 * 1024,
+        ..cfg()
+    });
+    let c = h.connect();
+    h.send(c, b"GET /topics/t/sse HTTP/1.1\r\nHost: x\r\n\r\n");
+    h.take_text(c);
+    // 200,000 newlines: a 1.2 MB SSE event, far over the cap.
+    let big = "\n".repeat(200_000);
+    h.node.handle_publish("t", None, &big, h.now).unwrap();
+    h.settle();
+    assert!(!h.closed(c));
+    assert_eq!(h.node.stats().slow_disconnects, 0);
+    assert_eq!(h.take_text(c).matches("data:\n").count(), 200_001);
+
+    // Now the client stops reading: one more message fits, the next one
+    // finds the queue over the cap and cuts it off.
+    h.clients.get_mut(&c).unwrap().window = 0;
+    let chunk = "x".repeat(40 * 1024);
+    h.publish("t", &chunk);
+    h.publish("t", &chunk);
+    assert_eq!(h.node.stats().slow_disconnects, 0);
+    h.publish("t", &chunk);
+    assert_eq!(h.node.stats().slow_disconnects, 1);
+    // Its stream ends on a chunk boundary with the last chunk once it
+    // reads again.
+    h.open_window(c, usize::MAX);
+    assert!(h.text(c).ends_with("0\r\n\r\n"));
+    assert!(h.closed(c));
+}
+
+/// A replay of a long history is queued as the subscriber reads, never
+/// all at once: memory per connection is bounded by the queue cap.
+#[test]
+fn a_replay_is_queued_as_the_reader_takes_it() {
+    let cap = 256 * 1024;
+    let mut h = Harness::new(Config {
+        subscriber_queue_bytes: cap,
+        ..cfg()
+    });
+    let payload = "p".repeat(100_000);
+    for _ in 0..100 {
+        h.node.handle_publish("big", None, &payload, h.now).unwrap();
+    }
+    let c = h.connect();
+    h.clients.get_mut(&c).unwrap().window = 0;
+    h.send(
+        c,
+        b"GET /topics/big/sse?last_event_id=earliest HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let queued = |h: &Harness| {
+        let mut s = [IoSlice::new(&[]); MAX_IOVECS];
+        let n = h.node.poll_transmit(c, &mut s);
+        s[..n].iter().map(|x| x.len()).sum::<usize>()
+    };
+    assert!(queued(&h) <= cap + 200_000, "queued {}", queued(&h));
+    // Meanwhile live messages arrive: they come after the replay, once.
+    h.publish("big", "live-1");
+    let mut got = 0;
+    let tail_has = |h: &Harness, what: &str| {
+        let r = &h.clients[&c].received;
+        let from = r.len().saturating_sub(200_000);
+        String::from_utf8_lossy(&r[from..]).contains(what)
+    };
+    while !tail_has(&h, "live-1") {
+        h.open_window(c, 64 * 1024);
+        assert!(queued(&h) <= cap + 200_000);
+        got += 1;
+        assert!(got < 1000, "the replay never finished");
+    }
+    let t = h.text(c);
+    assert_eq!(t.matches("data: ppp").count(), 100);
+    assert_eq!(t.matches("live-1").count(), 1);
+    assert!(!h.closed(c));
+    assert_eq!(h.node.stats().slow_disconnects, 0);
+}
+
+#[test]
+fn a_poll_answer_carries_at_most_max_batch_bytes() {
+    let mut h = Harness::new(Config {
+        max_batch_bytes: 250_000,
+        ..cfg()
+    });
+    let payload = "q".repeat(100_000);
+    for _ in 0..10 {
+        h.node.handle_publish("t", None, &payload, h.now).unwrap();
+    }
+    let c = h.connect();
+    h.send(
+        c,
+        b"GET /topics/t/messages?after=earliest HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let t = h.take_text(c);
+    assert_eq!(t.matches("qqqq\"}").count(), 2, "two messages fit");
+    // One message larger than the bound still goes out alone.
+    let mut h = Harness::new(Config {
+        max_batch_bytes: 10,
+        ..cfg()
+    });
+    h.node.handle_publish("t", None, &payload, h.now).unwrap();
+    let c = h.connect();
+    h.send(c, b"GET /topics/t/messages HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(h.take_text(c).matches("qqqq\"}").count(), 1);
+}
+
+#[test]
+fn a_peer_that_hangs_up_a_parked_poll_is_forgotten_at_once() {
+    let mut h = Harness::new(cfg());
+    let c = h.connect();
+    h.send(c, b"GET /topics/t/poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(h.node.live(), 1);
+    h.eof(c);
+    assert!(h.closed(c));
+    assert_eq!(h.node.live(), 0);
+    h.publish("t", "nobody");
+    assert_eq!(h.node.stats().polls_woken, 0);
+}
+
+#[test]
+fn ndjson_stream_replays_then_lives_with_empty_line_heartbeats() {
+    let mut h = Harness::new(Config {
+        heartbeat_interval: Duration::from_secs(15),
+        ..cfg()
+    });
+    h.publish("t", "one");
+    let c = h.connect();
+    h.send(
+        c,
+        b"GET /topics/t/stream?after=earliest HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let t = h.take_text(c);
+    assert!(t.contains("Content-Type: application/x-ndjson"), "{t}");
+    assert!(t.contains("\"data\":\"one\"}\n"));
+    h.publish("t", "two");
+    assert!(h.take_text(c).contains("\"data\":\"two\"}\n"));
+    h.advance(Duration::from_secs(15));
+    // An empty line in a chunk of its own: "1\r\n\n\r\n".
+    assert_eq!(h.take_text(c), "1\r\n\n\r\n");
+}
