@@ -31,6 +31,7 @@ pub mod assets;
 mod conn;
 pub mod outq;
 mod routes;
+pub mod sim;
 
 use std::collections::BTreeSet;
 use std::io::IoSlice;
@@ -432,6 +433,15 @@ impl Node {
         next
     }
 
+    /// Bytes the core holds for `id`: its unread input and its unwritten
+    /// output (what the memory bounds of `Config` bound).
+    pub fn held_bytes(&self, id: ConnId) -> (usize, usize) {
+        match self.conns.get(id).and_then(Option::as_deref) {
+            Some(c) => (c.inbuf.len(), c.out.len()),
+            None => (0, 0),
+        }
+    }
+
     /// Shutting down: the driver stops accepting.
     pub fn is_shutting_down(&self) -> bool {
         self.ctx.shutdown_at.is_some()
@@ -807,8 +817,14 @@ enum Delivery {
 
 /// Queues one live message for one subscriber.
 fn deliver(cfg: &Config, conn: &mut Conn, msg: &Arc<Message>, now: Instant) -> Delivery {
-    let catching_up = conn.state.sub().is_none_or(|s| s.catching_up);
-    if catching_up {
+    let Some(sub) = conn.state.sub() else {
+        return Delivery::Skipped;
+    };
+    // Still replaying: the replay will reach this message in the history.
+    // Already past it: the replay queued it (it was published during the
+    // same turn as the subscribe). Either way it must not come twice.
+    let queued_already = sub.cursor.epoch == msg.id.epoch && msg.id.seq <= sub.cursor.seq;
+    if sub.catching_up || queued_already {
         return Delivery::Skipped;
     }
     // DESIGN "Limits": only a queue that already holds more than its cap
