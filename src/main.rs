@@ -548,3 +548,64 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn listen_takes_names_v6_and_hosts_alone() {
+        assert_eq!(
+            listen_addr("127.0.0.1:9000").unwrap(),
+            "127.0.0.1:9000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            listen_addr("[::1]:8080").unwrap(),
+            "[::1]:8080".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            listen_addr("0.0.0.0").unwrap(),
+            "0.0.0.0:8080".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(listen_addr("::1").unwrap().port(), 8080);
+        assert!(listen_addr("localhost:8081").unwrap().ip().is_loopback());
+        assert_eq!(listen_addr("localhost").unwrap().port(), 8080);
+        assert!(listen_addr("no such host.invalid:1").is_err());
+    }
+
+    #[test]
+    fn help_version_and_switches() {
+        assert!(matches!(parse(&args(&["-h"])), Ok(Cli::Help)));
+        assert!(matches!(parse(&args(&["--help"])), Ok(Cli::Help)));
+        assert!(matches!(parse(&args(&["-V"])), Ok(Cli::Version)));
+        assert!(matches!(parse(&args(&["--version"])), Ok(Cli::Version)));
+        let Ok(Cli::Serve(cfg)) = parse(&args(&["--assets-dir", "/tmp/x", "--reuse-port"])) else {
+            panic!("flags refused");
+        };
+        assert_eq!(
+            cfg.assets_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/x"))
+        );
+        assert!(cfg.reuse_port);
+        assert!(parse(&args(&["--cors-origin", "a\r\nX: y"])).is_err());
+        assert!(parse(&args(&["--nope"])).is_err());
+    }
+
+    #[test]
+    fn every_flag_has_its_help_in_its_own_column() {
+        let text = usage();
+        for f in FLAGS {
+            let line = text
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("--{} ", f.name)))
+                .unwrap_or_else(|| panic!("--{} missing from --help", f.name));
+            let left = format!("--{} {}", f.name, f.value);
+            let after = &line.trim_start()[left.len()..];
+            assert!(after.starts_with("  "), "runs together: {line:?}");
+        }
+    }
+}

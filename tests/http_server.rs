@@ -293,3 +293,34 @@ fn a_request_in_pieces_byte_by_byte() {
     let mut buf = Vec::new();
     assert_eq!(read_response(&mut s, &mut buf, false).status, 200);
 }
+
+/// A request and the client's FIN in one segment: the request is answered
+/// and the connection closed at once, not at the keep-alive timeout (the
+/// read that finds the data must go on to find the end).
+#[test]
+fn data_and_fin_in_one_edge_are_both_handled() {
+    let server = TestServer::start(Config::default());
+    let mut s = server.connect();
+    s.write_all(b"POST /topics/fin HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nbye")
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    let t0 = Instant::now();
+    s.read_to_end(&mut got).unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5), "closed at once");
+    assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"), "{got:?}");
+    let r = get(&server, "/topics/fin/messages");
+    assert!(r.text().contains("\"data\":\"bye\""));
+}
+
+/// Stopping one server stops only that one.
+#[test]
+fn two_servers_in_one_process_stop_independently() {
+    let a = TestServer::start(Config::default());
+    let b = TestServer::start(Config::default());
+    a.handle.shutdown();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(&b, "/healthz").status, 200);
+    drop(a);
+    assert_eq!(get(&b, "/healthz").status, 200);
+}

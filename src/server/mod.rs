@@ -170,7 +170,10 @@ impl Server {
                     WAKER => self.run_commands(now),
                     Token(id) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read_conn(id, now);
+                            // Data and the peer's FIN can come in one edge:
+                            // then the read must go on to find the end.
+                            let to_end = event.is_read_closed() || event.is_error();
+                            self.read_conn(id, to_end, now);
                         }
                         if event.is_writable() {
                             self.flush(id, now);
@@ -232,12 +235,14 @@ impl Server {
             stream,
             writable: false,
         });
-        // Bytes may already be waiting (edge-triggered: no new edge).
-        self.read_conn(id, now);
+        // Bytes, and even the peer's FIN, may already be waiting
+        // (edge-triggered: no new edge for them).
+        self.read_conn(id, true, now);
     }
 
-    /// Reads while the core wants input.
-    fn read_conn(&mut self, id: ConnId, now: Instant) {
+    /// Reads while the core wants input. `to_end`: the peer has closed
+    /// its side, so a short read is not the end of what there is to read.
+    fn read_conn(&mut self, id: ConnId, to_end: bool, now: Instant) {
         while self.node.wants_read(id) {
             let Some(sock) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
                 return;
@@ -254,7 +259,7 @@ impl Server {
                     // receive queue is empty, and later data raises a new
                     // edge. Skipping the read that would only say
                     // WouldBlock saves a system call per event.
-                    if n < self.rbuf.len() {
+                    if n < self.rbuf.len() && !to_end {
                         return;
                     }
                 }
@@ -333,7 +338,7 @@ impl Server {
                     // Reading had paused at a queue cap; bytes that came
                     // meanwhile raise no edge. Reading may queue more, and
                     // the connection comes back through the ready queue.
-                    self.read_conn(id, now);
+                    self.read_conn(id, false, now);
                 }
             }
         }
