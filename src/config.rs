@@ -2,7 +2,7 @@
 //!
 //! Each field says what happens when a peer reaches it. The binary turns
 //! every field into a `--flag` (see `src/main.rs`); the defaults are the
-//! ones documented in DESIGN.md.
+//! ones documented in docs/protocol.md.
 
 use std::net::SocketAddr;
 use std::time::Duration;

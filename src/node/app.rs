@@ -1,4 +1,4 @@
-//! What the server does with a request: the HTTP interface of DESIGN.md.
+//! What the server does with a request: the HTTP interface of docs/protocol.md.
 //!
 //! A handler writes its response into the connection's own queue and
 //! returns a [`Next`]: what the connection becomes. The state change itself

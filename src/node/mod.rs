@@ -2,7 +2,7 @@
 //! timers and every policy, with no socket and no clock.
 //!
 //! Before working on this module, read `conn.rs` (the states and the one
-//! table of transitions) and DESIGN.md "Layers". The driver (`server/`,
+//! table of transitions) and docs/protocol.md. The driver (`server/`,
 //! or a test harness) owns the sockets and the clock and calls, in this
 //! order on each turn of its loop:
 //!

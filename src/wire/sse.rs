@@ -14,7 +14,7 @@
 //! we can check by machine (see `fuzz/props/sse_roundtrip.rs`).
 //!
 //! ```text
-//!   id: 1712345678-42          <- the cursor the browser sends back as Last-Event-ID
+//!   id: 1796160691510066-42          <- the cursor the browser sends back as Last-Event-ID
 //!   event: price               <- absent for plain messages: the type is then "message"
 //!   data: first line           <- one data line per line of the text
 //!   data: second line
