@@ -1,0 +1,14 @@
+//! Replays the seed corpora of the fuzz targets for the small codecs of
+//! `wire/` and `proto/mux.rs` on stable Rust: every input that once found a
+//! bug stays a test.
+
+mod common;
+
+#[path = "../fuzz/props/json_value.rs"]
+mod json_value;
+
+#[test]
+fn json_value_corpus() {
+    let n = common::replay_corpus("json_value", json_value::check);
+    eprintln!("json_value: {n} inputs");
+}
