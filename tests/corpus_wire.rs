@@ -7,8 +7,17 @@ mod common;
 #[path = "../fuzz/props/json_value.rs"]
 mod json_value;
 
+#[path = "../fuzz/props/percent_decode.rs"]
+mod percent_decode;
+
 #[test]
 fn json_value_corpus() {
     let n = common::replay_corpus("json_value", json_value::check);
     eprintln!("json_value: {n} inputs");
+}
+
+#[test]
+fn percent_decode_corpus() {
+    let n = common::replay_corpus("percent_decode", percent_decode::check);
+    eprintln!("percent_decode: {n} inputs");
 }
