@@ -10,6 +10,9 @@ mod json_value;
 #[path = "../fuzz/props/percent_decode.rs"]
 mod percent_decode;
 
+#[path = "../fuzz/props/combined_cursor.rs"]
+mod combined_cursor;
+
 #[test]
 fn json_value_corpus() {
     let n = common::replay_corpus("json_value", json_value::check);
@@ -20,4 +23,10 @@ fn json_value_corpus() {
 fn percent_decode_corpus() {
     let n = common::replay_corpus("percent_decode", percent_decode::check);
     eprintln!("percent_decode: {n} inputs");
+}
+
+#[test]
+fn combined_cursor_corpus() {
+    let n = common::replay_corpus("combined_cursor", combined_cursor::check);
+    eprintln!("combined_cursor: {n} inputs");
 }

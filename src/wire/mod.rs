@@ -3,6 +3,7 @@
 //! normal answer ("need more"), never an error.
 
 pub mod chunked;
+pub mod cursor;
 pub mod http1;
 pub mod json;
 pub mod percent;
