@@ -13,6 +13,9 @@ mod percent_decode;
 #[path = "../fuzz/props/combined_cursor.rs"]
 mod combined_cursor;
 
+#[path = "../fuzz/props/mux_command.rs"]
+mod mux_command;
+
 #[test]
 fn json_value_corpus() {
     let n = common::replay_corpus("json_value", json_value::check);
@@ -29,4 +32,10 @@ fn percent_decode_corpus() {
 fn combined_cursor_corpus() {
     let n = common::replay_corpus("combined_cursor", combined_cursor::check);
     eprintln!("combined_cursor: {n} inputs");
+}
+
+#[test]
+fn mux_command_corpus() {
+    let n = common::replay_corpus("mux_command", mux_command::check);
+    eprintln!("mux_command: {n} inputs");
 }

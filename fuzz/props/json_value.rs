@@ -40,7 +40,9 @@ pub fn check(data: &[u8]) {
     }
 
     if let Ok(text) = std::str::from_utf8(data) {
-        let is_object = text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{');
+        let is_object = text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with('{');
         if is_object {
             match (members(text, &WIDE), &parsed) {
                 (Ok(m), Ok(Value::Object(tree))) => {
