@@ -218,19 +218,28 @@ impl CombinedCursor {
             }
             return;
         }
-        for (i, t) in self.topics.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        for t in &self.topics {
+            let id = match t.cursor {
+                Cursor::After(id) => Some(id),
+                Cursor::Earliest => None,
+                // Never stored (see `set`); a topic at its live edge is
+                // simply not named.
+                Cursor::Live => continue,
+            };
+            if !first {
                 out.push(',');
             }
+            first = false;
             out.push_str(&t.topic);
             out.push('=');
-            match t.cursor {
-                Cursor::After(id) => {
+            match id {
+                Some(id) => {
                     use fmt::Write;
                     // Writing to a String cannot fail.
                     let _ = write!(out, "{id}");
                 }
-                Cursor::Earliest | Cursor::Live => out.push_str("earliest"),
+                None => out.push_str("earliest"),
             }
         }
     }

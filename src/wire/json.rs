@@ -308,14 +308,22 @@ pub fn decode_string<'a>(literal: &'a str, limits: &JsonLimits) -> Option<Cow<'a
     (p.pos == literal.len()).then_some(s)
 }
 
-/// RFC 8259 §8.1, and the size limit, checked before a byte is parsed.
-fn utf8<'a>(bytes: &'a [u8], limits: &JsonLimits) -> Result<&'a str, JsonError> {
-    if bytes.len() > limits.max_bytes {
+/// The size limit, checked before a byte is parsed.
+fn size(len: usize, limits: &JsonLimits) -> Result<(), JsonError> {
+    if len > limits.max_bytes {
         return Err(JsonError {
             offset: limits.max_bytes,
             rule: Rule::TooLarge,
         });
     }
+    Ok(())
+}
+
+/// RFC 8259 §8.1: "JSON text exchanged between systems that are not part
+/// of a closed ecosystem MUST be encoded using UTF-8". Checked once, up
+/// front (after the size), so the parser can copy runs of text whole.
+fn utf8<'a>(bytes: &'a [u8], limits: &JsonLimits) -> Result<&'a str, JsonError> {
+    size(bytes.len(), limits)?;
     std::str::from_utf8(bytes).map_err(|e| JsonError {
         offset: e.valid_up_to(),
         rule: Rule::InvalidUtf8,
@@ -449,7 +457,7 @@ impl<'a> Parser<'a> {
     /// A parser at the first byte of the value (leading whitespace
     /// skipped), or the size error.
     fn new(text: &'a str, limits: &JsonLimits) -> Result<Parser<'a>, JsonError> {
-        utf8(text.as_bytes(), limits)?;
+        size(text.len(), limits)?;
         let mut p = Parser {
             b: text.as_bytes(),
             text,
@@ -1147,6 +1155,51 @@ mod tests {
         }
         let text = "\"q\" \\ \u{0}\u{1b}[31m\n\u{2028}é🎉\u{2029}\r\n";
         assert_eq!(unescape(&lit(text)), text);
+    }
+
+    #[test]
+    fn rfc8259_examples() {
+        // §13: "Here are three small JSON texts containing only values".
+        assert_eq!(
+            parse("\"Hello world!\"").unwrap().as_str(),
+            Some("Hello world!")
+        );
+        assert_eq!(parse("42").unwrap(), Value::Number(42.0));
+        assert_eq!(parse("true").unwrap(), Value::Bool(true));
+        // §13: the array of two objects.
+        let text = r#"[
+        {
+           "precision": "zip",
+           "Latitude":  37.7668,
+           "Longitude": -122.3959,
+           "Address":   "",
+           "City":      "SAN FRANCISCO",
+           "State":     "CA",
+           "Zip":       "94107",
+           "Country":   "US"
+        },
+        {
+           "precision": "zip",
+           "Latitude":  37.371991,
+           "Longitude": -122.026020,
+           "Address":   "",
+           "City":      "SUNNYVALE",
+           "State":     "CA",
+           "Zip":       "94085",
+           "Country":   "US"
+        }
+      ]"#;
+        let v = parse(text).unwrap();
+        let second = &v.as_array().unwrap()[1];
+        assert_eq!(second.get("Longitude").unwrap().as_f64(), Some(-122.02602));
+        assert_eq!(second.get("City").unwrap().as_str(), Some("SUNNYVALE"));
+        assert_eq!(validate(text.as_bytes(), &JsonLimits::default()), Ok(()));
+        // §7: "\u005C" is a reverse solidus; §7's G clef example.
+        assert_eq!(parse(r#""\u005C""#).unwrap().as_str(), Some("\\"));
+        assert_eq!(
+            parse(r#""\uD834\uDD1E""#).unwrap().as_str(),
+            Some("\u{1D11E}")
+        );
     }
 
     #[test]
