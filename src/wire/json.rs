@@ -26,7 +26,7 @@
 //! linear time, not quadratic.
 //!
 //! [`validate`] and [`parse_with`] are one parser instantiated twice (a
-//! [`Build`] that builds a [`Value`], and one that builds nothing), so the
+//! `Build` that builds a [`Value`], and one that builds nothing), so the
 //! validator cannot accept a text the reader refuses, or refuse one it
 //! accepts, and both report the same error at the same offset.
 
