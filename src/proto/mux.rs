@@ -51,7 +51,7 @@ use std::borrow::Cow;
 use thiserror::Error;
 
 use crate::hub::{parse_cursor, valid_event, valid_topic, Cursor, CursorError};
-use crate::wire::json::{self, JsonError, JsonLimits, Rule};
+use crate::wire::json::{self, JsonError, JsonLimits};
 
 /// Room for the members around a publish's `data` (`type`, `topic`,
 /// `event`, `ref` and the punctuation), on top of the largest message.
@@ -370,25 +370,22 @@ impl<'a> MuxCommand<'a> {
     }
 }
 
-/// The frame as text, if it is a JSON object; otherwise why not. A text
-/// frame is UTF-8 already (RFC 6455 §8.1), but this codec does not rely on
-/// its caller for that.
+/// The frame as text, if it may be a JSON object; otherwise why not. A
+/// text frame is UTF-8 already (RFC 6455 §8.1), but this codec does not
+/// rely on its caller for that. An object is checked once, by
+/// [`json::members`]; only a frame that is not one is validated, to tell
+/// "not JSON" from "JSON, but not an object".
 fn object_text<'a>(frame: &'a [u8], limits: &JsonLimits) -> Result<&'a str, MuxErrorKind> {
-    if let Err(e) = json::validate(frame, limits) {
-        return Err(MuxErrorKind::NotJson(e));
-    }
-    // Valid JSON is UTF-8, so this is the check `validate` just made.
-    let text = std::str::from_utf8(frame).map_err(|_| {
-        MuxErrorKind::NotJson(JsonError {
-            offset: 0,
-            rule: Rule::InvalidUtf8,
-        })
-    })?;
+    let not_an_object = || match json::validate(frame, limits) {
+        Err(e) => MuxErrorKind::NotJson(e),
+        Ok(()) => MuxErrorKind::NotAnObject,
+    };
+    let text = std::str::from_utf8(frame).map_err(|_| not_an_object())?;
     if !text
         .trim_start_matches([' ', '\t', '\n', '\r'])
         .starts_with('{')
     {
-        return Err(MuxErrorKind::NotAnObject);
+        return Err(not_an_object());
     }
     Ok(text)
 }
@@ -587,6 +584,7 @@ impl<'a> MuxReply<'a> {
 mod tests {
     use super::*;
     use crate::hub::MessageId;
+    use crate::wire::json::Rule;
 
     fn parse(text: &str) -> Result<MuxCommand<'_>, MuxError> {
         MuxCommand::parse(text.as_bytes(), &MuxLimits::default())
