@@ -118,6 +118,11 @@ pub struct Config {
     /// the cap the subscriber is disconnected (SSE: the stream ends;
     /// WebSocket: close 1008), counted, and can resume by its cursor.
     pub subscriber_queue_bytes: usize,
+    /// Most topics one connection carries (`/sse?topic=A&topic=B…`, the
+    /// pairs of a combined cursor, `/ws` subscriptions). A request naming
+    /// more, or a combined cursor with more pairs, is answered 400; a `/ws`
+    /// subscribe beyond it gets an `error` reply and changes nothing.
+    pub max_topics_per_connection: usize,
 
     // ---- SSE ------------------------------------------------------------
     /// A `: heartbeat` comment is sent after this long without an event.
@@ -174,6 +179,7 @@ impl Default for Config {
             max_batch: 1000,
             max_batch_bytes: 1024 * 1024,
             subscriber_queue_bytes: 1024 * 1024,
+            max_topics_per_connection: 64,
 
             heartbeat_interval: Duration::from_secs(15),
             sse_retry_ms: 3000,

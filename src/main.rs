@@ -302,6 +302,15 @@ const FLAGS: &[Flag] = &[
         },
     },
     Flag {
+        name: "max-topics-per-connection",
+        value: "N",
+        help: "most topics on one connection; beyond: 400 or a /ws error reply [64]",
+        set: |c, v| {
+            c.max_topics_per_connection = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
         name: "subscriber-queue-bytes",
         value: "N",
         help: "a subscriber's queue cap; at it: disconnected [1048576]",

@@ -3,8 +3,10 @@
 //! normal answer ("need more"), never an error.
 
 pub mod chunked;
+pub mod cursor;
 pub mod http1;
 pub mod json;
+pub mod percent;
 pub mod sse;
 pub mod ws_frame;
 pub mod ws_handshake;
