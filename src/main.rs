@@ -284,6 +284,33 @@ const FLAGS: &[Flag] = &[
         },
     },
     Flag {
+        name: "max-batch-bytes",
+        value: "N",
+        help: "most message bytes in one poll response (at least one message) [1048576]",
+        set: |c, v| {
+            c.max_batch_bytes = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "history-bytes-per-topic",
+        value: "N",
+        help: "history bytes kept per topic; oldest evicted past it [67108864]",
+        set: |c, v| {
+            c.history_bytes_per_topic = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "history-bytes-total",
+        value: "N",
+        help: "history bytes kept in all, oldest first evicted past it; the default keeps a default server under ~1 GiB [536870912]",
+        set: |c, v| {
+            c.history_bytes_total = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
         name: "subscriber-queue-bytes",
         value: "N",
         help: "a subscriber's queue cap; at it: disconnected [1048576]",
