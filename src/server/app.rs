@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::hub::{self, Cursor, HubError, Message, Replay};
+use crate::hub::{ReplayLimit, TopicName, Transport, WireFormat};
 use crate::proto::http::{write_response, BodyKind, Request, ResponseCtx};
 use crate::proto::ws::{MessageKind, WsLimits, WsSession};
 use crate::wire::http1::{Method, Version};
@@ -335,7 +336,12 @@ impl Server {
         data: &str,
         now: Instant,
     ) -> Result<Arc<Message>, HubError> {
-        let msg = self.hub.publish(topic, event, data, now)?;
+        let name = TopicName::parse(topic)?;
+        let event_name = event.map(hub::EventName::parse).transpose()?;
+        let text = hub::PayloadKind::Text;
+        let msg = self
+            .hub
+            .publish(&name, event_name.as_ref(), data, text, now)?;
         self.stats.published += 1;
         if self.cfg.trace {
             eprintln!(
@@ -359,7 +365,7 @@ impl Server {
                 // The subscriber list is read in place while connections are
                 // written to: disjoint fields, no copy of 5,000 ids per
                 // publish.
-                for &id in self.hub.subscribers(&topic) {
+                for &id in self.hub.subscribers(&msg.topic) {
                     let conn = self.conns.get_mut(id).and_then(Option::as_mut);
                     if let Some(conn) = conn {
                         if deliver(id, conn, &msg, &self.cfg, &mut self.stats, now) {
@@ -385,9 +391,9 @@ impl Server {
     // ---- SSE -------------------------------------------------------------------
 
     fn sse_request(&mut self, id: usize, req: &Request, topic: &str, now: Instant) -> Next {
-        if !hub::valid_topic(topic) {
+        let Ok(name) = TopicName::parse(topic) else {
             return self.respond_text(req, 400, "invalid topic name");
-        }
+        };
         // The header wins: a reconnecting browser sends Last-Event-ID while
         // its URL still carries the old query.
         let header = match req.header("last-event-id") {
@@ -402,14 +408,16 @@ impl Server {
             Ok(c) => c,
             Err(e) => return self.respond_text(req, 400, &e.to_string()),
         };
-        let replay =
-            match self
-                .hub
-                .replay(topic, &cursor, cursor_text.unwrap_or(""), now, usize::MAX)
-            {
-                Ok(r) => r,
-                Err(e) => return self.respond_text(req, e.status(), &e.to_string()),
-            };
+        let replay = match self.hub.replay(
+            &name,
+            &cursor,
+            cursor_text.unwrap_or(""),
+            now,
+            ReplayLimit::ALL,
+        ) {
+            Ok(r) => r,
+            Err(e) => return self.respond_text(req, e.status(), &e.to_string()),
+        };
         let chunked = req.version() == Version::Http11;
         let mut headers = vec![
             ("Cache-Control", "no-cache"),
@@ -443,7 +451,7 @@ impl Server {
                 Next::Close
             };
         }
-        if let Err(e) = self.hub.subscribe(topic, id) {
+        if let Err(e) = self.hub.subscribe(&name, id, Transport::Sse) {
             // The head is out; end the stream at once.
             if self.cfg.trace {
                 eprintln!("[{id}] subscribe failed: {e}");
@@ -457,7 +465,7 @@ impl Server {
             gap.sse_event(&mut first);
         }
         for m in &replay.messages {
-            first.extend_from_slice(&m.sse);
+            m.write(WireFormat::Sse { chunked: false }, &mut first);
         }
         if chunked {
             chunked::encode_chunk(&mut self.wbuf, &first);
@@ -485,9 +493,9 @@ impl Server {
     // ---- polls -----------------------------------------------------------------
 
     fn poll_request(&mut self, id: usize, req: &Request, topic: &str, now: Instant) -> Next {
-        if !hub::valid_topic(topic) {
+        let Ok(name) = TopicName::parse(topic) else {
             return self.respond_text(req, 400, "invalid topic name");
-        }
+        };
         let cursor_text = req.query_param("after");
         let cursor = match hub::parse_cursor(cursor_text) {
             Ok(c) => c,
@@ -501,11 +509,11 @@ impl Server {
             Some(_) => return self.respond_text(req, 400, "invalid timeout"),
         };
         let replay = match self.hub.replay(
-            topic,
+            &name,
             &cursor,
             cursor_text.unwrap_or(""),
             now,
-            self.cfg.max_batch,
+            ReplayLimit::from_config(&self.cfg),
         ) {
             Ok(r) => r,
             Err(e) => return self.respond_text(req, e.status(), &e.to_string()),
@@ -544,7 +552,7 @@ impl Server {
             64 + replay
                 .messages
                 .iter()
-                .map(|m| m.json.len() + 1)
+                .map(|m| m.wire_len(WireFormat::Json) + 1)
                 .sum::<usize>(),
         );
         replay.write_poll_json(&mut body, timed_out);
@@ -573,13 +581,10 @@ impl Server {
         self.parking.remove(id);
         let after = p.after;
         let cursor = Cursor::After(after);
-        let replay = match self.hub.replay(
-            &p.topic,
-            &cursor,
-            &after.to_string(),
-            now,
-            self.cfg.max_batch,
-        ) {
+        let limit = ReplayLimit::from_config(&self.cfg);
+        let replay = match TopicName::parse(&p.topic)
+            .and_then(|t| self.hub.replay(&t, &cursor, &after.to_string(), now, limit))
+        {
             Ok(r) if !timed_out => r,
             _ => Replay {
                 messages: Vec::new(),
@@ -637,9 +642,9 @@ impl Server {
     }
 
     fn messages_request(&mut self, req: &Request, topic: &str, now: Instant) -> Next {
-        if !hub::valid_topic(topic) {
+        let Ok(name) = TopicName::parse(topic) else {
             return self.respond_text(req, 400, "invalid topic name");
-        }
+        };
         let cursor_text = req.query_param("after");
         let cursor = match hub::parse_cursor(cursor_text) {
             // No cursor: a short poll returns everything kept.
@@ -648,11 +653,11 @@ impl Server {
             Err(e) => return self.respond_text(req, 400, &e.to_string()),
         };
         match self.hub.replay(
-            topic,
+            &name,
             &cursor,
             cursor_text.unwrap_or(""),
             now,
-            self.cfg.max_batch,
+            ReplayLimit::from_config(&self.cfg),
         ) {
             Ok(replay) => self.respond_poll(req, &replay, false),
             Err(e) => self.respond_text(req, e.status(), &e.to_string()),
@@ -664,10 +669,12 @@ impl Server {
     fn ws_request(&mut self, id: usize, req: &Request, topic: Option<&str>, now: Instant) -> Next {
         let mut cursor = Cursor::Live;
         let cursor_text = req.query_param("after");
+        let mut name = None;
         if let Some(t) = topic {
-            if !hub::valid_topic(t) {
+            let Ok(parsed) = TopicName::parse(t) else {
                 return self.respond_text(req, 400, "invalid topic name");
-            }
+            };
+            name = Some(parsed);
             cursor = match hub::parse_cursor(cursor_text) {
                 Ok(c) => c,
                 Err(e) => return self.respond_text(req, 400, &e.to_string()),
@@ -689,12 +696,12 @@ impl Server {
             }
         };
         let mut limits = WsLimits::from_config(&self.cfg);
-        let replay = match topic {
+        let replay = match &name {
             Some(t) => {
                 limits.max_message_bytes = self.cfg.max_message_bytes;
                 match self
                     .hub
-                    .replay(t, &cursor, cursor_text.unwrap_or(""), now, usize::MAX)
+                    .replay(t, &cursor, cursor_text.unwrap_or(""), now, ReplayLimit::ALL)
                 {
                     Ok(r) => Some(r),
                     Err(e) => return self.respond_text(req, e.status(), &e.to_string()),
@@ -702,8 +709,8 @@ impl Server {
             }
             None => None,
         };
-        if let Some(t) = topic {
-            if let Err(e) = self.hub.subscribe(t, id) {
+        if let Some(t) = &name {
+            if let Err(e) = self.hub.subscribe(t, id, Transport::Ws) {
                 return self.respond_text(req, e.status(), &e.to_string());
             }
         }
@@ -730,7 +737,7 @@ impl Server {
                 session.send(MessageKind::Text, &text, &mut self.wbuf);
             }
             for m in &replay.messages {
-                self.wbuf.extend_from_slice(&m.ws_frame);
+                m.write(WireFormat::Ws, &mut self.wbuf);
             }
         }
         Next::Ws(Box::new(WsConn {
@@ -824,10 +831,13 @@ impl Server {
     /// Disconnects every SSE and WebSocket subscriber of `?topic=`: the
     /// browser tests use it to prove that clients resume by themselves.
     fn debug_drop(&mut self, req: &Request, now: Instant) -> Next {
-        let Some(topic) = req.query_param("topic").filter(|t| hub::valid_topic(t)) else {
+        let Some(topic) = req
+            .query_param("topic")
+            .and_then(|t| TopicName::parse(t).ok())
+        else {
             return self.respond_text(req, 400, "invalid topic name");
         };
-        let subscribers = self.hub.subscribers(topic).to_vec();
+        let subscribers = self.hub.subscribers(&topic).to_vec();
         for &id in &subscribers {
             if let Some(Some(conn)) = self.conns.get_mut(id) {
                 conn.end_stream(1012, "dropped for a test", now);
@@ -845,7 +855,7 @@ impl Server {
 fn deliver(
     id: usize,
     conn: &mut Conn,
-    msg: &Message,
+    msg: &Arc<Message>,
     cfg: &Config,
     stats: &mut Stats,
     now: Instant,
@@ -854,13 +864,13 @@ fn deliver(
     if conn.close_after_flush {
         return false;
     }
-    let bytes = match &conn.mode {
-        Mode::Sse(s) if s.chunked => &msg.sse_chunk,
-        Mode::Sse(_) => &msg.sse,
-        Mode::Ws(ws) if ws.session.is_open() => &msg.ws_frame,
+    let format = match &conn.mode {
+        Mode::Sse(s) => WireFormat::Sse { chunked: s.chunked },
+        Mode::Ws(ws) if ws.session.is_open() => WireFormat::Ws,
         _ => return false,
     };
-    if conn.out.len() + bytes.len() > cap {
+    let len = msg.wire_len(format);
+    if conn.out.len() + len > cap {
         stats.slow_disconnects += 1;
         // What was kept of the queue ends on a frame or chunk boundary.
         conn.out.clear_unstarted();
@@ -871,7 +881,7 @@ fn deliver(
         }
         return true;
     }
-    conn.out.push_shared(bytes);
+    conn.out.push_message(msg, format);
     if let Mode::Sse(s) = &mut conn.mode {
         s.last_write = now;
     }
@@ -885,7 +895,7 @@ fn deliver(
             "[{id}] -> {how} id {} event {} ({} bytes)",
             msg.id_text,
             msg.event_name(),
-            bytes.len()
+            len
         );
     }
     stats.deliveries += 1;

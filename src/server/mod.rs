@@ -630,10 +630,14 @@ impl Server {
             self.timers.remove(&(d, id));
         }
         match &conn.mode {
-            Mode::Sse(s) => self.hub.unsubscribe(&s.topic, id),
+            Mode::Sse(s) => {
+                if let Ok(t) = crate::hub::TopicName::parse(&s.topic) {
+                    self.hub.unsubscribe(&t, id);
+                }
+            }
             Mode::Ws(ws) => {
-                if let Some(t) = &ws.topic {
-                    self.hub.unsubscribe(t, id);
+                if let Some(Ok(t)) = ws.topic.as_deref().map(crate::hub::TopicName::parse) {
+                    self.hub.unsubscribe(&t, id);
                 }
             }
             Mode::Parked(_) => self.parking.remove(id),
