@@ -535,9 +535,15 @@ impl Gap {
     /// kept). It has no `id:` line: it is not a message, so it must not
     /// move the browser's `Last-Event-ID`.
     pub fn sse_event(&self, out: &mut Vec<u8>) {
+        self.write_sse(out, None);
+    }
+
+    /// The SSE event, naming its topic on a multi-topic stream:
+    /// `data: {"topic":"…","requested":"…","oldest":"…"}`.
+    pub fn write_sse(&self, out: &mut Vec<u8>, topic: Option<&TopicName>) {
         let mut body = Vec::with_capacity(64);
-        body.extend_from_slice(b"{\"requested\":");
-        self.write_fields(&mut body);
+        body.push(b'{');
+        self.write_fields(&mut body, topic);
         body.push(b'}');
         // The JSON writer escapes every CR and LF, so this is one data line.
         let body = String::from_utf8_lossy(&body);
@@ -547,13 +553,27 @@ impl Gap {
     /// The gap as a WebSocket message: `{"gap":true,"requested":"…",
     /// "oldest":"…"}` (no `id`: it is not a message).
     pub fn ws_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"gap\":true,\"requested\":");
-        self.write_fields(out);
+        self.write_json(out, None);
+    }
+
+    /// `{"gap":true,["topic":"…",]"requested":"…","oldest":"…"}`: the
+    /// WebSocket message and the NDJSON line (without its LF), naming the
+    /// topic on a multi-topic connection.
+    pub fn write_json(&self, out: &mut Vec<u8>, topic: Option<&TopicName>) {
+        out.extend_from_slice(b"{\"gap\":true,");
+        self.write_fields(out, topic);
         out.push(b'}');
     }
 
-    /// `"<requested>","oldest":"<oldest>"`, shared by both forms.
-    fn write_fields(&self, out: &mut Vec<u8>) {
+    /// `["topic":"<topic>",]"requested":"<requested>","oldest":"<oldest>"`,
+    /// shared by every form.
+    fn write_fields(&self, out: &mut Vec<u8>, topic: Option<&TopicName>) {
+        if let Some(topic) = topic {
+            out.extend_from_slice(b"\"topic\":");
+            json::write_str(out, topic);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"requested\":");
         json::write_str(out, &self.requested);
         out.extend_from_slice(b",\"oldest\":");
         match self.oldest {
@@ -932,6 +952,20 @@ mod tests {
         };
         gap.ws_json(&mut out);
         assert_eq!(text(&out), r#"{"gap":true,"requested":"3-9","oldest":""}"#);
+
+        // On a multi-topic connection the gap names its topic.
+        let mut out = Vec::new();
+        gap.write_json(&mut out, Some(&topic("news")));
+        assert_eq!(
+            text(&out),
+            r#"{"gap":true,"topic":"news","requested":"3-9","oldest":""}"#
+        );
+        let mut out = Vec::new();
+        gap.write_sse(&mut out, Some(&topic("news")));
+        assert_eq!(
+            text(&out),
+            "event: gap\ndata: {\"topic\":\"news\",\"requested\":\"3-9\",\"oldest\":\"\"}\n\n"
+        );
     }
 
     #[test]
