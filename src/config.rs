@@ -110,10 +110,24 @@ pub struct Config {
     /// Most messages in one poll or short-poll response (the rest is had
     /// with the returned `last_id`).
     pub max_batch: usize,
-    /// Most bytes of message data in one poll or short-poll response
-    /// (always at least one message): a response's size is bounded
-    /// whatever the history holds; the client continues from `last_id`.
+    /// Most bytes of message data (payloads as published) in one poll or
+    /// short-poll response; the rest is had with the returned `last_id`.
+    /// A response always carries at least one message, however large, so
+    /// a reader can get past it.
     pub max_batch_bytes: usize,
+    /// Bytes of history kept per topic: each kept message is charged its
+    /// payload, any transformed copy its bytes call for (escaped JSON, SSE
+    /// `data:` lines), its wire prefixes and the hub's bookkeeping. Past
+    /// it, the topic's oldest messages are evicted, and a reader whose
+    /// cursor needed one is told `gap`.
+    pub history_bytes_per_topic: usize,
+    /// Bytes of history kept by the whole hub, charged the same way. Past
+    /// it, the globally oldest messages are evicted first (from whichever
+    /// topic holds them), with the same `gap` to readers that needed them.
+    /// With the default 512 MiB (and 64 MiB per topic) a default server's
+    /// history stays under 512 MiB whatever clients publish, which keeps
+    /// the whole process under about 1 GiB.
+    pub history_bytes_total: usize,
     /// Cap on a subscriber's outbound queue (SSE or topic WebSocket). At
     /// the cap the subscriber is disconnected (SSE: the stream ends;
     /// WebSocket: close 1008), counted, and can resume by its cursor.
@@ -178,6 +192,8 @@ impl Default for Config {
             max_topics: 100_000,
             max_batch: 1000,
             max_batch_bytes: 1024 * 1024,
+            history_bytes_per_topic: 64 * 1024 * 1024,
+            history_bytes_total: 512 * 1024 * 1024,
             subscriber_queue_bytes: 1024 * 1024,
             max_topics_per_connection: 64,
 

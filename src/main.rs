@@ -295,7 +295,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "max-batch-bytes",
         value: "N",
-        help: "most bytes of message data in one poll response (at least one message) [1048576]",
+        help: "most message bytes in one poll response (at least one message) [1048576]",
         set: |c, v| {
             c.max_batch_bytes = num(v)?;
             Ok(())
@@ -307,6 +307,24 @@ const FLAGS: &[Flag] = &[
         help: "most topics on one connection; beyond: 400 or a /ws error reply [64]",
         set: |c, v| {
             c.max_topics_per_connection = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "history-bytes-per-topic",
+        value: "N",
+        help: "history bytes kept per topic; oldest evicted past it [67108864]",
+        set: |c, v| {
+            c.history_bytes_per_topic = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "history-bytes-total",
+        value: "N",
+        help: "history bytes kept in all, oldest first evicted past it; the default keeps a default server under ~1 GiB [536870912]",
+        set: |c, v| {
+            c.history_bytes_total = num(v)?;
             Ok(())
         },
     },

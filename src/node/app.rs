@@ -5,15 +5,24 @@
 //! is made by `step` in `mod.rs`, by the table in `conn.rs`. Published
 //! messages are fanned out after the handling is over.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use crate::hub::{self, Cursor, Replay};
+use crate::hub::{
+    self, Cursor, EventName, PayloadKind, Replay, ReplayLimit, Transport, WireFormat,
+};
 use crate::proto::http::{write_response, BodyKind, Request};
+use crate::proto::mux::{MuxCommand, MuxData, MuxLimits, MuxOp, MuxRef, MuxReply};
 use crate::proto::ws::{MessageKind, WsLimits, WsSession};
+use crate::wire::cursor::{CombinedCursor, CombinedCursorError, CursorLimits};
 use crate::wire::http1::{Method, Version};
+use crate::wire::percent::{self, PercentError};
 use crate::wire::{json, sse, ws_handshake};
 
-use super::conn::{Closing, Conn, ParkedPoll, State, Stream, StreamKind, TopicName, WsConn};
+use super::conn::{
+    sub_id, Closing, Conn, ParkedPoll, Phase, State, Stream, StreamKind, Subs, TopicName, WsConn,
+    WsRole, MAX_SUBS,
+};
 use super::outq::OutQueue;
 use super::routes::{route, Miss, Route};
 use super::{
@@ -36,8 +45,9 @@ pub(crate) enum Next {
 
 /// A long poll about to park.
 pub(crate) struct Park {
-    topic: TopicName,
-    after: hub::MessageId,
+    /// Each topic and the cursor its answer continues from.
+    topics: Vec<(TopicName, hub::MessageId)>,
+    multi: bool,
     deadline: Instant,
     meta: ReqMeta,
 }
@@ -224,8 +234,8 @@ pub(crate) fn process_http(
                         http.shrink();
                         State::Parked(Box::new(ParkedPoll {
                             http,
-                            topic: p.topic,
-                            after: p.after,
+                            topics: p.topics,
+                            multi: p.multi,
                             deadline: p.deadline,
                             version: p.meta.version,
                             keep_alive: p.meta.keep_alive,
@@ -246,52 +256,135 @@ pub(crate) fn process_http(
     }
 }
 
+/// A request refused with a status and a reason (the peer's fault, or a
+/// limit): the handler's `?` turns every lower layer's error into one.
+pub(crate) struct Refusal {
+    status: u16,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: u16, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+macro_rules! refusal_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Refusal {
+            fn from(e: $t) -> Refusal {
+                Refusal::new(e.status(), e.to_string())
+            }
+        }
+    )*};
+}
+refusal_from!(
+    hub::HubError,
+    hub::CursorError,
+    PercentError,
+    CombinedCursorError,
+    json::JsonError
+);
+
+type Handled = Result<Next, Refusal>;
+
 /// Routes one request and runs its handler.
 fn dispatch(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Instant) -> Next {
+    let meta = ReqMeta::of(req);
+    match handle(ctx, id, out, req, now) {
+        Ok(next) => next,
+        Err(r) => ctx.respond_text(out, meta, r.status, &r.message),
+    }
+}
+
+fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Instant) -> Handled {
     let meta = ReqMeta::of(req);
     if matches!(req.method(), Method::Other | Method::Connect) {
         // RFC 9110 §9.1: a method the server does not implement (any
         // unknown one, and CONNECT: no tunnels here) SHOULD get 501.
-        return ctx.respond_text(out, meta, 501, "method not implemented");
+        return Err(Refusal::new(501, "method not implemented"));
     }
     let route = match route(req.method(), req.path(), ctx.cfg.debug_endpoints) {
         Ok(r) => r,
-        Err(Miss::NotFound) => return ctx.respond_text(out, meta, 404, "not found"),
+        Err(Miss::NotFound) => return Err(Refusal::new(404, "not found")),
         Err(Miss::MethodNotAllowed(allow)) => {
-            return ctx.respond_body(
-                out,
-                meta,
-                405,
-                TEXT,
-                &[("Allow", allow)],
-                b"method not allowed\n",
-            )
+            // RFC 9110 §15.5.6: a 405 MUST carry Allow.
+            let body = b"method not allowed\n";
+            return Ok(ctx.respond_body(out, meta, 405, TEXT, &[("Allow", allow)], body));
         }
-        Err(Miss::Options(allow)) => return preflight(ctx, out, meta, allow),
+        Err(Miss::Options(allow)) => return Ok(preflight(ctx, out, meta, allow)),
     };
-    match route {
+    Ok(match route {
         Route::Healthz => ctx.respond_body(out, meta, 200, TEXT, &[], b"ok"),
         Route::Page(name) | Route::Asset(name) => {
             match assets::get(name, ctx.cfg.assets_dir.as_deref()) {
                 Some((bytes, ctype)) => {
                     ctx.respond_body(out, meta, 200, ctype, &[NO_CACHE], &bytes)
                 }
-                None => ctx.respond_text(out, meta, 404, "not found"),
+                None => return Err(Refusal::new(404, "not found")),
             }
         }
         Route::Stats => {
             let body = stats_json(ctx);
             ctx.respond_body(out, meta, 200, JSON, &[NO_CACHE], &body)
         }
-        Route::Publish(topic) => publish_request(ctx, id, out, req, topic, now),
-        Route::Sse(topic) => stream_request(ctx, id, out, req, topic, StreamKind::Sse, now),
-        Route::Stream(topic) => stream_request(ctx, id, out, req, topic, StreamKind::Ndjson, now),
-        Route::Poll(topic) => poll_request(ctx, id, out, req, topic, now),
-        Route::Messages(topic) => messages_request(ctx, out, req, topic, now),
-        Route::TopicWs(topic) => ws_request(ctx, id, out, req, Some(topic), now),
-        Route::Echo => ws_request(ctx, id, out, req, None, now),
-        Route::DebugDrop => debug_drop(ctx, out, req),
-    }
+        Route::Topic(raw) => {
+            let topic = topic_name(raw)?;
+            match req.method() {
+                Method::Post => publish_request(ctx, id, out, req, &topic, now)?,
+                Method::Delete => delete_topic(ctx, out, meta, &topic)?,
+                _ => topic_stats(ctx, out, meta, &topic)?,
+            }
+        }
+        Route::Topics => list_topics(ctx, out, req)?,
+        Route::Sse(raw) => {
+            let topics = vec![topic_name(raw)?];
+            stream_request(ctx, id, out, req, topics, false, StreamKind::Sse, now)?
+        }
+        Route::Stream(raw) => {
+            let topics = vec![topic_name(raw)?];
+            stream_request(ctx, id, out, req, topics, false, StreamKind::Ndjson, now)?
+        }
+        Route::MultiSse => {
+            let topics = query_topics(ctx, req)?;
+            stream_request(ctx, id, out, req, topics, true, StreamKind::Sse, now)?
+        }
+        Route::MultiStream => {
+            let topics = query_topics(ctx, req)?;
+            stream_request(ctx, id, out, req, topics, true, StreamKind::Ndjson, now)?
+        }
+        Route::Poll(raw) => poll_request(ctx, id, out, req, vec![topic_name(raw)?], false, now)?,
+        Route::MultiPoll => {
+            let topics = query_topics(ctx, req)?;
+            poll_request(ctx, id, out, req, topics, true, now)?
+        }
+        Route::Messages(raw) => {
+            messages_request(ctx, out, req, vec![topic_name(raw)?], false, now)?
+        }
+        Route::MultiMessages => {
+            let topics = query_topics(ctx, req)?;
+            messages_request(ctx, out, req, topics, true, now)?
+        }
+        Route::TopicWs(raw) => {
+            let topic = topic_name(raw)?;
+            let envelope = query(req, "envelope")?.is_some_and(|v| v == "1" || v == "true");
+            ws_request(
+                ctx,
+                id,
+                out,
+                req,
+                WsRole::Topic { envelope },
+                Some(topic),
+                now,
+            )?
+        }
+        Route::MultiWs => ws_request(ctx, id, out, req, WsRole::Multi, None, now)?,
+        Route::Echo => ws_request(ctx, id, out, req, WsRole::Echo, None, now)?,
+        Route::DebugDrop => debug_drop(ctx, out, req)?,
+    })
 }
 
 /// `OPTIONS`: 204 with `Allow`; with `--cors-origin`, a CORS preflight
@@ -338,6 +431,81 @@ fn stats_json(ctx: &Ctx) -> Vec<u8> {
     .into_bytes()
 }
 
+// ---- names, queries and cursors --------------------------------------------
+
+/// A topic named in a path segment: percent-decoded once (RFC 3986 §2.1),
+/// then held to the name rule.
+fn topic_name(raw: &str) -> Result<TopicName, Refusal> {
+    let decoded = percent::decode_path_segment(raw)?;
+    Ok(TopicName::parse(&decoded)?)
+}
+
+/// The first value of query parameter `name`, percent-decoded once.
+fn query<'r>(req: &Request<'r>, name: &str) -> Result<Option<Cow<'r, str>>, Refusal> {
+    Ok(percent::query_value(req.query(), name).transpose()?)
+}
+
+/// The `topic=` parameters of a multi-topic request: 1 to
+/// `max_topics_per_connection` distinct names, in the order given.
+fn query_topics(ctx: &Ctx, req: &Request) -> Result<Vec<TopicName>, Refusal> {
+    let max = ctx.cfg.max_topics_per_connection.clamp(1, MAX_SUBS);
+    let mut topics: Vec<TopicName> = Vec::new();
+    for value in percent::query_values(req.query(), "topic") {
+        let topic = TopicName::parse(&value?)?;
+        if topics.contains(&topic) {
+            return Err(Refusal::new(400, format!("topic {topic} named twice")));
+        }
+        if topics.len() == max {
+            return Err(Refusal::new(
+                400,
+                format!("more than {max} topics on one connection"),
+            ));
+        }
+        topics.push(topic);
+    }
+    if topics.is_empty() {
+        return Err(Refusal::new(400, "no topic= given"));
+    }
+    Ok(topics)
+}
+
+/// Each topic's cursor from the text a request carries: a single-topic
+/// cursor, or a combined `A=ID,B=ID` one. A topic the combined cursor
+/// does not name starts as the transport starts without one (`missing`).
+fn cursors(
+    ctx: &Ctx,
+    topics: &[TopicName],
+    multi: bool,
+    text: Option<&str>,
+    missing: Cursor,
+) -> Result<Vec<(Cursor, String)>, Refusal> {
+    if !multi {
+        let cursor = match hub::parse_cursor(text)? {
+            Cursor::Live => missing,
+            c => c,
+        };
+        return Ok(vec![(cursor, text.unwrap_or("").to_string())]);
+    }
+    let combined = match text {
+        None => CombinedCursor::new(),
+        Some(t) => CombinedCursor::parse(t, &CursorLimits::from_config(&ctx.cfg))?,
+    };
+    Ok(topics
+        .iter()
+        .map(|t| match combined.get(t) {
+            Some(c) => {
+                let text = match c {
+                    Cursor::After(id) => id.to_string(),
+                    Cursor::Earliest => "earliest".to_string(),
+                    Cursor::Live => String::new(),
+                };
+                (c, text)
+            }
+            None => (missing, String::new()),
+        })
+        .collect())
+}
+
 // ---- publish ---------------------------------------------------------------
 
 fn publish_request(
@@ -345,75 +513,186 @@ fn publish_request(
     id: ConnId,
     out: &mut OutQueue,
     req: &Request,
-    topic: &str,
+    topic: &TopicName,
     now: Instant,
-) -> Next {
+) -> Handled {
     let meta = ReqMeta::of(req);
-    if !hub::valid_topic(topic) {
-        return ctx.respond_text(out, meta, 400, "invalid topic name");
-    }
-    let event = req.query_param("event");
-    if event.is_some_and(|e| !hub::valid_event(e)) {
-        return ctx.respond_text(out, meta, 400, "invalid event name");
-    }
+    let event = match query(req, "event")? {
+        Some(e) => Some(EventName::parse(&e)?),
+        None => None,
+    };
     if req.body.len() > ctx.cfg.max_message_bytes {
-        return ctx.respond_text(out, meta, 413, "message too large");
+        return Err(Refusal::new(413, "message too large"));
     }
     let Ok(data) = std::str::from_utf8(req.body) else {
-        return ctx.respond_text(out, meta, 400, "message is not UTF-8");
+        return Err(Refusal::new(400, "message is not UTF-8"));
     };
-    match publish(ctx, Some(id), topic, event, data, now) {
-        Ok(msg) => {
-            let mut body = Vec::with_capacity(msg.id_text.len() + 10);
-            body.extend_from_slice(b"{\"id\":");
-            json::write_str(&mut body, &msg.id_text);
-            body.push(b'}');
-            ctx.respond_body(out, meta, 200, JSON, &[], &body)
-        }
-        Err(e) => ctx.respond_text(out, meta, e.status(), &e.to_string()),
+    let kind = payload_kind(req.header("content-type"));
+    if kind == PayloadKind::Json {
+        // RFC 8259: a JSON payload is embedded as a value in every JSON
+        // the server writes, so it must be one.
+        json::validate(req.body, &json::JsonLimits::from_config(&ctx.cfg))?;
     }
+    let msg = publish(ctx, Some(id), topic, event.as_ref(), data, kind, now)?;
+    let mut body = Vec::with_capacity(msg.id_text.len() + 10);
+    body.extend_from_slice(b"{\"id\":");
+    json::write_str(&mut body, &msg.id_text);
+    body.push(b'}');
+    Ok(ctx.respond_body(out, meta, 200, JSON, &[], &body))
+}
+
+/// `Content-Type: application/json` (any parameters, any case: RFC 9110
+/// §8.3.1) publishes JSON; anything else is text.
+fn payload_kind(content_type: Option<&[u8]>) -> PayloadKind {
+    let Some(ct) = content_type else {
+        return PayloadKind::Text;
+    };
+    let media = ct.split(|&b| b == b';').next().unwrap_or(b"");
+    if crate::wire::http1::trim_ows(media).eq_ignore_ascii_case(b"application/json") {
+        PayloadKind::Json
+    } else {
+        PayloadKind::Text
+    }
+}
+
+// ---- topic management ------------------------------------------------------
+
+fn write_topic_info(out: &mut Vec<u8>, t: &hub::TopicInfo) {
+    out.extend_from_slice(b"{\"topic\":");
+    json::write_str(out, &t.name);
+    out.extend_from_slice(b",\"subscribers\":{\"total\":");
+    push_num(out, t.subscribers_by_transport.total());
+    for tr in hub::Transport::ALL {
+        out.push(b',');
+        json::write_str(out, tr.name());
+        out.push(b':');
+        push_num(out, t.subscribers_by_transport.get(tr));
+    }
+    out.extend_from_slice(b"},\"kept_messages\":");
+    push_num(out, t.kept_messages);
+    out.extend_from_slice(b",\"kept_bytes\":");
+    push_num(out, t.kept_bytes);
+    out.extend_from_slice(b",\"first_id\":");
+    match t.first_id {
+        Some(id) => json::write_str(out, &id.to_string()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"last_id\":");
+    json::write_str(out, &t.last_id.to_string());
+    out.extend_from_slice(b",\"epoch\":");
+    push_num(out, t.epoch as usize);
+    out.push(b'}');
+}
+
+fn push_num(out: &mut Vec<u8>, n: usize) {
+    crate::proto::http::push_u64(out, n as u64);
+}
+
+/// `GET /topics/{t}`: its stats. A topic that does not exist is not
+/// created by asking: 404.
+fn topic_stats(ctx: &mut Ctx, out: &mut OutQueue, meta: ReqMeta, topic: &TopicName) -> Handled {
+    let Some(info) = ctx.hub.topic_info(topic) else {
+        return Err(Refusal::new(404, "no such topic"));
+    };
+    let mut body = Vec::with_capacity(256);
+    write_topic_info(&mut body, &info);
+    Ok(ctx.respond_body(out, meta, 200, JSON, &[NO_CACHE], &body))
+}
+
+/// `GET /topics?prefix=P&after_topic=T&limit=N`: topics in name order,
+/// `next` is the `after_topic` of the next page (null on the last).
+fn list_topics(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
+    let meta = ReqMeta::of(req);
+    let prefix = query(req, "prefix")?.unwrap_or_default();
+    let after = query(req, "after_topic")?;
+    let limit = match query(req, "limit")? {
+        None => 100,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(Refusal::new(400, "limit is 1 to 1000")),
+        },
+    };
+    // One more than asked says whether there is a next page.
+    let mut topics = ctx.hub.topics(&prefix, after.as_deref(), limit + 1);
+    let more = topics.len() > limit;
+    topics.truncate(limit);
+    let mut body = Vec::with_capacity(64 + 200 * topics.len());
+    body.extend_from_slice(b"{\"topics\":[");
+    for (i, t) in topics.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        write_topic_info(&mut body, t);
+    }
+    body.extend_from_slice(b"],\"next\":");
+    match topics.last() {
+        Some(last) if more => json::write_str(&mut body, &last.name),
+        _ => body.extend_from_slice(b"null"),
+    }
+    body.push(b'}');
+    Ok(ctx.respond_body(out, meta, 200, JSON, &[NO_CACHE], &body))
+}
+
+/// `DELETE /topics/{t}`: the history is dropped, the next message starts
+/// a new epoch, and live subscribers are told `gap`.
+fn delete_topic(ctx: &mut Ctx, out: &mut OutQueue, meta: ReqMeta, topic: &TopicName) -> Handled {
+    let Some(deleted) = ctx.hub.delete(topic) else {
+        return Err(Refusal::new(404, "no such topic"));
+    };
+    let mut body = Vec::with_capacity(96);
+    body.extend_from_slice(b"{\"deleted\":");
+    json::write_str(&mut body, topic);
+    body.extend_from_slice(b",\"dropped_messages\":");
+    push_num(&mut body, deleted.dropped_messages);
+    body.extend_from_slice(b",\"last_id\":");
+    json::write_str(&mut body, &deleted.last_id.to_string());
+    body.push(b'}');
+    ctx.trace(|| {
+        format!(
+            "    deleted {topic}: {} message(s)",
+            deleted.dropped_messages
+        )
+    });
+    ctx.deletions.push((topic.clone(), deleted));
+    Ok(ctx.respond_body(out, meta, 200, JSON, &[], &body))
 }
 
 // ---- SSE and HTTP streaming ------------------------------------------------
 
-/// `GET /topics/{t}/sse` and `GET /topics/{t}/stream`: one streaming
-/// response, history after the cursor first, then live.
+/// `GET /topics/{t}/sse`, `/topics/{t}/stream`, `/sse?topic=…`,
+/// `/stream?topic=…`: one streaming response per connection, each topic's
+/// history after its cursor first, then live.
+#[allow(clippy::too_many_arguments)]
 fn stream_request(
     ctx: &mut Ctx,
     id: ConnId,
     out: &mut OutQueue,
     req: &Request,
-    topic: &str,
+    topics: Vec<TopicName>,
+    multi: bool,
     kind: StreamKind,
     now: Instant,
-) -> Next {
+) -> Handled {
     let meta = ReqMeta::of(req);
-    if !hub::valid_topic(topic) {
-        return ctx.respond_text(out, meta, 400, "invalid topic name");
-    }
-    let cursor_text = match kind {
+    let cursor_text: Option<Cow<str>> = match kind {
         StreamKind::Sse => {
             // The header wins: a reconnecting browser sends Last-Event-ID
             // while its URL still carries the old query.
-            let header = match req.header("last-event-id") {
+            match req.header("last-event-id") {
                 Some(v) if !v.is_empty() => match std::str::from_utf8(v) {
-                    Ok(s) => Some(s),
-                    Err(_) => return ctx.respond_text(out, meta, 400, "invalid Last-Event-ID"),
+                    Ok(s) => Some(Cow::Borrowed(s)),
+                    Err(_) => return Err(Refusal::new(400, "invalid Last-Event-ID")),
                 },
-                _ => None,
-            };
-            header.or_else(|| req.query_param("last_event_id"))
+                _ => query(req, "last_event_id")?,
+            }
         }
-        StreamKind::Ndjson => req.query_param("after"),
+        StreamKind::Ndjson => query(req, "after")?,
     };
-    let cursor = match hub::parse_cursor(cursor_text) {
-        Ok(c) => c,
-        Err(e) => return ctx.respond_text(out, meta, 400, &e.to_string()),
-    };
-    let start = match start_position(ctx, topic, &cursor, cursor_text.unwrap_or(""), now) {
-        Ok(r) => r,
-        Err(e) => return ctx.respond_text(out, meta, e.status(), &e.to_string()),
-    };
+    let cursors = cursors(ctx, &topics, multi, cursor_text.as_deref(), Cursor::Live)?;
+    let mut starts = Vec::with_capacity(topics.len());
+    for (topic, (cursor, text)) in topics.iter().zip(&cursors) {
+        starts.push(start_position(ctx, topic, cursor, text, now)?);
+    }
     let chunked = req.version() == Version::Http11;
     let content_type = match kind {
         StreamKind::Sse => "text/event-stream",
@@ -434,108 +713,132 @@ fn stream_request(
     let keep = ctx.respond(out, meta, reply);
     if meta.head_only {
         // HEAD: the head of the stream, and no stream.
-        return if matches!(keep, Next::Continue) && chunked {
+        return Ok(if matches!(keep, Next::Continue) && chunked {
             Next::Continue
         } else {
             Next::Close
-        };
+        });
     }
-    if let Err(e) = ctx.hub.subscribe(topic, id) {
-        // The head is out; end the stream at once.
-        ctx.trace(|| format!("[{id}] subscribe failed: {e}"));
-        if chunked {
-            super::chunked_last(out);
+    let transport = match kind {
+        StreamKind::Sse => Transport::Sse,
+        StreamKind::Ndjson => Transport::Stream,
+    };
+    let mut subs = Subs::default();
+    for (topic, start) in topics.iter().zip(&starts) {
+        let slot = subs
+            .insert(new_sub(topic, start.last_id))
+            .expect("topics are capped at MAX_SUBS");
+        if let Err(e) = ctx.hub.subscribe(topic, sub_id(id, slot), transport) {
+            // The head is out; end the stream at once.
+            ctx.trace(|| format!("[{id}] subscribe failed: {e}"));
+            for (slot, sub) in subs.iter() {
+                ctx.hub.unsubscribe(&sub.topic, sub_id(id, slot));
+            }
+            if chunked {
+                super::chunked_last(out);
+            }
+            return Ok(Next::Close);
         }
-        return Next::Close;
     }
-    // First: retry (SSE), then the gap notice; the replay follows, a batch
-    // at a time as the queue drains.
-    let mut first = Vec::new();
+    // First: retry (SSE), then the gap notices; the replays follow, a
+    // batch at a time as the queue drains.
     if kind == StreamKind::Sse {
+        let mut first = Vec::new();
         sse::encode_retry(&mut first, ctx.cfg.sse_retry_ms);
-    }
-    if !first.is_empty() {
         super::push_block(out, chunked, &first);
     }
-    let format = match kind {
-        StreamKind::Sse => Format::Sse { chunked },
-        StreamKind::Ndjson => Format::Ndjson { chunked },
-    };
-    if let Some(gap) = &start.gap {
-        format.queue_gap(out, gap);
-    }
-    ctx.trace(|| {
-        format!(
-            "[{id}] {kind:?} stream on {topic} after {}{}",
-            start.last_id,
-            if start.gap.is_some() { ", a gap" } else { "" }
-        )
-    });
-    Next::Stream(Box::new(Stream {
+    let stream = Box::new(Stream {
         kind,
-        sub: new_sub(topic, start.last_id),
+        subs,
+        multi,
         chunked,
         last_write: now,
-    }))
+    });
+    let format = Format::of_stream(&stream);
+    for (topic, start) in topics.iter().zip(&starts) {
+        if let Some(gap) = &start.gap {
+            format.queue_gap(out, gap, topic);
+        }
+    }
+    ctx.trace(|| format!("[{id}] {kind:?} stream on {} topic(s)", topics.len()));
+    Ok(Next::Stream(stream))
 }
 
 // ---- polls -----------------------------------------------------------------
+
+/// The replays of a poll over `topics`, within one response's limits.
+fn poll_replays(
+    ctx: &mut Ctx,
+    topics: &[TopicName],
+    cursors: &[(Cursor, String)],
+    now: Instant,
+) -> Result<Vec<Replay>, Refusal> {
+    let mut left = ReplayLimit::from_config(&ctx.cfg);
+    let mut replays = Vec::with_capacity(topics.len());
+    for (topic, (cursor, text)) in topics.iter().zip(cursors) {
+        let r = ctx.hub.replay(topic, cursor, text, now, left)?;
+        let bytes: usize = r.messages.iter().map(|m| m.data().len()).sum();
+        left.messages = left.messages.saturating_sub(r.messages.len());
+        left.bytes = left.bytes.saturating_sub(bytes);
+        if !r.messages.is_empty() && left.bytes == 0 {
+            // The first message always fits, so a later topic would get
+            // one more past the budget; stop here instead.
+            left.messages = 0;
+        }
+        replays.push(r);
+    }
+    Ok(replays)
+}
 
 fn poll_request(
     ctx: &mut Ctx,
     id: ConnId,
     out: &mut OutQueue,
     req: &Request,
-    topic: &str,
+    topics: Vec<TopicName>,
+    multi: bool,
     now: Instant,
-) -> Next {
+) -> Handled {
     let meta = ReqMeta::of(req);
-    if !hub::valid_topic(topic) {
-        return ctx.respond_text(out, meta, 400, "invalid topic name");
-    }
-    let cursor_text = req.query_param("after");
-    let cursor = match hub::parse_cursor(cursor_text) {
-        Ok(c) => c,
-        Err(e) => return ctx.respond_text(out, meta, 400, &e.to_string()),
-    };
-    let timeout = match req.query_param("timeout") {
+    let text = query(req, "after")?;
+    let cursors = cursors(ctx, &topics, multi, text.as_deref(), Cursor::Live)?;
+    let timeout = match query(req, "timeout")? {
         None => ctx.cfg.poll_default_timeout,
-        Some(s) => match parse_timeout(s) {
+        Some(s) => match parse_timeout(&s) {
             Some(t) => t.min(ctx.cfg.poll_max_timeout),
-            None => return ctx.respond_text(out, meta, 400, "invalid timeout"),
+            None => return Err(Refusal::new(400, "invalid timeout")),
         },
     };
-    let replay = match ctx.hub.replay(
-        topic,
-        &cursor,
-        cursor_text.unwrap_or(""),
-        now,
-        ctx.cfg.max_batch,
-    ) {
-        Ok(r) => r,
-        Err(e) => return ctx.respond_text(out, meta, e.status(), &e.to_string()),
-    };
-    if !replay.messages.is_empty() || replay.gap.is_some() || timeout.is_zero() {
-        let timed_out = timeout.is_zero() && replay.messages.is_empty();
-        return respond_poll(ctx, out, meta, &replay, timed_out);
+    let replays = poll_replays(ctx, &topics, &cursors, now)?;
+    let anything = replays
+        .iter()
+        .any(|r| !r.messages.is_empty() || r.gap.is_some());
+    if anything || timeout.is_zero() {
+        let timed_out = !anything;
+        return Ok(respond_poll(
+            ctx, out, meta, &topics, multi, &replays, timed_out,
+        ));
     }
     let deadline = now + timeout;
-    if ctx.parking.park(id, topic, deadline).is_err() {
-        return ctx.respond_text(out, meta, 503, "too many parked polls");
-    }
+    ctx.parking
+        .park(id, &topics)
+        .map_err(|e| Refusal::new(e.status(), e.to_string()))?;
     ctx.stats.polls_parked += 1;
     ctx.trace(|| {
         format!(
-            "[{id}] long poll parked on {topic} after {} for {:?}",
-            replay.last_id, timeout
+            "[{id}] long poll parked on {} topic(s) for {timeout:?}",
+            topics.len()
         )
     });
-    Next::Park(Park {
-        topic: topic.into(),
-        after: replay.last_id,
+    Ok(Next::Park(Park {
+        topics: topics
+            .into_iter()
+            .zip(replays.iter().map(|r| r.last_id))
+            .collect(),
+        multi,
         deadline,
         meta,
-    })
+    }))
 }
 
 /// `timeout=S`: whole or fractional seconds (`2`, `0.5`), at most nine
@@ -562,49 +865,65 @@ fn parse_timeout(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs) + Duration::from_millis(millis))
 }
 
+/// A poll or short-poll answer:
+/// `{"messages":[…],"last_id":"…","timeout":…,"gap":…}`; on a multi-topic
+/// request the messages carry `"topic"` and `last_id` is the combined
+/// cursor.
 fn respond_poll(
     ctx: &mut Ctx,
     out: &mut OutQueue,
     meta: ReqMeta,
-    replay: &Replay,
+    topics: &[TopicName],
+    multi: bool,
+    replays: &[Replay],
     timed_out: bool,
 ) -> Next {
-    let replay = &bounded(replay, ctx.cfg.max_batch_bytes);
     let mut body = Vec::with_capacity(
-        64 + replay
-            .messages
+        96 + replays
             .iter()
-            .map(|m| m.json.len() + 1)
+            .flat_map(|r| &r.messages)
+            .map(|m| m.wire_len(WireFormat::MultiJson) + 1)
             .sum::<usize>(),
     );
-    replay.write_poll_json(&mut body, timed_out);
-    ctx.respond_body(out, meta, 200, JSON, &[NO_CACHE], &body)
-}
-
-/// `replay` cut to at most `max_bytes` of message data, but never to
-/// fewer than one message: a poll answer's size is bounded whatever the
-/// history holds, and the client continues from `last_id`.
-fn bounded(replay: &Replay, max_bytes: usize) -> Replay {
-    let mut total = 0;
-    let mut keep = 0;
-    for m in &replay.messages {
-        total += m.json.len();
-        if keep > 0 && total > max_bytes {
-            break;
+    body.extend_from_slice(b"{\"messages\":[");
+    let mut first = true;
+    for r in replays {
+        if r.messages.is_empty() {
+            continue;
         }
-        keep += 1;
+        if !first {
+            body.push(b',');
+        }
+        first = false;
+        r.write_messages(&mut body, multi);
     }
-    let messages = replay.messages[..keep].to_vec();
-    let last_id = if keep < replay.messages.len() {
-        messages.last().map_or(replay.last_id, |m| m.id)
+    body.extend_from_slice(b"],\"last_id\":");
+    if multi {
+        let mut combined = Vec::new();
+        for (i, (t, r)) in topics.iter().zip(replays).enumerate() {
+            if i > 0 {
+                combined.push(b',');
+            }
+            combined.extend_from_slice(t.as_bytes());
+            combined.push(b'=');
+            combined.extend_from_slice(r.last_id.to_string().as_bytes());
+        }
+        json::write_str(&mut body, &String::from_utf8_lossy(&combined));
+    } else if let Some(r) = replays.first() {
+        json::write_str(&mut body, &r.last_id.to_string());
+    }
+    let gap = replays.iter().any(|r| r.gap.is_some());
+    body.extend_from_slice(if timed_out {
+        b",\"timeout\":true"
     } else {
-        replay.last_id
-    };
-    Replay {
-        messages,
-        gap: replay.gap.clone(),
-        last_id,
-    }
+        b",\"timeout\":false"
+    });
+    body.extend_from_slice(if gap {
+        b",\"gap\":true}"
+    } else {
+        b",\"gap\":false}"
+    });
+    ctx.respond_body(out, meta, 200, JSON, &[NO_CACHE], &body)
 }
 
 /// Answers a parked poll (woken, expired or shutting down), turns the
@@ -619,38 +938,43 @@ pub(crate) fn answer_parked(
     let State::Parked(p) = &conn.state else {
         return;
     };
-    let after = p.after;
-    let replay = match ctx.hub.replay(
-        &p.topic,
-        &Cursor::After(after),
-        &after.to_string(),
-        now,
-        ctx.cfg.max_batch,
-    ) {
-        Ok(r) if !timed_out => r,
-        _ => Replay {
-            messages: Vec::new(),
-            gap: None,
-            last_id: after,
-        },
+    let topics: Vec<TopicName> = p.topics.iter().map(|(t, _)| t.clone()).collect();
+    let cursors: Vec<(Cursor, String)> = p
+        .topics
+        .iter()
+        .map(|(_, after)| (Cursor::After(*after), after.to_string()))
+        .collect();
+    let replays = match (timed_out, poll_replays(ctx, &topics, &cursors, now)) {
+        (false, Ok(r)) => r,
+        _ => p
+            .topics
+            .iter()
+            .map(|(_, after)| Replay {
+                messages: Vec::new(),
+                gap: None,
+                last_id: *after,
+            })
+            .collect(),
     };
-    let timed_out = timed_out || replay.messages.is_empty() && replay.gap.is_none();
-    ctx.trace(|| {
-        if timed_out {
-            format!("[{id}] long poll expired")
-        } else {
-            format!(
-                "[{id}] long poll answered: {} message(s)",
-                replay.messages.len()
-            )
-        }
-    });
+    let anything = replays
+        .iter()
+        .any(|r| !r.messages.is_empty() || r.gap.is_some());
+    ctx.trace(|| format!("[{id}] long poll answered (timeout: {})", !anything));
     let meta = ReqMeta {
         version: p.version,
         head_only: p.head_only,
         keep_alive: p.keep_alive,
     };
-    let next = respond_poll(ctx, &mut conn.out, meta, &replay, timed_out);
+    let multi = p.multi;
+    let next = respond_poll(
+        ctx,
+        &mut conn.out,
+        meta,
+        &topics,
+        multi,
+        &replays,
+        !anything,
+    );
     conn.idle_since = now;
     if let Next::Close = next {
         step(ctx, id, conn, Event::AnsweredLast, now, close_state);
@@ -671,34 +995,23 @@ pub(crate) fn answer_parked(
     }
 }
 
+/// `GET /topics/{t}/messages`, `GET /messages?topic=…`: a short poll.
 fn messages_request(
     ctx: &mut Ctx,
     out: &mut OutQueue,
     req: &Request,
-    topic: &str,
+    topics: Vec<TopicName>,
+    multi: bool,
     now: Instant,
-) -> Next {
+) -> Handled {
     let meta = ReqMeta::of(req);
-    if !hub::valid_topic(topic) {
-        return ctx.respond_text(out, meta, 400, "invalid topic name");
-    }
-    let cursor_text = req.query_param("after");
-    let cursor = match hub::parse_cursor(cursor_text) {
-        // No cursor: a short poll returns everything kept.
-        Ok(Cursor::Live) => Cursor::Earliest,
-        Ok(c) => c,
-        Err(e) => return ctx.respond_text(out, meta, 400, &e.to_string()),
-    };
-    match ctx.hub.replay(
-        topic,
-        &cursor,
-        cursor_text.unwrap_or(""),
-        now,
-        ctx.cfg.max_batch,
-    ) {
-        Ok(replay) => respond_poll(ctx, out, meta, &replay, false),
-        Err(e) => ctx.respond_text(out, meta, e.status(), &e.to_string()),
-    }
+    let text = query(req, "after")?;
+    // No cursor: a short poll returns everything kept.
+    let cursors = cursors(ctx, &topics, multi, text.as_deref(), Cursor::Earliest)?;
+    let replays = poll_replays(ctx, &topics, &cursors, now)?;
+    Ok(respond_poll(
+        ctx, out, meta, &topics, multi, &replays, false,
+    ))
 }
 
 // ---- WebSocket -------------------------------------------------------------
@@ -708,21 +1021,25 @@ fn ws_request(
     id: ConnId,
     out: &mut OutQueue,
     req: &Request,
-    topic: Option<&str>,
+    role: WsRole,
+    topic: Option<TopicName>,
     now: Instant,
-) -> Next {
+) -> Handled {
     let meta = ReqMeta::of(req);
-    let mut cursor = Cursor::Live;
-    let cursor_text = req.query_param("after");
-    if let Some(t) = topic {
-        if !hub::valid_topic(t) {
-            return ctx.respond_text(out, meta, 400, "invalid topic name");
+    let start = match &topic {
+        Some(t) => {
+            let text = query(req, "after")?;
+            let cursor = hub::parse_cursor(text.as_deref())?;
+            Some(start_position(
+                ctx,
+                t,
+                &cursor,
+                text.as_deref().unwrap_or(""),
+                now,
+            )?)
         }
-        cursor = match hub::parse_cursor(cursor_text) {
-            Ok(c) => c,
-            Err(e) => return ctx.respond_text(out, meta, 400, &e.to_string()),
-        };
-    }
+        None => None,
+    };
     let policy = ws_handshake::HandshakePolicy {
         subprotocols: &ctx.cfg.ws_subprotocols,
         allowed_origins: &ctx.cfg.allowed_origins,
@@ -733,34 +1050,30 @@ fn ws_request(
             let status = e.status();
             let mut body = e.to_string().into_bytes();
             body.push(b'\n');
-            return ctx.respond_body(out, meta, status, TEXT, e.extra_headers(), &body);
+            return Ok(ctx.respond_body(out, meta, status, TEXT, e.extra_headers(), &body));
         }
     };
     let mut limits = WsLimits::from_config(&ctx.cfg);
-    let start = match topic {
-        Some(t) => {
-            limits.max_message_bytes = ctx.cfg.max_message_bytes;
-            match start_position(ctx, t, &cursor, cursor_text.unwrap_or(""), now) {
-                Ok(r) => Some(r),
-                Err(e) => return ctx.respond_text(out, meta, e.status(), &e.to_string()),
-            }
-        }
-        None => None,
-    };
-    if let Some(t) = topic {
-        if let Err(e) = ctx.hub.subscribe(t, id) {
-            return ctx.respond_text(out, meta, e.status(), &e.to_string());
-        }
+    if role != WsRole::Echo {
+        // Topic messages are bounded like any publish; a command frame
+        // may add its JSON envelope around that.
+        limits.max_message_bytes = ctx.cfg.max_message_bytes + crate::proto::mux::ENVELOPE_BYTES;
+    }
+    let mut subs = Subs::default();
+    if let (Some(t), Some(start)) = (&topic, &start) {
+        let slot = subs.insert(new_sub(t, start.last_id)).expect("one topic");
+        ctx.hub.subscribe(t, sub_id(id, slot), Transport::Ws)?;
     }
     let mut head = Vec::new();
     ws_handshake::write_accept(&mut head, &accept);
     out.push(&head);
     ctx.trace(|| {
         format!(
-            "[{id}] WebSocket open{}{}",
+            "[{id}] WebSocket open ({role:?}){}{}",
             topic
+                .as_ref()
                 .map(|t| format!(" on {t}"))
-                .unwrap_or_else(|| " (echo)".into()),
+                .unwrap_or_default(),
             accept
                 .protocol
                 .as_deref()
@@ -770,14 +1083,29 @@ fn ws_request(
     });
     let mut session = WsSession::new(limits, now);
     session.set_trace(ctx.cfg.trace);
-    let mut sub = None;
-    if let (Some(t), Some(start)) = (topic, start) {
+    if let (Some(t), Some(start)) = (&topic, &start) {
         if let Some(gap) = &start.gap {
-            Format::Ws.queue_gap(out, gap);
+            Format::Ws { multi: false }.queue_gap(out, gap, t);
         }
-        sub = Some(new_sub(t, start.last_id));
     }
-    Next::Ws(Box::new(WsConn { session, sub }))
+    Ok(Next::Ws(Box::new(WsConn {
+        session,
+        role,
+        subs,
+    })))
+}
+
+/// What a WebSocket message asks of the core, decided while the session
+/// reads and done after it.
+enum WsAction {
+    Publish {
+        event: Option<EventName>,
+        data: String,
+        kind: PayloadKind,
+    },
+    Command(Vec<u8>),
+    /// Close with this code and reason (RFC 6455 §7.4.1).
+    Close(u16, &'static str),
 }
 
 /// Feeds bytes to a WebSocket session (open or closing); returns the bytes
@@ -795,44 +1123,214 @@ pub(crate) fn process_ws(
         State::Closing(Closing { ws: Some(ws) }) => ws,
         _ => return 0,
     };
-    let mut to_publish: Vec<Box<str>> = Vec::new();
-    let mut binary_on_topic = false;
-    let is_topic = ws.sub.is_some();
+    let role = ws.role;
+    let mut actions: Vec<WsAction> = Vec::new();
     let used = ws
         .session
         .handle_read(input, now, out, &mut |kind, payload, out| {
-            if !is_topic {
+            if matches!(actions.last(), Some(WsAction::Close(..))) {
+                return; // closing: nothing more is done
+            }
+            match (role, kind) {
                 // /echo: the message back, as it came, by the session's
                 // own writer.
-                crate::proto::ws::write_message(out, kind, payload);
-            } else if binary_on_topic {
-                // Closing: nothing more is published.
-            } else if kind == MessageKind::Binary {
-                binary_on_topic = true;
-            } else {
-                // The session delivers only valid UTF-8 as Text.
-                to_publish.push(String::from_utf8_lossy(payload).into());
+                (WsRole::Echo, _) => crate::proto::ws::write_message(out, kind, payload),
+                // RFC 6455 §7.4.1: 1003, a data type the endpoint cannot
+                // accept.
+                (_, MessageKind::Binary) => {
+                    actions.push(WsAction::Close(1003, "binary messages are not accepted"))
+                }
+                (WsRole::Multi, MessageKind::Text) => {
+                    actions.push(WsAction::Command(payload.to_vec()))
+                }
+                (WsRole::Topic { envelope }, MessageKind::Text) => {
+                    // The session delivers only valid UTF-8 as Text.
+                    let text = String::from_utf8_lossy(payload);
+                    actions.push(if envelope {
+                        envelope_action(&text)
+                    } else {
+                        WsAction::Publish {
+                            event: None,
+                            data: text.into_owned(),
+                            kind: PayloadKind::Text,
+                        }
+                    });
+                }
             }
         });
-    if binary_on_topic {
-        // RFC 6455 §7.4.1: 1003, a data type the endpoint cannot accept.
-        ws.session
-            .close(1003, "binary messages are not accepted", now, out);
-    }
-    if let Some(topic) = ws.sub.as_ref().map(|s| s.topic.clone()) {
-        for text in to_publish {
-            if let Err(e) = publish(ctx, Some(id), &topic, None, &text, now) {
-                let code = if e.status() == 413 { 1009 } else { 1011 };
-                ws.session.close(code, &e.to_string(), now, out);
+    for action in actions {
+        let Conn { state, out, .. } = &mut *conn;
+        let ws = match state {
+            State::WebSocket(ws) => ws,
+            _ => break,
+        };
+        match action {
+            WsAction::Close(code, reason) => {
+                ws.session.close(code, reason, now, out);
                 break;
+            }
+            WsAction::Publish { event, data, kind } => {
+                let Some(topic) = ws.subs.get(0).map(|s| s.topic.clone()) else {
+                    break;
+                };
+                if let Err(e) = publish(ctx, Some(id), &topic, event.as_ref(), &data, kind, now) {
+                    ws.session.close(e.close_code(), &e.to_string(), now, out);
+                    break;
+                }
+            }
+            WsAction::Command(frame) => mux_command(ctx, id, conn, &frame, now),
+        }
+    }
+    let Conn { state, .. } = &mut *conn;
+    if let State::WebSocket(ws) | State::Closing(Closing { ws: Some(ws) }) = state {
+        trace_ws(ctx, id, &mut ws.session);
+        if ws.session.wants_close_transport() && conn.phase() == Phase::WebSocket {
+            step(ctx, id, conn, Event::WsClosing, now, close_state);
+        }
+    }
+    used
+}
+
+/// A topic socket opened with `?envelope=1`: each text frame is
+/// `{"event":"E","data":…}` (`event` optional; a `data` that is not a
+/// string is JSON). Anything else is not what the socket agreed to carry:
+/// 1007 (RFC 6455 §7.4.1, data inconsistent with the message's type).
+fn envelope_action(text: &str) -> WsAction {
+    let limits = json::JsonLimits::default();
+    let Ok(members) = json::members(text, &limits) else {
+        return WsAction::Close(1007, "an envelope is a JSON object");
+    };
+    let mut event = None;
+    let mut data = None;
+    for (key, raw) in members {
+        match &*key {
+            "event" => match json::decode_string(raw, &limits).map(|e| EventName::parse(&e)) {
+                Some(Ok(e)) => event = Some(e),
+                _ => return WsAction::Close(1007, "invalid event name"),
+            },
+            "data" => data = Some(raw),
+            _ => return WsAction::Close(1007, "an envelope has only event and data"),
+        }
+    }
+    let Some(raw) = data else {
+        return WsAction::Close(1007, "an envelope needs data");
+    };
+    match json::decode_string(raw, &limits) {
+        Some(text) => WsAction::Publish {
+            event,
+            data: text.into_owned(),
+            kind: PayloadKind::Text,
+        },
+        None => WsAction::Publish {
+            event,
+            data: raw.to_string(),
+            kind: PayloadKind::Json,
+        },
+    }
+}
+
+/// One command on `GET /ws`: subscribe, unsubscribe or publish, answered
+/// with an `ack` or an `error` that echoes its `ref`.
+fn mux_command(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, frame: &[u8], now: Instant) {
+    let limits = MuxLimits::from_config(&ctx.cfg);
+    let reply = match MuxCommand::parse(frame, &limits) {
+        Err(e) => e.reply(),
+        Ok(cmd) => run_mux(ctx, id, conn, cmd, now),
+    };
+    let mut text = Vec::with_capacity(96);
+    reply.write(&mut text);
+    if let State::WebSocket(ws) = &mut conn.state {
+        ws.session.send(MessageKind::Text, &text, &mut conn.out);
+    }
+}
+
+fn run_mux(
+    ctx: &mut Ctx,
+    id: ConnId,
+    conn: &mut Conn,
+    cmd: MuxCommand,
+    now: Instant,
+) -> MuxReply<'static> {
+    let reference = cmd.reference;
+    let error = |reference: Option<MuxRef>, status: u16, message: String| MuxReply::Error {
+        reference,
+        status,
+        message: Cow::Owned(message),
+    };
+    let State::WebSocket(ws) = &mut conn.state else {
+        return error(reference, 503, "closing".into());
+    };
+    match cmd.op {
+        MuxOp::Subscribe { topic, after } => {
+            let topic = match TopicName::parse(&topic) {
+                Ok(t) => t,
+                Err(e) => return error(reference, e.status(), e.to_string()),
+            };
+            // Subscribing again moves the subscription to the new cursor.
+            if let Some(slot) = ws.subs.find(&topic) {
+                ws.subs.remove(slot);
+                ctx.hub.unsubscribe(&topic, sub_id(id, slot));
+            }
+            let max = ctx.cfg.max_topics_per_connection.clamp(1, MAX_SUBS);
+            if ws.subs.len() >= max {
+                let message = format!("more than {max} topics on one connection");
+                return error(reference, 400, message);
+            }
+            let text = match after {
+                Cursor::After(id) => id.to_string(),
+                Cursor::Earliest => "earliest".into(),
+                Cursor::Live => String::new(),
+            };
+            let start = match start_position(ctx, &topic, &after, &text, now) {
+                Ok(s) => s,
+                Err(e) => return error(reference, e.status(), e.to_string()),
+            };
+            let Some(slot) = ws.subs.insert(new_sub(&topic, start.last_id)) else {
+                return error(reference, 400, "too many topics".into());
+            };
+            if let Err(e) = ctx.hub.subscribe(&topic, sub_id(id, slot), Transport::Ws) {
+                ws.subs.remove(slot);
+                return error(reference, e.status(), e.to_string());
+            }
+            if let Some(gap) = &start.gap {
+                Format::Ws { multi: true }.queue_gap(&mut conn.out, gap, &topic);
+            }
+            let last_id = ctx.hub.last_id(&topic).unwrap_or(start.last_id).to_string();
+            MuxReply::Subscribed {
+                reference,
+                topic: Cow::Owned(topic.to_string()),
+                last_id: Cow::Owned(last_id),
+            }
+        }
+        MuxOp::Unsubscribe { topic } => {
+            if let Some(slot) = ws.subs.find(&topic) {
+                if let Some(sub) = ws.subs.remove(slot) {
+                    ctx.hub.unsubscribe(&sub.topic, sub_id(id, slot));
+                }
+            }
+            MuxReply::Unsubscribed {
+                reference,
+                topic: Cow::Owned(topic.into_owned()),
+            }
+        }
+        MuxOp::Publish { topic, event, data } => {
+            let result = TopicName::parse(&topic).and_then(|topic| {
+                let event = event.as_deref().map(EventName::parse).transpose()?;
+                let (text, kind) = match &data {
+                    MuxData::Text(t) => (&**t, PayloadKind::Text),
+                    MuxData::Json(raw) => (*raw, PayloadKind::Json),
+                };
+                publish(ctx, Some(id), &topic, event.as_ref(), text, kind, now)
+            });
+            match result {
+                Ok(msg) => MuxReply::Published {
+                    reference,
+                    id: Cow::Owned(msg.id_text.to_string()),
+                },
+                Err(e) => error(reference, e.status(), e.to_string()),
             }
         }
     }
-    trace_ws(ctx, id, &mut ws.session);
-    if ws.session.wants_close_transport() {
-        step(ctx, id, conn, Event::WsClosing, now, close_state);
-    }
-    used
 }
 
 pub(crate) fn trace_ws(ctx: &mut Ctx, id: ConnId, session: &mut WsSession) {
@@ -848,15 +1346,16 @@ pub(crate) fn trace_ws(ctx: &mut Ctx, id: ConnId, session: &mut WsSession) {
 
 /// Disconnects every SSE and WebSocket subscriber of `?topic=`: the
 /// browser tests use it to prove that clients resume by themselves.
-fn debug_drop(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Next {
+fn debug_drop(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
     let meta = ReqMeta::of(req);
-    let Some(topic) = req.query_param("topic").filter(|t| hub::valid_topic(t)) else {
-        return ctx.respond_text(out, meta, 400, "invalid topic name");
+    let Some(raw) = query(req, "topic")? else {
+        return Err(Refusal::new(400, "no topic= given"));
     };
-    let count = ctx.hub.subscribers(topic).len();
-    ctx.drops.push(topic.into());
+    let topic = TopicName::parse(&raw)?;
+    let count = ctx.hub.subscribers(&topic).len();
+    ctx.drops.push(topic);
     let body = format!("{{\"dropped\":{count}}}");
-    ctx.respond_body(out, meta, 200, JSON, &[], body.as_bytes())
+    Ok(ctx.respond_body(out, meta, 200, JSON, &[], body.as_bytes()))
 }
 
 fn trace_request(ctx: &mut Ctx, id: ConnId, req: &Request) {

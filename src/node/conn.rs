@@ -28,9 +28,7 @@ use crate::proto::ws::WsSession;
 use crate::wire::http1::Version;
 
 use super::outq::OutQueue;
-
-/// A validated topic name.
-pub type TopicName = Box<str>;
+pub use crate::hub::TopicName;
 
 /// What a connection is doing: the tag of [`State`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,8 +143,22 @@ pub enum StreamKind {
     Ndjson,
 }
 
-/// A subscription of a streaming connection or a topic WebSocket to one
-/// topic.
+/// Most topics one connection can hold: its subscriptions are numbered
+/// in the hub as `conn × MAX_SUBS + slot`, so fan-out finds a
+/// connection's subscription without a search.
+pub const MAX_SUBS: usize = 64;
+
+/// The hub's number for slot `slot` of connection `conn`.
+pub fn sub_id(conn: usize, slot: usize) -> usize {
+    conn * MAX_SUBS + slot
+}
+
+/// The connection and slot behind a hub subscriber number.
+pub fn sub_of(id: usize) -> (usize, usize) {
+    (id / MAX_SUBS, id % MAX_SUBS)
+}
+
+/// A subscription of a connection to one topic.
 #[derive(Debug)]
 pub struct Sub {
     pub topic: TopicName,
@@ -158,11 +170,79 @@ pub struct Sub {
     pub catching_up: bool,
 }
 
+/// A connection's subscriptions, by slot (see [`MAX_SUBS`]), in the order
+/// the client named them: the order of its combined cursor.
+#[derive(Debug, Default)]
+pub struct Subs {
+    slots: Vec<Option<Sub>>,
+}
+
+impl Subs {
+    pub fn get(&self, slot: usize) -> Option<&Sub> {
+        self.slots.get(slot).and_then(Option::as_ref)
+    }
+
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut Sub> {
+        self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// The slot of `topic`, if subscribed.
+    pub fn find(&self, topic: &str) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| &*s.topic == topic))
+    }
+
+    /// Takes the first free slot; `None` when all [`MAX_SUBS`] are used.
+    pub fn insert(&mut self, sub: Sub) -> Option<usize> {
+        if let Some(free) = self.slots.iter().position(Option::is_none) {
+            self.slots[free] = Some(sub);
+            return Some(free);
+        }
+        if self.slots.len() >= MAX_SUBS {
+            return None;
+        }
+        self.slots.push(Some(sub));
+        Some(self.slots.len() - 1)
+    }
+
+    pub fn remove(&mut self, slot: usize) -> Option<Sub> {
+        self.slots.get_mut(slot).and_then(Option::take)
+    }
+
+    /// (slot, subscription) pairs in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Sub)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// The combined cursor `A=ID,B=ID` of every subscription, in order
+    /// (the grammar `wire::cursor` parses).
+    pub fn write_cursor(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        for (i, (_, sub)) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let _ = write!(out, "{}={}", sub.topic, sub.cursor);
+        }
+    }
+}
+
 /// A streaming response in progress.
 #[derive(Debug)]
 pub struct Stream {
     pub kind: StreamKind,
-    pub sub: Sub,
+    pub subs: Subs,
+    /// Opened as `/sse?topic=…` or `/stream?topic=…`: events carry their
+    /// topic (and, on SSE, the combined cursor as `id:`).
+    pub multi: bool,
     /// Chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
     pub chunked: bool,
     /// When the stream last carried anything (for heartbeats).
@@ -173,20 +253,34 @@ pub struct Stream {
 #[derive(Debug)]
 pub struct ParkedPoll {
     pub http: Box<HttpConn>,
-    pub topic: TopicName,
-    /// The cursor the answer continues from.
-    pub after: MessageId,
+    /// Each topic and the cursor its answer continues from.
+    pub topics: Vec<(TopicName, MessageId)>,
+    /// Opened as `/poll?topic=…`: the answer lists topics and a combined
+    /// cursor.
+    pub multi: bool,
     pub deadline: Instant,
     pub version: Version,
     pub keep_alive: bool,
     pub head_only: bool,
 }
 
-/// A WebSocket session, on a topic or the echo endpoint.
+/// What a WebSocket is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WsRole {
+    /// `/echo`: every message back as it came.
+    Echo,
+    /// `/topics/{t}/ws`: one topic; a text frame is published to it
+    /// (with `envelope`, a text frame is `{"event","data"}`).
+    Topic { envelope: bool },
+    /// `/ws`: JSON commands subscribe, unsubscribe and publish.
+    Multi,
+}
+
+/// A WebSocket session.
 pub struct WsConn {
     pub session: WsSession,
-    /// `None` for `/echo`.
-    pub sub: Option<Sub>,
+    pub role: WsRole,
+    pub subs: Subs,
 }
 
 /// A connection on its way out.
@@ -218,19 +312,19 @@ impl State {
         }
     }
 
-    /// The topic subscription this state holds, if any.
-    pub fn sub(&self) -> Option<&Sub> {
+    /// The topic subscriptions this state holds, if any.
+    pub fn subs(&self) -> Option<&Subs> {
         match self {
-            State::Streaming(s) => Some(&s.sub),
-            State::WebSocket(ws) => ws.sub.as_ref(),
+            State::Streaming(s) => Some(&s.subs),
+            State::WebSocket(ws) => Some(&ws.subs),
             _ => None,
         }
     }
 
-    pub fn sub_mut(&mut self) -> Option<&mut Sub> {
+    pub fn subs_mut(&mut self) -> Option<&mut Subs> {
         match self {
-            State::Streaming(s) => Some(&mut s.sub),
-            State::WebSocket(ws) => ws.sub.as_mut(),
+            State::Streaming(s) => Some(&mut s.subs),
+            State::WebSocket(ws) => Some(&mut ws.subs),
             _ => None,
         }
     }

@@ -38,7 +38,10 @@ use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::hub::{Cursor, Hub, HubError, HubLimits, Message, MessageId};
+use crate::hub::{
+    Cursor, EventName, Hub, HubError, HubLimits, Message, MessageId, PayloadKind, ReplayLimit,
+    WireFormat,
+};
 use crate::proto::http::{http_date, HttpConn, HttpLimits};
 use crate::proto::longpoll::Parking;
 use crate::proto::ws::MessageKind;
@@ -118,6 +121,9 @@ pub(crate) struct Ctx {
     shutdown_at: Option<Instant>,
     /// Topics whose subscribers a debug request asked to drop.
     drops: Vec<TopicName>,
+    /// Topics deleted while handling a connection: their live subscribers
+    /// are told `gap` when that handling is over.
+    deletions: Vec<(TopicName, crate::hub::Deleted)>,
     /// Trace lines (with `--trace`) for the driver to print.
     log: Vec<String>,
     /// Where a response is built before it is queued.
@@ -159,6 +165,7 @@ impl Node {
                 live: 0,
                 shutdown_at: None,
                 drops: Vec::new(),
+                deletions: Vec::new(),
                 log: Vec::new(),
                 scratch: Vec::new(),
             },
@@ -229,7 +236,7 @@ impl Node {
     /// keeps an unfinished tail; `input` may be changed in place (a
     /// WebSocket payload is unmasked where it lies).
     pub fn handle_read(&mut self, id: ConnId, input: &mut [u8], now: Instant) {
-        let Some(conn) = slot(&mut self.conns, id) else {
+        let Some(conn) = slot_of(&mut self.conns, id) else {
             return; // spurious: the connection is gone
         };
         let ctx = &mut self.ctx;
@@ -255,7 +262,7 @@ impl Node {
 
     /// The peer closed its sending side of `id`.
     pub fn handle_eof(&mut self, id: ConnId, now: Instant) {
-        let Some(conn) = slot(&mut self.conns, id) else {
+        let Some(conn) = slot_of(&mut self.conns, id) else {
             return;
         };
         let ctx = &mut self.ctx;
@@ -282,7 +289,7 @@ impl Node {
 
     /// The socket of `id` failed: the connection is closed at once.
     pub fn handle_reset(&mut self, id: ConnId, now: Instant) {
-        let Some(conn) = slot(&mut self.conns, id) else {
+        let Some(conn) = slot_of(&mut self.conns, id) else {
             return;
         };
         step(&mut self.ctx, id, conn, Event::Reset, now, |_| {
@@ -301,7 +308,17 @@ impl Node {
         data: &str,
         now: Instant,
     ) -> Result<String, HubError> {
-        let msg = publish(&mut self.ctx, None, topic, event, data, now)?;
+        let topic = TopicName::parse(topic)?;
+        let event = event.map(EventName::parse).transpose()?;
+        let msg = publish(
+            &mut self.ctx,
+            None,
+            &topic,
+            event.as_ref(),
+            data,
+            PayloadKind::Text,
+            now,
+        )?;
         self.run_pending(now);
         Ok(msg.id_text.to_string())
     }
@@ -317,7 +334,7 @@ impl Node {
         self.ctx.log.push("pushwire: shutting down".into());
         self.ctx.shutdown_at = Some(now + SHUTDOWN_GRACE);
         for id in 0..self.conns.len() {
-            let Some(conn) = slot(&mut self.conns, id) else {
+            let Some(conn) = slot_of(&mut self.conns, id) else {
                 continue;
             };
             let ctx = &mut self.ctx;
@@ -340,7 +357,7 @@ impl Node {
                 break;
             }
             self.ctx.timers.remove(&(t, id));
-            let Some(conn) = slot(&mut self.conns, id) else {
+            let Some(conn) = slot_of(&mut self.conns, id) else {
                 continue;
             };
             conn.deadline = None;
@@ -371,7 +388,7 @@ impl Node {
     /// write, a close, or reading to resume.
     pub fn poll_ready(&mut self) -> Option<ConnId> {
         while let Some(id) = self.ctx.ready.pop() {
-            if let Some(conn) = slot(&mut self.conns, id) {
+            if let Some(conn) = slot_of(&mut self.conns, id) {
                 conn.ready = false;
                 return Some(id);
             }
@@ -389,7 +406,7 @@ impl Node {
 
     /// `n` bytes of `id`'s queue were written.
     pub fn handle_sent(&mut self, id: ConnId, n: usize, now: Instant) {
-        let Some(conn) = slot(&mut self.conns, id) else {
+        let Some(conn) = slot_of(&mut self.conns, id) else {
             return;
         };
         conn.out.consume(n);
@@ -400,7 +417,7 @@ impl Node {
     /// What the driver does with `id` after writing what it could. `Close`
     /// also frees the id.
     pub fn poll_status(&mut self, id: ConnId) -> ConnStatus {
-        let Some(conn) = slot(&mut self.conns, id) else {
+        let Some(conn) = slot_of(&mut self.conns, id) else {
             return ConnStatus::Close;
         };
         if conn.phase() == Phase::Closed {
@@ -462,7 +479,7 @@ impl Node {
     /// queue when the driver has something to do. (Every `handle_*` then
     /// runs the fan-out of what was published meanwhile.)
     fn settle(&mut self, id: ConnId, now: Instant) {
-        if let Some(conn) = slot(&mut self.conns, id) {
+        if let Some(conn) = slot_of(&mut self.conns, id) {
             let ctx = &mut self.ctx;
             continue_replay(ctx, conn, now);
             if conn.phase() == Phase::Closing && conn.out.is_empty() && closing_done(conn) {
@@ -497,11 +514,37 @@ impl Node {
     /// subscriber's queue, and every poll parked on its topic is answered.
     fn run_pending(&mut self, now: Instant) {
         for topic in std::mem::take(&mut self.ctx.drops) {
-            for sid in self.ctx.hub.subscribers(&topic).to_vec() {
-                if let Some(conn) = slot(&mut self.conns, sid) {
+            let mut conns: Vec<ConnId> = self
+                .ctx
+                .hub
+                .subscribers(&topic)
+                .iter()
+                .map(|&s| conn::sub_of(s).0)
+                .collect();
+            conns.dedup();
+            for sid in conns {
+                if let Some(conn) = slot_of(&mut self.conns, sid) {
                     end_stream(&mut self.ctx, sid, conn, 1012, "dropped for a test", now);
                     self.settle(sid, now);
                 }
+            }
+        }
+        for (topic, deleted) in std::mem::take(&mut self.ctx.deletions) {
+            // Every live subscriber stood at the end of the dropped
+            // history: it is told `gap` and stands at the new epoch's 0.
+            for &sub in &deleted.subscribers {
+                let (sid, slot) = conn::sub_of(sub);
+                let Some(conn) = slot_of(&mut self.conns, sid) else {
+                    continue;
+                };
+                let Some(format) = Format::of(&conn.state) else {
+                    continue;
+                };
+                if let Some(s) = conn.state.subs_mut().and_then(|s| s.get_mut(slot)) {
+                    s.cursor = deleted.last_id;
+                    format.queue_gap(&mut conn.out, &deleted.gap, &topic);
+                }
+                self.settle(sid, now);
             }
         }
         while !self.ctx.pending.is_empty() {
@@ -518,11 +561,12 @@ impl Node {
                 } = &mut self.ctx;
                 // The subscriber list is read in place while connections
                 // are written to: no copy of 5,000 ids per publish.
-                for &sid in hub.subscribers(&topic) {
+                for &sub in hub.subscribers(&topic) {
+                    let (sid, slot) = conn::sub_of(sub);
                     let Some(conn) = self.conns.get_mut(sid).and_then(Option::as_deref_mut) else {
                         continue;
                     };
-                    match deliver(cfg, conn, &msg, now) {
+                    match deliver(cfg, conn, slot, &msg, now) {
                         Delivery::Queued => {
                             stats.deliveries += 1;
                             if cfg.trace {
@@ -542,7 +586,7 @@ impl Node {
                     }
                 }
                 for sid in cut {
-                    if let Some(conn) = slot(&mut self.conns, sid) {
+                    if let Some(conn) = slot_of(&mut self.conns, sid) {
                         let ctx = &mut self.ctx;
                         ctx.stats.slow_disconnects += 1;
                         let cap = ctx.cfg.subscriber_queue_bytes;
@@ -556,7 +600,7 @@ impl Node {
                     }
                 }
                 for pid in self.ctx.parking.wake(&topic) {
-                    if let Some(conn) = slot(&mut self.conns, pid) {
+                    if let Some(conn) = slot_of(&mut self.conns, pid) {
                         let ctx = &mut self.ctx;
                         ctx.stats.polls_woken += 1;
                         ctx.trace(|| format!("[{pid}] long poll woken by {}", msg.id_text));
@@ -569,7 +613,7 @@ impl Node {
     }
 }
 
-fn slot(conns: &mut [Option<Box<Conn>>], id: ConnId) -> Option<&mut Conn> {
+fn slot_of(conns: &mut [Option<Box<Conn>>], id: ConnId) -> Option<&mut Conn> {
     conns.get_mut(id).and_then(Option::as_deref_mut)
 }
 
@@ -597,10 +641,8 @@ fn step(
         conn.state = State::Closed;
         return;
     };
-    if let Some(sub) = conn.state.sub() {
-        if !matches!(to, Phase::Streaming | Phase::WebSocket) {
-            ctx.hub.unsubscribe(&sub.topic, id);
-        }
+    if !matches!(to, Phase::Streaming | Phase::WebSocket) {
+        unsubscribe_all(ctx, id, &mut conn.state);
     }
     if from == Phase::Parked && to != Phase::Parked {
         ctx.parking.remove(id);
@@ -615,9 +657,6 @@ fn step(
         leave(ctx, id, &mut new);
         new = State::Closed;
     }
-    if let State::Closing(Closing { ws: Some(ws) }) = &mut new {
-        ws.sub = None;
-    }
     if from != to {
         if matches!(to, Phase::Closing) {
             conn.idle_since = now;
@@ -629,11 +668,22 @@ fn step(
 
 /// Undoes what a state holds in the hub (used when a bug forces a close).
 fn leave(ctx: &mut Ctx, id: ConnId, state: &mut State) {
-    if let Some(sub) = state.sub() {
-        ctx.hub.unsubscribe(&sub.topic, id);
-    }
+    unsubscribe_all(ctx, id, state);
     if state.phase() == Phase::Parked {
         ctx.parking.remove(id);
+    }
+}
+
+/// Ends every subscription a state holds, in the hub too.
+fn unsubscribe_all(ctx: &mut Ctx, id: ConnId, state: &mut State) {
+    let Some(subs) = state.subs_mut() else {
+        return;
+    };
+    let slots: Vec<usize> = subs.iter().map(|(slot, _)| slot).collect();
+    for slot in slots {
+        if let Some(sub) = subs.remove(slot) {
+            ctx.hub.unsubscribe(&sub.topic, conn::sub_id(id, slot));
+        }
     }
 }
 
@@ -815,9 +865,18 @@ enum Delivery {
     Skipped,
 }
 
-/// Queues one live message for one subscriber.
-fn deliver(cfg: &Config, conn: &mut Conn, msg: &Arc<Message>, now: Instant) -> Delivery {
-    let Some(sub) = conn.state.sub() else {
+/// Queues one live message for subscription `slot` of a connection.
+fn deliver(
+    cfg: &Config,
+    conn: &mut Conn,
+    slot: usize,
+    msg: &Arc<Message>,
+    now: Instant,
+) -> Delivery {
+    let Some(format) = Format::of(&conn.state) else {
+        return Delivery::Skipped;
+    };
+    let Some(sub) = conn.state.subs().and_then(|s| s.get(slot)) else {
         return Delivery::Skipped;
     };
     // Still replaying: the replay will reach this message in the history.
@@ -833,12 +892,7 @@ fn deliver(cfg: &Config, conn: &mut Conn, msg: &Arc<Message>, now: Instant) -> D
     if conn.out.len() > cfg.subscriber_queue_bytes {
         return Delivery::TooSlow;
     }
-    if !queue_message(conn, msg) {
-        return Delivery::Skipped;
-    }
-    if let Some(sub) = conn.state.sub_mut() {
-        sub.cursor = msg.id;
-    }
+    queue_message(conn, format, slot, msg);
     if let State::Streaming(s) = &mut conn.state {
         s.last_write = now;
     }
@@ -848,12 +902,16 @@ fn deliver(cfg: &Config, conn: &mut Conn, msg: &Arc<Message>, now: Instant) -> D
 /// The wire form a subscriber receives messages in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Format {
-    /// SSE events, each its own HTTP/1.1 chunk or close-delimited.
+    /// Single-topic SSE events, each its own HTTP/1.1 chunk or
+    /// close-delimited.
     Sse { chunked: bool },
-    /// NDJSON lines, likewise.
-    Ndjson { chunked: bool },
-    /// WebSocket text frames of JSON.
-    Ws,
+    /// Multi-topic SSE: `id:` is the connection's combined cursor after
+    /// the event, `data:` the JSON object with its topic.
+    MultiSse { chunked: bool },
+    /// NDJSON lines (with `"topic"` when `multi`).
+    Ndjson { chunked: bool, multi: bool },
+    /// WebSocket text frames of JSON (with `"topic"` when `multi`).
+    Ws { multi: bool },
 }
 
 impl Format {
@@ -861,49 +919,62 @@ impl Format {
     fn of(state: &State) -> Option<Format> {
         match state {
             State::Streaming(s) => Some(Format::of_stream(s)),
-            State::WebSocket(ws) if ws.session.is_open() => Some(Format::Ws),
+            State::WebSocket(ws) if ws.session.is_open() => Some(Format::Ws {
+                multi: ws.role == conn::WsRole::Multi,
+            }),
             _ => None,
         }
     }
 
     pub(crate) fn of_stream(s: &conn::Stream) -> Format {
-        match s.kind {
-            StreamKind::Sse => Format::Sse { chunked: s.chunked },
-            StreamKind::Ndjson => Format::Ndjson { chunked: s.chunked },
+        match (s.kind, s.multi) {
+            (StreamKind::Sse, false) => Format::Sse { chunked: s.chunked },
+            (StreamKind::Sse, true) => Format::MultiSse { chunked: s.chunked },
+            (StreamKind::Ndjson, multi) => Format::Ndjson {
+                chunked: s.chunked,
+                multi,
+            },
         }
     }
 
-    /// Queues `msg`, shared with every other subscriber where the form
-    /// allows.
-    pub(crate) fn queue(self, out: &mut OutQueue, msg: &Message) {
+    /// The hub's form for all but the multi-topic SSE head.
+    fn wire(self) -> WireFormat {
         match self {
-            Format::Sse { chunked: true } => out.push_shared(&msg.sse_chunk),
-            Format::Sse { chunked: false } => out.push_shared(&msg.sse),
-            Format::Ws => out.push_shared(&msg.ws_frame),
-            Format::Ndjson { chunked } => {
-                let mut line = Vec::with_capacity(msg.json.len() + 1);
-                line.extend_from_slice(&msg.json);
-                line.push(b'\n');
-                push_block(out, chunked, &line);
-            }
+            Format::Sse { chunked } => WireFormat::Sse { chunked },
+            Format::MultiSse { chunked } => WireFormat::MultiSseTail { chunked },
+            Format::Ndjson {
+                chunked,
+                multi: false,
+            } => WireFormat::Ndjson { chunked },
+            Format::Ndjson {
+                chunked,
+                multi: true,
+            } => WireFormat::MultiNdjson { chunked },
+            Format::Ws { multi: false } => WireFormat::Ws,
+            Format::Ws { multi: true } => WireFormat::MultiWs,
         }
     }
 
-    /// Queues a gap notice: an SSE `gap` event, a JSON line, a text frame.
-    pub(crate) fn queue_gap(self, out: &mut OutQueue, gap: &crate::hub::Gap) {
+    /// Queues a gap notice for `topic`: an SSE `gap` event, a JSON line,
+    /// a text frame.
+    pub(crate) fn queue_gap(self, out: &mut OutQueue, gap: &crate::hub::Gap, topic: &TopicName) {
         let mut block = Vec::with_capacity(96);
         match self {
             Format::Sse { chunked } => {
-                gap.sse_event(&mut block);
+                gap.write_sse(&mut block, None);
                 push_block(out, chunked, &block);
             }
-            Format::Ndjson { chunked } => {
-                gap.ws_json(&mut block);
+            Format::MultiSse { chunked } => {
+                gap.write_sse(&mut block, Some(topic));
+                push_block(out, chunked, &block);
+            }
+            Format::Ndjson { chunked, multi } => {
+                gap.write_json(&mut block, multi.then_some(topic));
                 block.push(b'\n');
                 push_block(out, chunked, &block);
             }
-            Format::Ws => {
-                gap.ws_json(&mut block);
+            Format::Ws { multi } => {
+                gap.write_json(&mut block, multi.then_some(topic));
                 crate::proto::ws::write_message(out, MessageKind::Text, &block);
             }
         }
@@ -913,9 +984,8 @@ impl Format {
 /// Queues a block of a streaming response, as a chunk when `chunked`.
 fn push_block(out: &mut OutQueue, chunked: bool, block: &[u8]) {
     if chunked {
-        let mut header = Vec::with_capacity(8);
-        chunked::write_chunk_header(&mut header, block.len());
-        let mut framed = header;
+        let mut framed = Vec::with_capacity(block.len() + 8);
+        chunked::write_chunk_header(&mut framed, block.len());
         framed.extend_from_slice(block);
         framed.extend_from_slice(b"\r\n");
         out.push(&framed);
@@ -924,63 +994,96 @@ fn push_block(out: &mut OutQueue, chunked: bool, block: &[u8]) {
     }
 }
 
-/// Queues `msg` in the form the connection speaks; false if it speaks
-/// none now (not open).
-fn queue_message(conn: &mut Conn, msg: &Message) -> bool {
-    match Format::of(&conn.state) {
-        Some(f) => {
-            f.queue(&mut conn.out, msg);
-            true
-        }
-        None => false,
+/// Queues `msg` for subscription `slot` in `format`, and moves that
+/// subscription's cursor past it. The message's bytes are shared with
+/// every other subscriber; only a multi-topic SSE event's `id:` line (the
+/// connection's own combined cursor) is written for this connection.
+fn queue_message(conn: &mut Conn, format: Format, slot: usize, msg: &Arc<Message>) {
+    let Some(subs) = conn.state.subs_mut() else {
+        return;
+    };
+    if let Some(sub) = subs.get_mut(slot) {
+        sub.cursor = msg.id;
     }
+    if let Format::MultiSse { chunked } = format {
+        let mut head = Vec::with_capacity(64 + 32 * subs.len());
+        head.extend_from_slice(b"id: ");
+        subs.write_cursor(&mut head);
+        head.push(b'\n');
+        // As on single-topic streams: `event:` only for a named message.
+        if let Some(event) = &msg.event {
+            head.extend_from_slice(b"event: ");
+            head.extend_from_slice(event.as_bytes());
+            head.push(b'\n');
+        }
+        push_block(&mut conn.out, chunked, &head);
+    }
+    conn.out.push_message(msg, format.wire());
 }
 
-/// Continues a subscriber's replay while its queue has room: history is
-/// queued a batch at a time, so replaying a long history never holds more
-/// than about the queue cap, and live messages wait in the history until
-/// the replay reaches them (never out of order, never twice).
+/// Continues each catching-up subscription's replay while the queue has
+/// room: history is queued a batch at a time, so replaying a long history
+/// never holds more than about the queue cap, and live messages wait in
+/// the history until the replay reaches them (never out of order, never
+/// twice).
 fn continue_replay(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
     let cap = ctx.cfg.subscriber_queue_bytes;
-    loop {
-        let Some(sub) = conn.state.sub() else { return };
-        if !sub.catching_up || conn.out.len() > cap / 2 {
-            return;
-        }
-        let Some(format) = Format::of(&conn.state) else {
-            return;
-        };
-        let cursor = Cursor::After(sub.cursor);
-        let text = sub.cursor.to_string();
-        let replay = match ctx
-            .hub
-            .replay(&sub.topic, &cursor, &text, now, REPLAY_BATCH)
-        {
-            Ok(r) => r,
-            Err(_) => return,
-        };
-        if let Some(gap) = &replay.gap {
-            format.queue_gap(&mut conn.out, gap);
-        }
-        // Where the subscriber stands after this batch: past the last
-        // message queued, or (nothing to queue) where the replay says.
-        let mut at = replay.last_id;
-        let mut queued = 0;
-        for m in &replay.messages {
-            if conn.out.len() > cap {
+    let Some(format) = Format::of(&conn.state) else {
+        return;
+    };
+    let catching: Vec<usize> = match conn.state.subs() {
+        Some(subs) => subs
+            .iter()
+            .filter(|(_, s)| s.catching_up)
+            .map(|(slot, _)| slot)
+            .collect(),
+        None => return,
+    };
+    for slot in catching {
+        loop {
+            if conn.out.len() > cap / 2 {
+                return;
+            }
+            let Some(sub) = conn.state.subs().and_then(|s| s.get(slot)) else {
+                break;
+            };
+            let topic = sub.topic.clone();
+            let cursor = Cursor::After(sub.cursor);
+            let text = sub.cursor.to_string();
+            let limit = ReplayLimit {
+                messages: REPLAY_BATCH,
+                bytes: cap,
+            };
+            let Ok(replay) = ctx.hub.replay(&topic, &cursor, &text, now, limit) else {
+                break;
+            };
+            if let Some(gap) = &replay.gap {
+                format.queue_gap(&mut conn.out, gap, &topic);
+            }
+            let mut queued = 0;
+            for m in &replay.messages {
+                if conn.out.len() > cap {
+                    break;
+                }
+                queue_message(conn, format, slot, m);
+                queued += 1;
+            }
+            let Some(sub) = conn.state.subs_mut().and_then(|s| s.get_mut(slot)) else {
+                break;
+            };
+            if queued == 0 {
+                // Nothing to queue: the reader stands where the replay says
+                // (after a gap, in the topic's current history).
+                sub.cursor = replay.last_id;
+            }
+            // Caught up: everything the history holds is queued.
+            let newest = ctx.hub.last_id(&topic);
+            let done = queued == replay.messages.len()
+                && (replay.messages.is_empty() || replay.messages.last().map(|m| m.id) == newest);
+            sub.catching_up = !done;
+            if done {
                 break;
             }
-            format.queue(&mut conn.out, m);
-            at = m.id;
-            queued += 1;
-        }
-        let done = queued == replay.messages.len() && queued < REPLAY_BATCH;
-        if let Some(sub) = conn.state.sub_mut() {
-            sub.cursor = at;
-            sub.catching_up = !done;
-        }
-        if done {
-            return;
         }
     }
 }
@@ -991,12 +1094,16 @@ fn continue_replay(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
 /// queue.
 fn start_position(
     ctx: &mut Ctx,
-    topic: &str,
+    topic: &TopicName,
     cursor: &Cursor,
     cursor_text: &str,
     now: Instant,
 ) -> Result<crate::hub::Replay, HubError> {
-    ctx.hub.replay(topic, cursor, cursor_text, now, 0)
+    let none = ReplayLimit {
+        messages: 0,
+        bytes: 0,
+    };
+    ctx.hub.replay(topic, cursor, cursor_text, now, none)
 }
 
 /// Publishes into the hub; the fan-out runs when the current handling is
@@ -1004,30 +1111,31 @@ fn start_position(
 fn publish(
     ctx: &mut Ctx,
     from: Option<ConnId>,
-    topic: &str,
-    event: Option<&str>,
+    topic: &TopicName,
+    event: Option<&EventName>,
     data: &str,
+    kind: PayloadKind,
     now: Instant,
 ) -> Result<Arc<Message>, HubError> {
-    let msg = ctx.hub.publish(topic, event, data, now)?;
+    let msg = ctx.hub.publish(topic, event, data, kind, now)?;
     ctx.stats.published += 1;
     ctx.trace(|| {
         format!(
-            "{} published {} on {topic} (event {}, {} bytes)",
+            "{} published {} on {topic} (event {}, {} bytes, {kind:?})",
             from.map_or("[-]".to_string(), |id| format!("[{id}]")),
             msg.id_text,
-            event.unwrap_or("message"),
+            msg.event_name(),
             data.len()
         )
     });
-    ctx.pending.push((topic.into(), Arc::clone(&msg)));
+    ctx.pending.push((topic.clone(), Arc::clone(&msg)));
     Ok(msg)
 }
 
 /// A subscription standing at `cursor`, with its replay still to queue.
-fn new_sub(topic: &str, cursor: MessageId) -> Sub {
+fn new_sub(topic: &TopicName, cursor: MessageId) -> Sub {
     Sub {
-        topic: topic.into(),
+        topic: topic.clone(),
         cursor,
         catching_up: true,
     }

@@ -11,7 +11,9 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
-use crate::hub::SharedBytes;
+use std::sync::Arc;
+
+use crate::hub::{Message, WireFormat};
 
 /// Most segments handed to one `writev` (Linux's IOV_MAX is 1024).
 pub const MAX_IOVECS: usize = 128;
@@ -19,15 +21,22 @@ pub const MAX_IOVECS: usize = 128;
 #[derive(Debug)]
 enum Segment {
     Owned(Vec<u8>),
-    Shared(SharedBytes),
+    /// A published message in one wire form: its prefix, its body (the
+    /// payload the history holds) and its suffix, written without a copy.
+    Message(Arc<Message>, WireFormat),
 }
 
 impl Segment {
-    fn bytes(&self) -> &[u8] {
+    /// The segment's bytes, as up to three slices written in order.
+    fn parts(&self) -> [&[u8]; 3] {
         match self {
-            Segment::Owned(v) => v,
-            Segment::Shared(a) => a,
+            Segment::Owned(v) => [v, &[], &[]],
+            Segment::Message(m, format) => m.parts(*format),
         }
+    }
+
+    fn len(&self) -> usize {
+        self.parts().iter().map(|p| p.len()).sum()
     }
 }
 
@@ -89,13 +98,16 @@ impl OutQueue {
         self.segments.push_back(Segment::Owned(bytes.to_vec()));
     }
 
-    /// Queues bytes shared with other connections, without copying.
-    pub fn push_shared(&mut self, bytes: &SharedBytes) {
-        if bytes.is_empty() {
+    /// Queues a message in `format` by reference: the bytes stay the
+    /// message's, shared with every other subscriber.
+    pub fn push_message(&mut self, message: &Arc<Message>, format: WireFormat) {
+        let len = message.wire_len(format);
+        if len == 0 {
             return;
         }
-        self.len += bytes.len();
-        self.segments.push_back(Segment::Shared(bytes.clone()));
+        self.len += len;
+        self.segments
+            .push_back(Segment::Message(Arc::clone(message), format));
     }
 
     /// Fills `slices` with the unwritten bytes, front first; returns how
@@ -103,14 +115,23 @@ impl OutQueue {
     /// caller reports how much went out with [`consume`](Self::consume).
     pub fn fill<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
-        for (i, seg) in self.segments.iter().take(slices.len()).enumerate() {
-            let bytes = seg.bytes();
-            slices[i] = IoSlice::new(if i == 0 {
-                &bytes[self.front_written..]
-            } else {
-                bytes
-            });
-            n += 1;
+        // What of the front segment is written already, skipped across
+        // its parts.
+        let mut skip = self.front_written;
+        for seg in &self.segments {
+            for part in seg.parts() {
+                let done = skip.min(part.len());
+                skip -= done;
+                let part = &part[done..];
+                if part.is_empty() {
+                    continue;
+                }
+                if n == slices.len() {
+                    return n;
+                }
+                slices[n] = IoSlice::new(part);
+                n += 1;
+            }
         }
         n
     }
@@ -143,7 +164,7 @@ impl OutQueue {
         let mut n = n.min(self.len);
         self.len -= n;
         while n > 0 {
-            let front_left = self.segments[0].bytes().len() - self.front_written;
+            let front_left = self.segments[0].len() - self.front_written;
             if n >= front_left {
                 n -= front_left;
                 self.front_written = 0;
@@ -168,7 +189,7 @@ impl OutQueue {
             let front = self.segments.pop_front();
             self.segments = VecDeque::new();
             if let Some(front) = front {
-                self.len = front.bytes().len() - self.front_written;
+                self.len = front.len() - self.front_written;
                 self.segments.push_back(front);
             }
         } else {
@@ -218,12 +239,16 @@ mod tests {
     #[test]
     fn short_writes_keep_order_across_owned_and_shared() {
         let mut q = OutQueue::default();
-        let shared = SharedBytes::from(b"SHARED".to_vec());
+        let topic = crate::hub::TopicName::parse("t").unwrap();
+        let id = crate::hub::MessageId { epoch: 1, seq: 2 };
+        let kind = crate::hub::PayloadKind::Text;
+        let now = std::time::Instant::now();
+        let shared = Arc::new(Message::new(&topic, id, None, "SHARED", kind, now));
         q.push(b"ab");
         q.push(b"cd");
-        q.push_shared(&shared);
+        q.push_message(&shared, WireFormat::Sse { chunked: false });
         q.push(b"ef");
-        assert_eq!(q.len(), 12);
+        assert_eq!(q.len(), 28);
         // Two writes of 3 bytes, then the socket is full.
         let mut w = FakeSocket {
             got: Vec::new(),
@@ -231,10 +256,10 @@ mod tests {
             room: 6,
         };
         assert!(!q.flush(&mut w).unwrap());
-        assert_eq!(q.len(), 6);
+        assert_eq!(q.len(), 22);
         w.room = usize::MAX;
         assert!(q.flush(&mut w).unwrap());
-        assert_eq!(w.got, b"abcdSHAREDef");
+        assert_eq!(w.got, b"abcdid: 1-2\ndata: SHARED\n\nef");
         assert!(q.is_empty());
     }
 }

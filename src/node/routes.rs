@@ -14,11 +14,22 @@ pub enum Route<'a> {
     /// An embedded page or asset, by name.
     Page(&'static str),
     Asset(&'a str),
-    /// `POST /topics/{t}`
-    Publish(&'a str),
+    /// `/topics/{t}`: `POST` publishes, `GET` is its stats, `DELETE`
+    /// drops its history.
+    Topic(&'a str),
+    /// `GET /topics`: the list, with presence.
+    Topics,
     /// `GET /topics/{t}/sse`
     Sse(&'a str),
+    /// `GET /topics/{t}/stream` (NDJSON)
     Stream(&'a str),
+    /// `GET /sse?topic=…`, `/stream`, `/poll`, `/messages`, `/ws`: many
+    /// topics on one connection.
+    MultiSse,
+    MultiStream,
+    MultiPoll,
+    MultiMessages,
+    MultiWs,
     /// `GET /topics/{t}/poll`
     Poll(&'a str),
     /// `GET /topics/{t}/messages`
@@ -45,6 +56,7 @@ pub enum Miss {
 }
 
 const GET: &str = "GET, HEAD, OPTIONS";
+const TOPIC: &str = "GET, HEAD, POST, DELETE, OPTIONS";
 const POST: &str = "POST, OPTIONS";
 
 /// The demo pages, by path.
@@ -55,6 +67,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/demo/notifications", "notifications.html"),
     ("/demo/dashboard", "dashboard.html"),
     ("/demo/lab", "lab.html"),
+    ("/demo/webrtc", "webrtc.html"),
 ];
 
 /// Resolves `path` for `method`.
@@ -84,6 +97,12 @@ fn resolve(path: &str, debug_endpoints: bool) -> Option<(Route<'_>, &'static str
         "/healthz" => return Some((Route::Healthz, GET)),
         "/echo" => return Some((Route::Echo, "GET, OPTIONS")),
         "/stats" => return Some((Route::Stats, GET)),
+        "/topics" => return Some((Route::Topics, GET)),
+        "/sse" => return Some((Route::MultiSse, GET)),
+        "/stream" => return Some((Route::MultiStream, GET)),
+        "/poll" => return Some((Route::MultiPoll, GET)),
+        "/messages" => return Some((Route::MultiMessages, GET)),
+        "/ws" => return Some((Route::MultiWs, "GET, OPTIONS")),
         "/debug/drop" if debug_endpoints => return Some((Route::DebugDrop, POST)),
         _ => {}
     }
@@ -102,7 +121,7 @@ fn resolve(path: &str, debug_endpoints: bool) -> Option<(Route<'_>, &'static str
         return None;
     }
     Some(match transport {
-        None => (Route::Publish(topic), POST),
+        None => (Route::Topic(topic), TOPIC),
         Some("sse") => (Route::Sse(topic), GET),
         Some("stream") => (Route::Stream(topic), GET),
         Some("poll") => (Route::Poll(topic), GET),
@@ -126,15 +145,22 @@ mod tests {
         );
         assert_eq!(
             route(Method::Post, "/topics/a.b", false),
-            Ok(Route::Publish("a.b"))
+            Ok(Route::Topic("a.b"))
         );
+        assert_eq!(
+            route(Method::Delete, "/topics/a.b", false),
+            Ok(Route::Topic("a.b"))
+        );
+        assert_eq!(route(Method::Get, "/topics", false), Ok(Route::Topics));
+        assert_eq!(route(Method::Get, "/sse", false), Ok(Route::MultiSse));
+        assert_eq!(route(Method::Get, "/ws", false), Ok(Route::MultiWs));
         assert_eq!(
             route(Method::Get, "/topics/a/sse", false),
             Ok(Route::Sse("a"))
         );
         assert_eq!(
-            route(Method::Get, "/topics/a", false),
-            Err(Miss::MethodNotAllowed(POST))
+            route(Method::Put, "/topics/a", false),
+            Err(Miss::MethodNotAllowed(TOPIC))
         );
         assert_eq!(
             route(Method::Post, "/topics/a/sse", false),
