@@ -11,3 +11,12 @@ fn hub_message_corpus() {
     let n = common::replay_corpus("hub_message", hub_message::check);
     eprintln!("hub_message: {n} inputs");
 }
+
+#[path = "../fuzz/props/hub_ops.rs"]
+mod hub_ops;
+
+#[test]
+fn hub_ops_corpus() {
+    let n = common::replay_corpus("hub_ops", hub_ops::check);
+    eprintln!("hub_ops: {n} inputs");
+}

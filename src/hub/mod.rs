@@ -13,9 +13,15 @@
 //!
 //! Costs, for the numbers a push server meets (thousands of subscribers on
 //! one topic, many idle topics):
-//! - publish: O(1) plus encoding the message once;
+//! - publish: O(1) amortised plus one scan of the payload (no wire form is
+//!   encoded until a subscriber needs it); a new topic adds O(log topics)
+//!   for the name index;
+//! - byte eviction: O(1) amortised per evicted message — the total limit
+//!   takes the front of one publish-ordered queue, never a search for the
+//!   oldest topic;
 //! - subscribe, unsubscribe: O(1) (a list and each member's position in it);
 //! - replay: O(messages returned);
+//! - a page of topics: O(log topics + page);
 //! - age eviction: O(log topics) per topic that has something due — a
 //!   min-heap of deadlines, never a scan of every topic.
 //!
