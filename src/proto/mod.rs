@@ -5,4 +5,5 @@
 
 pub mod http;
 pub mod longpoll;
+pub mod tls;
 pub mod ws;
