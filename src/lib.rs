@@ -24,6 +24,7 @@ pub mod client;
 pub mod config;
 pub mod hub;
 pub mod proto;
+pub mod security;
 pub mod server;
 pub mod wire;
 
