@@ -23,6 +23,7 @@
 pub mod client;
 pub mod config;
 pub mod hub;
+pub mod procstat;
 pub mod proto;
 pub mod security;
 pub mod server;

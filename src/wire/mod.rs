@@ -6,6 +6,7 @@ pub mod chunked;
 pub mod http1;
 pub mod json;
 pub mod jws;
+pub mod prometheus;
 pub mod sse;
 pub mod ws_frame;
 pub mod ws_handshake;
