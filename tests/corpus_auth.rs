@@ -1,0 +1,13 @@
+//! Replays the seed corpus of the `token` fuzz target on stable Rust:
+//! every input that once found a bug stays a test.
+
+mod common;
+
+#[path = "../fuzz/props/token.rs"]
+mod token;
+
+#[test]
+fn token_corpus() {
+    let n = common::replay_corpus("token", token::check);
+    eprintln!("token: {n} inputs");
+}
