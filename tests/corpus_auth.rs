@@ -11,3 +11,12 @@ fn token_corpus() {
     let n = common::replay_corpus("token", token::check);
     eprintln!("token: {n} inputs");
 }
+
+#[path = "../fuzz/props/origin.rs"]
+mod origin;
+
+#[test]
+fn origin_corpus() {
+    let n = common::replay_corpus("origin", origin::check);
+    eprintln!("origin: {n} inputs");
+}
