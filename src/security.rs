@@ -312,7 +312,7 @@ mod tests {
         );
         // Without a Host the server's own origin is unknown.
         assert_eq!(p.check(Some(b"http://example.com"), None, false), no);
-        assert_eq!(no.unwrap_err().status(), 403);
+        assert_eq!(OriginError::NotAllowed.status(), 403);
     }
 
     #[test]

@@ -135,12 +135,9 @@ impl TlsSession {
         while !ciphertext.is_empty() {
             // read_tls takes what fits in its record buffer; the loop hands
             // it the rest after each record is processed.
-            let n = match self.conn.read_tls(&mut ciphertext) {
-                Ok(n) => n,
-                // Only "plaintext buffer full" (we drain it below on every
-                // turn, so it cannot be) or close_notify already seen.
-                Err(_) => 0,
-            };
+            // Its only errors are "plaintext buffer full", which cannot
+            // happen as we drain it below on every turn.
+            let n = self.conn.read_tls(&mut ciphertext).unwrap_or_default();
             let state = self.conn.process_new_packets().inspect_err(|_| {
                 self.closing = true;
             })?;
