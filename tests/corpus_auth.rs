@@ -20,3 +20,12 @@ fn origin_corpus() {
     let n = common::replay_corpus("origin", origin::check);
     eprintln!("origin: {n} inputs");
 }
+
+#[path = "../fuzz/props/tls_session.rs"]
+mod tls_session;
+
+#[test]
+fn tls_session_corpus() {
+    let n = common::replay_corpus("tls_session", tls_session::check);
+    eprintln!("tls_session: {n} inputs");
+}

@@ -27,7 +27,9 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ServerConfig, ServerConnection};
+/// Re-exported so the server core names the config without naming rustls.
+pub use rustls::ServerConfig;
+use rustls::ServerConnection;
 use thiserror::Error;
 
 /// The only protocol we offer in ALPN (RFC 7301). Offering `h2` would make
