@@ -24,7 +24,9 @@ pub mod client;
 pub mod config;
 pub mod hub;
 pub mod node;
+pub mod procstat;
 pub mod proto;
+pub mod security;
 pub mod server;
 pub mod wire;
 

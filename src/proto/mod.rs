@@ -6,4 +6,5 @@
 pub mod http;
 pub mod longpoll;
 pub mod mux;
+pub mod tls;
 pub mod ws;

@@ -7,6 +7,8 @@ pub mod cursor;
 pub mod http1;
 pub mod json;
 pub mod percent;
+pub mod jws;
+pub mod prometheus;
 pub mod sse;
 pub mod ws_frame;
 pub mod ws_handshake;
