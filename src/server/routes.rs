@@ -54,6 +54,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/demo/notifications", "notifications.html"),
     ("/demo/dashboard", "dashboard.html"),
     ("/demo/lab", "lab.html"),
+    ("/demo/webrtc", "webrtc.html"),
 ];
 
 /// Resolves `path` for `method`.
