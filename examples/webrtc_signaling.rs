@@ -32,11 +32,12 @@
 //! starts live (no `?after=`), so an offer left from an earlier session is
 //! never replayed to a newcomer.
 //!
-//! Browsers that both create a channel both want to make the offer; the
-//! browser demo (`/demo/webrtc`) resolves that with "perfect negotiation"
-//! (a polite and an impolite peer). These two peers avoid the collision
-//! with a simpler rule: once they know each other, the one whose name sorts
-//! first makes the offer.
+//! Two peers that both decide to offer at once collide ("glare"); the
+//! browser demo (`/demo/webrtc`) gives the peers roles by id, as in
+//! "perfect negotiation": the impolite one offers, and should offers still
+//! collide, the polite one gives way. These two peers need only the first
+//! half of that: once they know each other, the one whose name sorts first
+//! makes the offer.
 //!
 //! **What this example fakes.** The SDP is dummy text, and the "data
 //! channel" is a plain TCP connection on 127.0.0.1 to the address named in

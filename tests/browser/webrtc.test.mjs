@@ -86,3 +86,27 @@ test('two tabs joining at once still end with one agreed session', { timeout: 45
   }
   assert.deepEqual(browser.pageErrors, []);
 });
+
+test('a tab that reloads says bye, and its new self connects again', { timeout: 45_000 }, async () => {
+  const room = uniqueTopic('rtc-reload');
+  const alice = await browser.newPage();
+  const bob = await browser.newPage();
+  await alice.goto(`${BASE}/demo/webrtc?room=${room}`);
+  await alice.waitForFunction(() => document.querySelector('#ws-state').textContent === 'open');
+  await bob.goto(`${BASE}/demo/webrtc?room=${room}`);
+  await alice.waitForSelector('#dc-state.open', { timeout: 20_000 });
+  const oldBob = await text(bob, '#me');
+
+  await bob.reload();
+  await bob.waitForSelector('#dc-state.open', { timeout: 20_000 });
+  await alice.waitForFunction((old) => {
+    const peer = document.querySelector('#peer').textContent;
+    return peer !== old && peer !== 'none yet' && document.querySelector('#dc-state').classList.contains('open');
+  }, oldBob, { timeout: 20_000 });
+  assert.equal(await text(alice, '#peer'), await text(bob, '#me'));
+  assert.match(await text(alice, '#log'), new RegExp(`peer ${oldBob} left`));
+  await bob.fill('#text', 'back after a reload');
+  await bob.click('#send');
+  await alice.waitForSelector('#messages li.msg:has-text("back after a reload")');
+  assert.deepEqual(browser.pageErrors, []);
+});
