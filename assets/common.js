@@ -149,6 +149,7 @@ const pw = (() => {
     ['/demo/notifications', 'Notifications · long poll'],
     ['/demo/dashboard', 'Dashboard · short poll'],
     ['/demo/lab', 'Transport lab'],
+    ['/demo/webrtc', 'WebRTC · signaling'],
   ];
 
   function buildChrome() {

@@ -229,3 +229,21 @@ fn sse_clock_serves_its_tick_on_a_free_port() {
         format!("published {}: {}", tick.last_event_id, tick.data)
     );
 }
+
+#[test]
+fn webrtc_signaling_demo_relays_the_signaling_and_not_the_chat() {
+    let out = run("webrtc_signaling", &["--demo"], |_| {});
+    // Bob's hello brings them together; alice's name sorts first, so she offers.
+    out.expect("[alice] ← ");
+    out.expect("[  bob] ← ");
+    out.expect(" offer from alice");
+    out.expect(" answer from bob");
+    out.expect("[  bob] direct ← hello bob, straight to you");
+    out.expect("[alice] direct ← hi alice, no server in between");
+    let summary = out.line("summary: ");
+    assert!(
+        summary.contains("(each side's in order), 2 messages peer to peer")
+            && summary.ends_with("so none of the direct ones"),
+        "{summary}"
+    );
+}
