@@ -50,7 +50,7 @@
 //!   socket ([`consumed`](RedisConn::consumed)), not when it was queued: a
 //!   slow link to Redis is measured, our own queue is not.
 
-
+pub mod broker;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -788,17 +788,29 @@ impl RedisConn {
 
     fn handle_pubsub(&mut self, items: Vec<Value>) -> Result<(), RedisError> {
         let mut it = items.into_iter();
-        let kind = it.next().and_then(bytes_of).ok_or(RedisError::MalformedPubSub)?;
+        let kind = it
+            .next()
+            .and_then(bytes_of)
+            .ok_or(RedisError::MalformedPubSub)?;
         let rest: Vec<Value> = it.collect();
         let event = match (kind.as_slice(), rest.as_slice()) {
             (b"message", [channel, payload]) | (b"pmessage", [_, channel, payload]) => {
                 RedisEvent::Message {
-                    channel: channel.as_bytes().ok_or(RedisError::MalformedPubSub)?.to_vec(),
-                    payload: payload.as_bytes().ok_or(RedisError::MalformedPubSub)?.to_vec(),
+                    channel: channel
+                        .as_bytes()
+                        .ok_or(RedisError::MalformedPubSub)?
+                        .to_vec(),
+                    payload: payload
+                        .as_bytes()
+                        .ok_or(RedisError::MalformedPubSub)?
+                        .to_vec(),
                 }
             }
             (b"subscribe", [channel, count]) => {
-                let channel = channel.as_bytes().ok_or(RedisError::MalformedPubSub)?.to_vec();
+                let channel = channel
+                    .as_bytes()
+                    .ok_or(RedisError::MalformedPubSub)?
+                    .to_vec();
                 let count = count.as_int().ok_or(RedisError::MalformedPubSub)?;
                 self.confirmed.insert(channel.clone());
                 RedisEvent::Subscribed { channel, count }
@@ -826,7 +838,11 @@ impl RedisConn {
 
 fn dedup<'a>(channels: &[&'a [u8]]) -> Vec<&'a [u8]> {
     let mut seen = BTreeSet::new();
-    channels.iter().copied().filter(|c| seen.insert(*c)).collect()
+    channels
+        .iter()
+        .copied()
+        .filter(|c| seen.insert(*c))
+        .collect()
 }
 
 fn bytes_of(v: Value) -> Option<Vec<u8>> {
@@ -882,7 +898,11 @@ impl Backoff {
             initial,
             max: max.max(initial),
             attempt: 0,
-            state: if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed },
+            state: if seed == 0 {
+                0x9E37_79B9_7F4A_7C15
+            } else {
+                seed
+            },
         }
     }
 
@@ -1023,7 +1043,8 @@ mod tests {
             take(&mut c, now),
             cmd(&[b"HELLO", b"3", b"AUTH", b"default", b"pw"])
         );
-        c.handle_read(b"-ERR unknown command 'HELLO'\r\n", now).unwrap();
+        c.handle_read(b"-ERR unknown command 'HELLO'\r\n", now)
+            .unwrap();
         assert_eq!(take(&mut c, now), cmd(&[b"AUTH", b"pw"]));
         c.handle_read(b"+OK\r\n", now).unwrap();
         assert_eq!(events(&mut c), vec![RedisEvent::Ready]);
@@ -1129,7 +1150,8 @@ mod tests {
         .unwrap();
         let ping = c.command(&[b"PING"]).unwrap();
         take(&mut c, now);
-        c.handle_read(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n", now).unwrap();
+        c.handle_read(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n", now)
+            .unwrap();
         assert_eq!(
             events(&mut c),
             vec![
@@ -1147,10 +1169,7 @@ mod tests {
                 },
                 RedisEvent::Reply {
                     id: ping,
-                    value: Value::Array(vec![
-                        Value::Bulk(b"pong".to_vec()),
-                        Value::Bulk(vec![])
-                    ])
+                    value: Value::Array(vec![Value::Bulk(b"pong".to_vec()), Value::Bulk(vec![])])
                 },
             ]
         );
@@ -1204,7 +1223,10 @@ mod tests {
         c.handle_timeout(t1 + timeout - Duration::from_millis(1));
         assert!(c.is_ready());
         c.handle_timeout(t1 + timeout);
-        assert_eq!(events(&mut c), vec![RedisEvent::Failed(RedisError::Timeout)]);
+        assert_eq!(
+            events(&mut c),
+            vec![RedisEvent::Failed(RedisError::Timeout)]
+        );
         assert_eq!(RedisError::Timeout.status(), 504);
     }
 
@@ -1218,10 +1240,7 @@ mod tests {
         let mut c = RedisConn::new(cfg);
         c.handle_connected(now);
         c.command(&[b"GET", b"a"]).unwrap();
-        assert_eq!(
-            c.command(&[&[b'x'; 60][..]]),
-            Err(RedisError::OutputFull)
-        );
+        assert_eq!(c.command(&[&[b'x'; 60][..]]), Err(RedisError::OutputFull));
         c.command(&[b"GET", b"b"]).unwrap();
         // HELLO is pending too: 3 of 3.
         assert_eq!(c.pending_len(), 3);
@@ -1244,9 +1263,15 @@ mod tests {
         assert!(delays[11] <= Duration::from_secs(5));
         // Same seed, same sequence; another seed, another one.
         let mut again = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), 42);
-        assert_eq!((0..12).map(|_| again.next_delay()).collect::<Vec<_>>(), delays);
+        assert_eq!(
+            (0..12).map(|_| again.next_delay()).collect::<Vec<_>>(),
+            delays
+        );
         let mut other = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), 7);
-        assert_ne!((0..12).map(|_| other.next_delay()).collect::<Vec<_>>(), delays);
+        assert_ne!(
+            (0..12).map(|_| other.next_delay()).collect::<Vec<_>>(),
+            delays
+        );
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));
     }
