@@ -64,7 +64,12 @@ fn round_trips(values: &[Value], l: &RespLimits) {
     for v in values {
         let once = encode(v);
         let (back, n) = parse(&once, l)
-            .unwrap_or_else(|e| panic!("re-parse failed: {e} on {:?}", String::from_utf8_lossy(&once)))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "re-parse failed: {e} on {:?}",
+                    String::from_utf8_lossy(&once)
+                )
+            })
             .expect("an encoded value is complete");
         assert_eq!(n, once.len());
         assert_eq!(encode(&back), once, "encoding is not canonical");

@@ -5,5 +5,5 @@
 
 pub mod http;
 pub mod longpoll;
-pub mod ws;
 pub mod redis;
+pub mod ws;

@@ -5,7 +5,7 @@
 pub mod chunked;
 pub mod http1;
 pub mod json;
+pub mod resp;
 pub mod sse;
 pub mod ws_frame;
 pub mod ws_handshake;
-pub mod resp;

@@ -698,7 +698,10 @@ mod tests {
     #[test]
     fn spec_simple_strings_and_errors() {
         pair(b"+OK\r\n", simple("OK"));
-        pair(b"-Error message\r\n", Value::Error(b"Error message".to_vec()));
+        pair(
+            b"-Error message\r\n",
+            Value::Error(b"Error message".to_vec()),
+        );
         pair(
             b"-ERR unknown command 'asdf'\r\n",
             Value::Error(b"ERR unknown command 'asdf'".to_vec()),
@@ -754,7 +757,11 @@ mod tests {
         );
         pair(
             b"*3\r\n:1\r\n:2\r\n:3\r\n",
-            Value::Array(vec![Value::Integer(1), Value::Integer(2), Value::Integer(3)]),
+            Value::Array(vec![
+                Value::Integer(1),
+                Value::Integer(2),
+                Value::Integer(3),
+            ]),
         );
         pair(
             b"*5\r\n:1\r\n:2\r\n:3\r\n:4\r\n$5\r\nhello\r\n",
@@ -769,7 +776,11 @@ mod tests {
         pair(
             b"*2\r\n*3\r\n:1\r\n:2\r\n:3\r\n*2\r\n+Hello\r\n-World\r\n",
             Value::Array(vec![
-                Value::Array(vec![Value::Integer(1), Value::Integer(2), Value::Integer(3)]),
+                Value::Array(vec![
+                    Value::Integer(1),
+                    Value::Integer(2),
+                    Value::Integer(3),
+                ]),
                 Value::Array(vec![simple("Hello"), Value::Error(b"World".to_vec())]),
             ]),
         );
@@ -891,8 +902,13 @@ mod tests {
         assert!(parse(b"$4\r\nabcd\r\n", &limits).unwrap().is_some());
         assert_eq!(parse(b"*3\r\n", &limits), Err(RespError::AggregateTooLong));
         assert_eq!(parse(b"%3\r\n", &limits), Err(RespError::AggregateTooLong));
-        assert_eq!(parse(b"*1\r\n*1\r\n*1\r\n*1\r\n", &limits), Err(RespError::TooDeep));
-        assert!(parse(b"*1\r\n*1\r\n*1\r\n:1\r\n", &limits).unwrap().is_some());
+        assert_eq!(
+            parse(b"*1\r\n*1\r\n*1\r\n*1\r\n", &limits),
+            Err(RespError::TooDeep)
+        );
+        assert!(parse(b"*1\r\n*1\r\n*1\r\n:1\r\n", &limits)
+            .unwrap()
+            .is_some());
         assert_eq!(parse(b"+abcdef", &limits), Err(RespError::LineTooLong));
         assert_eq!(parse(b"+abcde", &limits), Ok(None));
         assert!(parse(b"+abcde\r\n", &limits).unwrap().is_some());
@@ -943,7 +959,10 @@ mod tests {
         let (a, n) = parse(buf, &l).unwrap().unwrap();
         let (b, m) = parse(&buf[n..], &l).unwrap().unwrap();
         let (c, k) = parse(&buf[n + m..], &l).unwrap().unwrap();
-        assert_eq!((a, b, c), (simple("OK"), Value::Integer(1), Value::NullBulk));
+        assert_eq!(
+            (a, b, c),
+            (simple("OK"), Value::Integer(1), Value::NullBulk)
+        );
         assert_eq!(n + m + k, buf.len());
     }
 
