@@ -284,6 +284,9 @@ pub enum RedisError {
     Timeout,
     #[error("connection closed by Redis")]
     ConnectionClosed,
+    /// The socket failed; the kind is what the OS said (`ConnectionReset`).
+    #[error("socket error: {0:?}")]
+    Io(std::io::ErrorKind),
     /// `HELLO`, `AUTH` or `SELECT` was refused; the text is Redis's.
     #[error("Redis refused the handshake: {0}")]
     HandshakeRefused(String),
@@ -591,11 +594,19 @@ impl RedisConn {
         }
     }
 
-    /// The peer closed the connection (EOF, reset, or any read or write
-    /// error).
+    /// The peer closed the connection (a read returned 0 bytes).
     pub fn handle_eof(&mut self) {
         if matches!(self.state, State::Handshake | State::Ready) {
             let _ = self.fail(RedisError::ConnectionClosed);
+        }
+    }
+
+    /// A read or write on the socket failed (a reset, a refused
+    /// connection, …): like [`handle_eof`](Self::handle_eof), but the
+    /// reason says what happened.
+    pub fn handle_io_error(&mut self, kind: std::io::ErrorKind) {
+        if matches!(self.state, State::Handshake | State::Ready) {
+            let _ = self.fail(RedisError::Io(kind));
         }
     }
 
