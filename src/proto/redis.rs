@@ -39,13 +39,16 @@
 //!   `AUTH`. Then `SELECT` when the database is not 0. User commands are
 //!   held until all of that succeeded, so none runs unauthenticated or in
 //!   the wrong database.
-//! - Pub/sub: in RESP3 subscribe confirmations and messages are pushes
-//!   (`>`) and never answer a request, so commands and subscriptions share
-//!   one connection. In RESP2 they are arrays, told apart from replies
-//!   only by context (`subscribe` confirmations come in order; `message`
-//!   arrays only while subscribed); use a connection of its own for
-//!   subscriptions there, as Redis only allows pub/sub commands and PING
-//!   on a subscribed RESP2 connection.
+//! - Pub/sub: in RESP3 confirmations and messages are pushes (`>`), so
+//!   commands and subscriptions share one connection. In RESP2 they are
+//!   arrays, told apart from replies only by context (confirmations come
+//!   where SUBSCRIBE's reply would; `message` arrays only while
+//!   subscribed); use a connection of its own for subscriptions there, as
+//!   Redis only allows pub/sub commands and PING on a subscribed RESP2
+//!   connection. Either way a SUBSCRIBE counts as pending until each of its
+//!   channels is confirmed, so an error in its place is
+//!   [`RedisError::SubscribeRefused`], never taken for the next reply, and
+//!   a confirmation that never comes times out like a reply.
 //! - A reply's timer starts when the request's last byte was handed to the
 //!   socket ([`consumed`](RedisConn::consumed)), not when it was queued: a
 //!   slow link to Redis is measured, our own queue is not.
@@ -290,6 +293,10 @@ pub enum RedisError {
     /// `HELLO`, `AUTH` or `SELECT` was refused; the text is Redis's.
     #[error("Redis refused the handshake: {0}")]
     HandshakeRefused(String),
+    /// SUBSCRIBE or UNSUBSCRIBE was answered by an error; the text is
+    /// Redis's.
+    #[error("Redis refused the subscription: {0}")]
+    SubscribeRefused(String),
     #[error("too many requests without a reply")]
     TooManyPending,
     #[error("too many bytes of commands not yet written")]
@@ -336,8 +343,8 @@ enum Expect {
     Auth,
     Select,
     User(RequestId),
-    /// RESP2: this many `subscribe`/`unsubscribe` confirmations, one per
-    /// channel named, in order.
+    /// This many `subscribe`/`unsubscribe` confirmations, one per channel
+    /// named, in order.
     Confirmations(usize),
 }
 
@@ -672,13 +679,11 @@ impl RedisConn {
         let mut args = Vec::with_capacity(channels.len() + 1);
         args.push(verb);
         args.extend_from_slice(channels);
-        if self.protocol == Protocol::Resp2 {
-            self.send(&args, Expect::Confirmations(channels.len()));
-        } else {
-            // RESP3: the confirmations are pushes, not replies.
-            encode_command(&mut self.out, &args);
-            self.queued_total += command_len(&args) as u64;
-        }
+        // One confirmation per channel, in the reply stream where the
+        // command's reply would be: an array in RESP2, a push in RESP3
+        // (Redis writes it while executing the command, so it is in order
+        // with the replies around it).
+        self.send(&args, Expect::Confirmations(channels.len()));
     }
 
     fn queue_resp2_handshake(&mut self) {
@@ -730,38 +735,45 @@ impl RedisConn {
     }
 
     fn handle_value(&mut self, value: Value) -> Result<(), RedisError> {
-        if let Value::Push(items) = value {
-            return self.handle_pubsub(items);
-        }
-        let front = self.pending.front().map(|p| p.expect);
-        if self.protocol == Protocol::Resp2 {
-            let kind = pubsub_kind(&value);
-            let confirming = matches!(front, Some(Expect::Confirmations(_)));
-            if kind.is_some() && (confirming || !self.confirmed.is_empty()) {
-                let Value::Array(items) = value else {
-                    return Err(RedisError::MalformedPubSub);
-                };
-                let confirmation = matches!(kind, Some(b"subscribe" | b"unsubscribe"));
-                self.handle_pubsub(items)?;
-                if confirmation {
-                    if let Some(p) = self.pending.front_mut() {
-                        if let Expect::Confirmations(n) = &mut p.expect {
-                            *n -= 1;
-                            if *n == 0 {
-                                self.pop_pending();
-                            }
+        let confirming = matches!(
+            self.pending.front().map(|p| p.expect),
+            Some(Expect::Confirmations(_))
+        );
+        let kind = pubsub_kind(&value);
+        let pubsub = match &value {
+            Value::Push(_) => true,
+            // RESP2: only context tells a pub/sub array from a reply.
+            Value::Array(_) => {
+                self.protocol == Protocol::Resp2
+                    && kind.is_some()
+                    && (confirming || !self.confirmed.is_empty())
+            }
+            _ => false,
+        };
+        if pubsub {
+            let (Value::Push(items) | Value::Array(items)) = value else {
+                return Err(RedisError::MalformedPubSub);
+            };
+            self.handle_pubsub(items)?;
+            if confirming && matches!(kind, Some(b"subscribe" | b"unsubscribe")) {
+                if let Some(p) = self.pending.front_mut() {
+                    if let Expect::Confirmations(n) = &mut p.expect {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            self.pop_pending();
                         }
                     }
                 }
-                return Ok(());
             }
-            if confirming {
-                // SUBSCRIBE itself was refused (an ACL, …).
-                return Err(RedisError::HandshakeRefused(error_string(&value)));
-            }
+            return Ok(());
         }
         match self.pop_pending() {
-            None | Some(Expect::Confirmations(_)) => Err(RedisError::UnexpectedReply),
+            None => Err(RedisError::UnexpectedReply),
+            // Where its confirmations belong came a reply: SUBSCRIBE itself
+            // was refused (an ACL, …).
+            Some(Expect::Confirmations(_)) => {
+                Err(RedisError::SubscribeRefused(error_string(&value)))
+            }
             Some(Expect::User(id)) => {
                 self.events.push_back(RedisEvent::Reply { id, value });
                 Ok(())
@@ -1196,6 +1208,57 @@ mod tests {
             }]
         );
         assert_eq!(c.channels().collect::<Vec<_>>(), vec![&b"b"[..]]);
+    }
+
+    #[test]
+    fn a_refused_subscribe_is_not_taken_for_the_next_reply() {
+        let now = Instant::now();
+        let mut c = ready(true);
+        c.subscribe(&[b"secret"]).unwrap();
+        let get = c.command(&[b"GET", b"k"]).unwrap();
+        take(&mut c, now);
+        // The confirmation is pending like a reply: it has a timer.
+        assert!(c.poll_timeout().is_some());
+        let e = c
+            .handle_read(b"-NOPERM this user has no permissions to access the 'secret' channel\r\n$1\r\nv\r\n", now)
+            .unwrap_err();
+        assert!(matches!(e, RedisError::SubscribeRefused(ref t) if t.starts_with("NOPERM")));
+        let events = events(&mut c);
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, RedisEvent::Reply { id, .. } if *id == get)));
+    }
+
+    #[test]
+    fn resp3_confirmations_are_pushes_in_reply_order() {
+        let now = Instant::now();
+        let mut c = ready(true);
+        c.subscribe(&[b"a", b"b"]).unwrap();
+        let ping = c.command(&[b"PING"]).unwrap();
+        take(&mut c, now);
+        c.handle_read(
+            b">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n>3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n+PONG\r\n",
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            events(&mut c),
+            vec![
+                RedisEvent::Subscribed {
+                    channel: b"a".to_vec(),
+                    count: 1
+                },
+                RedisEvent::Subscribed {
+                    channel: b"b".to_vec(),
+                    count: 2
+                },
+                RedisEvent::Reply {
+                    id: ping,
+                    value: Value::Simple(b"PONG".to_vec())
+                },
+            ]
+        );
+        assert_eq!(c.pending_len(), 0);
     }
 
     #[test]
