@@ -54,6 +54,7 @@
 //!   slow link to Redis is measured, our own queue is not.
 
 pub mod broker;
+pub mod follow;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
