@@ -365,6 +365,11 @@ mod tests {
         MessageId { epoch, seq }
     }
 
+    /// An empty stream.
+    fn nothing() -> std::ops::RangeInclusive<u64> {
+        std::ops::RangeInclusive::new(1, 0)
+    }
+
     /// A topic in Redis: its epoch, and which seqs its stream still keeps.
     struct Topic {
         epoch: Option<u64>,
@@ -485,7 +490,7 @@ mod tests {
         let mut f = TopicFollower::new(Cursor::After(id(E, 2)), FollowLimits::default());
         let empty = Topic {
             epoch: Some(E),
-            kept: 1..=0,
+            kept: nothing(),
             last: 12,
         };
         serve(&mut f, &empty);
@@ -549,7 +554,7 @@ mod tests {
         let mut f = TopicFollower::new(Cursor::After(id(E, 2)), FollowLimits::default());
         let topic = Topic {
             epoch: None,
-            kept: 1..=0,
+            kept: nothing(),
             last: 0,
         };
         serve(&mut f, &topic);
