@@ -7,12 +7,13 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use pushwire::hub::MessageId;
+use pushwire::hub::{Cursor, MessageId};
 use pushwire::proto::redis::broker::{
     self, is_noscript, parse_entries, parse_live, parse_publish, parse_replay, parse_scan,
     HistoryLimits, PayloadKind, Script, TopicKeys,
 };
-use pushwire::proto::redis::{Protocol, RedisConfig, RedisError, RequestId};
+use pushwire::proto::redis::follow;
+use pushwire::proto::redis::{Protocol, RedisConfig, RedisError, RedisEvent, RequestId};
 use pushwire::wire::resp::Value;
 use support::{bulk, Client, RedisServer};
 
@@ -411,4 +412,132 @@ fn scan_lists_topics_by_prefix() {
         ["news.eu", "news.us"].map(String::from).into()
     );
     assert_eq!(scan_all(&mut c, "").len(), 4);
+}
+
+/// A subscriber as the hub will run one: SUBSCRIBE first, then the
+/// follower's replays on the same (RESP3) connection, live messages
+/// through it, and a resubscribe after the connection is lost.
+struct Subscriber {
+    client: Client,
+    follower: follow::TopicFollower,
+    script: Script,
+    topic: String,
+    replay: Option<RequestId>,
+    seen: Vec<follow::FollowEvent>,
+}
+
+impl Subscriber {
+    fn start(url: &str, topic: &str, cursor: Cursor) -> Subscriber {
+        let mut client = ready(url);
+        let script = Script::replay();
+        client.call(&script.load().args());
+        client
+            .conn
+            .subscribe(&[&TopicKeys::new(topic).channel])
+            .unwrap();
+        client.subscribed();
+        Subscriber {
+            client,
+            follower: follow::TopicFollower::new(cursor, Default::default()),
+            script,
+            topic: topic.to_string(),
+            replay: None,
+            seen: Vec::new(),
+        }
+    }
+
+    /// One turn: send a replay if one is asked for, handle what came.
+    fn step(&mut self) {
+        if self.replay.is_none() && self.client.conn.is_ready() {
+            if let Some(req) = self.follower.poll_request() {
+                let cmd = broker::replay(&self.script, &self.topic, req.after, req.count);
+                self.replay = Some(self.client.conn.command(&cmd.args()).unwrap());
+            }
+        }
+        self.client.step();
+        while let Some(event) = self.client.events.pop_front() {
+            match event {
+                RedisEvent::Message { payload, .. } => {
+                    self.follower.handle_live(parse_live(&payload).unwrap())
+                }
+                RedisEvent::Reply { id, value } if Some(id) == self.replay => {
+                    self.replay = None;
+                    self.follower.handle_replay(parse_replay(&value).unwrap());
+                }
+                RedisEvent::Subscribed { .. } => self.follower.handle_resubscribed(),
+                RedisEvent::Failed(_) => {
+                    if self.replay.take().is_some() {
+                        self.follower.handle_replay_failed();
+                    }
+                    self.client.reconnect();
+                }
+                _ => {}
+            }
+        }
+        while let Some(e) = self.follower.poll_event() {
+            self.seen.push(e);
+        }
+    }
+
+    fn run_until_seq(&mut self, seq: u64) {
+        let deadline = std::time::Instant::now() + support::PATIENCE;
+        while self.follower.last_id().is_none_or(|id| id.seq < seq) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stuck at {:?}",
+                self.follower.last_id()
+            );
+            self.step();
+        }
+    }
+}
+
+#[test]
+fn a_follower_replays_goes_live_and_fills_what_pubsub_missed() {
+    let server = server!();
+    let mut publisher = ready(&server.url());
+    let script = Script::publish();
+    publish_range(&mut publisher, &script, 1..=100);
+    let epoch = publish(&mut publisher, &script, "f", None, "101").epoch;
+
+    let mut sub = Subscriber::start(
+        &server.url(),
+        "f",
+        Cursor::After(MessageId { epoch, seq: 50 }),
+    );
+    // Published while the replay is being asked for and read.
+    publish_range(&mut publisher, &script, 102..=150);
+    sub.run_until_seq(150);
+
+    // The subscriber's connection drops; what is published meanwhile never
+    // comes by pub/sub.
+    sub.client.stream = None;
+    publish_range(&mut publisher, &script, 151..=200);
+    sub.client
+        .conn
+        .handle_io_error(std::io::ErrorKind::ConnectionReset);
+    sub.run_until_seq(200);
+    publish_range(&mut publisher, &script, 201..=210);
+    sub.run_until_seq(210);
+
+    let seqs: Vec<u64> = sub
+        .seen
+        .iter()
+        .map(|e| match e {
+            follow::FollowEvent::Message(r) => {
+                assert_eq!(r.id.epoch, epoch);
+                assert_eq!(r.data, r.id.seq.to_string());
+                r.id.seq
+            }
+            gap => panic!("no gap expected: {gap:?}"),
+        })
+        .collect();
+    assert_eq!(seqs, (51..=210).collect::<Vec<_>>(), "each once, in order");
+}
+
+fn publish_range(c: &mut Client, script: &Script, seqs: std::ops::RangeInclusive<u64>) {
+    for s in seqs {
+        let id = publish(c, script, "f", None, &s.to_string());
+        assert_eq!(id.seq, s);
+    }
 }
