@@ -45,7 +45,10 @@ struct Fake {
 impl Fake {
     /// Serves one connection per behavior, in order.
     fn start(behaviors: Vec<Behavior>, auth: &str) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Fake::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), behaviors, auth)
+    }
+
+    fn start_on(listener: TcpListener, behaviors: Vec<Behavior>, auth: &str) -> Fake {
         let url = format!(
             "redis://{auth}127.0.0.1:{}/1",
             listener.local_addr().unwrap().port()
@@ -368,5 +371,37 @@ fn failed_connection_refuses_commands_until_reset() {
     c.reconnect();
     c.wait_ready();
     assert_eq!(c.call(&[b"PING"]), Value::Simple(b"PONG".to_vec()));
+    c.stream = None;
+}
+
+#[test]
+fn a_server_that_is_down_is_refused_then_reached_after_backoff() {
+    // A port nobody listens on (for the moment).
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/1");
+    let mut c = Client::with_config(config(&url, Duration::from_secs(10)));
+    let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(100), 9);
+    assert_eq!(
+        c.failure(),
+        RedisError::Io(std::io::ErrorKind::ConnectionRefused)
+    );
+    let held = c.conn.command(&[b"ECHO", b"x"]);
+    assert_eq!(held, Err(RedisError::NotConnected), "failed until reset");
+    recover(&mut c, &mut backoff);
+    assert_eq!(
+        c.failure(),
+        RedisError::Io(std::io::ErrorKind::ConnectionRefused)
+    );
+    // Redis comes up on that port.
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let _fake = Fake::start_on(listener, vec![Behavior::Normal], "");
+    let delay = recover(&mut c, &mut backoff);
+    assert!(delay >= Duration::from_millis(10), "{delay:?}");
+    c.wait_ready();
+    assert_eq!(c.call(&[b"ECHO", b"up"]), bulk("up"));
     c.stream = None;
 }

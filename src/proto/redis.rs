@@ -10,8 +10,10 @@
 //! The driver owns the socket and the clock. For one TCP connection:
 //!
 //! 1. [`RedisConn::new`] (once), then connect the socket to
-//!    [`RedisConfig::addr`]; when it is connected, call
-//!    [`handle_connected`](RedisConn::handle_connected).
+//!    [`RedisConfig::addr`] ([`handle_connect_started`](RedisConn::handle_connect_started)
+//!    arms the connect timeout); when it is connected, call
+//!    [`handle_connected`](RedisConn::handle_connected); if the connect
+//!    fails, [`handle_io_error`](RedisConn::handle_io_error).
 //! 2. [`command`](RedisConn::command), [`subscribe`](RedisConn::subscribe)
 //!    and [`unsubscribe`](RedisConn::unsubscribe) at any time; commands
 //!    issued before the handshake is done wait for it.
@@ -19,7 +21,8 @@
 //!    write, then [`consumed`](RedisConn::consumed) with how many bytes
 //!    went out and `now`. A short write is normal.
 //! 4. Whenever bytes are read: [`handle_read`](RedisConn::handle_read);
-//!    on EOF or a reset: [`handle_eof`](RedisConn::handle_eof).
+//!    on EOF [`handle_eof`](RedisConn::handle_eof), on a socket error
+//!    [`handle_io_error`](RedisConn::handle_io_error).
 //! 5. After each of these: drain [`poll_event`](RedisConn::poll_event), and
 //!    sleep no later than [`poll_timeout`](RedisConn::poll_timeout); when it
 //!    comes, [`handle_timeout`](RedisConn::handle_timeout).
@@ -70,6 +73,10 @@ pub struct RedisLimits {
     /// connection fails with [`RedisError::Timeout`]: a server that stopped
     /// answering one request will not answer the ones behind it.
     pub reply_timeout: Duration,
+    /// How long a connect may take ([`RedisConn::handle_connect_started`]
+    /// to [`RedisConn::handle_connected`]). Past it the connection fails
+    /// with [`RedisError::ConnectTimeout`].
+    pub connect_timeout: Duration,
     /// Most requests sent or held without a reply yet. At it,
     /// [`RedisConn::command`] refuses with [`RedisError::TooManyPending`].
     pub max_pending: usize,
@@ -94,6 +101,7 @@ impl Default for RedisLimits {
     fn default() -> Self {
         RedisLimits {
             reply_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
             max_pending: 10_000,
             max_output_bytes: 64 * 1024 * 1024,
             max_input_bytes: 64 * 1024 * 1024 + 1024,
@@ -286,6 +294,8 @@ pub enum RedisError {
     ReplyTooLarge,
     #[error("no reply within the timeout")]
     Timeout,
+    #[error("connect did not complete within the timeout")]
+    ConnectTimeout,
     #[error("connection closed by Redis")]
     ConnectionClosed,
     /// The socket failed; the kind is what the OS said (`ConnectionReset`).
@@ -322,7 +332,7 @@ impl RedisError {
             | RedisError::UnexpectedReply
             | RedisError::MalformedPubSub
             | RedisError::ReplyTooLarge => 502,
-            RedisError::Timeout => 504,
+            RedisError::Timeout | RedisError::ConnectTimeout => 504,
             _ => 503,
         }
     }
@@ -332,6 +342,8 @@ impl RedisError {
 enum State {
     /// No socket yet, or [`RedisConn::reset`] since the last one.
     Idle,
+    /// A connect is in progress (until the deadline).
+    Connecting(Instant),
     Handshake,
     Ready,
     Failed,
@@ -440,10 +452,20 @@ impl RedisConn {
         self.wanted.iter().map(Vec::as_slice)
     }
 
+    /// A non-blocking connect was started at `now`: if it has not
+    /// completed by [`RedisLimits::connect_timeout`], the connection fails
+    /// with [`RedisError::ConnectTimeout`]. (A driver that connects
+    /// blocking skips this.)
+    pub fn handle_connect_started(&mut self, now: Instant) {
+        if self.state == State::Idle {
+            self.state = State::Connecting(now + self.config.limits.connect_timeout);
+        }
+    }
+
     /// The socket is connected: queue the handshake.
     pub fn handle_connected(&mut self, now: Instant) {
         let _ = now;
-        if self.state != State::Idle {
+        if !matches!(self.state, State::Idle | State::Connecting(_)) {
             return;
         }
         self.state = State::Handshake;
@@ -572,7 +594,7 @@ impl RedisConn {
             State::Failed => return Err(RedisError::NotConnected),
             // Redis never speaks first; bytes before our first command are
             // not a reply to anything.
-            State::Idle => return self.fail(RedisError::UnexpectedReply),
+            State::Idle | State::Connecting(_) => return self.fail(RedisError::UnexpectedReply),
             _ => {}
         }
         self.input.extend_from_slice(bytes);
@@ -604,23 +626,31 @@ impl RedisConn {
 
     /// The peer closed the connection (a read returned 0 bytes).
     pub fn handle_eof(&mut self) {
-        if matches!(self.state, State::Handshake | State::Ready) {
+        if matches!(
+            self.state,
+            State::Connecting(_) | State::Handshake | State::Ready
+        ) {
             let _ = self.fail(RedisError::ConnectionClosed);
         }
     }
 
-    /// A read or write on the socket failed (a reset, a refused
+    /// Connecting, reading or writing failed (a reset, a refused
     /// connection, …): like [`handle_eof`](Self::handle_eof), but the
     /// reason says what happened.
     pub fn handle_io_error(&mut self, kind: std::io::ErrorKind) {
-        if matches!(self.state, State::Handshake | State::Ready) {
+        if matches!(
+            self.state,
+            State::Idle | State::Connecting(_) | State::Handshake | State::Ready
+        ) {
             let _ = self.fail(RedisError::Io(kind));
         }
     }
 
-    /// When the oldest written request times out, if any is waiting.
+    /// When the connect or the oldest written request times out, if one
+    /// is waiting.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
+            State::Connecting(deadline) => Some(deadline),
             State::Handshake | State::Ready => self.pending.front().and_then(|p| p.deadline),
             _ => None,
         }
@@ -630,7 +660,11 @@ impl RedisConn {
     /// or spurious calls are harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.poll_timeout().is_some_and(|d| d <= now) {
-            let _ = self.fail(RedisError::Timeout);
+            let e = match self.state {
+                State::Connecting(_) => RedisError::ConnectTimeout,
+                _ => RedisError::Timeout,
+            };
+            let _ = self.fail(e);
         }
     }
 
@@ -736,6 +770,12 @@ impl RedisConn {
     }
 
     fn handle_value(&mut self, value: Value) -> Result<(), RedisError> {
+        // RESP3 attributes annotate the value after them; a push keeps
+        // being a push with them (its metadata is not ours to use).
+        let value = match value {
+            Value::Attributed { value, .. } if matches!(*value, Value::Push(_)) => *value,
+            other => other,
+        };
         let confirming = matches!(
             self.pending.front().map(|p| p.expect),
             Some(Expect::Confirmations(_))
@@ -1324,6 +1364,58 @@ mod tests {
         assert_eq!(
             c.handle_read(b"$100\r\n0123456789", now),
             Err(RedisError::ReplyTooLarge)
+        );
+    }
+
+    #[test]
+    fn a_connect_that_hangs_or_is_refused_fails_by_name() {
+        let t0 = Instant::now();
+        let mut c = RedisConn::new(config("redis://h"));
+        c.handle_connect_started(t0);
+        let deadline = t0 + RedisLimits::default().connect_timeout;
+        assert_eq!(c.poll_timeout(), Some(deadline));
+        c.handle_timeout(deadline);
+        assert_eq!(
+            events(&mut c),
+            vec![RedisEvent::Failed(RedisError::ConnectTimeout)]
+        );
+        c.reset();
+        c.handle_io_error(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            events(&mut c),
+            vec![RedisEvent::Failed(RedisError::Io(
+                std::io::ErrorKind::ConnectionRefused
+            ))]
+        );
+        c.reset();
+        c.handle_connect_started(t0);
+        c.handle_connected(t0);
+        assert_eq!(c.poll_timeout(), None, "HELLO not written yet");
+    }
+
+    #[test]
+    fn a_push_with_attributes_is_still_a_push() {
+        let now = Instant::now();
+        let mut c = ready(true);
+        let ping = c.command(&[b"PING"]).unwrap();
+        take(&mut c, now);
+        c.handle_read(
+            b"|1\r\n+ttl\r\n:3\r\n>3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\np\r\n+PONG\r\n",
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            events(&mut c),
+            vec![
+                RedisEvent::Message {
+                    channel: b"c".to_vec(),
+                    payload: b"p".to_vec()
+                },
+                RedisEvent::Reply {
+                    id: ping,
+                    value: Value::Simple(b"PONG".to_vec())
+                },
+            ]
         );
     }
 

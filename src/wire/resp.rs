@@ -98,8 +98,8 @@ pub enum Value {
     Boolean(bool),
     /// `,1.23`, `,inf`, `,-inf`, `,nan`
     Double(f64),
-    /// `(3492890328409238509324850943850943825024385`: the digits, with
-    /// their sign, as sent; there is no integer type wide enough here.
+    /// `(3492890328409238509324850943850943825024385`: the digits, with a
+    /// `-` if negative, as sent; there is no integer type wide enough here.
     BigNumber(Vec<u8>),
     /// `!21 SYNTAX invalid syntax`: an error that may hold any bytes.
     BulkError(Vec<u8>),
@@ -454,7 +454,8 @@ fn parse_item(buf: &[u8], limits: &RespLimits) -> Result<Option<(Item, usize)>, 
                     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
                         return Err(RespError::InvalidBigNumber);
                     }
-                    Value::BigNumber(text.to_vec())
+                    // One spelling: a `+` says nothing.
+                    Value::BigNumber(text.strip_prefix(b"+").unwrap_or(text).to_vec())
                 }
             };
             value(v, n)
@@ -810,6 +811,7 @@ mod tests {
             Value::BigNumber(b"3492890328409238509324850943850943825024385".to_vec()),
         );
         pair(b"(-1\r\n", Value::BigNumber(b"-1".to_vec()));
+        assert_eq!(one(b"(+12\r\n"), Value::BigNumber(b"12".to_vec()));
         pair(
             b"!21\r\nSYNTAX invalid syntax\r\n",
             Value::BulkError(b"SYNTAX invalid syntax".to_vec()),

@@ -117,7 +117,11 @@ impl Client {
 
     /// A new socket for the connection (first or after a failure).
     pub fn open(&mut self) {
-        let stream = TcpStream::connect(self.conn.config().addr()).unwrap();
+        self.conn.handle_connect_started(Instant::now());
+        let stream = match TcpStream::connect(self.conn.config().addr()) {
+            Ok(s) => s,
+            Err(e) => return self.conn.handle_io_error(e.kind()),
+        };
         stream.set_nodelay(true).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_millis(10)))
