@@ -284,6 +284,9 @@ pub fn parse(buf: &[u8], limits: &RespLimits) -> Result<Option<(Value, usize)>, 
 /// Reads one line: the bytes before CRLF, and how many bytes the line took
 /// with its CRLF. At most `max` bytes before the CRLF.
 fn line(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, RespError> {
+    // RESP spec, "Simple strings": "the string mustn't contain a CR (\r)
+    // or LF (\n) character and is terminated by CRLF (i.e., \r\n)". The
+    // same holds for every line-framed value and length.
     let window = &buf[..buf.len().min(max.saturating_add(1))];
     match window.iter().position(|&b| b == b'\r' || b == b'\n') {
         Some(i) if buf[i] == b'\n' => Err(RespError::BareLf),
@@ -299,6 +302,8 @@ fn line(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, RespError> {
 
 /// A length or count line: `Some(n)`, or `None` for `-1` (a RESP2 null).
 fn length(text: &[u8]) -> Result<Option<usize>, RespError> {
+    // RESP spec, "Bulk strings": the length is "one or more decimal digits
+    // (0..9)"; "Null bulk strings" and "Null arrays": `-1`, RESP2 only.
     match text {
         b"-1" => Ok(None),
         b"?" => Err(RespError::StreamedNotSupported),
@@ -315,6 +320,8 @@ fn length(text: &[u8]) -> Result<Option<usize>, RespError> {
 }
 
 fn integer(text: &[u8]) -> Result<i64, RespError> {
+    // RESP spec, "Integers": `:[<+|->]<value>\r\n`, "a CRLF-terminated
+    // string that represents a signed, base-10, 64-bit integer".
     let (negative, digits) = match text {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
@@ -415,6 +422,8 @@ fn blob<'a>(
         }
         return Ok(None);
     }
+    // RESP spec, "Bulk strings": `$<length>\r\n<data>\r\n`: the final
+    // CRLF is part of the framing, not optional.
     if &rest[len..len + 2] != b"\r\n" {
         return Err(RespError::MissingCrlfAfterBulk);
     }
@@ -438,8 +447,10 @@ fn parse_item(buf: &[u8], limits: &RespLimits) -> Result<Option<(Item, usize)>, 
                 b'+' => Value::Simple(text.to_vec()),
                 b'-' => Value::Error(text.to_vec()),
                 b':' => Value::Integer(integer(text)?),
+                // RESP spec, "Nulls": `_\r\n`, nothing between.
                 b'_' if text.is_empty() => Value::Null,
                 b'_' => return Err(RespError::NullWithData),
+                // RESP spec, "Booleans": `#<t|f>\r\n`.
                 b'#' => match text {
                     b"t" => Value::Boolean(true),
                     b"f" => Value::Boolean(false),
@@ -471,6 +482,9 @@ fn parse_item(buf: &[u8], limits: &RespLimits) -> Result<Option<(Item, usize)>, 
                 // bulk strings and arrays.
                 (_, None) => return Err(RespError::InvalidLength),
                 (b'!', Some(p)) => Value::BulkError(p.to_vec()),
+                // RESP spec, "Verbatim strings": "exactly three bytes
+                // represent the data's encoding", then `:`, then the data;
+                // the length counts all of it.
                 (_, Some(p)) => match p {
                     [a, b, c, b':', text @ ..] => Value::Verbatim {
                         format: [*a, *b, *c],
@@ -485,6 +499,8 @@ fn parse_item(buf: &[u8], limits: &RespLimits) -> Result<Option<(Item, usize)>, 
             let Some((text, n)) = simple_line(MAX_LENGTH_LINE)? else {
                 return Ok(None);
             };
+            // RESP spec, "Maps", "Attributes": the count is of entries
+            // (pairs), so a map holds twice as many values.
             let count = match (length(text)?, kind) {
                 (None, b'*') => return value(Value::NullArray, n),
                 (None, _) => return Err(RespError::InvalidLength),
