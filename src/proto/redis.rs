@@ -55,6 +55,20 @@
 //! - A reply's timer starts when the request's last byte was handed to the
 //!   socket ([`consumed`](RedisConn::consumed)), not when it was queued: a
 //!   slow link to Redis is measured, our own queue is not.
+//!
+//! # Not supported
+//!
+//! - `CLIENT REPLY OFF|SKIP` and `MONITOR`: they break the one reply per
+//!   command that matching relies on.
+//! - Blocking commands (`BLPOP`, `XREAD BLOCK`) on a shared connection:
+//!   every reply behind them waits, and past `reply_timeout` the
+//!   connection fails.
+//! - `PSUBSCRIBE` and `SSUBSCRIBE` are not offered (a `pmessage` is
+//!   understood). Cluster redirections (`MOVED`, `ASK`) come back as error
+//!   replies; Sentinel and `rediss://` (TLS) are not spoken.
+//! - A reply that arrives in many reads is parsed again from its start on
+//!   each read: the cost per read is its number of elements so far (a long
+//!   bulk string is skipped by its length, not scanned).
 
 pub mod broker;
 pub mod follow;
