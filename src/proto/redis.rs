@@ -127,7 +127,7 @@ impl Default for RedisLimits {
 }
 
 /// Where and how to connect: read from `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisConfig {
     /// A name or an address; IPv6 without its brackets.
     pub host: String,
@@ -140,6 +140,21 @@ pub struct RedisConfig {
     /// Try `HELLO 3` first (on by default). Off: RESP2 from the start.
     pub resp3: bool,
     pub limits: RedisLimits,
+}
+
+/// The password is never printed: a config ends up in logs and panics.
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("resp3", &self.resp3)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl RedisConfig {
@@ -385,7 +400,6 @@ struct Pending {
 
 /// A sans-IO Redis client connection (see the module comment for how to
 /// drive it).
-#[derive(Debug)]
 pub struct RedisConn {
     config: RedisConfig,
     state: State,
@@ -410,6 +424,26 @@ pub struct RedisConn {
     wanted: BTreeSet<Vec<u8>>,
     /// Channels Redis confirmed on this socket.
     confirmed: BTreeSet<Vec<u8>>,
+}
+
+/// Sizes, not bytes: the output holds the password while HELLO or AUTH
+/// is queued.
+impl std::fmt::Debug for RedisConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConn")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .field("protocol", &self.protocol)
+            .field("pending", &self.pending_len())
+            .field(
+                "unwritten",
+                &(self.out.len() - self.out_head + self.held_out.len()),
+            )
+            .field("input", &self.input.len())
+            .field("events", &self.events.len())
+            .field("channels", &self.wanted.len())
+            .finish()
+    }
 }
 
 impl RedisConn {
@@ -1063,6 +1097,13 @@ mod tests {
         assert_eq!(c.username.as_deref(), Some("alice"));
         assert_eq!(c.password.as_deref(), Some("p@ss:w"));
         assert_eq!(c.addr(), "[::1]:7000");
+        let mut conn = RedisConn::new(c);
+        conn.handle_connected(Instant::now());
+        let shown = format!("{conn:?}");
+        assert!(
+            !shown.contains("p@ss") && shown.contains("<redacted>"),
+            "{shown}"
+        );
         let c = config("redis://:secret@h");
         assert_eq!((c.username, c.password.as_deref()), (None, Some("secret")));
         let c = config("redis://secret@h");
