@@ -8,7 +8,8 @@
 //!    gives the same values and the same error, and "need more" never
 //!    consumes anything.
 //! 3. Each strict prefix of a value is "need more", never an error.
-//! 4. `encode_command` is an array of bulk strings of `command_len` bytes.
+//! 4. `encode_command` is an array of bulk strings of `command_len` bytes,
+//!    and `scan` answers what `parse` does, without building.
 //! 5. A `RedisConn` (RESP2, subscribed, with requests pending) fed the
 //!    input whole and in pieces reports the same events.
 //! 6. The broker's reply parsers take any value without panicking, and a
@@ -19,7 +20,9 @@ use std::time::Instant;
 
 use pushwire::proto::redis::broker;
 use pushwire::proto::redis::{RedisConfig, RedisConn, RedisEvent};
-use pushwire::wire::resp::{command_len, encode_command, parse, RespError, RespLimits, Value};
+use pushwire::wire::resp::{
+    command_len, encode_command, parse, scan, RespError, RespLimits, Value,
+};
 
 fn limits() -> RespLimits {
     RespLimits {
@@ -37,6 +40,7 @@ pub fn check(data: &[u8]) {
     prefixes(data, &l);
     split(data, &whole, &l);
     commands(data, &l);
+    assert_eq!(scan(data, &l), parse(data, &l).map(|v| v.map(|(_, n)| n)));
     connection(data, &l);
     broker_parsers(data, &whole.0);
 }

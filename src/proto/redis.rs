@@ -66,9 +66,10 @@
 //! - `PSUBSCRIBE` and `SSUBSCRIBE` are not offered (a `pmessage` is
 //!   understood). Cluster redirections (`MOVED`, `ASK`) come back as error
 //!   replies; Sentinel and `rediss://` (TLS) are not spoken.
-//! - A reply that arrives in many reads is parsed again from its start on
-//!   each read: the cost per read is its number of elements so far (a long
-//!   bulk string is skipped by its length, not scanned).
+//! - A reply that arrives in many reads is scanned again from its start on
+//!   each read (without copying: [`crate::wire::resp::scan`]): the cost
+//!   per read is its number of elements so far; a long bulk string is
+//!   skipped by its length. A resumable parser would make it constant.
 
 pub mod broker;
 pub mod follow;
@@ -78,7 +79,12 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::wire::resp::{command_len, encode_command, parse, RespError, RespLimits, Value};
+use crate::wire::resp::{command_len, encode_command, parse, scan, RespError, RespLimits, Value};
+
+/// Unparsed input above which a reply is scanned for completeness before
+/// it is parsed: below it, building a reply that turns out incomplete
+/// costs less than walking it twice.
+const SCAN_FIRST: usize = 16 * 1024;
 
 /// Every limit of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -648,7 +654,17 @@ impl RedisConn {
         self.input.extend_from_slice(bytes);
         let mut at = 0;
         let result = loop {
-            match parse(&self.input[at..], &self.config.limits.resp) {
+            let rest = &self.input[at..];
+            // A large reply arrives in many reads; checking that it is whole
+            // first (no copies) keeps each read from building it again.
+            if rest.len() > SCAN_FIRST {
+                match scan(rest, &self.config.limits.resp) {
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(RedisError::Protocol(e)),
+                    Ok(Some(_)) => {}
+                }
+            }
+            match parse(rest, &self.config.limits.resp) {
                 Ok(Some((value, n))) => {
                     at += n;
                     if let Err(e) = self.handle_value(value) {
@@ -1236,6 +1252,30 @@ mod tests {
                     value: Value::Integer(7)
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_large_reply_in_small_reads_is_one_reply() {
+        let now = Instant::now();
+        let mut c = ready(true);
+        let id = c.command(&[b"XRANGE", b"s", b"-", b"+"]).unwrap();
+        take(&mut c, now);
+        let items: Vec<Value> = (0..5000)
+            .map(|i| Value::Bulk(format!("entry {i}").into_bytes()))
+            .collect();
+        let mut reply = Vec::new();
+        Value::Array(items.clone()).encode(&mut reply);
+        assert!(reply.len() > 4 * SCAN_FIRST);
+        for piece in reply.chunks(1000) {
+            c.handle_read(piece, now).unwrap();
+        }
+        assert_eq!(
+            events(&mut c),
+            vec![RedisEvent::Reply {
+                id,
+                value: Value::Array(items)
+            }]
         );
     }
 

@@ -231,10 +231,25 @@ fn pairs(items: Vec<Value>) -> Vec<(Value, Value)> {
 /// start with more bytes). An error does not depend on bytes after the
 /// point where it was found.
 pub fn parse(buf: &[u8], limits: &RespLimits) -> Result<Option<(Value, usize)>, RespError> {
+    walk(buf, limits, true)
+}
+
+/// What [`parse`] would answer, without building the value: how many bytes
+/// the first value takes, `Ok(None)` if it is incomplete, or the same
+/// error. It copies nothing and allocates only its stack of open
+/// aggregates, so a caller waiting for a large reply can ask it on every
+/// read and parse only once the reply is whole.
+pub fn scan(buf: &[u8], limits: &RespLimits) -> Result<Option<usize>, RespError> {
+    Ok(walk(buf, limits, false)?.map(|(_, n)| n))
+}
+
+/// The parser. Without `build`, strings are not copied and aggregates keep
+/// no elements: the structure is checked, the value is a placeholder.
+fn walk(buf: &[u8], limits: &RespLimits, build: bool) -> Result<Option<(Value, usize)>, RespError> {
     let mut pos = 0;
     let mut stack: Vec<Frame> = Vec::new();
     loop {
-        let Some((item, n)) = parse_item(&buf[pos..], limits)? else {
+        let Some((item, n)) = parse_item(&buf[pos..], limits, build)? else {
             return Ok(None);
         };
         pos += n;
@@ -254,7 +269,11 @@ pub fn parse(buf: &[u8], limits: &RespLimits) -> Result<Option<(Value, usize)>, 
                     remaining,
                     // Bounded by what can have arrived: each value takes at
                     // least 3 bytes.
-                    items: Vec::with_capacity(remaining.min((buf.len() - pos) / 3)),
+                    items: if build {
+                        Vec::with_capacity(remaining.min((buf.len() - pos) / 3))
+                    } else {
+                        Vec::new()
+                    },
                 };
                 if remaining > 0 {
                     stack.push(frame);
@@ -267,7 +286,9 @@ pub fn parse(buf: &[u8], limits: &RespLimits) -> Result<Option<(Value, usize)>, 
             let Some(top) = stack.last_mut() else {
                 return Ok(Some((value, pos)));
             };
-            top.items.push(value);
+            if build {
+                top.items.push(value);
+            }
             top.remaining -= 1;
             if top.remaining > 0 {
                 break;
@@ -430,7 +451,12 @@ fn blob<'a>(
     Ok(Some((Some(&rest[..len]), head + len + 2)))
 }
 
-fn parse_item(buf: &[u8], limits: &RespLimits) -> Result<Option<(Item, usize)>, RespError> {
+fn parse_item(
+    buf: &[u8],
+    limits: &RespLimits,
+    build: bool,
+) -> Result<Option<(Item, usize)>, RespError> {
+    let copy = |b: &[u8]| if build { b.to_vec() } else { Vec::new() };
     let Some(&kind) = buf.first() else {
         return Ok(None);
     };
@@ -444,8 +470,8 @@ fn parse_item(buf: &[u8], limits: &RespLimits) -> Result<Option<(Item, usize)>, 
                 return Ok(None);
             };
             let v = match kind {
-                b'+' => Value::Simple(text.to_vec()),
-                b'-' => Value::Error(text.to_vec()),
+                b'+' => Value::Simple(copy(text)),
+                b'-' => Value::Error(copy(text)),
                 b':' => Value::Integer(integer(text)?),
                 // RESP spec, "Nulls": `_\r\n`, nothing between.
                 b'_' if text.is_empty() => Value::Null,
@@ -466,7 +492,7 @@ fn parse_item(buf: &[u8], limits: &RespLimits) -> Result<Option<(Item, usize)>, 
                         return Err(RespError::InvalidBigNumber);
                     }
                     // One spelling: a `+` says nothing.
-                    Value::BigNumber(text.strip_prefix(b"+").unwrap_or(text).to_vec())
+                    Value::BigNumber(copy(text.strip_prefix(b"+").unwrap_or(text)))
                 }
             };
             value(v, n)
@@ -477,18 +503,18 @@ fn parse_item(buf: &[u8], limits: &RespLimits) -> Result<Option<(Item, usize)>, 
             };
             let v = match (kind, payload) {
                 (b'$', None) => Value::NullBulk,
-                (b'$', Some(p)) => Value::Bulk(p.to_vec()),
+                (b'$', Some(p)) => Value::Bulk(copy(p)),
                 // RESP3 has one null, `_`; `-1` is RESP2's, and only for
                 // bulk strings and arrays.
                 (_, None) => return Err(RespError::InvalidLength),
-                (b'!', Some(p)) => Value::BulkError(p.to_vec()),
+                (b'!', Some(p)) => Value::BulkError(copy(p)),
                 // RESP spec, "Verbatim strings": "exactly three bytes
                 // represent the data's encoding", then `:`, then the data;
                 // the length counts all of it.
                 (_, Some(p)) => match p {
                     [a, b, c, b':', text @ ..] => Value::Verbatim {
                         format: [*a, *b, *c],
-                        text: text.to_vec(),
+                        text: copy(text),
                     },
                     _ => return Err(RespError::VerbatimWithoutFormat),
                 },
@@ -968,6 +994,27 @@ mod tests {
         };
         assert_eq!(parse(b"*1000000000000\r\n:1\r\n", &limits), Ok(None));
         assert_eq!(parse(b"%1000000000000\r\n", &limits), Ok(None));
+    }
+
+    #[test]
+    fn scan_agrees_with_parse_without_building() {
+        let l = RespLimits::default();
+        for input in [
+            &b"*2\r\n$5\r\nhello\r\n%1\r\n+a\r\n|1\r\n+k\r\n:1\r\n:2\r\n"[..],
+            b"*3\r\n$5\r\nhello\r\n$-1\r\n$5\r\nwor",
+            b"*1\r\n+OK\n",
+            b"=3\r\ntxt\r\n",
+        ] {
+            for cut in 0..=input.len() {
+                let part = &input[..cut];
+                assert_eq!(
+                    scan(part, &l),
+                    parse(part, &l).map(|v| v.map(|(_, n)| n)),
+                    "{:?}",
+                    String::from_utf8_lossy(part)
+                );
+            }
+        }
     }
 
     #[test]
