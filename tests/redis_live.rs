@@ -541,3 +541,21 @@ fn publish_range(c: &mut Client, script: &Script, seqs: std::ops::RangeInclusive
         assert_eq!(id.seq, s);
     }
 }
+
+#[test]
+fn deleting_a_topic_starts_a_new_epoch() {
+    let server = server!();
+    let mut c = ready(&server.url());
+    let script = Script::publish();
+    let old = publish(&mut c, &script, "gone", None, "1");
+    publish(&mut c, &script, "gone", None, "2");
+    assert_eq!(
+        c.call(&broker::delete_topic("gone").args()),
+        Value::Integer(2)
+    );
+    assert_eq!(replay(&mut c, "gone", None, 10).epoch, None);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let new = publish(&mut c, &script, "gone", None, "fresh");
+    assert_ne!(new.epoch, old.epoch);
+    assert_eq!(new.seq, 1);
+}

@@ -420,6 +420,15 @@ pub fn xrange_after(topic: &str, after: u64, count: usize) -> Command {
     ])
 }
 
+/// `DEL meta stream` (DESIGN.md `DELETE /topics/{t}`): the history is
+/// dropped with its epoch, so the next publish starts a new one, and every
+/// follower sees that epoch change as a gap. The reply is the number of
+/// keys removed.
+pub fn delete_topic(topic: &str) -> Command {
+    let keys = TopicKeys::new(topic);
+    Command(vec![b"DEL".to_vec(), keys.meta, keys.stream])
+}
+
 /// XRANGE entries (`[[id, [field, value, …]], …]`) as records of `epoch`.
 pub fn parse_entries(reply: &Value, epoch: u64) -> Result<Vec<Record>, BrokerError> {
     refused(reply)?;
