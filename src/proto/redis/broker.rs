@@ -16,7 +16,10 @@
 //!   (the last seq issued). It never expires: it outlives the stream, so a
 //!   topic whose history expired or was evicted keeps its epoch and
 //!   counts on. A lost meta key starts a new epoch: a gap for every
-//!   client, never a reused id.
+//!   client, never a reused id. An epoch is Redis's `TIME` in
+//!   microseconds when the history started (16 digits, like the in-memory
+//!   hub's), so a new one differs from the lost one unless Redis's clock
+//!   went back to that very microsecond.
 //! - `pushwire:{T}:stream`, a stream: one entry per message, fields `e`
 //!   (event name, empty for `message`), `k` (payload kind), `d` (data).
 //! - `pushwire:{T}:live`, the pub/sub channel live messages go out on.
