@@ -7,4 +7,5 @@ pub mod http;
 pub mod longpoll;
 pub mod mux;
 pub mod tls;
+pub mod redis;
 pub mod ws;

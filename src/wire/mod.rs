@@ -9,6 +9,7 @@ pub mod json;
 pub mod percent;
 pub mod jws;
 pub mod prometheus;
+pub mod resp;
 pub mod sse;
 pub mod ws_frame;
 pub mod ws_handshake;
