@@ -6,3 +6,4 @@
 pub mod http;
 pub mod longpoll;
 pub mod ws;
+pub mod ws_deflate;
