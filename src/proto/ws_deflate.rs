@@ -84,7 +84,12 @@ impl Inflater {
     /// would hold more than `limit` bytes: output is produced in steps
     /// that never go past `limit + 1`, so a small input that inflates to
     /// gigabytes (a zip bomb) costs at most the limit.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), InflateError> {
         if input.is_empty() {
             return Ok(());
         }
@@ -104,9 +109,9 @@ impl Inflater {
             let start = out.len();
             out.resize(start + room, 0);
             let (in0, out0) = (self.inner.total_in(), self.inner.total_out());
-            let status = self
-                .inner
-                .decompress(&input[used..], &mut out[start..], FlushDecompress::None);
+            let status =
+                self.inner
+                    .decompress(&input[used..], &mut out[start..], FlushDecompress::None);
             let took = (self.inner.total_in() - in0) as usize;
             let made = (self.inner.total_out() - out0) as usize;
             out.truncate(start + made);
@@ -269,11 +274,14 @@ mod tests {
         // §7.2.3.2 again: with context, a second "Hello" is a back
         // reference into the first.
         let mut out = Vec::new();
-        i.feed(&[0xf2, 0x00, 0x11, 0x00, 0x00], &mut out, 100).unwrap();
+        i.feed(&[0xf2, 0x00, 0x11, 0x00, 0x00], &mut out, 100)
+            .unwrap();
         i.finish(&mut out, 100).unwrap();
         assert_eq!(out, b"Hello");
         // §7.2.3.3: "Hello" in a stored (uncompressed) DEFLATE block.
-        let stored = [0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00];
+        let stored = [
+            0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+        ];
         assert_eq!(inflate(&stored, 100).unwrap(), b"Hello");
         // §7.2.3.4: a block with BFINAL set: the tail is not needed.
         let final_block = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
@@ -337,12 +345,14 @@ mod tests {
         // Bytes after a final block are ignored.
         let junk = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, 0x42];
         assert_eq!(inflate(&junk, 100).unwrap(), b"Hello");
-
     }
 
     #[test]
     fn compress_message_is_a_whole_frame() {
         let frame = compress_message(&[b"Hel", b"lo"], Opcode::Text, 6, 15);
-        assert_eq!(frame, [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        assert_eq!(
+            frame,
+            [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+        );
     }
 }

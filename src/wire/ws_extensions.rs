@@ -81,7 +81,8 @@ impl<'a> Offer<'a> {
     pub fn is_permessage_deflate(&self) -> bool {
         // Extension tokens are registered tokens (RFC 6455 §9.1, §11.4);
         // like other HTTP tokens they compare case-insensitively.
-        self.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE.as_bytes())
+        self.name
+            .eq_ignore_ascii_case(PERMESSAGE_DEFLATE.as_bytes())
     }
 }
 
@@ -597,15 +598,21 @@ mod tests {
             .unwrap();
         assert!(!p.answer_client_max_window_bits);
         assert_eq!(p.client_max_window_bits, 15);
-        let p = negotiate([b"permessage-deflate; client_max_window_bits=12".as_slice()], &small)
-            .unwrap()
-            .unwrap();
+        let p = negotiate(
+            [b"permessage-deflate; client_max_window_bits=12".as_slice()],
+            &small,
+        )
+        .unwrap()
+        .unwrap();
         assert!(p.answer_client_max_window_bits);
         assert_eq!(p.client_max_window_bits, 9);
         // Never more than offered.
-        let p = negotiate([b"permessage-deflate; client_max_window_bits=8".as_slice()], &policy())
-            .unwrap()
-            .unwrap();
+        let p = negotiate(
+            [b"permessage-deflate; client_max_window_bits=8".as_slice()],
+            &policy(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(p.client_max_window_bits, 8);
     }
 
@@ -687,7 +694,10 @@ mod tests {
         }
         // A valid offer before a broken one: still refused as a whole.
         assert!(negotiate([b"permessage-deflate, x;".as_slice()], &policy()).is_err());
-        assert_eq!(negotiate([b"".as_slice(), b" , ".as_slice()], &policy()), Ok(None));
+        assert_eq!(
+            negotiate([b"".as_slice(), b" , ".as_slice()], &policy()),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -703,8 +713,14 @@ mod tests {
             let mut out = Vec::new();
             write_answer(&mut out, &p);
             let back = parse_answer(&out).unwrap();
-            assert_eq!(back.server_no_context_takeover, p.server_no_context_takeover);
-            assert_eq!(back.client_no_context_takeover, p.client_no_context_takeover);
+            assert_eq!(
+                back.server_no_context_takeover,
+                p.server_no_context_takeover
+            );
+            assert_eq!(
+                back.client_no_context_takeover,
+                p.client_no_context_takeover
+            );
             if p.answer_server_max_window_bits {
                 assert_eq!(back.server_max_window_bits, p.server_max_window_bits);
             }
