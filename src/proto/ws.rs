@@ -1063,6 +1063,24 @@ impl WsSession {
         self.writer().send(out, kind, payload);
     }
 
+    /// Sends a ping (RFC 6455 §5.5.2), its payload cut to the 125 bytes a
+    /// control frame may carry. Only while open.
+    pub fn ping<T: Transmit>(&mut self, payload: &[u8], out: &mut T) {
+        if self.state == State::Open {
+            let n = payload.len().min(MAX_CONTROL_PAYLOAD);
+            self.emit(out, Opcode::Ping, &payload[..n]);
+        }
+    }
+
+    /// Sends an unsolicited pong (RFC 6455 §5.5.3: "a unidirectional
+    /// heartbeat"), cut to 125 bytes. Only while open.
+    pub fn pong<T: Transmit>(&mut self, payload: &[u8], out: &mut T) {
+        if self.state == State::Open {
+            let n = payload.len().min(MAX_CONTROL_PAYLOAD);
+            self.emit(out, Opcode::Pong, &payload[..n]);
+        }
+    }
+
     /// Starts the closing handshake with `code` and `reason` (cut to fit
     /// the 123 bytes a control frame leaves it, at a character boundary).
     /// The peer has `close_timeout` to answer.

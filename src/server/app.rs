@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 
 use crate::hub::{self, Cursor, HubError, Message, Replay};
 use crate::proto::http::{write_response, BodyKind, Request, ResponseCtx};
-use crate::proto::ws::{MessageKind, WsLimits, WsSession};
+use crate::proto::ws::{MessageKind, WsDeflate, WsLimits, WsSession};
 use crate::wire::http1::{Method, Version};
-use crate::wire::{chunked, json, sse, ws_frame, ws_handshake};
+use crate::wire::ws_extensions::DeflatePolicy;
+use crate::wire::{chunked, json, sse, ws_handshake};
 
 use super::conn::{Conn, Mode, ParkedPoll, SseStream, WsConn};
 use super::direct::DirectTx;
 use super::routes::{route, Miss, Route};
 use super::{assets, Server, Stats};
-use crate::proto::ws::Transmit;
 use crate::Config;
 
 /// What a connection becomes after a response.
@@ -677,7 +677,17 @@ impl Server {
             subprotocols: &self.cfg.ws_subprotocols,
             allowed_origins: &self.cfg.allowed_origins,
         };
-        let accept = match ws_handshake::validate(req.head, req.buf, &policy) {
+        let deflate_policy = self.cfg.ws_deflate.then(|| DeflatePolicy {
+            server_max_window_bits: self.cfg.ws_deflate_server_window_bits,
+            client_max_window_bits: self.cfg.ws_deflate_client_window_bits,
+            client_no_context_takeover: self.cfg.ws_deflate_client_no_context_takeover,
+        });
+        let accept = match ws_handshake::validate_with_deflate(
+            req.head,
+            req.buf,
+            &policy,
+            deflate_policy.as_ref(),
+        ) {
             Ok(a) => a,
             Err(e) => {
                 let status = e.status();
@@ -722,6 +732,7 @@ impl Server {
             );
         }
         let mut session = WsSession::new(limits, now);
+        session.set_deflate(accept.deflate.map(|p| WsDeflate::from_config(p, &self.cfg)));
         session.set_trace(self.cfg.trace);
         if let Some(replay) = replay {
             if let Some(gap) = &replay.gap {
@@ -754,6 +765,7 @@ impl Server {
         let mut to_publish: Vec<Box<str>> = Vec::new();
         let mut binary_on_topic = false;
         let is_topic = ws.topic.is_some();
+        let writer = ws.session.writer();
         let mut out = DirectTx {
             buf: &mut wbuf,
             socket: &mut conn.stream,
@@ -763,13 +775,9 @@ impl Server {
             .session
             .handle_read(input, now, &mut out, &mut |kind, payload, out| {
                 if !is_topic {
-                    // /echo: the message back, as it came.
-                    let opcode = match kind {
-                        MessageKind::Text => ws_frame::Opcode::Text,
-                        MessageKind::Binary => ws_frame::Opcode::Binary,
-                    };
-                    let (header, n) = ws_frame::server_header(true, opcode, payload.len());
-                    out.push_frame(&header[..n], payload);
+                    // /echo: the message back, as the session sends
+                    // (compressed when negotiated).
+                    writer.send(out, kind, payload);
                 } else if binary_on_topic {
                     // Closing: nothing more is published.
                 } else if kind == MessageKind::Binary {

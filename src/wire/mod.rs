@@ -5,8 +5,8 @@
 pub mod chunked;
 pub mod http1;
 pub mod json;
+pub mod rand;
 pub mod sse;
+pub mod ws_extensions;
 pub mod ws_frame;
 pub mod ws_handshake;
-pub mod rand;
-pub mod ws_extensions;
