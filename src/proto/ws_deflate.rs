@@ -105,7 +105,7 @@ impl Inflater {
             if out.len() > limit {
                 return Err(InflateError::TooBig);
             }
-            let room = INFLATE_STEP.min(limit + 1 - out.len());
+            let room = INFLATE_STEP.min((limit - out.len()).saturating_add(1));
             let start = out.len();
             out.resize(start + room, 0);
             let (in0, out0) = (self.inner.total_in(), self.inner.total_out());
