@@ -288,7 +288,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "ws-deflate-client-window-bits",
         value: "8-15",
-        help: "LZ77 window asked of clients: 2^N bytes + ~7 KiB of inflate state [12]",
+        help: "LZ77 window asked of clients (bounds their compressor) [15]",
         set: |c, v| {
             c.ws_deflate_client_window_bits = window_bits(v, 8)?;
             Ok(())
