@@ -765,16 +765,21 @@ impl WsSession {
         let fin = p.fin;
         if self.state == State::Open {
             let start = self.assembly.len();
-            if self.compressed {
-                self.inflate(|i, out, limit| i.feed(chunk, out, limit))?;
+            let inflated = if self.compressed {
+                self.inflate(|i, out, limit| i.feed(chunk, out, limit))
             } else {
                 self.assembly.extend_from_slice(chunk);
-            }
+                Ok(())
+            };
+            // What inflated before an inflate error is checked first: the
+            // error that comes first in the message is the one reported,
+            // however the input was split.
             if self.message == Some(MessageKind::Text) && !self.utf8.feed(&self.assembly[start..]) {
                 // RFC 6455 §8.1 / Autobahn 6.4: fail as soon as the text
                 // cannot be UTF-8, not at the end of the message.
                 return Err(WsError::InvalidUtf8);
             }
+            inflated?;
         }
         if done {
             self.payload = None;
@@ -829,10 +834,11 @@ impl WsSession {
         if self.compressed && self.state == State::Open {
             // RFC 7692 §7.2.2: append 00 00 ff ff, then inflate the rest.
             let start = self.assembly.len();
-            self.inflate(|i, out, limit| i.finish(out, limit))?;
+            let inflated = self.inflate(|i, out, limit| i.finish(out, limit));
             if self.message == Some(MessageKind::Text) && !self.utf8.feed(&self.assembly[start..]) {
                 return Err(WsError::InvalidUtf8);
             }
+            inflated?;
             let ended = self.inflater.as_ref().is_some_and(|i| i.ended());
             if ended || self.peer_resets_context() {
                 // No context to keep: no inflate state on an idle
