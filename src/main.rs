@@ -30,6 +30,22 @@ fn secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(f))
 }
 
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off: {s:?}")),
+    }
+}
+
+fn window_bits(s: &str, min: u8) -> Result<u8, String> {
+    let bits: u8 = num(s)?;
+    if !(min..=15).contains(&bits) {
+        return Err(format!("window bits must be {min}-15: {s:?}"));
+    }
+    Ok(bits)
+}
+
 fn list(s: &str) -> Vec<String> {
     s.split(',')
         .map(str::trim)
@@ -244,6 +260,64 @@ const FLAGS: &[Flag] = &[
         help: "Origins allowed to open a WebSocket; others: 403 [any]",
         set: |c, v| {
             c.allowed_origins = list(v);
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-deflate",
+        value: "on|off",
+        help: "negotiate permessage-deflate (RFC 7692) [on]",
+        set: |c, v| {
+            c.ws_deflate = on_off(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-deflate-level",
+        value: "0-9",
+        help: "zlib level of compressed WebSocket messages [6]",
+        set: |c, v| {
+            let level: u32 = num(v)?;
+            if level > 9 {
+                return Err(format!("level must be 0-9: {v:?}"));
+            }
+            c.ws_deflate_level = level;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-deflate-server-window-bits",
+        value: "9-15",
+        help: "LZ77 window the server compresses with (per thread, not per connection) [15]",
+        set: |c, v| {
+            c.ws_deflate_server_window_bits = window_bits(v, 9)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-deflate-client-window-bits",
+        value: "8-15",
+        help: "LZ77 window asked of clients (bounds their compressor) [15]",
+        set: |c, v| {
+            c.ws_deflate_client_window_bits = window_bits(v, 8)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-deflate-client-no-context-takeover",
+        value: "on|off",
+        help: "ask clients to reset their compressor per message: no idle inflate state [on]",
+        set: |c, v| {
+            c.ws_deflate_client_no_context_takeover = on_off(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-deflate-threshold",
+        value: "BYTES",
+        help: "messages shorter than this are sent uncompressed [128]",
+        set: |c, v| {
+            c.ws_deflate_threshold = num(v)?;
             Ok(())
         },
     },

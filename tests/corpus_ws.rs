@@ -38,3 +38,21 @@ fn ws_unmask_corpus() {
     let n = common::replay_corpus("ws_unmask", ws_unmask::check);
     eprintln!("ws_unmask: {n} inputs");
 }
+
+#[path = "../fuzz/props/ws_extensions.rs"]
+mod ws_extensions;
+
+#[path = "../fuzz/props/ws_deflate_session.rs"]
+mod ws_deflate_session;
+
+#[test]
+fn ws_extensions_corpus() {
+    let n = common::replay_corpus("ws_extensions", ws_extensions::check);
+    eprintln!("ws_extensions: {n} inputs");
+}
+
+#[test]
+fn ws_deflate_session_corpus() {
+    let n = common::replay_corpus("ws_deflate_session", ws_deflate_session::check);
+    eprintln!("ws_deflate_session: {n} inputs");
+}

@@ -1,25 +1,28 @@
-//! A WebSocket client (RFC 6455), blocking, on the crate's frame codec.
+//! A WebSocket client (RFC 6455), blocking, on the crate's session.
 //!
 //! Before working on this file, read RFC 6455 §4.1 (the client's opening
 //! handshake and what it must check in the answer), §5.3 (why and how a
-//! client masks) and §5.4–§5.5 (fragments and control frames). The server
-//! side of all this is `proto/ws.rs`; this is its mirror image: it masks
-//! what it sends and refuses masked frames from the server.
+//! client masks) and RFC 7692 §5 (offering permessage-deflate). The
+//! framing rules are not here: this client drives a [`WsSession`] in the
+//! [`Role::Client`] role, the same rule set the server runs, mirrored — it
+//! masks what it sends, with keys from the operating system, and refuses
+//! masked frames from the server.
 //!
-//! Received frames are reassembled into [`WsMessage`]s; pings are answered
-//! on the spot and pongs are dropped, so a caller only ever sees data and
-//! the close.
+//! Received frames are reassembled (and inflated) into [`WsMessage`]s by
+//! the session; pings are answered on the spot and pongs are dropped, so a
+//! caller only ever sees data and the close.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::wire::ws_frame::{write_masked_frame, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD};
+use crate::proto::ws::{MessageKind, Role, WsDeflate, WsLimits, WsSession};
+use crate::wire::rand;
+use crate::wire::ws_extensions::{parse_answer, DeflateParams};
+use crate::wire::ws_frame::{write_masked_frame, Opcode, MAX_CONTROL_PAYLOAD};
 use crate::wire::ws_handshake::accept_key;
 
 use super::conn::Conn;
@@ -28,6 +31,10 @@ use super::{ClientError, Stats};
 /// The largest message [`WsClient::recv`] reassembles (the server's own
 /// default bound on `/echo`).
 pub const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// What [`WsClient::connect_with_deflate`] offers (RFC 7692 §7.1.2.2: the
+/// server may choose our window; we accept any it names).
+const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
 
 /// A whole message, or the end of the conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,17 +60,37 @@ pub enum WsMessage {
 /// ws.close(1000, "bye")?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct WsClient {
     conn: Conn,
-    /// The opcode and bytes of a fragmented message being reassembled.
-    partial: Option<(Opcode, Vec<u8>)>,
-    max_message: usize,
-    /// We sent a close frame.
-    close_sent: bool,
+    session: WsSession,
+    /// Messages the session completed that `recv` has not returned yet.
+    inbox: VecDeque<WsMessage>,
     /// The conversation is over (close received, or the stream ended).
     closed: bool,
     stats: Stats,
+}
+
+impl std::fmt::Debug for WsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsClient")
+            .field("conn", &self.conn)
+            .field("open", &self.session.is_open())
+            .field("deflate", &self.session.deflate())
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+fn client_limits() -> WsLimits {
+    WsLimits {
+        max_frame_bytes: DEFAULT_MAX_MESSAGE as u64,
+        max_message_bytes: DEFAULT_MAX_MESSAGE,
+        max_fragments: usize::MAX,
+        close_timeout: Duration::from_secs(5),
+        // The client drives no timers; these never fire.
+        ping_interval: Duration::MAX,
+        pong_timeout: Duration::MAX,
+    }
 }
 
 impl WsClient {
@@ -81,13 +108,38 @@ impl WsClient {
         target: &str,
         timeout: Option<Duration>,
     ) -> Result<WsClient, ClientError> {
+        Self::open(addr, target, timeout, false)
+    }
+
+    /// [`connect_timeout`](Self::connect_timeout), offering
+    /// permessage-deflate (RFC 7692). Whether the server accepted is
+    /// [`deflate`](Self::deflate); messages are inflated either way.
+    pub fn connect_with_deflate(
+        addr: SocketAddr,
+        target: &str,
+        timeout: Option<Duration>,
+    ) -> Result<WsClient, ClientError> {
+        Self::open(addr, target, timeout, true)
+    }
+
+    fn open(
+        addr: SocketAddr,
+        target: &str,
+        timeout: Option<Duration>,
+        offer_deflate: bool,
+    ) -> Result<WsClient, ClientError> {
         let mut stats = Stats::default();
         let mut conn = Conn::connect(addr, timeout, &mut stats)?;
         // RFC 6455 §4.1: "a randomly selected 16-byte value that has been
         // base64-encoded".
         let key = STANDARD.encode(random_bytes::<16>());
+        let extensions = if offer_deflate {
+            format!("Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n")
+        } else {
+            String::new()
+        };
         let request = format!(
-            "GET {target} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            "GET {target} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extensions}\r\n"
         );
         stats.requests += 1;
         conn.send(request.as_bytes(), &mut stats)?;
@@ -121,29 +173,49 @@ impl WsClient {
         if head.header("Sec-WebSocket-Accept") != Some(accept_key(key.as_bytes()).as_str()) {
             return Err(ClientError::Protocol("wrong Sec-WebSocket-Accept".into()));
         }
-        // 5, 6. We asked for no extension and no subprotocol, so the
-        //    server may not pick one.
-        if head.header("Sec-WebSocket-Extensions").is_some()
-            || head.header("Sec-WebSocket-Protocol").is_some()
-        {
+        // 5. An extension we did not offer, or an answer that is not one
+        //    our offer allows (RFC 7692 §5), fails the connection. 6. We
+        //    asked for no subprotocol, so the server may not pick one.
+        let deflate = match (head.header("Sec-WebSocket-Extensions"), offer_deflate) {
+            (None, _) => None,
+            (Some(answer), true) => Some(parse_answer(answer.as_bytes()).ok_or_else(|| {
+                ClientError::Protocol(format!("unacceptable extension answer: {answer}"))
+            })?),
+            (Some(_), false) => {
+                return Err(ClientError::Protocol(
+                    "server chose an extension we did not offer".into(),
+                ))
+            }
+        };
+        if head.header("Sec-WebSocket-Protocol").is_some() {
             return Err(ClientError::Protocol(
-                "server chose an extension or subprotocol we did not offer".into(),
+                "server chose a subprotocol we did not offer".into(),
             ));
         }
+        let mut session = WsSession::with_role(Role::Client, client_limits(), Instant::now());
+        session.set_deflate(deflate.map(|params| WsDeflate {
+            params,
+            level: 6,
+            threshold: 0,
+        }));
         Ok(WsClient {
             conn,
-            partial: None,
-            max_message: DEFAULT_MAX_MESSAGE,
-            close_sent: false,
+            session,
+            inbox: VecDeque::new(),
             closed: false,
             stats,
         })
     }
 
+    /// The permessage-deflate terms the server agreed to, if any.
+    pub fn deflate(&self) -> Option<DeflateParams> {
+        self.session.deflate().map(|d| d.params)
+    }
+
     /// Bounds each read. With a timeout set, [`recv`](Self::recv) returns
     /// an `Io` error of kind `WouldBlock` or `TimedOut` when nothing came
     /// in time; call it again to go on: a frame that was half read stays
-    /// buffered, and a message half reassembled stays kept.
+    /// with the session, and a message half reassembled stays kept.
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
         self.conn.stream.set_read_timeout(timeout)?;
         Ok(())
@@ -154,12 +226,12 @@ impl WsClient {
         self.stats
     }
 
-    /// Sends one text message in one frame.
+    /// Sends one text message in one frame (compressed if agreed).
     pub fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
         self.send_frame(Opcode::Text, text.as_bytes())
     }
 
-    /// Sends one binary message in one frame.
+    /// Sends one binary message in one frame (compressed if agreed).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ClientError> {
         self.send_frame(Opcode::Binary, data)
     }
@@ -172,9 +244,11 @@ impl WsClient {
     /// Sends one frame, masked with a fresh key (RFC 6455 §5.3: "The
     /// masking key MUST be derived from a strong source of entropy", new
     /// for each frame, so that script-chosen payloads cannot steer the
-    /// bytes an intermediary sees).
+    /// bytes an intermediary sees). Data, ping, pong and close go through
+    /// the session; any other opcode is written as it is (a test tool's
+    /// way to send what no session would).
     pub fn send_frame(&mut self, opcode: Opcode, payload: &[u8]) -> Result<(), ClientError> {
-        if self.close_sent {
+        if !self.session.is_open() {
             return Err(ClientError::Protocol("close already sent".into()));
         }
         if opcode.is_control() && payload.len() > MAX_CONTROL_PAYLOAD {
@@ -182,12 +256,25 @@ impl WsClient {
                 "control frame payload over 125 bytes".into(),
             ));
         }
-        if opcode == Opcode::Close {
-            self.close_sent = true;
+        let mut out = Vec::new();
+        match opcode {
+            Opcode::Text => self.session.send(MessageKind::Text, payload, &mut out),
+            Opcode::Binary => self.session.send(MessageKind::Binary, payload, &mut out),
+            Opcode::Ping => self.session.ping(payload, &mut out),
+            Opcode::Pong => self.session.pong(payload, &mut out),
+            Opcode::Close => {
+                let (code, reason) = match payload {
+                    [hi, lo, reason @ ..] => (
+                        u16::from_be_bytes([*hi, *lo]),
+                        String::from_utf8_lossy(reason).into_owned(),
+                    ),
+                    _ => (1005, String::new()),
+                };
+                self.session.close(code, &reason, Instant::now(), &mut out);
+            }
+            other => write_masked_frame(&mut out, true, other, payload, random_bytes::<4>()),
         }
-        let mut frame = Vec::new();
-        write_masked_frame(&mut frame, true, opcode, payload, random_bytes::<4>());
-        self.conn.send(&frame, &mut self.stats)?;
+        self.conn.send(&out, &mut self.stats)?;
         Ok(())
     }
 
@@ -196,112 +283,76 @@ impl WsClient {
     /// from the server is answered (§5.5.1: "the endpoint MUST send a Close
     /// frame in response") and returned as [`WsMessage::Close`]; after
     /// that, or if the server just hung up, this returns
-    /// [`ClientError::Closed`].
+    /// [`ClientError::Closed`]. A frame that breaks the protocol fails the
+    /// connection (the session sends the close frame of the broken rule)
+    /// and comes back as [`ClientError::Protocol`].
     pub fn recv(&mut self) -> Result<WsMessage, ClientError> {
         loop {
+            if let Some(message) = self.inbox.pop_front() {
+                return Ok(message);
+            }
             if self.closed {
                 return Err(ClientError::Closed);
             }
-            if let Some(message) = self.next_frame()? {
-                return Ok(message);
+            if self.session.wants_close_transport() {
+                self.closed = true;
+                if let Some(e) = self.session.error() {
+                    return Err(ClientError::Protocol(format!("WebSocket: {e}")));
+                }
+                continue;
             }
+            self.read_some()?;
         }
     }
 
-    /// Reads and handles one frame; a whole message when it completes one.
-    fn next_frame(&mut self) -> Result<Option<WsMessage>, ClientError> {
-        let fail = |why: &str| ClientError::Protocol(format!("WebSocket: {why}"));
-        let (header, header_len) = loop {
-            match FrameHeader::parse(self.conn.buffered()) {
-                Ok(Some(h)) => break h,
-                Ok(None) => {}
-                Err(e) => return Err(fail(&e.to_string())),
-            }
-            if self.conn.fill(&mut self.stats)? == 0 {
-                self.closed = true;
-                return Err(ClientError::Closed);
-            }
-        };
-        // §5.1: "A client MUST close a connection if it detects a masked
-        // frame." §5.2: RSV bits only with a negotiated extension (none).
-        if header.mask.is_some() {
-            return Err(fail("masked frame from the server"));
-        }
-        if header.rsv != 0 {
-            return Err(fail("RSV bit set without an extension"));
-        }
-        if header.opcode.is_control() && (!header.fin || header.payload_len > 125) {
-            // §5.5: "All control frames MUST have a payload length of 125
-            // bytes or less and MUST NOT be fragmented."
-            return Err(fail("fragmented or oversized control frame"));
-        }
-        let so_far = self.partial.as_ref().map_or(0, |(_, b)| b.len());
-        let len = usize::try_from(header.payload_len)
-            .ok()
-            .filter(|&n| so_far.saturating_add(n) <= self.max_message)
-            .ok_or_else(|| fail("message larger than the client's bound"))?;
-        // Wait for the whole frame before consuming any of it, so that a
-        // read timeout in the middle loses nothing.
-        while self.conn.buffered().len() < header_len + len {
-            if self.conn.fill(&mut self.stats)? == 0 {
-                self.closed = true;
-                return Err(ClientError::Closed);
-            }
-        }
-        let payload = self.conn.buffered()[header_len..header_len + len].to_vec();
-        self.conn.consume(header_len + len);
-
-        match header.opcode {
-            Opcode::Ping => {
-                if !self.close_sent {
-                    self.send_frame(Opcode::Pong, &payload)?;
-                }
-                Ok(None)
-            }
-            Opcode::Pong => Ok(None),
-            Opcode::Close => {
-                let reason = match payload.len() {
-                    0 => None,
-                    1 => return Err(fail("close frame with a 1-byte payload")),
-                    _ => {
-                        let code = u16::from_be_bytes([payload[0], payload[1]]);
-                        let text = String::from_utf8(payload[2..].to_vec())
-                            .map_err(|_| fail("close reason is not UTF-8"))?;
-                        Some((code, text))
+    /// Hands what is buffered to the session, or reads more when it could
+    /// use none of it.
+    fn read_some(&mut self) -> Result<(), ClientError> {
+        let was_open = self.session.is_open();
+        let mut input = self.conn.buffered().to_vec();
+        let mut out = Vec::new();
+        let mut got = Vec::new();
+        let used = self.session.handle_read(
+            &mut input,
+            Instant::now(),
+            &mut out,
+            &mut |kind, payload, _| {
+                got.push(match kind {
+                    // The session delivers only valid UTF-8 as text.
+                    MessageKind::Text => {
+                        WsMessage::Text(String::from_utf8_lossy(payload).into_owned())
                     }
-                };
-                if !self.close_sent {
-                    // Echo the status code, as §5.5.1 suggests.
-                    let echo = reason.as_ref().map(|(c, _)| c.to_be_bytes().to_vec());
-                    let _ = self.send_frame(Opcode::Close, echo.as_deref().unwrap_or(&[]));
-                }
-                self.closed = true;
-                Ok(Some(WsMessage::Close(reason)))
-            }
-            Opcode::Text | Opcode::Binary => {
-                if self.partial.is_some() {
-                    // §5.4: a new data frame inside a fragmented message.
-                    return Err(fail("data frame inside a fragmented message"));
-                }
-                if header.fin {
-                    return finish(header.opcode, payload).map(Some);
-                }
-                self.partial = Some((header.opcode, payload));
-                Ok(None)
-            }
-            Opcode::Continuation => {
-                let Some((opcode, mut data)) = self.partial.take() else {
-                    return Err(fail("continuation frame with no message to continue"));
-                };
-                data.extend_from_slice(&payload);
-                if header.fin {
-                    return finish(opcode, data).map(Some);
-                }
-                self.partial = Some((opcode, data));
-                Ok(None)
-            }
-            Opcode::Reserved(op) => Err(fail(&format!("reserved opcode 0x{op:x}"))),
+                    MessageKind::Binary => WsMessage::Binary(payload.to_vec()),
+                })
+            },
+        );
+        self.conn.consume(used);
+        self.inbox.extend(got);
+        if !out.is_empty() {
+            // Pongs and the close echo; the server may be gone already.
+            let _ = self.conn.send(&out, &mut self.stats);
         }
+        let peer_closed = self.session.wants_close_transport() && self.session.error().is_none();
+        if was_open && peer_closed {
+            // The server's close frame, answered by the session.
+            let reason = match self.session.close_code() {
+                None | Some(1005) | Some(1006) => None,
+                Some(code) => Some((
+                    code,
+                    self.session.peer_close_reason().unwrap_or("").to_string(),
+                )),
+            };
+            self.inbox.push_back(WsMessage::Close(reason));
+        }
+        if used > 0 || self.session.wants_close_transport() {
+            return Ok(());
+        }
+        if self.conn.fill(&mut self.stats)? == 0 {
+            self.session.handle_eof();
+            self.closed = true;
+            return Err(ClientError::Closed);
+        }
+        Ok(())
     }
 
     /// Starts the closing handshake and waits for the server's close
@@ -309,24 +360,19 @@ impl WsClient {
     /// socket. RFC 6455 §7.1.1: the server closes the TCP connection
     /// first, so a client waits for the end of the stream.
     pub fn close(mut self, code: u16, reason: &str) -> Result<(), ClientError> {
-        if !self.close_sent && !self.closed {
-            let mut payload = code.to_be_bytes().to_vec();
-            // Cut the reason at a char boundary within the 125-byte limit.
-            let mut end = reason.len().min(MAX_CONTROL_PAYLOAD - 2);
-            while !reason.is_char_boundary(end) {
-                end -= 1;
-            }
-            payload.extend_from_slice(&reason.as_bytes()[..end]);
-            self.send_frame(Opcode::Close, &payload)?;
+        if self.session.is_open() && !self.closed {
+            let mut out = Vec::new();
+            self.session.close(code, reason, Instant::now(), &mut out);
+            self.conn.send(&out, &mut self.stats)?;
         }
         if self.conn.stream.read_timeout()?.is_none() {
             self.conn
                 .stream
                 .set_read_timeout(Some(Duration::from_secs(5)))?;
         }
-        while !self.closed {
-            match self.next_frame() {
-                Ok(_) => {}
+        while !self.closed && !self.session.wants_close_transport() {
+            match self.read_some() {
+                Ok(()) => {}
                 Err(ClientError::Closed) => break,
                 Err(e) => return Err(e),
             }
@@ -336,40 +382,10 @@ impl WsClient {
     }
 }
 
-fn finish(opcode: Opcode, data: Vec<u8>) -> Result<WsMessage, ClientError> {
-    if opcode == Opcode::Text {
-        // §8.1: a text message is UTF-8, checked once it is whole (a
-        // character may be split between fragments).
-        String::from_utf8(data)
-            .map(WsMessage::Text)
-            .map_err(|_| ClientError::Protocol("WebSocket: text message is not UTF-8".into()))
-    } else {
-        Ok(WsMessage::Binary(data))
-    }
-}
-
-/// `N` unpredictable bytes from the standard library alone.
-///
-/// `RandomState::new()` carries SipHash keys drawn from the operating
-/// system's random source (once per thread, then varied per call), so
-/// hashing a counter and the clock with it gives output that someone
-/// without those keys cannot predict. Good enough for handshake keys and
-/// masking keys, whose job is to be unguessable by a script choosing
-/// payloads; not meant for secrets.
+/// `N` unpredictable bytes from the operating system's generator
+/// ([`rand::fill`]): handshake nonces and masking keys.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut out = [0u8; N];
-    for chunk in out.chunks_mut(8) {
-        let mut h = RandomState::new().build_hasher();
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        h.write_u128(nanos);
-        let word = h.finish().to_ne_bytes();
-        chunk.copy_from_slice(&word[..chunk.len()]);
-    }
-    out
+    rand::bytes::<N>()
 }
 
 #[cfg(test)]
@@ -382,18 +398,5 @@ mod tests {
         let b = random_bytes::<16>();
         assert_ne!(a, b);
         assert_ne!(random_bytes::<4>(), random_bytes::<4>());
-    }
-
-    #[test]
-    fn text_must_be_utf8() {
-        assert_eq!(
-            finish(Opcode::Text, "é".into()).unwrap(),
-            WsMessage::Text("é".into())
-        );
-        assert!(finish(Opcode::Text, vec![0xC3]).is_err());
-        assert_eq!(
-            finish(Opcode::Binary, vec![0xC3]).unwrap(),
-            WsMessage::Binary(vec![0xC3])
-        );
     }
 }

@@ -13,7 +13,8 @@ use crate::hub::{
 };
 use crate::proto::http::{write_response, BodyKind, Request};
 use crate::proto::mux::{MuxCommand, MuxData, MuxLimits, MuxOp, MuxRef, MuxReply};
-use crate::proto::ws::{MessageKind, WsLimits, WsSession};
+use crate::proto::ws::{MessageKind, WsDeflate, WsLimits, WsSession};
+use crate::wire::ws_extensions::DeflatePolicy;
 use crate::wire::cursor::{CombinedCursor, CombinedCursorError, CursorLimits};
 use crate::wire::http1::{Method, Version};
 use crate::wire::percent::{self, PercentError};
@@ -1044,7 +1045,17 @@ fn ws_request(
         subprotocols: &ctx.cfg.ws_subprotocols,
         allowed_origins: &ctx.cfg.allowed_origins,
     };
-    let accept = match ws_handshake::validate(req.head, req.buf, &policy) {
+    let deflate_policy = ctx.cfg.ws_deflate.then(|| DeflatePolicy {
+        server_max_window_bits: ctx.cfg.ws_deflate_server_window_bits,
+        client_max_window_bits: ctx.cfg.ws_deflate_client_window_bits,
+        client_no_context_takeover: ctx.cfg.ws_deflate_client_no_context_takeover,
+    });
+    let accept = match ws_handshake::validate_with_deflate(
+        req.head,
+        req.buf,
+        &policy,
+        deflate_policy.as_ref(),
+    ) {
         Ok(a) => a,
         Err(e) => {
             let status = e.status();
@@ -1082,6 +1093,7 @@ fn ws_request(
         )
     });
     let mut session = WsSession::new(limits, now);
+    session.set_deflate(accept.deflate.map(|p| WsDeflate::from_config(p, &ctx.cfg)));
     session.set_trace(ctx.cfg.trace);
     if let (Some(t), Some(start)) = (&topic, &start) {
         if let Some(gap) = &start.gap {
@@ -1124,6 +1136,7 @@ pub(crate) fn process_ws(
         _ => return 0,
     };
     let role = ws.role;
+    let writer = ws.session.writer();
     let mut actions: Vec<WsAction> = Vec::new();
     let used = ws
         .session
@@ -1134,7 +1147,7 @@ pub(crate) fn process_ws(
             match (role, kind) {
                 // /echo: the message back, as it came, by the session's
                 // own writer.
-                (WsRole::Echo, _) => crate::proto::ws::write_message(out, kind, payload),
+                (WsRole::Echo, _) => writer.send(out, kind, payload),
                 // RFC 6455 §7.4.1: 1003, a data type the endpoint cannot
                 // accept.
                 (_, MessageKind::Binary) => {

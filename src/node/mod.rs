@@ -551,6 +551,9 @@ impl Node {
             let batch = std::mem::take(&mut self.ctx.pending);
             for (topic, msg) in batch {
                 let mut cut = Vec::new();
+                // Compressed once, on first need, for every deflate
+                // subscriber of this message (single- and multi-topic form).
+                let mut deflated = Deflated::default();
                 let Ctx {
                     hub,
                     cfg,
@@ -566,7 +569,7 @@ impl Node {
                     let Some(conn) = self.conns.get_mut(sid).and_then(Option::as_deref_mut) else {
                         continue;
                     };
-                    match deliver(cfg, conn, slot, &msg, now) {
+                    match deliver(cfg, conn, slot, &msg, &mut deflated, now) {
                         Delivery::Queued => {
                             stats.deliveries += 1;
                             if cfg.trace {
@@ -866,11 +869,62 @@ enum Delivery {
 }
 
 /// Queues one live message for subscription `slot` of a connection.
+/// A message's WebSocket frames compressed with permessage-deflate
+/// (RFC 7692 §7.2.1), `[single-topic, multi-topic]`: every answer we give
+/// declares `server_no_context_takeover`, so one compressed frame serves
+/// every subscriber that negotiated deflate with our window.
+#[derive(Default)]
+struct Deflated([Option<Arc<[u8]>>; 2]);
+
+impl Deflated {
+    fn frame(&mut self, cfg: &Config, msg: &Message, multi: bool) -> &Arc<[u8]> {
+        self.0[usize::from(multi)].get_or_insert_with(|| {
+            let json = if multi {
+                WireFormat::MultiJson
+            } else {
+                WireFormat::Json
+            };
+            let frame = crate::proto::ws_deflate::compress_message(
+                &msg.parts(json),
+                crate::wire::ws_frame::Opcode::Text,
+                u32::from(cfg.ws_deflate_level.min(9) as u8),
+                cfg.ws_deflate_server_window_bits,
+            );
+            frame.into()
+        })
+    }
+}
+
+/// The compressed frame for a subscriber that can take it: it negotiated
+/// deflate with a window at least ours, and the message is over the
+/// threshold.
+fn deflated_for<'d>(
+    cfg: &Config,
+    conn: &Conn,
+    msg: &Message,
+    format: Format,
+    deflated: &'d mut Deflated,
+) -> Option<&'d Arc<[u8]>> {
+    let (State::WebSocket(ws), Format::Ws { multi }) = (&conn.state, format) else {
+        return None;
+    };
+    let d = ws.session.deflate()?;
+    let json = if multi {
+        WireFormat::MultiJson
+    } else {
+        WireFormat::Json
+    };
+    let big_enough = msg.wire_len(json) >= d.threshold as usize;
+    let our_window = d.params.server_max_window_bits >= cfg.ws_deflate_server_window_bits;
+    (big_enough && our_window).then(|| deflated.frame(cfg, msg, multi))
+}
+
 fn deliver(
     cfg: &Config,
     conn: &mut Conn,
     slot: usize,
     msg: &Arc<Message>,
+    deflated: &mut Deflated,
     now: Instant,
 ) -> Delivery {
     let Some(format) = Format::of(&conn.state) else {
@@ -891,6 +945,14 @@ fn deliver(
     // or one big publish would cut off every subscriber of its topic.
     if conn.out.len() > cfg.subscriber_queue_bytes {
         return Delivery::TooSlow;
+    }
+    if let Some(frame) = deflated_for(cfg, conn, msg, format, deflated) {
+        let frame = Arc::clone(frame);
+        if let Some(sub) = conn.state.subs_mut().and_then(|s| s.get_mut(slot)) {
+            sub.cursor = msg.id;
+        }
+        conn.out.push_shared(&frame);
+        return Delivery::Queued;
     }
     queue_message(conn, format, slot, msg);
     if let State::Streaming(s) = &mut conn.state {

@@ -24,6 +24,9 @@ enum Segment {
     /// A published message in one wire form: its prefix, its body (the
     /// payload the history holds) and its suffix, written without a copy.
     Message(Arc<Message>, WireFormat),
+    /// Bytes shared by several connections (a message compressed once for
+    /// every permessage-deflate subscriber).
+    Shared(Arc<[u8]>),
 }
 
 impl Segment {
@@ -32,6 +35,7 @@ impl Segment {
         match self {
             Segment::Owned(v) => [v, &[], &[]],
             Segment::Message(m, format) => m.parts(*format),
+            Segment::Shared(b) => [b, &[], &[]],
         }
     }
 
@@ -108,6 +112,15 @@ impl OutQueue {
         self.len += len;
         self.segments
             .push_back(Segment::Message(Arc::clone(message), format));
+    }
+
+    /// Queues bytes shared with other connections, by reference.
+    pub fn push_shared(&mut self, bytes: &Arc<[u8]>) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        self.segments.push_back(Segment::Shared(Arc::clone(bytes)));
     }
 
     /// Fills `slices` with the unwritten bytes, front first; returns how

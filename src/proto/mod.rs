@@ -9,3 +9,4 @@ pub mod mux;
 pub mod tls;
 pub mod redis;
 pub mod ws;
+pub mod ws_deflate;

@@ -1,9 +1,15 @@
-//! The WebSocket session, server side (RFC 6455 §5-§7), sans-IO.
+//! The WebSocket session, for either end (RFC 6455 §5-§7), sans-IO.
 //!
-//! Before working on this file, read RFC 6455 §5.4 (fragmentation), §5.5
-//! (control frames), §5.6 (data frames), §7 (closing the connection, and
-//! §7.4 for the status codes) and §8.1 (UTF-8 in text messages); then
-//! `wire/ws_frame.rs`, which this file builds on.
+//! Before working on this file, read RFC 6455 §5.1 and §5.3 (who masks),
+//! §5.4 (fragmentation), §5.5 (control frames), §5.6 (data frames), §7
+//! (closing the connection, and §7.4 for the status codes) and §8.1
+//! (UTF-8 in text messages); then `wire/ws_frame.rs`, which this file
+//! builds on, and, for compressed messages, RFC 7692 §6 and
+//! `proto/ws_deflate.rs`.
+//!
+//! One set of rules serves both ends: a session has a [`Role`]. The
+//! server requires masked frames and sends unmasked ones; the client the
+//! reverse, with a fresh key from the operating system for every frame.
 //!
 //! # Driving a session
 //!
@@ -34,14 +40,53 @@
 //! header, or one control frame (at most 139 bytes), of unconsumed input,
 //! and an invalid text message fails the moment the impossible byte
 //! arrives, not when the message ends.
+//!
+//! A compressed message (RSV1 on its first frame, permessage-deflate
+//! negotiated) is inflated piece by piece as it arrives, into the same
+//! reassembly buffer, in bounded steps: it fails with 1009 the moment its
+//! inflated size passes the limit, however small its compressed form.
 
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::proto::ws_deflate::{deflate_into, InflateError, Inflater, RSV1};
+use crate::wire::rand;
+use crate::wire::ws_extensions::DeflateParams;
 use crate::wire::ws_frame::{
-    apply_mask, server_header, FrameError, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD,
+    apply_mask, header_bytes, server_header, FrameError, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD,
 };
+
+/// Which end of the connection a session is (RFC 6455 §5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Receives masked frames, sends unmasked ones.
+    Server,
+    /// Sends masked frames, receives unmasked ones.
+    Client,
+}
+
+/// permessage-deflate as agreed in the handshake, and how we use it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WsDeflate {
+    pub params: DeflateParams,
+    /// zlib level (0-9) for the messages we compress.
+    pub level: u8,
+    /// Messages shorter than this are sent uncompressed (RSV1 clear):
+    /// for a few bytes, deflate costs more than it saves.
+    pub threshold: u32,
+}
+
+impl WsDeflate {
+    /// The agreed `params` with the level and threshold of `c`.
+    pub fn from_config(params: DeflateParams, c: &crate::Config) -> Self {
+        WsDeflate {
+            params,
+            level: c.ws_deflate_level.min(9) as u8,
+            threshold: u32::try_from(c.ws_deflate_threshold).unwrap_or(u32::MAX),
+        }
+    }
+}
 
 /// The limits a session enforces (copied from [`crate::Config`]).
 #[derive(Clone, Debug)]
@@ -113,13 +158,95 @@ impl MessageKind {
     }
 }
 
-/// Writes one whole data message as a single unfragmented server frame.
-/// [`WsSession::send`] calls it; so can a message callback (which cannot
-/// reach the session while it is reading), e.g. to echo.
+/// Writes one whole data message as a single unfragmented server frame,
+/// uncompressed. A session's [`MessageWriter`] is the same with the
+/// session's role and compression.
 #[inline]
 pub fn write_message<T: Transmit>(out: &mut T, kind: MessageKind, payload: &[u8]) {
     let (header, n) = server_header(true, kind.opcode(), payload.len());
     out.push_frame(&header[..n], payload);
+}
+
+/// How a session writes data messages: its role (masking) and its
+/// compression. A copy of it (from [`WsSession::writer`]) lets a message
+/// callback, which cannot reach the session while it is reading, answer
+/// exactly as [`WsSession::send`] would — `/echo` does.
+///
+/// Compression needs no state of its own: every answer we give declares
+/// `server_no_context_takeover`, and a client's compressor is reset after
+/// each message too (a peer that keeps its inflate context decodes
+/// independent messages all the same).
+#[derive(Clone, Copy, Debug)]
+pub struct MessageWriter {
+    role: Role,
+    deflate: Option<WsDeflate>,
+}
+
+impl MessageWriter {
+    /// Writes one whole message in one frame: compressed when deflate was
+    /// agreed and the message is at least the threshold long, masked with
+    /// a fresh key when we are the client.
+    pub fn send<T: Transmit>(&self, out: &mut T, kind: MessageKind, payload: &[u8]) {
+        if let Some(bits) = self.compress_bits(payload.len()) {
+            let Some(d) = self.deflate else { return };
+            let mut deflated = Vec::new();
+            deflate_into(&[payload], u32::from(d.level), bits, &mut deflated);
+            // RFC 7692 §6: RSV1 on the first (here: only) frame.
+            write_frame(self.role, out, RSV1, kind.opcode(), &deflated);
+        } else {
+            write_frame(self.role, out, 0, kind.opcode(), payload);
+        }
+    }
+
+    /// The window to compress a message of `len` bytes with, or None to
+    /// send it as it is.
+    fn compress_bits(&self, len: usize) -> Option<u8> {
+        let d = self.deflate?;
+        if (len as u64) < u64::from(d.threshold) {
+            return None;
+        }
+        let bits = match self.role {
+            Role::Server => d.params.server_max_window_bits,
+            Role::Client => d.params.client_max_window_bits,
+        };
+        // A window of 8 bits zlib cannot compress with (the server
+        // declines such offers; a client told 8 sends uncompressed, which
+        // RFC 7692 §6 always allows).
+        (bits >= crate::wire::ws_extensions::MIN_COMPRESS_WINDOW_BITS).then_some(bits)
+    }
+}
+
+/// Writes one unfragmented frame as `role` does: a client masks the
+/// payload (a copy) with a fresh key, RFC 6455 §5.3.
+fn write_frame<T: Transmit>(role: Role, out: &mut T, rsv: u8, opcode: Opcode, payload: &[u8]) {
+    match role {
+        Role::Server => {
+            let (header, n) = header_bytes(&FrameHeader {
+                fin: true,
+                rsv,
+                opcode,
+                mask: None,
+                payload_len: payload.len() as u64,
+            });
+            out.push_frame(&header[..n], payload);
+        }
+        Role::Client => {
+            // RFC 6455 §5.3: "The masking key needs to be unpredictable;
+            // thus, the masking key MUST be derived from a strong source of
+            // entropy", new for each frame.
+            let key = rand::bytes::<4>();
+            let (header, n) = header_bytes(&FrameHeader {
+                fin: true,
+                rsv,
+                opcode,
+                mask: Some(key),
+                payload_len: payload.len() as u64,
+            });
+            let mut masked = payload.to_vec();
+            apply_mask(&mut masked, key, 0);
+            out.push_frame(&header[..n], &masked);
+        }
+    }
 }
 
 /// A peer's violation of the protocol, named after the rule it broke.
@@ -136,6 +263,14 @@ pub enum WsError {
     ReservedOpcode(u8),
     #[error("unmasked frame from client")]
     UnmaskedFrameFromClient,
+    #[error("masked frame from server")]
+    MaskedFrameFromServer,
+    #[error("compressed control frame")]
+    CompressedControlFrame,
+    #[error("compressed bit on a continuation frame")]
+    CompressedContinuation,
+    #[error("invalid compressed data")]
+    InvalidCompressedData,
     #[error("control frame payload over 125 bytes")]
     ControlFrameTooBig,
     #[error("fragmented control frame")]
@@ -165,7 +300,12 @@ impl WsError {
     /// the message type, 1009 message too big to process.
     pub fn close_code(&self) -> u16 {
         match self {
-            WsError::InvalidUtf8 | WsError::CloseReasonNotUtf8 => 1007,
+            // RFC 7692 names no code for a payload that does not inflate;
+            // the message's data is "not consistent with the type of the
+            // message" (RFC 6455 §7.4.1), the type saying it is DEFLATE.
+            WsError::InvalidUtf8 | WsError::CloseReasonNotUtf8 | WsError::InvalidCompressedData => {
+                1007
+            }
             WsError::FrameTooBig | WsError::MessageTooBig | WsError::TooManyFragments => 1009,
             _ => 1002,
         }
@@ -374,9 +514,10 @@ struct PayloadInProgress {
 /// Lines kept when the server does not drain the trace.
 const MAX_TRACE_LINES: usize = 1024;
 
-/// A server-side WebSocket connection after the handshake.
+/// A WebSocket connection after the handshake, either end.
 pub struct WsSession {
     limits: WsLimits,
+    role: Role,
     state: State,
     /// Set between a data frame's header and the end of its payload.
     payload: Option<PayloadInProgress>,
@@ -384,9 +525,25 @@ pub struct WsSession {
     message: Option<MessageKind>,
     /// Frames of `message` so far.
     fragments: usize,
-    /// Payload of `message` so far; unallocated between messages.
+    /// Payload of `message` so far (inflated, if it is compressed);
+    /// unallocated between messages.
     assembly: Vec<u8>,
+    /// Payload bytes of `message` as they came over the wire: the message
+    /// limit applies to them as well as to what they inflate to.
+    wire_len: u64,
+    /// `message` had RSV1 on its first frame (RFC 7692 §6).
+    compressed: bool,
+    /// The agreed compression, if any.
+    deflate: Option<WsDeflate>,
+    /// Inflate state: created when a compressed message starts, dropped
+    /// after it unless the peer keeps its LZ77 context.
+    inflater: Option<Box<Inflater>>,
     utf8: Utf8Validator,
+    /// The rule the peer broke, once the session failed.
+    error: Option<WsError>,
+    /// The reason in the peer's close frame (kept for a client only: a
+    /// server has no one to tell).
+    peer_reason: Option<Box<str>>,
     last_input: Instant,
     /// When our keep-alive ping went out, if it is unanswered.
     ping_sent: Option<Instant>,
@@ -405,20 +562,67 @@ enum Step {
 }
 
 impl WsSession {
+    /// A server session without extensions.
     pub fn new(limits: WsLimits, now: Instant) -> Self {
+        WsSession::with_role(Role::Server, limits, now)
+    }
+
+    /// A session for `role`, without extensions (see
+    /// [`set_deflate`](Self::set_deflate)).
+    pub fn with_role(role: Role, limits: WsLimits, now: Instant) -> Self {
         WsSession {
             limits,
+            role,
             state: State::Open,
             payload: None,
             message: None,
             fragments: 0,
             assembly: Vec::new(),
+            wire_len: 0,
+            compressed: false,
+            deflate: None,
+            inflater: None,
             utf8: Utf8Validator::new(),
+            error: None,
+            peer_reason: None,
             last_input: now,
             ping_sent: None,
             close_code: None,
             trace: None,
         }
+    }
+
+    /// Turns permessage-deflate on (as the handshake agreed) before the
+    /// first frame; None turns it off.
+    pub fn set_deflate(&mut self, deflate: Option<WsDeflate>) {
+        self.deflate = deflate;
+    }
+
+    /// The agreed compression, if any.
+    pub fn deflate(&self) -> Option<WsDeflate> {
+        self.deflate
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// How this session writes messages, for a callback to use.
+    pub fn writer(&self) -> MessageWriter {
+        MessageWriter {
+            role: self.role,
+            deflate: self.deflate,
+        }
+    }
+
+    /// The rule the peer broke, if the session failed the connection.
+    pub fn error(&self) -> Option<WsError> {
+        self.error
+    }
+
+    /// The reason the peer gave in its close frame (client sessions).
+    pub fn peer_close_reason(&self) -> Option<&str> {
+        self.peer_reason.as_deref()
     }
 
     /// Reads frames from `input`, the bytes received so far, and returns
@@ -475,7 +679,8 @@ impl WsSession {
             return Ok(Step::NeedMore);
         };
         self.check_header(&h)?;
-        // check_header proved the frame masked.
+        // check_header proved the frame masked (server) or not (client:
+        // the zero key leaves the payload as it is).
         let key = h.mask.unwrap_or_default();
         let avail = input.len() - hlen;
 
@@ -493,15 +698,17 @@ impl WsSession {
 
         if h.opcode == Opcode::Continuation {
             self.fragments += 1;
+            self.wire_len += h.payload_len;
         } else {
             let kind = match h.opcode {
                 Opcode::Text => MessageKind::Text,
                 _ => MessageKind::Binary,
             };
+            let compressed = h.rsv & RSV1 != 0;
             // The common case: a whole message in one frame, all of it
             // here. Unmask it in place and deliver it from the caller's
             // buffer.
-            if h.fin && h.payload_len <= avail as u64 {
+            if h.fin && h.payload_len <= avail as u64 && !compressed {
                 let len = h.payload_len as usize;
                 let payload = &mut input[hlen..hlen + len];
                 apply_mask(payload, key, 0);
@@ -518,7 +725,13 @@ impl WsSession {
             }
             self.message = Some(kind);
             self.fragments = 1;
+            self.wire_len = h.payload_len;
             self.utf8 = Utf8Validator::new();
+            self.compressed = compressed;
+            if compressed && self.inflater.is_none() {
+                let bits = self.peer_window_bits();
+                self.inflater = Some(Box::new(Inflater::new(bits)));
+            }
         }
         self.trace_frame("<-", &h, &[]);
         self.payload = Some(PayloadInProgress {
@@ -551,12 +764,22 @@ impl WsSession {
         let done = p.remaining == 0;
         let fin = p.fin;
         if self.state == State::Open {
-            if self.message == Some(MessageKind::Text) && !self.utf8.feed(chunk) {
+            let start = self.assembly.len();
+            let inflated = if self.compressed {
+                self.inflate(|i, out, limit| i.feed(chunk, out, limit))
+            } else {
+                self.assembly.extend_from_slice(chunk);
+                Ok(())
+            };
+            // What inflated before an inflate error is checked first: the
+            // error that comes first in the message is the one reported,
+            // however the input was split.
+            if self.message == Some(MessageKind::Text) && !self.utf8.feed(&self.assembly[start..]) {
                 // RFC 6455 §8.1 / Autobahn 6.4: fail as soon as the text
                 // cannot be UTF-8, not at the end of the message.
                 return Err(WsError::InvalidUtf8);
             }
-            self.assembly.extend_from_slice(chunk);
+            inflated?;
         }
         if done {
             self.payload = None;
@@ -567,11 +790,64 @@ impl WsSession {
         Ok(Step::Consumed(n))
     }
 
+    /// The window the peer compresses with: what our inflater keeps.
+    fn peer_window_bits(&self) -> u8 {
+        let p = self.deflate.map_or(DeflateParams::DEFAULT, |d| d.params);
+        match self.role {
+            Role::Server => p.client_max_window_bits,
+            Role::Client => p.server_max_window_bits,
+        }
+    }
+
+    /// Whether the peer resets its compressor after each message, so
+    /// that our inflate state can go with the message.
+    fn peer_resets_context(&self) -> bool {
+        let p = self.deflate.map_or(DeflateParams::DEFAULT, |d| d.params);
+        match self.role {
+            Role::Server => p.client_no_context_takeover,
+            Role::Client => p.server_no_context_takeover,
+        }
+    }
+
+    /// Runs one inflate step into the reassembly buffer, bounded by the
+    /// message limit.
+    fn inflate(
+        &mut self,
+        step: impl FnOnce(&mut Inflater, &mut Vec<u8>, usize) -> Result<(), InflateError>,
+    ) -> Result<(), WsError> {
+        let Some(inflater) = self.inflater.as_mut() else {
+            return Err(WsError::InvalidCompressedData);
+        };
+        step(inflater, &mut self.assembly, self.limits.max_message_bytes).map_err(|e| match e {
+            // RFC 6455 §7.4.1: 1009, "a message that is too big for it to
+            // process" — known while inflating, before all of it exists.
+            InflateError::TooBig => WsError::MessageTooBig,
+            InflateError::InvalidData => WsError::InvalidCompressedData,
+        })
+    }
+
     fn finish_message<T: Transmit>(
         &mut self,
         out: &mut T,
         on_message: &mut dyn FnMut(MessageKind, &[u8], &mut T),
     ) -> Result<(), WsError> {
+        if self.compressed && self.state == State::Open {
+            // RFC 7692 §7.2.2: append 00 00 ff ff, then inflate the rest.
+            let start = self.assembly.len();
+            let inflated = self.inflate(|i, out, limit| i.finish(out, limit));
+            if self.message == Some(MessageKind::Text) && !self.utf8.feed(&self.assembly[start..]) {
+                return Err(WsError::InvalidUtf8);
+            }
+            inflated?;
+            let ended = self.inflater.as_ref().is_some_and(|i| i.ended());
+            if ended || self.peer_resets_context() {
+                // No context to keep: no inflate state on an idle
+                // connection.
+                self.inflater = None;
+            }
+        }
+        self.compressed = false;
+        self.wire_len = 0;
         let kind = self.message.take();
         self.fragments = 0;
         // Released, not kept: an idle session holds no buffer.
@@ -594,9 +870,10 @@ impl WsSession {
     /// The rules a frame header must obey, given the session's state.
     fn check_header(&self, h: &FrameHeader) -> Result<(), WsError> {
         // RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is
-        // negotiated that defines meanings for non-zero values" — we
-        // negotiate none.
-        if h.rsv != 0 {
+        // negotiated that defines meanings for non-zero values". The only
+        // one we negotiate, permessage-deflate, defines RSV1 (RFC 7692 §6).
+        let allowed = if self.deflate.is_some() { RSV1 } else { 0 };
+        if h.rsv & !allowed != 0 {
             return Err(WsError::ReservedBitsSet);
         }
         // RFC 6455 §5.2: "If an unknown opcode is received, the receiving
@@ -604,10 +881,25 @@ impl WsSession {
         if let Opcode::Reserved(op) = h.opcode {
             return Err(WsError::ReservedOpcode(op));
         }
-        // RFC 6455 §5.1: "a server MUST close the connection upon
-        // receiving a frame that is not masked".
-        if h.mask.is_none() {
-            return Err(WsError::UnmaskedFrameFromClient);
+        match (self.role, h.mask) {
+            // RFC 6455 §5.1: "a server MUST close the connection upon
+            // receiving a frame that is not masked".
+            (Role::Server, None) => return Err(WsError::UnmaskedFrameFromClient),
+            // RFC 6455 §5.1: "A client MUST close a connection if it
+            // detects a masked frame."
+            (Role::Client, Some(_)) => return Err(WsError::MaskedFrameFromServer),
+            _ => {}
+        }
+        if h.rsv & RSV1 != 0 {
+            // RFC 7692 §6.1: "An endpoint MUST NOT set the "Per-Message
+            // Compressed" bit of control frames and non-first fragments of
+            // a data message."
+            if h.opcode.is_control() {
+                return Err(WsError::CompressedControlFrame);
+            }
+            if h.opcode == Opcode::Continuation {
+                return Err(WsError::CompressedContinuation);
+            }
         }
         if h.opcode.is_control() {
             // RFC 6455 §5.5: "All control frames MUST have a payload
@@ -628,7 +920,11 @@ impl WsSession {
         if h.payload_len > self.limits.max_frame_bytes {
             return Err(WsError::FrameTooBig);
         }
-        let so_far = self.assembly.len() as u64;
+        let so_far = if h.opcode == Opcode::Continuation {
+            self.wire_len
+        } else {
+            0
+        };
         match (h.opcode, self.message) {
             // RFC 6455 §5.4: a fragmented message is "a single frame with
             // the FIN bit clear and an opcode other than 0, followed by
@@ -704,6 +1000,9 @@ impl WsSession {
                 if !is_utf8(reason) {
                     return Err(WsError::CloseReasonNotUtf8);
                 }
+                if self.role == Role::Client {
+                    self.peer_reason = std::str::from_utf8(reason).ok().map(Into::into);
+                }
                 Some(code)
             }
         };
@@ -728,6 +1027,7 @@ impl WsSession {
     /// one), then close the transport without waiting for an answer.
     fn fail<T: Transmit>(&mut self, err: WsError, out: &mut T) {
         self.trace_line(|| format!("!! {err} -> close {}", err.close_code()));
+        self.error.get_or_insert(err);
         if self.state == State::Open {
             let code = err.close_code();
             self.write_close(out, code, &err.to_string());
@@ -741,14 +1041,49 @@ impl WsSession {
         self.payload = None;
         self.message = None;
         self.fragments = 0;
+        self.wire_len = 0;
+        self.compressed = false;
         self.assembly = Vec::new();
+        self.inflater = None;
     }
 
-    /// Sends one data message, unfragmented. Nothing is sent unless the
-    /// session is open (RFC 6455 §5.5.1: no data after a close frame).
+    /// Sends one data message, unfragmented, compressed when deflate was
+    /// agreed and the message reaches the threshold. Nothing is sent
+    /// unless the session is open (RFC 6455 §5.5.1: no data after a close
+    /// frame).
     pub fn send<T: Transmit>(&mut self, kind: MessageKind, payload: &[u8], out: &mut T) {
+        if self.state != State::Open {
+            return;
+        }
+        if self.trace.is_some() {
+            let compressed = self.writer().compress_bits(payload.len()).is_some();
+            let h = FrameHeader {
+                fin: true,
+                rsv: if compressed { RSV1 } else { 0 },
+                opcode: kind.opcode(),
+                mask: None,
+                payload_len: payload.len() as u64,
+            };
+            self.trace_frame("->", &h, payload);
+        }
+        self.writer().send(out, kind, payload);
+    }
+
+    /// Sends a ping (RFC 6455 §5.5.2), its payload cut to the 125 bytes a
+    /// control frame may carry. Only while open.
+    pub fn ping<T: Transmit>(&mut self, payload: &[u8], out: &mut T) {
         if self.state == State::Open {
-            self.emit(out, kind.opcode(), payload);
+            let n = payload.len().min(MAX_CONTROL_PAYLOAD);
+            self.emit(out, Opcode::Ping, &payload[..n]);
+        }
+    }
+
+    /// Sends an unsolicited pong (RFC 6455 §5.5.3: "a unidirectional
+    /// heartbeat"), cut to 125 bytes. Only while open.
+    pub fn pong<T: Transmit>(&mut self, payload: &[u8], out: &mut T) {
+        if self.state == State::Open {
+            let n = payload.len().min(MAX_CONTROL_PAYLOAD);
+            self.emit(out, Opcode::Pong, &payload[..n]);
         }
     }
 
@@ -779,15 +1114,19 @@ impl WsSession {
         self.emit(out, Opcode::Close, &payload[..2 + cut]);
     }
 
-    /// Writes one whole frame, traced.
+    /// Writes one whole uncompressed frame, traced.
     fn emit<T: Transmit>(&mut self, out: &mut T, opcode: Opcode, payload: &[u8]) {
-        let (header, n) = server_header(true, opcode, payload.len());
         if self.trace.is_some() {
-            if let Ok(Some((h, _))) = FrameHeader::parse(&header[..n]) {
-                self.trace_frame("->", &h, payload);
-            }
+            let h = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode,
+                mask: None,
+                payload_len: payload.len() as u64,
+            };
+            self.trace_frame("->", &h, payload);
         }
-        out.push_frame(&header[..n], payload);
+        write_frame(self.role, out, 0, opcode, payload);
     }
 
     /// The peer closed its side of the TCP connection.
@@ -893,8 +1232,9 @@ impl WsSession {
     fn trace_frame(&mut self, dir: &str, h: &FrameHeader, payload: &[u8]) {
         self.trace_line(|| {
             let mut line = format!(
-                "ws {dir} {}{}{} len={}",
+                "ws {dir} {}{}{}{} len={}",
                 if h.fin { "FIN " } else { "" },
+                if h.rsv & RSV1 != 0 { "RSV1 " } else { "" },
                 h.opcode.name(),
                 if h.mask.is_some() { " masked" } else { "" },
                 h.payload_len
@@ -1388,6 +1728,223 @@ mod tests {
     fn an_idle_session_is_small() {
         let size = std::mem::size_of::<WsSession>();
         assert!(size <= 256, "WsSession is {size} bytes");
+    }
+
+    fn deflate_params(client_no_context: bool) -> WsDeflate {
+        WsDeflate {
+            params: DeflateParams {
+                server_no_context_takeover: true,
+                client_no_context_takeover: client_no_context,
+                ..DeflateParams::DEFAULT
+            },
+            level: 6,
+            threshold: 4,
+        }
+    }
+
+    fn deflate_session(client_no_context: bool) -> WsSession {
+        let mut s = WsSession::new(limits(), Instant::now());
+        s.set_deflate(Some(deflate_params(client_no_context)));
+        s
+    }
+
+    /// A masked client frame with RSV1 set.
+    fn compressed_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = frame(fin, opcode, payload);
+        f[0] |= 0x40;
+        f
+    }
+
+    #[test]
+    fn rfc7692_compressed_hello() {
+        // RFC 7692 §7.2.3.1, masked as a client sends it.
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let now = Instant::now();
+        let mut s = deflate_session(false);
+        let run = feed(&mut s, &compressed_frame(true, 1, &hello), now);
+        assert_eq!(run.messages, vec![(MessageKind::Text, b"Hello".to_vec())]);
+        // §7.2.3.2: in two fragments, RSV1 on the first only; then a
+        // second message referring back into the first (context kept).
+        let input = [
+            compressed_frame(false, 1, &hello[..3]),
+            frame(true, 9, b""),
+            frame(true, 0, &hello[3..]),
+            compressed_frame(true, 1, &[0xf2, 0x00, 0x11, 0x00, 0x00]),
+        ]
+        .concat();
+        let mut s = deflate_session(false);
+        let run = feed(&mut s, &input, now);
+        assert_eq!(
+            run.messages,
+            vec![
+                (MessageKind::Text, b"Hello".to_vec()),
+                (MessageKind::Text, b"Hello".to_vec())
+            ]
+        );
+        assert!(s.inflater.is_some(), "the client keeps its context");
+        // With no context takeover, the inflater goes with the message.
+        let mut s = deflate_session(true);
+        feed(&mut s, &compressed_frame(true, 1, &hello), now);
+        assert!(s.inflater.is_none() && s.assembly.capacity() == 0);
+        // Uncompressed messages still pass (RSV1 clear).
+        let run = feed(&mut s, &frame(true, 2, b"plain"), now);
+        assert_eq!(run.messages, vec![(MessageKind::Binary, b"plain".to_vec())]);
+    }
+
+    #[test]
+    fn compressed_violations() {
+        let now = Instant::now();
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let fails = |input: &[u8], code: u16| {
+            let mut s = deflate_session(true);
+            let run = feed(&mut s, input, now);
+            assert_eq!(close_reply(&run.out), Some(code), "{input:02x?}");
+        };
+        // RFC 7692 §6.1: no RSV1 on control frames or continuations.
+        fails(&compressed_frame(true, 9, b""), 1002);
+        fails(
+            &[
+                compressed_frame(false, 1, &hello[..3]),
+                compressed_frame(true, 0, &hello[3..]),
+            ]
+            .concat(),
+            1002,
+        );
+        // RSV2 and RSV3 mean nothing to permessage-deflate.
+        let mut rsv2 = frame(true, 1, b"x");
+        rsv2[0] |= 0x20;
+        fails(&rsv2, 1002);
+        // Not DEFLATE: 1007.
+        fails(&compressed_frame(true, 2, &[0x07, 0x00]), 1007);
+        // Inflates to invalid UTF-8: 1007.
+        let mut bad = Vec::new();
+        deflate_into(&[b"ok \xC0\xAF"], 6, 15, &mut bad);
+        fails(&compressed_frame(true, 1, &bad), 1007);
+        // Inflates past the 2000-byte message limit: 1009, even though
+        // the compressed frame is tiny.
+        let mut bomb = Vec::new();
+        deflate_into(&[&[b'a'; 5000]], 9, 15, &mut bomb);
+        assert!(bomb.len() < 100);
+        fails(&compressed_frame(true, 1, &bomb), 1009);
+        // Without deflate, RSV1 is a protocol error as before.
+        expect_failure(&compressed_frame(true, 1, &hello), 1002);
+    }
+
+    #[test]
+    fn compressed_any_split_gives_the_same_result() {
+        let mut big = Vec::new();
+        let text = "compressible text, ".repeat(60);
+        deflate_into(&[text.as_bytes()], 6, 15, &mut big);
+        let input = [
+            compressed_frame(true, 1, &big),
+            frame(true, 1, b"plain"),
+            compressed_frame(false, 2, &big[..10]),
+            frame(true, 0, &big[10..]),
+        ]
+        .concat();
+        let now = Instant::now();
+        let whole = feed(&mut deflate_session(true), &input, now);
+        assert_eq!(whole.messages.len(), 3);
+        assert_eq!(whole.messages[0].1, text.as_bytes());
+        for step in [1, 3, 17] {
+            let mut s = deflate_session(true);
+            let mut pending: Vec<u8> = Vec::new();
+            let mut run = Run::default();
+            for chunk in input.chunks(step) {
+                pending.extend_from_slice(chunk);
+                let mut got = Vec::new();
+                let n = s.handle_read(&mut pending, now, &mut run.out, &mut |k, p, _| {
+                    got.push((k, p.to_vec()))
+                });
+                pending.drain(..n);
+                run.messages.extend(got);
+                run.consumed += n;
+            }
+            assert_eq!(run, whole, "step {step}");
+        }
+    }
+
+    #[test]
+    fn send_compresses_over_the_threshold() {
+        let mut s = deflate_session(true);
+        let mut out = Vec::new();
+        s.send(MessageKind::Text, b"abc", &mut out);
+        // Under the threshold: as it is, RSV1 clear.
+        assert_eq!(out, [0x81, 0x03, b'a', b'b', b'c']);
+        out.clear();
+        s.send(MessageKind::Text, b"Hello", &mut out);
+        // RFC 7692 §7.2.3.1, byte for byte.
+        assert_eq!(out, [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        // The writer a callback uses answers the same.
+        let mut again = Vec::new();
+        s.writer().send(&mut again, MessageKind::Text, b"Hello");
+        assert_eq!(again, out);
+    }
+
+    /// Feeds server frames to a client session; returns its messages.
+    fn client_feed(c: &mut WsSession, input: &[u8]) -> (Vec<(MessageKind, Vec<u8>)>, Vec<u8>) {
+        let mut buf = input.to_vec();
+        let mut got = Vec::new();
+        let mut out = Vec::new();
+        let n = c.handle_read(&mut buf, Instant::now(), &mut out, &mut |k, p, _| {
+            got.push((k, p.to_vec()))
+        });
+        assert_eq!(n, input.len());
+        (got, out)
+    }
+
+    #[test]
+    fn client_role_is_the_mirror_image() {
+        let now = Instant::now();
+        let mut c = WsSession::with_role(Role::Client, limits(), now);
+        // RFC 6455 §5.7's unmasked "Hello" from a server is accepted ...
+        let (got, _) = client_feed(&mut c, &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        assert_eq!(got, vec![(MessageKind::Text, b"Hello".to_vec())]);
+        // ... what it sends is masked, and a server session reads it ...
+        let mut wire = Vec::new();
+        c.send(MessageKind::Text, b"Hello", &mut wire);
+        assert_eq!(wire[1], 0x85, "masked, 5 bytes");
+        let mut srv = WsSession::new(limits(), now);
+        let run = feed(&mut srv, &wire, now);
+        assert_eq!(run.messages, vec![(MessageKind::Text, b"Hello".to_vec())]);
+        // ... and a masked frame from the server is refused (§5.1).
+        let (_, out) = client_feed(&mut c, &frame(true, 1, b"masked"));
+        assert_eq!(c.error(), Some(WsError::MaskedFrameFromServer));
+        let (h, _) = FrameHeader::parse(&out).unwrap().unwrap();
+        assert!(h.mask.is_some() && h.opcode == Opcode::Close);
+        // The server's close reason is kept for the client to read.
+        let mut c = WsSession::with_role(Role::Client, limits(), now);
+        let mut close = vec![0x88, 0x05, 0x03, 0xe8];
+        close.extend_from_slice(b"bye");
+        client_feed(&mut c, &close);
+        assert_eq!(
+            (c.close_code(), c.peer_close_reason()),
+            (Some(1000), Some("bye"))
+        );
+    }
+
+    #[test]
+    fn a_client_session_inflates_compress_message() {
+        use crate::proto::ws_deflate::compress_message;
+        // One frame compressed once, read by two clients.
+        let text = "{\"id\":\"1-1\",\"data\":\"fan out\"} ".repeat(20);
+        let frame = compress_message(&[text.as_bytes()], Opcode::Text, 6, 15);
+        assert_eq!(frame[0], 0xc1, "FIN, RSV1, text");
+        for _ in 0..2 {
+            let mut c = WsSession::with_role(Role::Client, limits(), Instant::now());
+            c.set_deflate(Some(deflate_params(true)));
+            let (got, _) = client_feed(&mut c, &[frame.clone(), frame.clone()].concat());
+            assert_eq!(got.len(), 2);
+            assert!(got.iter().all(|(_, m)| m == text.as_bytes()));
+        }
+        // And the client compresses for the server, masked.
+        let mut c = WsSession::with_role(Role::Client, limits(), Instant::now());
+        c.set_deflate(Some(deflate_params(true)));
+        let mut wire = Vec::new();
+        c.send(MessageKind::Text, text.as_bytes(), &mut wire);
+        assert_eq!(wire[0], 0xc1);
+        let run = feed(&mut deflate_session(true), &wire, Instant::now());
+        assert_eq!(run.messages, vec![(MessageKind::Text, text.into_bytes())]);
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod percent;
 pub mod jws;
 pub mod prometheus;
 pub mod resp;
+pub mod rand;
 pub mod sse;
+pub mod ws_extensions;
 pub mod ws_frame;
 pub mod ws_handshake;

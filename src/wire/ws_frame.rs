@@ -280,6 +280,16 @@ pub fn server_header(fin: bool, opcode: Opcode, len: usize) -> ([u8; 10], usize)
     (out, n)
 }
 
+/// Any frame header in a stack buffer: `(buf, n)`, the header being
+/// `&buf[..n]` (2 to 14 bytes). For frames with RSV bits (a negotiated
+/// extension) or a masking key (a client).
+#[inline]
+pub fn header_bytes(header: &FrameHeader) -> ([u8; MAX_HEADER_LEN], usize) {
+    let mut buf = [0u8; MAX_HEADER_LEN];
+    let n = header.write_to(&mut buf);
+    (buf, n)
+}
+
 /// Appends a whole unmasked (server) frame to `out`: header, then payload.
 pub fn write_frame(out: &mut Vec<u8>, fin: bool, opcode: Opcode, payload: &[u8]) {
     let (header, n) = server_header(fin, opcode, payload.len());

@@ -7,10 +7,10 @@
 //! The request head has already been parsed by `wire::http1`; here we only
 //! read its fields. [`validate`] either accepts (the key to prove we read
 //! the request, and the chosen subprotocol) or says which rule the request
-//! broke and which HTTP status to answer with. We never negotiate an
-//! extension: a server that answers without `Sec-WebSocket-Extensions` has
-//! accepted none (§9.1), so `permessage-deflate` offers are simply left
-//! unanswered.
+//! broke and which HTTP status to answer with. The one extension we
+//! negotiate is permessage-deflate (RFC 7692), through
+//! [`validate_with_deflate`] and `wire/ws_extensions.rs`; every other
+//! offer is declined by leaving it out of the answer (§9.1).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -18,6 +18,7 @@ use sha1::{Digest, Sha1};
 use thiserror::Error;
 
 use crate::wire::http1::{trim_ows, Method, RequestHead, Version};
+use crate::wire::ws_extensions::{self, DeflateParams, DeflatePolicy};
 
 /// RFC 6455 §1.3: the GUID a server appends to the client's key.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -39,6 +40,9 @@ pub struct Accept {
     pub accept_key: String,
     /// The `Sec-WebSocket-Protocol` value, if one was agreed.
     pub protocol: Option<String>,
+    /// permessage-deflate, if an offer was accepted: the answer's
+    /// `Sec-WebSocket-Extensions` and the session's parameters.
+    pub deflate: Option<DeflateParams>,
 }
 
 /// A request the server refuses to upgrade, named after the rule it
@@ -143,6 +147,20 @@ pub fn validate(
     buf: &[u8],
     policy: &HandshakePolicy,
 ) -> Result<Accept, HandshakeError> {
+    validate_with_deflate(head, buf, policy, None)
+}
+
+/// [`validate`], and with `deflate` also the permessage-deflate
+/// negotiation (RFC 7692 §5): the first acceptable offer of the request's
+/// `Sec-WebSocket-Extensions` fields. A header that breaks the grammar of
+/// RFC 6455 §9.1 is not an error of the handshake: the connection is
+/// accepted without extensions (the client learns it from the answer).
+pub fn validate_with_deflate(
+    head: &RequestHead,
+    buf: &[u8],
+    policy: &HandshakePolicy,
+    deflate: Option<&DeflatePolicy>,
+) -> Result<Accept, HandshakeError> {
     // RFC 6455 §4.2.1 item 3: "An |Upgrade| header field containing the
     // value "websocket", treated as an ASCII case-insensitive value."
     if !is_upgrade_request(head, buf) {
@@ -203,9 +221,14 @@ pub fn validate(
         }
     }
 
+    let deflate = deflate.and_then(|d| {
+        let values = head.headers_named(buf, "sec-websocket-extensions");
+        ws_extensions::negotiate(values, d).ok().flatten()
+    });
     Ok(Accept {
         accept_key: accept_key(key),
         protocol: choose_subprotocol(head, buf, policy.subprotocols),
+        deflate,
     })
 }
 
@@ -244,6 +267,12 @@ pub fn write_accept(out: &mut Vec<u8>, accept: &Accept) {
     if let Some(p) = &accept.protocol {
         out.extend_from_slice(b"Sec-WebSocket-Protocol: ");
         out.extend_from_slice(p.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(d) = &accept.deflate {
+        // RFC 7692 §5: the accepted offer, with the parameters we chose.
+        out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+        ws_extensions::write_answer(out, d);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -448,6 +477,46 @@ mod tests {
         // No Origin: not a browser, let through.
         let req = edit("Origin: http://example.com\r\n", "");
         assert!(check(&req, &[], &["https://example.com"]).is_ok());
+    }
+
+    #[test]
+    fn permessage_deflate_is_negotiated() {
+        let req = edit(
+            "Sec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Extensions: x-unknown, permessage-deflate; bogus\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+        );
+        let head = split_head_for_tests(&req).unwrap();
+        let policy = HandshakePolicy {
+            subprotocols: &[],
+            allowed_origins: &[],
+        };
+        let deflate = DeflatePolicy {
+            server_max_window_bits: 15,
+            client_max_window_bits: 10,
+            client_no_context_takeover: true,
+        };
+        let accept = validate_with_deflate(&head, &req, &policy, Some(&deflate)).unwrap();
+        let mut out = Vec::new();
+        write_accept(&mut out, &accept);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with(
+                "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+                 client_no_context_takeover; client_max_window_bits=10\r\n\r\n"
+            ),
+            "{text}"
+        );
+        // Without a policy, or with a broken header: no extension.
+        assert_eq!(validate(&head, &req, &policy).unwrap().deflate, None);
+        let broken = edit(
+            "Sec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate;\r\n",
+        );
+        let head = split_head_for_tests(&broken).unwrap();
+        let accept = validate_with_deflate(&head, &broken, &policy, Some(&deflate)).unwrap();
+        assert_eq!(accept.deflate, None);
     }
 
     #[test]

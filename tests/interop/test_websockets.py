@@ -2,7 +2,9 @@
 
 A second independent client implementation (after `ws` in the node
 tests): /echo with text, binary, a fragmented message, ping/pong and a
-clean close; a topic socket that receives a message published by POST.
+clean close; a topic socket that receives a message published by POST;
+permessage-deflate (RFC 7692), which `websockets` offers by default:
+compressed echoes arrive intact, and a compressed publish is inflated.
 
     PUSHWIRE_URL=http://127.0.0.1:PORT python3 test_websockets.py
 
@@ -22,6 +24,10 @@ import urllib.request
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+)
 
 BASE = os.environ.get("PUSHWIRE_URL", "").rstrip("/")
 WS_BASE = "ws" + BASE[len("http") :] if BASE.startswith("http") else ""
@@ -162,6 +168,82 @@ async def topic_receives_message_published_by_urllib():
             ) from None
         assert got == {"id": mid, "event": "message", "data": "published by urllib"}, got
         await close_cleanly(ws)
+
+
+class Recording(PerMessageDeflate):
+    """The library's permessage-deflate, noting each compressed frame's
+    size on the wire before it inflates it."""
+
+    def decode(self, frame, *, max_size=None):
+        if frame.rsv1:
+            COMPRESSED.append(len(frame.data))
+        return super().decode(frame, max_size=max_size)
+
+
+class RecordingFactory(ClientPerMessageDeflateFactory):
+    def process_response_params(self, params, accepted_extensions):
+        ext = super().process_response_params(params, accepted_extensions)
+        ext.__class__ = Recording
+        return ext
+
+
+COMPRESSED = []
+
+
+def deflate_connect(path, **kw):
+    return connect(
+        f"{WS_BASE}{path}",
+        compression=None,
+        extensions=[RecordingFactory(client_max_window_bits=True)],
+        **kw,
+    )
+
+
+@test
+async def echo_compressed():
+    COMPRESSED.clear()
+    async with deflate_connect("/echo", max_size=2**22) as ws:
+        answer = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        assert answer.startswith("permessage-deflate"), answer
+        assert "server_no_context_takeover" in answer, answer
+        text = "".join(f"line {i}: the quick brown fox jumps over the lazy dog ✓\n" for i in range(5000))
+        binary = bytes(range(256)) * 1024
+        for message in [text, binary, "tiny", text]:
+            await ws.send(message)
+            got = await ws.recv()
+            assert type(got) is type(message), type(got)
+            assert got == message, f"{len(got)} vs {len(message)}"
+        # Three messages over the threshold came back compressed, the big
+        # text to well under a tenth of its size; "tiny" was sent as it is.
+        assert len(COMPRESSED) == 3, COMPRESSED
+        assert COMPRESSED[0] < len(text.encode()) // 10, COMPRESSED
+        await close_cleanly(ws)
+
+
+@test
+async def default_client_negotiates_deflate():
+    # The library's own default offer (client_max_window_bits, no
+    # parameters otherwise) is accepted as it is.
+    async with connect(f"{WS_BASE}/echo") as ws:
+        assert [e.name for e in ws.protocol.extensions] == ["permessage-deflate"]
+        await ws.send("x" * 10000)
+        assert await ws.recv() == "x" * 10000
+        await close_cleanly(ws)
+
+
+@test
+async def topic_publish_compressed_and_received():
+    # The client's compressed text frame is inflated and published; the
+    # message reaches a second subscriber that also negotiated deflate.
+    t = topic("deflate")
+    data = "compressible " * 2000
+    async with deflate_connect(f"/topics/{t}/ws") as a, deflate_connect(f"/topics/{t}/ws") as b:
+        await a.send(data)
+        for ws in (a, b):
+            got = json.loads(await ws.recv())
+            assert got["data"] == data and got["event"] == "message", got
+        await close_cleanly(a)
+        await close_cleanly(b)
 
 
 async def main():

@@ -181,3 +181,74 @@ test('topic: a binary frame from the client gets close 1003', TEST, async () => 
   assert.match(id, /-1$/, 'the binary frame was not published');
   await closeCleanly(other);
 });
+
+/** Opens a client with permessage-deflate (RFC 7692) offered. */
+async function connectDeflate(path, perMessageDeflate = true) {
+  const ws = new WebSocket(`${WS_BASE}${path}`, { perMessageDeflate });
+  const inbox = new Inbox();
+  ws.on('message', (data, isBinary) => inbox.push({ data, isBinary }));
+  const closed = new Promise((resolve) => {
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString('utf8'), at: Date.now() }));
+  });
+  ws.on('error', () => {});
+  await once(ws, 'open', `${path} to open`);
+  return { ws, inbox, closed };
+}
+
+test('/echo with permessage-deflate: compressed echoes arrive intact', TEST, async () => {
+  const c = await connectDeflate('/echo');
+  assert.equal(c.ws.extensions, 'permessage-deflate', 'the server accepted the offer');
+  // The terms `ws` read from the answer.
+  const { params } = c.ws._extensions['permessage-deflate'];
+  assert.equal(params.server_no_context_takeover, true);
+  const text = Array.from({ length: 4000 }, (_, i) => `line ${i}: the quick brown fox ✓`).join('\n');
+  const binary = Buffer.alloc(256 * 1024, 'pushwire ');
+  const before = c.ws._socket.bytesRead;
+  c.ws.send(text);
+  c.ws.send(binary, { binary: true });
+  c.ws.send('tiny');
+  const got = await c.inbox.take(3, 'the echoed messages');
+  const read = c.ws._socket.bytesRead - before;
+  assert.equal(got[0].data.toString('utf8'), text);
+  assert.equal(got[0].isBinary, false);
+  assert.ok(Buffer.compare(got[1].data, binary) === 0, 'binary differs');
+  assert.equal(got[1].isBinary, true);
+  assert.equal(got[2].data.toString('utf8'), 'tiny');
+  // Over 380 KB of messages came back in a small fraction of that.
+  const total = Buffer.byteLength(text) + binary.length + 4;
+  assert.ok(read < total / 10, `read ${read} bytes for ${total} bytes of messages`);
+  await closeCleanly(c);
+});
+
+test('/echo with permessage-deflate: small windows and no context takeover on both sides', TEST, async () => {
+  const c = await connectDeflate('/echo', {
+    serverNoContextTakeover: true,
+    clientNoContextTakeover: true,
+    serverMaxWindowBits: 10,
+    clientMaxWindowBits: 9,
+    threshold: 0,
+  });
+  const { params } = c.ws._extensions['permessage-deflate'];
+  assert.equal(params.server_max_window_bits, 10);
+  assert.equal(params.client_no_context_takeover, true);
+  const messages = Array.from({ length: 20 }, (_, i) => `message ${i} `.repeat(200 + i));
+  for (const m of messages) c.ws.send(m);
+  const got = await c.inbox.take(messages.length, 'the echoed messages');
+  assert.deepEqual(got.map((m) => m.data.toString('utf8')), messages);
+  await closeCleanly(c);
+});
+
+test('topic with permessage-deflate: a compressed publish reaches every subscriber', TEST, async () => {
+  const t = topic('ws-deflate');
+  const a = await connectDeflate(`/topics/${t}/ws`, { threshold: 0 });
+  const b = await connectDeflate(`/topics/${t}/ws`);
+  const data = 'compressible '.repeat(3000);
+  a.ws.send(data);
+  for (const c of [a, b]) {
+    const [m] = await c.inbox.take(1, 'the published message');
+    const json = JSON.parse(m.data.toString());
+    assert.equal(json.data, data);
+  }
+  await closeCleanly(a);
+  await closeCleanly(b);
+});
