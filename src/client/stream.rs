@@ -451,7 +451,10 @@ mod tests {
     fn crlf_line_ends_are_tolerated() {
         let mut r = NdjsonReader::new(DEFAULT_MAX_LINE);
         assert_eq!(
-            items(&mut r, b"{\"id\":\"1-1\",\"event\":\"e\",\"data\":\"x\"}\r\n\r\n"),
+            items(
+                &mut r,
+                b"{\"id\":\"1-1\",\"event\":\"e\",\"data\":\"x\"}\r\n\r\n"
+            ),
             vec![message("1-1", "e", "x"), StreamItem::Heartbeat]
         );
     }
