@@ -8,16 +8,16 @@
 # The figure compared is deliveries per server CPU-second (deliveries/s
 # divided by the server's CPU share): on a shared machine the wall-clock
 # rate moves with the neighbours, the work per delivery much less. The
-# median of the rounds is reported, and the ratio NDJSON / SSE (the two
+# median of the rounds (an odd number, so a real middle) is reported, and the ratio NDJSON / SSE (the two
 # formats share one code path in the server, so the target is within 10%).
 #
-#   bench/stream.sh               SUBS=5000 WINDOW=4 DURATION=10 ROUNDS=2
+#   bench/stream.sh               SUBS=5000 WINDOW=4 DURATION=10 ROUNDS=3
 source "$(dirname "$0")/lib.sh"
 SUBS="${SUBS:-5000}"
 WINDOW="${WINDOW:-4}"
 DURATION="${DURATION:-10}"
 SIZE="${SIZE:-64}"
-ROUNDS="${ROUNDS:-2}"
+ROUNDS="${ROUNDS:-3}"
 
 build
 versions
