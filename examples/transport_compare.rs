@@ -1,4 +1,5 @@
-//! Polling vs long polling vs SSE vs WebSocket, as a measurement.
+//! Polling vs long polling vs SSE vs HTTP streaming vs WebSocket, as a
+//! measurement.
 //!
 //! Starts a server in this process and runs one workload over each
 //! transport in turn: N messages published at R per second to a topic
@@ -7,7 +8,8 @@
 //! process), so each receipt gives a latency. Then, per transport, a row:
 //!
 //! - **requests**: HTTP requests the K clients made (a WebSocket
-//!   handshake and an event stream are one each; every poll is one);
+//!   handshake, an event stream and an NDJSON stream are one each; every
+//!   poll is one);
 //! - **bytes recv**: bytes the clients read from their sockets — heads,
 //!   chunk framing, frame headers, JSON: everything on the wire;
 //! - **msgs**: receipts, against N × K; **ok** says whether *every*
@@ -22,12 +24,13 @@
 //!
 //! Flags (defaults): `--messages 200`, `--rate 100` (per second),
 //! `--clients 10`, `--interval 100` (short-poll period, ms), `--size 64`
-//! (payload bytes), `--transports ws,sse,long,short`. It prints progress
+//! (payload bytes), `--transports ws,sse,stream,long,short`. It prints progress
 //! to stderr and the table to stdout, and ends by itself (each transport
 //! takes about N/R seconds plus a fraction).
 //!
-//! What to expect: WebSocket and SSE answer in well under a millisecond
-//! with one request per client; the long poll costs one request (and a
+//! What to expect: WebSocket, SSE and the NDJSON stream answer in well
+//! under a millisecond with one request per client (the stream's lines
+//! carry the JSON of a WebSocket frame inside the chunk framing of SSE); the long poll costs one request (and a
 //! response head) per answer, and its latency grows when messages come
 //! faster than a round trip; the short poll costs a request per interval
 //! whether or not anything happened, and delays each message by half an
@@ -38,7 +41,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pushwire::client::{ClientError, Delivery, HttpClient, SseClient, Stats, WsClient, WsMessage};
+use pushwire::client::{
+    ClientError, Delivery, HttpClient, SseClient, Stats, StreamClient, WsClient, WsMessage,
+};
 use pushwire::Config;
 
 #[path = "support/mod.rs"]
@@ -49,6 +54,7 @@ use support::DemoServer;
 enum Transport {
     WebSocket,
     Sse,
+    Stream,
     LongPoll,
     ShortPoll,
 }
@@ -58,6 +64,7 @@ impl Transport {
         match self {
             Transport::WebSocket => "WebSocket",
             Transport::Sse => "SSE",
+            Transport::Stream => "HTTP stream",
             Transport::LongPoll => "long poll",
             Transport::ShortPoll => "short poll",
         }
@@ -67,6 +74,7 @@ impl Transport {
         Some(match s {
             "ws" | "websocket" => Transport::WebSocket,
             "sse" => Transport::Sse,
+            "stream" | "ndjson" => Transport::Stream,
             "long" | "longpoll" | "poll" => Transport::LongPoll,
             "short" | "shortpoll" | "messages" => Transport::ShortPoll,
             _ => return None,
@@ -94,12 +102,13 @@ fn parse_args() -> Result<Workload, String> {
         transports: vec![
             Transport::WebSocket,
             Transport::Sse,
+            Transport::Stream,
             Transport::LongPoll,
             Transport::ShortPoll,
         ],
     };
     let usage = "usage: transport_compare [--messages N] [--rate R] [--clients K] \
-                 [--interval MS] [--size BYTES] [--transports ws,sse,long,short]";
+                 [--interval MS] [--size BYTES] [--transports ws,sse,stream,long,short]";
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value\n{usage}"));
@@ -364,6 +373,27 @@ fn follow(
                 }
             }
             r.stats = sse.stats();
+        }
+        Transport::Stream => {
+            // `?after=earliest`, as for the others; a drop would resume
+            // after the last id by itself.
+            let stream = StreamClient::connect(addr, topic, Some("earliest"));
+            ready.wait();
+            let mut stream = stream?;
+            stream.set_read_timeout(tick)?;
+            while !r.done(n) && Instant::now() < deadline {
+                match stream.next_delivery() {
+                    Ok(Some(Delivery::Message(m))) => r.record(&m.data, base),
+                    Ok(Some(Delivery::Gap { .. })) => r.gap = true,
+                    Ok(None) => break,
+                    Err(e) if e.is_timeout() => {}
+                    Err(e) => {
+                        r.stats = stream.stats();
+                        return Err(e);
+                    }
+                }
+            }
+            r.stats = stream.stats();
         }
         Transport::LongPoll | Transport::ShortPoll => {
             ready.wait();

@@ -165,7 +165,7 @@ fn transport_compare_delivers_everything_once_on_every_transport() {
         |_| {},
     );
     out.expect("40 messages of 64 bytes at 200/s to 3 clients per transport");
-    for transport in ["WebSocket", "SSE", "long poll", "short poll"] {
+    for transport in ["WebSocket", "SSE", "HTTP stream", "long poll", "short poll"] {
         let row = out.line(&format!("{transport:<11} "));
         assert!(
             row.contains(" 120/120 ") && row.contains(" all, once "),

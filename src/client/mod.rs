@@ -8,6 +8,7 @@
 //! | short poll (`/messages?after=`) | [`HttpClient::messages`] | one per interval |
 //! | long poll (`/poll?after=&timeout=`) | [`HttpClient::poll`] | one per answer |
 //! | Server-Sent Events (`/sse`) | [`SseClient`] | one per stream |
+//! | HTTP streaming (`/stream?after=`) | [`StreamClient`] | one per stream (and per resume) |
 //! | WebSocket (`/ws?after=`) | [`WsClient`] | one handshake |
 //!
 //! Every client counts what it costs on the wire ([`Stats`]: requests,
@@ -25,6 +26,7 @@ pub mod json;
 mod conn;
 mod http;
 mod sse;
+mod stream;
 mod ws;
 
 use std::io;
@@ -32,6 +34,7 @@ use std::io;
 pub use self::conn::{Framing, ResponseHead};
 pub use self::http::{HttpClient, Response};
 pub use self::sse::SseClient;
+pub use self::stream::{NdjsonReader, StreamClient, StreamItem, DEFAULT_MAX_LINE};
 pub use self::ws::{random_bytes, WsClient, WsMessage};
 pub use crate::wire::sse::SseEvent;
 

@@ -1,10 +1,12 @@
 // pushwire's polling transports against Node's built-in fetch (undici):
 // a long poll parked until a publish wakes it, a long poll that expires,
-// and a short poll that returns everything kept.
+// and a short poll that returns everything kept. And HTTP streaming read
+// through fetch's ReadableStream: NDJSON lines, history then live, byte
+// for byte, and a resume with ?after=.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, deadline, publish, publishClosing, sleep, topic } from './helpers.mjs';
+import { BASE, deadline, Inbox, publish, publishClosing, sleep, topic } from './helpers.mjs';
 
 const TEST = { timeout: 15000 };
 
@@ -118,4 +120,110 @@ test('a long poll is woken by a publish made with Connection: close', TEST, asyn
   assert.deepEqual(body.messages, [{ id, event: 'message', data: 'from a closing connection' }]);
   const took = Date.now() - started;
   assert.ok(took < 2000, `woken by the publish (${took} ms), not by the time-out`);
+});
+
+// ---- HTTP streaming (NDJSON) -------------------------------------------------
+
+/**
+ * Opens `GET path` as a stream and reads it through the response's
+ * ReadableStream: `bytes` is every body byte so far (as text), `lines`
+ * the complete lines. Call `close()` to abort the request.
+ */
+async function openStream(path) {
+  const abort = new AbortController();
+  const res = await fetch(`${BASE}${path}`, { signal: abort.signal });
+  assert.equal(res.status, 200, `GET ${path}: ${res.status}`);
+  assert.equal(res.headers.get('content-type'), 'application/x-ndjson');
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const s = { bytes: '', lines: [], inbox: new Inbox() };
+  let partial = '';
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      const text = decoder.decode(value, { stream: true });
+      s.bytes += text;
+      partial += text;
+      let nl;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        s.lines.push(line);
+        // An empty line is a heartbeat: no JSON text is empty.
+        if (line !== '') s.inbox.push(JSON.parse(line));
+      }
+    }
+  })().catch((e) => {
+    if (e.name !== 'AbortError') throw e;
+  });
+  s.close = async () => {
+    abort.abort();
+    await pump;
+  };
+  return s;
+}
+
+const line = (m) => JSON.stringify(m) + '\n';
+
+test('a stream through fetch: history then live, byte for byte', TEST, async () => {
+  const t = topic('stream');
+  const sent = [];
+  for (const [data, event] of [
+    ['one', undefined],
+    ['two "quoted"\nand a second line', 'named'],
+  ]) {
+    sent.push({ id: await publish(t, data, event), event: event ?? 'message', data });
+  }
+  const s = await openStream(`/topics/${t}/stream?after=earliest`);
+  try {
+    assert.deepEqual(await s.inbox.take(2, 'the history'), sent);
+    sent.push({ id: await publish(t, 'live: ü 🚀'), event: 'message', data: 'live: ü 🚀' });
+    assert.deepEqual(await s.inbox.take(3, 'the live message'), sent);
+    // Exactly these lines, nothing around them (the chunk framing is
+    // fetch's to remove).
+    assert.equal(s.bytes, sent.map(line).join(''));
+  } finally {
+    await s.close();
+  }
+});
+
+test('a stream resumed with ?after= gives exactly the missed messages', TEST, async () => {
+  const t = topic('stream-resume');
+  const first = await openStream(`/topics/${t}/stream`);
+  let seen;
+  try {
+    await sleep(100);
+    const ids = [await publish(t, 'a'), await publish(t, 'b')];
+    seen = await first.inbox.take(2, 'the first two');
+    assert.deepEqual(seen.map((m) => m.id), ids);
+  } finally {
+    await first.close();
+  }
+  // Dropped; two more are published meanwhile.
+  const missed = [];
+  for (const data of ['c', 'd']) missed.push({ id: await publish(t, data), event: 'message', data });
+  const again = await openStream(`/topics/${t}/stream?after=${seen.at(-1).id}`);
+  try {
+    assert.deepEqual(await again.inbox.take(2, 'the missed two'), missed);
+    const live = { id: await publish(t, 'e'), event: 'message', data: 'e' };
+    assert.deepEqual(await again.inbox.take(3, 'the live one'), [...missed, live]);
+    assert.equal(again.bytes, [...missed, live].map(line).join(''));
+  } finally {
+    await again.close();
+  }
+});
+
+test('a stream after an old cursor starts with a gap line', TEST, async () => {
+  const t = topic('stream-gap');
+  const id = await publish(t, 'kept');
+  const epoch = id.split('-')[0];
+  const s = await openStream(`/topics/${t}/stream?after=${epoch}-9`);
+  try {
+    const [gap, msg] = await s.inbox.take(2, 'the gap and the replay');
+    assert.deepEqual(gap, { gap: true, requested: `${epoch}-9`, oldest: id });
+    assert.deepEqual(msg, { id, event: 'message', data: 'kept' });
+  } finally {
+    await s.close();
+  }
 });

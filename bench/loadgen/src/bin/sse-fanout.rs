@@ -18,6 +18,12 @@
 //! The subscribe and publish URLs are templates with `{t}` for the topic,
 //! so the same tool drives pushwire (`/topics/{t}/sse`, `POST /topics/{t}`)
 //! and nchan (`/sub/{t}`, `POST /pub/{t}`).
+//!
+//! `--format ndjson` reads an HTTP-streaming response instead
+//! (pushwire's `/topics/{t}/stream`): one JSON object per line, the
+//! payload in its `"data"` member; empty lines (heartbeats) are skipped.
+//! Same payload, same clock, same loss check, so the two formats compare
+//! line for line.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -35,7 +41,16 @@ use loadgen::{
 const USAGE: &str = "usage: sse-fanout --sub 'http://127.0.0.1:PORT/topics/{t}/sse' \
 --pub 'http://127.0.0.1:PORT/topics/{t}' [--pid SERVER_PID] [--subs 5000] [--topic NAME] \
 [--rate 20 | --rate 0 --window 4] [--duration 10] [--size 64] [--pub-conns 8] [--drain 10] \
-[--settle 1] [--connect-parallel 128]";
+[--settle 1] [--connect-parallel 128] [--format sse|ndjson]";
+
+/// How a subscriber's body is cut into messages.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+enum Format {
+    /// `text/event-stream`: the `data:` lines.
+    Sse,
+    /// `application/x-ndjson`: one `{"id","event","data"}` per line.
+    Ndjson,
+}
 
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 enum SubState {
@@ -53,6 +68,7 @@ struct Sub {
     /// into lines.
     buf: Vec<u8>,
     chunked: Option<Dechunker>,
+    format: Format,
 }
 
 /// State the publisher threads share with the subscriber loop.
@@ -87,10 +103,19 @@ fn main() {
     let drain = f.secs("drain", 10.0);
     let settle = f.secs("settle", 1.0);
     let parallel: usize = f.num("connect-parallel", 128);
+    let format_name = f.str("format", "sse");
+    let format = match format_name.as_str() {
+        "sse" => Format::Sse,
+        "ndjson" => Format::Ndjson,
+        other => loadgen::die(USAGE, &format!("unknown --format {other}")),
+    };
 
     let sub_req = get_request(
         &sub_url,
-        "Accept: text/event-stream\r\nCache-Control: no-cache\r\n",
+        match format {
+            Format::Sse => "Accept: text/event-stream\r\nCache-Control: no-cache\r\n",
+            Format::Ndjson => "Accept: application/x-ndjson\r\n",
+        },
     );
 
     let mut poll = Poll::new().expect("poll");
@@ -111,6 +136,7 @@ fn main() {
             woff: 0,
             buf: Vec::new(),
             chunked: None,
+            format,
         })
         .expect("connect");
         if base.elapsed() > Duration::from_secs(120) {
@@ -307,7 +333,7 @@ fn main() {
         _ => "-".into(),
     };
     println!(
-        "sse-fanout sub={sub_t} subs={} failed_subs={dead_subs} disconnected={disconnected_during} rate={} window={} \
+        "sse-fanout sub={sub_t} format={format_name} subs={} failed_subs={dead_subs} disconnected={disconnected_during} rate={} window={} \
 size={size} published={sent} publish_ok={pub_ok} publish_errors={pub_errors} late_publishes={late_publish} \
 expected={expected} delivered={total} lost={lost} out_of_order={out_of_order} unknown={unknown} \
 deliveries_per_sec={dps:.0} msgs_per_sec={:.1} p50_ms={} p99_ms={} p999_ms={} max_ms={} mean_ms={} \
@@ -384,18 +410,45 @@ fn drive_sub(
 }
 
 fn feed(sub: &mut Sub, input: &[u8], on_data: &mut dyn FnMut(&[u8])) -> Result<(), String> {
+    let lines = match sub.format {
+        Format::Sse => sse_lines,
+        Format::Ndjson => ndjson_lines,
+    };
     match &mut sub.chunked {
         Some(d) => {
             d.feed(input, &mut sub.buf).map_err(|e| e.to_string())?;
             if d.done() {
-                sse_lines(&mut sub.buf, &mut *on_data);
-                return Err("event stream ended (last chunk)".into());
+                lines(&mut sub.buf, &mut *on_data);
+                return Err("stream ended (last chunk)".into());
             }
         }
         None => sub.buf.extend_from_slice(input),
     }
-    sse_lines(&mut sub.buf, on_data);
+    lines(&mut sub.buf, on_data);
     Ok(())
+}
+
+/// Hands the `"data"` value (from its opening quote on) of every complete
+/// NDJSON line to `on_data`, keeping a partial last line in `buf`. Empty
+/// lines are heartbeats. A line without `"data"` (a gap notice) is handed
+/// over whole, and counts as unknown: a gap in a benchmark is a loss.
+fn ndjson_lines(buf: &mut Vec<u8>, mut on_data: impl FnMut(&[u8])) {
+    const KEY: &[u8] = b"\"data\":";
+    let mut start = 0;
+    while let Some(i) = buf[start..].iter().position(|&b| b == b'\n') {
+        let mut line = &buf[start..start + i];
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        if !line.is_empty() {
+            match line.windows(KEY.len()).position(|w| w == KEY) {
+                Some(k) => on_data(&line[k + KEY.len()..]),
+                None => on_data(line),
+            }
+        }
+        start += i + 1;
+    }
+    buf.drain(..start);
 }
 
 /// One publisher thread: one blocking keep-alive connection, one request
