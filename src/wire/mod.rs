@@ -8,3 +8,5 @@ pub mod json;
 pub mod sse;
 pub mod ws_frame;
 pub mod ws_handshake;
+pub mod engineio;
+pub mod socketio;
