@@ -3,6 +3,7 @@
 //! whether to close). No sockets, no clock reads: the event loop in
 //! `server/` drives them, and tests drive them with simulated time.
 
+pub mod engineio;
 pub mod http;
 pub mod longpoll;
 pub mod ws;
