@@ -267,9 +267,7 @@ pub fn decode_payload(body: &[u8], limits: PayloadLimits) -> Result<Vec<Packet>,
 fn decode_element(element: &str) -> Result<Packet, EioError> {
     match element.strip_prefix('b') {
         Some(b64) => {
-            let bytes = STANDARD
-                .decode(b64)
-                .map_err(|_| EioError::InvalidBase64)?;
+            let bytes = STANDARD.decode(b64).map_err(|_| EioError::InvalidBase64)?;
             Ok(Packet::message(Data::Binary(bytes)))
         }
         None => Packet::decode_text(element),
@@ -477,7 +475,10 @@ mod tests {
             Err(EioError::InvalidBase64)
         );
         assert_eq!(decode_payload(b"4\xff", LIMITS), Err(EioError::NotUtf8));
-        assert_eq!(Packet::decode_text("7"), Err(EioError::UnknownPacketType(b'7')));
+        assert_eq!(
+            Packet::decode_text("7"),
+            Err(EioError::UnknownPacketType(b'7'))
+        );
         let small = PayloadLimits { max_payload: 3 };
         assert_eq!(
             decode_payload(b"4abc", small),
@@ -508,7 +509,10 @@ mod tests {
         let v = crate::client::json::parse(&text[1..]).unwrap();
         assert_eq!(v.get("sid").and_then(|s| s.as_str()), Some(open.sid));
         assert_eq!(v.get("pingInterval").and_then(|n| n.as_f64()), Some(300.0));
-        let ws = OpenPacket { upgrades: &[], ..open };
+        let ws = OpenPacket {
+            upgrades: &[],
+            ..open
+        };
         assert!(ws.to_text().contains(r#""upgrades":[],"#));
     }
 

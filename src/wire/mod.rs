@@ -3,10 +3,10 @@
 //! normal answer ("need more"), never an error.
 
 pub mod chunked;
+pub mod engineio;
 pub mod http1;
 pub mod json;
+pub mod socketio;
 pub mod sse;
 pub mod ws_frame;
 pub mod ws_handshake;
-pub mod engineio;
-pub mod socketio;

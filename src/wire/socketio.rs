@@ -109,7 +109,9 @@ pub struct SioLimits {
 
 impl Default for SioLimits {
     fn default() -> Self {
-        SioLimits { max_attachments: 10 }
+        SioLimits {
+            max_attachments: 10,
+        }
     }
 }
 
@@ -652,14 +654,18 @@ mod tests {
     #[test]
     fn binary_reassembly() {
         let mut d = Decoder::new(SioLimits::default());
-        let text = "52-[\"message\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]";
+        let text =
+            "52-[\"message\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]";
         assert_eq!(d.handle_text(text), Ok(None));
         assert!(d.is_reassembling());
         assert_eq!(d.handle_binary(&[1, 2, 3]), Ok(None));
         let m = d.handle_binary(&[4, 5, 6]).unwrap().unwrap();
         assert!(!d.is_reassembling());
         assert_eq!(m.attachments, vec![vec![1, 2, 3], vec![4, 5, 6]]);
-        assert_eq!(m.packet.event().map(|(n, a)| (n, a.len())), Some(("message", 2)));
+        assert_eq!(
+            m.packet.event().map(|(n, a)| (n, a.len())),
+            Some(("message", 2))
+        );
         // And back: the same text, then the same attachments.
         let (out, atts) = m.encode();
         assert_eq!(out, text.as_bytes());
@@ -670,11 +676,20 @@ mod tests {
     fn reassembly_refusals() {
         let mut d = Decoder::new(SioLimits::default());
         assert_eq!(d.handle_binary(&[1]), Err(SioError::UnexpectedBinary));
-        assert_eq!(d.handle_text("51-[\"a\",{\"_placeholder\":true,\"num\":0}]"), Ok(None));
-        assert_eq!(d.handle_text("2[\"a\"]"), Err(SioError::TextDuringReassembly));
+        assert_eq!(
+            d.handle_text("51-[\"a\",{\"_placeholder\":true,\"num\":0}]"),
+            Ok(None)
+        );
+        assert_eq!(
+            d.handle_text("2[\"a\"]"),
+            Err(SioError::TextDuringReassembly)
+        );
 
         let mut d = Decoder::new(SioLimits::default());
-        assert_eq!(d.handle_text("51-[\"a\",{\"_placeholder\":true,\"num\":1}]"), Ok(None));
+        assert_eq!(
+            d.handle_text("51-[\"a\",{\"_placeholder\":true,\"num\":1}]"),
+            Ok(None)
+        );
         assert_eq!(d.handle_binary(&[1]), Err(SioError::InvalidPlaceholder));
         let mut d = Decoder::new(SioLimits::default());
         assert_eq!(
