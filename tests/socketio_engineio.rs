@@ -65,7 +65,7 @@ impl Harness {
                         self.sessions.send(sid, data);
                     }
                     EioEvent::Closed(reason) => self.closed.push((sid, reason.as_str().into())),
-                    EioEvent::Upgraded => {}
+                    EioEvent::Upgraded | EioEvent::Opened => {}
                 }
             }
             while let Some((sid, t)) = self.sessions.poll_transmit() {

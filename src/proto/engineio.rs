@@ -201,6 +201,8 @@ impl CloseReason {
 /// What a session tells the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EioEvent {
+    /// The session was opened by a handshake (always its first event).
+    Opened,
     /// A message from the client.
     Message(Data),
     /// The session moved from polling to its WebSocket.
@@ -420,6 +422,7 @@ impl EioSession {
             pong_deadline: None,
         };
         s.send_packet(Packet::text(PacketType::Open, &open[1..]));
+        s.events.push_back(EioEvent::Opened);
         s
     }
 
@@ -1132,6 +1135,7 @@ mod tests {
         assert!(s.is_open());
         s.handle_timeout(t1 + Duration::from_millis(500));
         assert!(!s.is_open());
+        assert_eq!(s.poll_event(), Some(EioEvent::Opened));
         assert_eq!(
             s.poll_event(),
             Some(EioEvent::Closed(CloseReason::PingTimeout))

@@ -6,4 +6,5 @@
 pub mod engineio;
 pub mod http;
 pub mod longpoll;
+pub mod socketio;
 pub mod ws;
