@@ -530,3 +530,15 @@ fn an_abandoned_session_expires() {
     h.sleep(PING_INTERVAL + PING_TIMEOUT);
     assert!(h.sessions.is_empty());
 }
+
+#[test]
+fn a_poll_abandoned_mid_wait_closes_the_session() {
+    let mut h = Harness::new();
+    let sid = h.init_long_polling_session();
+    assert_eq!(h.get(&q(sid)), HttpAnswer::Park(sid));
+    h.sessions.handle_poll_aborted(sid, h.now);
+    h.pump();
+    assert!(h.wire(sid).poll_responses.is_empty());
+    assert_eq!(h.closed, vec![(sid, "transport error".to_string())]);
+    assert_eq!(h.get_now(&q(sid)).0, 400);
+}

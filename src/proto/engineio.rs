@@ -504,6 +504,20 @@ impl EioSession {
         Ok(())
     }
 
+    /// The parked GET's connection ended before it was answered.
+    /// polling.ts: "poll connection closed prematurely" is a transport
+    /// error, and the session closes (a client that went away mid-poll
+    /// would otherwise look, on its next GET, like one polling twice).
+    pub fn handle_poll_aborted(&mut self, _now: Instant) {
+        if self.get_parked && self.phase == Phase::Open {
+            self.get_parked = false;
+            self.close_with(CloseReason::TransportError, PacketType::Close);
+            // Nobody is left to read the answer.
+            self.transmits
+                .retain(|t| !matches!(t, Transmit::PollResponse(_)));
+        }
+    }
+
     /// A WebSocket wants to take over this polling session.
     pub fn handle_ws_attach(&mut self, now: Instant) -> Result<(), SessionError> {
         self.handle_timeout(now);
@@ -995,6 +1009,14 @@ impl Sessions {
         now: Instant,
     ) -> Result<(), SessionError> {
         self.with_session(sid, |s| s.handle_ws_message(binary, data, now))
+    }
+
+    /// The connection of `sid`'s parked GET ended unanswered.
+    pub fn handle_poll_aborted(&mut self, sid: Sid, now: Instant) {
+        let _ = self.with_session(sid, |s| {
+            s.handle_poll_aborted(now);
+            Ok(())
+        });
     }
 
     /// The WebSocket bound to `sid` ended.

@@ -38,7 +38,7 @@ use crate::proto::engineio::{
     SidSource, Transmit,
 };
 use crate::wire::engineio::Data;
-use crate::wire::socketio::{Decoder, Message, Packet, PacketType, SioLimits};
+use crate::wire::socketio::{Decoder, Message, Packet, PacketType, SioLimits, RESERVED_EVENTS};
 
 /// The settings of a Socket.IO server.
 #[derive(Clone, Debug)]
@@ -228,7 +228,13 @@ impl SocketCtx<'_> {
 
     /// Emits with binary attachments: `args` name them with
     /// [`placeholder`](crate::wire::socketio::placeholder)s.
+    ///
+    /// A reserved name ([`RESERVED_EVENTS`]) is not sent: the client's
+    /// parser would refuse the packet and drop the connection.
     pub fn emit_binary(&mut self, event: &str, args: Vec<Value>, attachments: Vec<Vec<u8>>) {
+        if RESERVED_EVENTS.contains(&event) {
+            return;
+        }
         self.out.push(Outgoing::Emit {
             event: event.to_string(),
             args,
@@ -239,9 +245,14 @@ impl SocketCtx<'_> {
 
     /// Emits and asks the client to acknowledge; its answer comes to
     /// [`Namespace::on_ack`] with the returned id.
+    /// A reserved name is not sent (as for [`emit_binary`](Self::emit_binary)),
+    /// and its ack never comes.
     pub fn emit_with_ack(&mut self, event: &str, args: Vec<Value>) -> AckId {
         let id = self.state.next_ack;
         self.state.next_ack += 1;
+        if RESERVED_EVENTS.contains(&event) {
+            return id;
+        }
         self.out.push(Outgoing::Emit {
             event: event.to_string(),
             args,
@@ -335,7 +346,15 @@ impl SioServer {
     /// Registers the handlers of namespace `name` (`/` or `/something`).
     /// A CONNECT to a namespace that has none is refused with
     /// `{"message":"Invalid namespace"}`.
+    ///
+    /// Panics if `name` does not start with `/` or contains `,`: such a
+    /// name cannot be written in a packet (it is the server's own
+    /// configuration, never a peer's input).
     pub fn register(&mut self, name: &str, handlers: Box<dyn Namespace + Send>) {
+        assert!(
+            name.starts_with('/') && !name.contains(','),
+            "namespace {name:?}: must start with '/' and contain no ','"
+        );
         self.namespaces.insert(name.to_string(), handlers);
     }
 
@@ -374,6 +393,12 @@ impl SioServer {
         let r = self.eio.handle_ws_message(sid, binary, data, now);
         self.process(now);
         r
+    }
+
+    /// A parked GET's connection ended; see [`Sessions::handle_poll_aborted`].
+    pub fn handle_poll_aborted(&mut self, sid: Sid, now: Instant) {
+        self.eio.handle_poll_aborted(sid, now);
+        self.process(now);
     }
 
     pub fn handle_ws_closed(&mut self, sid: Sid, now: Instant) {
@@ -431,8 +456,8 @@ impl SioServer {
     }
 
     /// Emits to a socket from outside a handler; `false` if it is not
-    /// connected (nor, with recovery, kept for its return — then the event
-    /// waits in its log).
+    /// connected (a socket kept for recovery is not reachable until its
+    /// client comes back).
     pub fn emit(
         &mut self,
         to: &SocketAddr,
@@ -682,6 +707,8 @@ impl SioServer {
         if !known {
             return None;
         }
+        // Taken out even if the handler then refuses the connection: a
+        // pid presented by a client that fails its handshake is spent.
         let mut saved = self.saved.remove(&pid)?;
         self.saved_order.retain(|p| *p != pid);
         missed.extend(
