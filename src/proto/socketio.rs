@@ -904,3 +904,92 @@ fn event_parts(packet: &Packet) -> Option<(String, &[Value])> {
     };
     Some((name, args))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo;
+
+    impl Namespace for Echo {
+        fn on_event(&mut self, socket: &mut SocketCtx<'_>, event: &Event<'_>) {
+            socket.emit(event.name, event.args.to_vec());
+            // Reserved names never reach the wire.
+            socket.emit("disconnect", Vec::new());
+        }
+    }
+
+    fn server() -> (SioServer, Sid, Instant) {
+        let mut n = 0u8;
+        // Pings far apart, so that only the connect timeout can close.
+        let config = SioConfig {
+            eio: EioConfig {
+                ping_interval: Duration::from_secs(600),
+                ..EioConfig::default()
+            },
+            ..SioConfig::default()
+        };
+        let eio = Sessions::with_sid_source(
+            config.eio.clone(),
+            Box::new(move || {
+                n += 1;
+                Ok(Sid::from_bytes([n; 20]))
+            }),
+        );
+        let mut s =
+            SioServer::with_parts(config, eio, Box::new(|| Ok(Sid::from_bytes([0xAA; 20]))));
+        s.register("/", Box::new(Echo));
+        let now = Instant::now();
+        let sid = s
+            .handle_ws_request("EIO=4&transport=websocket", now)
+            .unwrap();
+        (s, sid, now)
+    }
+
+    fn texts(s: &mut SioServer) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some((_, t)) = s.poll_transmit() {
+            if let Transmit::WsMessage { data, .. } = t {
+                out.push(String::from_utf8(data).unwrap());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn connect_reply_then_echo() {
+        let (mut s, sid, now) = server();
+        s.handle_ws_message(sid, false, b"40", now).unwrap();
+        s.handle_ws_message(sid, false, b"42[\"hi\",1]", now)
+            .unwrap();
+        let out = texts(&mut s);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!(out[0].starts_with("0{\"sid\":"));
+        let sio_sid = Sid::from_bytes([0xAA; 20]);
+        assert_eq!(out[1], format!("40{{\"sid\":\"{sio_sid}\"}}"));
+        assert_eq!(out[2], "42[\"hi\",1]");
+    }
+
+    #[test]
+    fn connect_timeout_closes_a_connection_that_never_joins() {
+        let (mut s, _, now) = server();
+        let timeout = SioConfig::default().connect_timeout;
+        assert_eq!(s.poll_timeout(), Some(now + timeout));
+        s.handle_timeout(now + timeout - Duration::from_millis(1));
+        assert!(std::iter::from_fn(|| s.poll_transmit())
+            .all(|(_, t)| !matches!(t, Transmit::CloseWs(_))));
+        s.handle_timeout(now + timeout);
+        let closes: Vec<_> = std::iter::from_fn(|| s.poll_transmit())
+            .filter(|(_, t)| matches!(t, Transmit::CloseWs(_)))
+            .collect();
+        assert_eq!(closes.len(), 1);
+    }
+
+    #[test]
+    fn only_broken_connections_are_recoverable() {
+        assert!(DisconnectReason::Transport(CloseReason::PingTimeout).is_recoverable());
+        assert!(DisconnectReason::Transport(CloseReason::TransportClose).is_recoverable());
+        assert!(!DisconnectReason::ClientNamespaceDisconnect.is_recoverable());
+        assert!(!DisconnectReason::ParseError.is_recoverable());
+    }
+}
