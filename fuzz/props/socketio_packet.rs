@@ -73,7 +73,11 @@ fn packet_round_trip(text: &str) {
     };
     let encoded = p.to_text();
     if p.data.as_ref().is_none_or(finite) {
-        assert_eq!(Packet::decode(&encoded, limits).as_ref(), Ok(&p), "{encoded}");
+        assert_eq!(
+            Packet::decode(&encoded, limits).as_ref(),
+            Ok(&p),
+            "{encoded}"
+        );
     }
     if let Ok(again) = Packet::decode(&encoded, limits) {
         assert_eq!(again.to_text(), encoded);
@@ -130,9 +134,11 @@ impl Namespace for Echo {
     fn on_event(&mut self, socket: &mut SocketCtx<'_>, event: &Event<'_>) {
         match event.ack {
             Some(id) => socket.ack(id, event.args.to_vec(), event.attachments.to_vec()),
-            None => {
-                socket.emit_binary("message-back", event.args.to_vec(), event.attachments.to_vec())
-            }
+            None => socket.emit_binary(
+                "message-back",
+                event.args.to_vec(),
+                event.attachments.to_vec(),
+            ),
         }
     }
 }
@@ -170,7 +176,9 @@ fn whole_vs_split(input: &[In]) {
 
     // One WebSocket message at a time.
     let mut ws = server();
-    let sid = ws.handle_ws_request("EIO=4&transport=websocket", now).unwrap();
+    let sid = ws
+        .handle_ws_request("EIO=4&transport=websocket", now)
+        .unwrap();
     let mut ws_out = Vec::new();
     let mut ws_closed = false;
     let drain = |ws: &mut SioServer, out: &mut Vec<engineio::Packet>, closed: &mut bool| {
@@ -181,7 +189,10 @@ fn whole_vs_split(input: &[In]) {
                     assert!(!*closed);
                     out.push(engineio::Packet::decode_binary(&data));
                 }
-                Transmit::WsMessage { binary: false, data } => {
+                Transmit::WsMessage {
+                    binary: false,
+                    data,
+                } => {
                     assert!(!*closed);
                     let text = std::str::from_utf8(&data).unwrap();
                     out.push(engineio::Packet::decode_text(text).unwrap());
@@ -219,7 +230,9 @@ fn whole_vs_split(input: &[In]) {
     let mut poll_out = Vec::new();
     let mut poll_closed = false;
     match poll.handle_http("GET", &q, b"", now) {
-        HttpAnswer::Respond { status: 200, body, .. } => {
+        HttpAnswer::Respond {
+            status: 200, body, ..
+        } => {
             let limits = PayloadLimits {
                 max_payload: usize::MAX,
             };
@@ -240,7 +253,10 @@ fn whole_vs_split(input: &[In]) {
     }
     if !poll_closed {
         // Still open: a second poll would wait.
-        assert!(matches!(poll.handle_http("GET", &q, b"", now), HttpAnswer::Park(_)));
+        assert!(matches!(
+            poll.handle_http("GET", &q, b"", now),
+            HttpAnswer::Park(_)
+        ));
     }
     assert_eq!(ws_out, poll_out);
     assert_eq!(ws_closed, poll_closed);
