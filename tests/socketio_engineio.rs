@@ -111,6 +111,7 @@ impl Harness {
     fn get_now(&mut self, query: &str) -> (u16, String) {
         match self.get(query) {
             HttpAnswer::Respond { status, body, .. } => (status, String::from_utf8(body).unwrap()),
+            HttpAnswer::Opened { body, .. } => (200, String::from_utf8(body).unwrap()),
             HttpAnswer::Park(_) => panic!("GET {query} parked"),
         }
     }
@@ -118,7 +119,7 @@ impl Harness {
     fn post(&mut self, query: &str, body: &[u8]) -> (u16, String) {
         match self.request("POST", query, body) {
             HttpAnswer::Respond { status, body, .. } => (status, String::from_utf8(body).unwrap()),
-            HttpAnswer::Park(_) => panic!("POST parked"),
+            HttpAnswer::Opened { .. } | HttpAnswer::Park(_) => panic!("POST opened or parked"),
         }
     }
 
@@ -166,6 +167,7 @@ fn q(sid: Sid) -> String {
 fn status(a: &HttpAnswer) -> u16 {
     match a {
         HttpAnswer::Respond { status, .. } => *status,
+        HttpAnswer::Opened { .. } => 200,
         HttpAnswer::Park(_) => 0,
     }
 }
@@ -541,4 +543,15 @@ fn a_poll_abandoned_mid_wait_closes_the_session() {
     assert!(h.wire(sid).poll_responses.is_empty());
     assert_eq!(h.closed, vec![(sid, "transport error".to_string())]);
     assert_eq!(h.get_now(&q(sid)).0, 400);
+}
+
+#[test]
+fn the_handshake_answer_names_the_new_session() {
+    let mut h = Harness::new();
+    let HttpAnswer::Opened { sid, body } = h.get("EIO=4&transport=polling") else {
+        panic!("a handshake opens a session");
+    };
+    let v = pushwire::client::json::parse(std::str::from_utf8(&body[1..]).unwrap()).unwrap();
+    assert_eq!(v.get("sid").unwrap().as_str(), Some(sid.as_str()));
+    assert!(h.sessions.get(sid).is_some());
 }

@@ -136,6 +136,7 @@ impl Harness {
         self.pump();
         match a {
             HttpAnswer::Respond { status, body, .. } => (status, String::from_utf8(body).unwrap()),
+            HttpAnswer::Opened { body, .. } => (200, String::from_utf8(body).unwrap()),
             HttpAnswer::Park(_) => (0, String::new()),
         }
     }

@@ -215,11 +215,12 @@ fn whole_vs_split(input: &[In]) {
 
     // All at once, in one polling POST.
     let mut poll = server();
-    let HttpAnswer::Respond { status: 200, .. } =
+    let HttpAnswer::Opened { sid: poll_sid, .. } =
         poll.handle_http("GET", "EIO=4&transport=polling", b"", now)
     else {
         panic!("handshake");
     };
+    assert_eq!(poll_sid, sid, "the same sid source");
     let q = format!("EIO=4&transport=polling&sid={sid}");
     let packets: Vec<_> = input.iter().map(eio_message).collect();
     let mut body = Vec::new();
@@ -249,6 +250,7 @@ fn whole_vs_split(input: &[In]) {
             assert_eq!(status, 400);
             poll_closed = true;
         }
+        HttpAnswer::Opened { .. } => panic!("not a handshake"),
         HttpAnswer::Park(_) => {}
     }
     if !poll_closed {

@@ -320,6 +320,11 @@ pub enum HttpAnswer {
         content_type: &'static str,
         body: Vec<u8>,
     },
+    /// A handshake opened session `sid`: answer 200,
+    /// [`POLL_CONTENT_TYPE`], `body` (the open packet). The sid is here so
+    /// the server can keep what it knows of the handshake request (its
+    /// origin, its token) for the session's later requests.
+    Opened { sid: Sid, body: Vec<u8> },
     /// Keep the GET open: a [`Transmit::PollResponse`] for this sid
     /// answers it.
     Park(Sid),
@@ -938,8 +943,9 @@ impl Sessions {
                 return Err(SessionError::UnsupportedProtocolVersion);
             }
             let sid = self.open(Transport::Polling, now)?;
+            // The open packet is waiting, so the handshake never parks.
             return match self.with_session(sid, |s| s.handle_poll_get(now))? {
-                PollOutcome::Respond(body) => Ok(HttpAnswer::ok(POLL_CONTENT_TYPE, body)),
+                PollOutcome::Respond(body) => Ok(HttpAnswer::Opened { sid, body }),
                 PollOutcome::Park => Ok(HttpAnswer::Park(sid)),
             };
         };
