@@ -34,6 +34,21 @@
 //!
 //! Nothing here reads the clock or touches a socket: `now` comes in, and
 //! the scenario tests run whole sessions in simulated time.
+//!
+//! # Routing, for the server core
+//!
+//! | request on the Engine.IO path | call | answer |
+//! |---|---|---|
+//! | any method, no `Upgrade: websocket` | `handle_http(method, query, body)` once the body is complete | `Respond`/`Opened`: write it; `Park(sid)`: hold the request for that sid's next `Transmit::PollResponse` |
+//! | `GET` with `Upgrade: websocket` | `handle_ws_request(query)` before the 101 | `Err(e)`: `e.answer()` as a plain response; `Ok(sid)`: 101, then the WebSocket belongs to `sid` |
+//! | a WebSocket message | `handle_ws_message(sid, binary, data)` | an `Err` has already queued `Transmit::CloseWs` |
+//! | the WebSocket ends | `handle_ws_closed(sid)` | |
+//! | a parked GET's connection ends | `handle_poll_aborted(sid)` | the session closes, as the reference does |
+//!
+//! Set the WebSocket's message limit to `max_payload` (or above: the
+//! session checks it too). Bodies are handed over whole, so two POSTs of
+//! one session never overlap here. CORS and origin checks belong to the
+//! core, before these calls.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

@@ -23,8 +23,9 @@
 //! # The server core's side
 //!
 //! [`SioServer`] has the driving interface of
-//! [`Sessions`](crate::proto::engineio::Sessions) — `handle_http`,
+//! [`Sessions`] (see its routing table) — `handle_http`,
 //! `handle_ws_request`, `handle_ws_message`, `handle_ws_closed`,
+//! `handle_poll_aborted`,
 //! `handle_timeout`, `poll_timeout`, `poll_transmit` — and runs the
 //! namespaces' handlers inside those calls. After each call the core
 //! drains `poll_transmit`.
