@@ -607,6 +607,10 @@ impl EioSession {
             Transport::Polling => self.upgrade = Upgrade::None,
             Transport::WebSocket => self.close_with(CloseReason::TransportClose, PacketType::Noop),
         }
+        // Whatever was still to be written there has nowhere to go, and
+        // the WebSocket needs no closing.
+        self.transmits
+            .retain(|t| matches!(t, Transmit::PollResponse(_)));
     }
 
     /// socket.ts `maybeUpgrade`: `2probe` → `3probe`, then `5` switches
@@ -780,10 +784,14 @@ impl EioSession {
             Phase::Open => {}
         }
         if self.pong_deadline.is_none() && now >= self.next_ping {
-            self.send_packet(Packet::new(PacketType::Ping));
             // Counted from when the ping was due, not from when this call
-            // came: a late timer must not give the client extra time.
-            self.pong_deadline = Some(self.next_ping + self.config.ping_timeout);
+            // came: a late timer must not give the client extra time. A
+            // ping whose answer is already late is not sent at all.
+            let deadline = self.next_ping + self.config.ping_timeout;
+            if now < deadline {
+                self.send_packet(Packet::new(PacketType::Ping));
+            }
+            self.pong_deadline = Some(deadline);
         }
         if let Some(deadline) = self.pong_deadline {
             if now >= deadline {
