@@ -493,6 +493,9 @@ fn connect_should_disallow_connection_with_an_invalid_handshake() {
     h.next(sid).unwrap();
     h.send(sid, "4abc");
     assert!(h.closed(sid));
+    let (closed, _) = h.server.poll_closed().unwrap();
+    assert_eq!(closed, sid);
+    assert!(h.server.engine().is_empty());
 }
 
 #[test]

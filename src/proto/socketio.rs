@@ -28,7 +28,7 @@
 //! `handle_poll_aborted`,
 //! `handle_timeout`, `poll_timeout`, `poll_transmit` — and runs the
 //! namespaces' handlers inside those calls. After each call the core
-//! drains `poll_transmit`.
+//! drains `poll_transmit` and `poll_closed`.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -321,6 +321,8 @@ pub struct SioServer {
     /// pids in the order they were saved, to expire and cap.
     saved_order: VecDeque<Sid>,
     next_offset: u64,
+    /// Engine.IO sessions that ended, for [`poll_closed`](Self::poll_closed).
+    closed: VecDeque<(Sid, CloseReason)>,
 }
 
 impl SioServer {
@@ -341,6 +343,7 @@ impl SioServer {
             saved: HashMap::new(),
             saved_order: VecDeque::new(),
             next_offset: 0,
+            closed: VecDeque::new(),
         }
     }
 
@@ -456,6 +459,13 @@ impl SioServer {
         self.eio.poll_transmit()
     }
 
+    /// An Engine.IO session that ended (after its last transmits were
+    /// queued), so the core can forget what it keeps by sid. Drained by
+    /// the core after each call, like `poll_transmit`.
+    pub fn poll_closed(&mut self) -> Option<(Sid, CloseReason)> {
+        self.closed.pop_front()
+    }
+
     /// Emits to a socket from outside a handler; `false` if it is not
     /// connected (a socket kept for recovery is not reachable until its
     /// client comes back).
@@ -505,6 +515,7 @@ impl SioServer {
                 EioEvent::Upgraded => {}
                 EioEvent::Message(data) => self.on_message(sid, data, now),
                 EioEvent::Closed(reason) => {
+                    self.closed.push_back((sid, reason));
                     self.on_closed(sid, DisconnectReason::Transport(reason), now)
                 }
             }
