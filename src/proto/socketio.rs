@@ -249,6 +249,16 @@ impl SocketCtx<'_> {
     /// A reserved name is not sent (as for [`emit_binary`](Self::emit_binary)),
     /// and its ack never comes.
     pub fn emit_with_ack(&mut self, event: &str, args: Vec<Value>) -> AckId {
+        self.emit_binary_with_ack(event, args, Vec::new())
+    }
+
+    /// [`emit_with_ack`](Self::emit_with_ack) with binary attachments.
+    pub fn emit_binary_with_ack(
+        &mut self,
+        event: &str,
+        args: Vec<Value>,
+        attachments: Vec<Vec<u8>>,
+    ) -> AckId {
         let id = self.state.next_ack;
         self.state.next_ack += 1;
         if RESERVED_EVENTS.contains(&event) {
@@ -257,7 +267,7 @@ impl SocketCtx<'_> {
         self.out.push(Outgoing::Emit {
             event: event.to_string(),
             args,
-            attachments: Vec::new(),
+            attachments,
             ack: Some(id),
         });
         id
