@@ -30,6 +30,16 @@
 //! namespaces' handlers inside those calls. After each call the core
 //! drains `poll_transmit` and `poll_closed`.
 
+//!
+//! # Not supported
+//!
+//! Engine.IO v3 (`EIO=3`) and its JSONP and `b64` polling; rooms and
+//! broadcasts (the hub's business, reached through [`SioServer::emit`]);
+//! timeouts on our own acknowledgement requests (an unanswered one is
+//! forgotten after [`SioConfig::max_pending_acks`]); replaying, on
+//! recovery, events emitted while the client was away (only the ones it
+//! missed before the connection broke come back); a custom parser.
+
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
