@@ -14,10 +14,10 @@ use crate::hub::{
 use crate::proto::http::{write_response, BodyKind, Request};
 use crate::proto::mux::{MuxCommand, MuxData, MuxLimits, MuxOp, MuxRef, MuxReply};
 use crate::proto::ws::{MessageKind, WsDeflate, WsLimits, WsSession};
-use crate::wire::ws_extensions::DeflatePolicy;
 use crate::wire::cursor::{CombinedCursor, CombinedCursorError, CursorLimits};
 use crate::wire::http1::{Method, Version};
 use crate::wire::percent::{self, PercentError};
+use crate::wire::ws_extensions::DeflatePolicy;
 use crate::wire::{json, sse, ws_handshake};
 
 use super::conn::{

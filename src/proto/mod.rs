@@ -3,10 +3,12 @@
 //! whether to close). No sockets, no clock reads: the event loop in
 //! `server/` drives them, and tests drive them with simulated time.
 
+pub mod engineio;
 pub mod http;
 pub mod longpoll;
 pub mod mux;
-pub mod tls;
 pub mod redis;
+pub mod socketio;
+pub mod tls;
 pub mod ws;
 pub mod ws_deflate;

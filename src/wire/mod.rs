@@ -4,13 +4,15 @@
 
 pub mod chunked;
 pub mod cursor;
+pub mod engineio;
 pub mod http1;
 pub mod json;
-pub mod percent;
 pub mod jws;
+pub mod percent;
 pub mod prometheus;
-pub mod resp;
 pub mod rand;
+pub mod resp;
+pub mod socketio;
 pub mod sse;
 pub mod ws_extensions;
 pub mod ws_frame;
