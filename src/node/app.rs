@@ -494,17 +494,19 @@ fn cursors(
     Ok(topics
         .iter()
         .map(|t| match combined.get(t) {
-            Some(c) => {
-                let text = match c {
-                    Cursor::After(id) => id.to_string(),
-                    Cursor::Earliest => "earliest".to_string(),
-                    Cursor::Live => String::new(),
-                };
-                (c, text)
-            }
+            Some(c) => (c, cursor_text(&c)),
             None => (missing, String::new()),
         })
         .collect())
+}
+
+/// A cursor as a client would have written it (the `requested` of a gap).
+fn cursor_text(c: &Cursor) -> String {
+    match c {
+        Cursor::After(id) => id.to_string(),
+        Cursor::Earliest => "earliest".to_string(),
+        Cursor::Live => String::new(),
+    }
 }
 
 // ---- publish ---------------------------------------------------------------
@@ -1289,11 +1291,7 @@ fn run_mux(
                 let message = format!("more than {max} topics on one connection");
                 return error(reference, 400, message);
             }
-            let text = match after {
-                Cursor::After(id) => id.to_string(),
-                Cursor::Earliest => "earliest".into(),
-                Cursor::Live => String::new(),
-            };
+            let text = cursor_text(&after);
             let start = match start_position(ctx, &topic, &after, &text, now) {
                 Ok(s) => s,
                 Err(e) => return error(reference, e.status(), e.to_string()),

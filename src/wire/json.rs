@@ -901,11 +901,17 @@ pub fn write_message(out: &mut Vec<u8>, id: &str, event: &str, data: &str) {
 /// Appends `v` as compact JSON text (no whitespace), members in their
 /// order. [`parse`] reads it back as an equal value.
 pub fn write_value(out: &mut Vec<u8>, v: &Value) {
+    write_value_with(out, v, write_number);
+}
+
+/// [`write_value`] with numbers written by `number` (Socket.IO writes them
+/// as JavaScript does).
+pub fn write_value_with(out: &mut Vec<u8>, v: &Value, number: fn(&mut Vec<u8>, f64)) {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => write_number(out, *n),
+        Value::Number(n) => number(out, *n),
         Value::String(s) => write_str(out, s),
         Value::Array(items) => {
             out.push(b'[');
@@ -913,7 +919,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(out, item);
+                write_value_with(out, item, number);
             }
             out.push(b']');
         }
@@ -925,7 +931,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
                 }
                 write_str(out, key);
                 out.push(b':');
-                write_value(out, value);
+                write_value_with(out, value, number);
             }
             out.push(b'}');
         }

@@ -35,7 +35,6 @@
 use thiserror::Error;
 
 use crate::client::json::{self, Value};
-use crate::wire::json::write_str;
 
 /// The type of a packet (its leading digit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -461,35 +460,7 @@ pub fn placeholder(num: usize) -> Value {
 /// as `0`, and non-finite numbers (which a huge exponent reads as) as
 /// `null`.
 pub fn write_value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => write_number(out, *n),
-        Value::String(s) => write_str(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
-        Value::Object(members) => {
-            out.push(b'{');
-            for (i, (k, item)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, k);
-                out.push(b':');
-                write_value(out, item);
-            }
-            out.push(b'}');
-        }
-    }
+    crate::wire::json::write_value_with(out, v, write_number);
 }
 
 /// ECMA-262 Number::toString: the shortest digits that read back as the
