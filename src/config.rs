@@ -92,9 +92,19 @@ pub struct Config {
     /// Subprotocols the server speaks, in preference order; the first in
     /// the client's `Sec-WebSocket-Protocol` order that is here is chosen.
     pub ws_subprotocols: Vec<String>,
-    /// Origins allowed to open a WebSocket (cross-site WebSocket hijacking
-    /// defence). Empty = any origin. A request with another Origin: 403.
+    /// Origins that may publish (POST, a WebSocket text frame, a `/ws` or
+    /// Socket.IO publish) and open WebSockets, besides the server's own
+    /// (scheme + `Host`) and the `--cors-origin` one; `*` allows all. A
+    /// request whose `Origin` is none of them: 403, nothing published. A
+    /// request without `Origin` (not a page's script) is judged by tokens
+    /// alone.
     pub allowed_origins: Vec<String>,
+    /// The HS256 secret of publish/subscribe tokens (`--auth-secret`, or
+    /// `--auth-secret-file`). Set: every publish, subscribe and topic
+    /// management request needs a token (none or invalid: 401; not for
+    /// this topic: 403); a stream is ended when its token expires. Unset:
+    /// no tokens.
+    pub auth_secret: Option<Vec<u8>>,
     /// Negotiate permessage-deflate (RFC 7692) with clients that offer it.
     /// Off: offers are declined and every frame goes out uncompressed.
     pub ws_deflate: bool,
@@ -214,6 +224,7 @@ impl Default for Config {
             ws_pong_timeout: Duration::from_secs(30),
             ws_subprotocols: Vec::new(),
             allowed_origins: Vec::new(),
+            auth_secret: None,
             ws_deflate: true,
             ws_deflate_level: 6,
             ws_deflate_server_window_bits: 15,
@@ -247,6 +258,11 @@ impl Config {
     /// LF in the CORS origin would let it inject header lines (RFC 9110
     /// §5.5: field values contain no CR/LF).
     pub fn validate(&self) -> Result<(), String> {
+        crate::security::OriginPolicy::new(&self.allowed_origins, self.cors_origin.as_deref())
+            .map_err(|e| format!("--allowed-origins / --cors-origin: {e}"))?;
+        if self.auth_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err("--auth-secret must be at least 16 bytes".into());
+        }
         if let Some(origin) = &self.cors_origin {
             if origin.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
                 return Err("--cors-origin must not contain CR, LF or NUL".into());

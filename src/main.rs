@@ -75,6 +75,28 @@ const FLAGS: &[Flag] = &[
         },
     },
     Flag {
+        name: "auth-secret",
+        value: "SECRET",
+        help: "require HS256 tokens (Bearer or ?token=) to publish, subscribe and manage topics",
+        set: |c, v| {
+            c.auth_secret = Some(v.as_bytes().to_vec());
+            Ok(())
+        },
+    },
+    Flag {
+        name: "auth-secret-file",
+        value: "FILE",
+        help: "the token secret from FILE (a trailing newline is dropped)",
+        set: |c, v| {
+            let mut secret = std::fs::read(v).map_err(|e| format!("{v}: {e}"))?;
+            while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                secret.pop();
+            }
+            c.auth_secret = Some(secret);
+            Ok(())
+        },
+    },
+    Flag {
         name: "max-head-bytes",
         value: "N",
         help: "largest request head; over it: 431 [16384]",
@@ -257,7 +279,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "allowed-origins",
         value: "A,B",
-        help: "Origins allowed to open a WebSocket; others: 403 [any]",
+        help: "other origins that may publish and open WebSockets (* = any); others: 403 [own origin only]",
         set: |c, v| {
             c.allowed_origins = list(v);
             Ok(())

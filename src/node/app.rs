@@ -14,8 +14,10 @@ use crate::hub::{
 use crate::proto::http::{write_response, BodyKind, Request};
 use crate::proto::mux::{MuxCommand, MuxData, MuxLimits, MuxOp, MuxRef, MuxReply};
 use crate::proto::ws::{MessageKind, WsDeflate, WsLimits, WsSession};
+use crate::security::OriginError;
 use crate::wire::cursor::{CombinedCursor, CombinedCursorError, CursorLimits};
 use crate::wire::http1::{Method, Version};
+use crate::wire::jws::{find_token, Claims, TokenError};
 use crate::wire::percent::{self, PercentError};
 use crate::wire::ws_extensions::DeflatePolicy;
 use crate::wire::{json, sse, ws_handshake};
@@ -262,6 +264,8 @@ pub(crate) fn process_http(
 pub(crate) struct Refusal {
     status: u16,
     message: String,
+    /// RFC 6750 §3: a 401 for a missing or bad token says which.
+    www_authenticate: Option<&'static str>,
 }
 
 impl Refusal {
@@ -269,6 +273,17 @@ impl Refusal {
         Refusal {
             status,
             message: message.into(),
+            www_authenticate: None,
+        }
+    }
+}
+
+impl From<TokenError> for Refusal {
+    fn from(e: TokenError) -> Refusal {
+        Refusal {
+            status: e.status(),
+            message: e.to_string(),
+            www_authenticate: (e.status() == 401).then(|| e.www_authenticate()),
         }
     }
 }
@@ -287,7 +302,8 @@ refusal_from!(
     hub::CursorError,
     PercentError,
     CombinedCursorError,
-    json::JsonError
+    json::JsonError,
+    OriginError
 );
 
 type Handled = Result<Next, Refusal>;
@@ -297,7 +313,16 @@ fn dispatch(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: I
     let meta = ReqMeta::of(req);
     match handle(ctx, id, out, req, now) {
         Ok(next) => next,
-        Err(r) => ctx.respond_text(out, meta, r.status, &r.message),
+        Err(r) => {
+            let mut body = r.message.into_bytes();
+            body.push(b'\n');
+            let challenge = r.www_authenticate.map(|v| ("WWW-Authenticate", v));
+            let headers: &[(&str, &str)] = match &challenge {
+                Some(h) => std::slice::from_ref(h),
+                None => &[],
+            };
+            ctx.respond_body(out, meta, r.status, TEXT, headers, &body)
+        }
     }
 }
 
@@ -336,11 +361,21 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
             let topic = topic_name(raw)?;
             match req.method() {
                 Method::Post => publish_request(ctx, id, out, req, &topic, now)?,
-                Method::Delete => delete_topic(ctx, out, meta, &topic)?,
-                _ => topic_stats(ctx, out, meta, &topic)?,
+                Method::Delete => {
+                    check_origin(ctx, req)?;
+                    need_admin(ctx, req)?;
+                    delete_topic(ctx, out, meta, &topic)?
+                }
+                _ => {
+                    need_admin(ctx, req)?;
+                    topic_stats(ctx, out, meta, &topic)?
+                }
             }
         }
-        Route::Topics => list_topics(ctx, out, req)?,
+        Route::Topics => {
+            need_admin(ctx, req)?;
+            list_topics(ctx, out, req)?
+        }
         Route::Sse(raw) => {
             let topics = vec![topic_name(raw)?];
             stream_request(ctx, id, out, req, topics, false, StreamKind::Sse, now)?
@@ -500,6 +535,60 @@ fn cursors(
         .collect())
 }
 
+// ---- security (DESIGN "Security") --------------------------------------------
+
+/// A request that carries `Origin` (a page's script) may publish or open a
+/// WebSocket only from an allowed origin: cross-site publishing from any
+/// web page is refused before anything happens.
+fn check_origin(ctx: &Ctx, req: &Request) -> Result<(), Refusal> {
+    Ok(ctx
+        .origins
+        .check(req.header("origin"), req.header("host"), false)?)
+}
+
+/// The request's verified token, when tokens are on (`None` when off):
+/// `Authorization: Bearer T`, else `?token=T`. None or invalid: 401.
+fn claims(ctx: &Ctx, req: &Request) -> Result<Option<Claims>, Refusal> {
+    let Some(verifier) = &ctx.verifier else {
+        return Ok(None);
+    };
+    let query_token = query(req, "token")?;
+    let token = find_token(
+        req.header("authorization"),
+        query_token.as_deref().map(str::as_bytes),
+    )?;
+    Ok(Some(verifier.verify(token, ctx.date_secs)?))
+}
+
+/// 403 unless `claims` (tokens on) allow `what` on `topic`.
+fn allow(
+    claims: Option<&Claims>,
+    topic: &str,
+    what: fn(&Claims, &str) -> bool,
+) -> Result<(), Refusal> {
+    match claims {
+        Some(c) if !what(c, topic) => Err(Refusal::new(
+            403,
+            format!("the token does not allow this on topic {topic}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Topic management needs `admin` when tokens are on.
+fn need_admin(ctx: &Ctx, req: &Request) -> Result<(), Refusal> {
+    match claims(ctx, req)? {
+        Some(c) if !c.is_admin() => Err(Refusal::new(403, "the token is not an admin token")),
+        _ => Ok(()),
+    }
+}
+
+/// When a token's `exp` falls, on the monotonic clock.
+fn expiry(ctx: &Ctx, claims: Option<&Claims>, now: Instant) -> Option<Instant> {
+    let exp = claims?.expires_at()?;
+    Some(now + Duration::from_secs(exp.saturating_sub(ctx.date_secs)))
+}
+
 /// A cursor as a client would have written it (the `requested` of a gap).
 fn cursor_text(c: &Cursor) -> String {
     match c {
@@ -520,6 +609,8 @@ fn publish_request(
     now: Instant,
 ) -> Handled {
     let meta = ReqMeta::of(req);
+    check_origin(ctx, req)?;
+    allow(claims(ctx, req)?.as_ref(), topic, Claims::may_publish)?;
     let event = match query(req, "event")? {
         Some(e) => Some(EventName::parse(&e)?),
         None => None,
@@ -691,6 +782,11 @@ fn stream_request(
         }
         StreamKind::Ndjson => query(req, "after")?,
     };
+    let claims = claims(ctx, req)?;
+    for t in &topics {
+        allow(claims.as_ref(), t, Claims::may_subscribe)?;
+    }
+    let expires = expiry(ctx, claims.as_ref(), now);
     let cursors = cursors(ctx, &topics, multi, cursor_text.as_deref(), Cursor::Live)?;
     let mut starts = Vec::with_capacity(topics.len());
     for (topic, (cursor, text)) in topics.iter().zip(&cursors) {
@@ -756,6 +852,7 @@ fn stream_request(
         multi,
         chunked,
         last_write: now,
+        expires,
     });
     let format = Format::of_stream(&stream);
     for (topic, start) in topics.iter().zip(&starts) {
@@ -803,6 +900,10 @@ fn poll_request(
     now: Instant,
 ) -> Handled {
     let meta = ReqMeta::of(req);
+    let claims = claims(ctx, req)?;
+    for t in &topics {
+        allow(claims.as_ref(), t, Claims::may_subscribe)?;
+    }
     let text = query(req, "after")?;
     let cursors = cursors(ctx, &topics, multi, text.as_deref(), Cursor::Live)?;
     let timeout = match query(req, "timeout")? {
@@ -1008,6 +1109,10 @@ fn messages_request(
     now: Instant,
 ) -> Handled {
     let meta = ReqMeta::of(req);
+    let claims = claims(ctx, req)?;
+    for t in &topics {
+        allow(claims.as_ref(), t, Claims::may_subscribe)?;
+    }
     let text = query(req, "after")?;
     // No cursor: a short poll returns everything kept.
     let cursors = cursors(ctx, &topics, multi, text.as_deref(), Cursor::Earliest)?;
@@ -1029,6 +1134,17 @@ fn ws_request(
     now: Instant,
 ) -> Handled {
     let meta = ReqMeta::of(req);
+    // Cross-site WebSocket hijacking: a page on another origin may not
+    // open one (RFC 6455 §10.2: the server checks Origin).
+    check_origin(ctx, req)?;
+    let claims = match role {
+        WsRole::Echo => None,
+        _ => claims(ctx, req)?,
+    };
+    if let Some(t) = &topic {
+        allow(claims.as_ref(), t, Claims::may_subscribe)?;
+    }
+    let expires = expiry(ctx, claims.as_ref(), now);
     let start = match &topic {
         Some(t) => {
             let text = query(req, "after")?;
@@ -1045,7 +1161,8 @@ fn ws_request(
     };
     let policy = ws_handshake::HandshakePolicy {
         subprotocols: &ctx.cfg.ws_subprotocols,
-        allowed_origins: &ctx.cfg.allowed_origins,
+        // Origins are judged above, by the one policy every publish obeys.
+        allowed_origins: &[],
     };
     let deflate_policy = ctx.cfg.ws_deflate.then(|| DeflatePolicy {
         server_max_window_bits: ctx.cfg.ws_deflate_server_window_bits,
@@ -1106,6 +1223,8 @@ fn ws_request(
         session,
         role,
         subs,
+        claims: claims.map(Box::new),
+        expires,
     })))
 }
 
@@ -1188,6 +1307,14 @@ pub(crate) fn process_ws(
                 let Some(topic) = ws.subs.get(0).map(|s| s.topic.clone()) else {
                     break;
                 };
+                if ws.claims.as_ref().is_some_and(|c| !c.may_publish(&topic)) {
+                    // A subscriber without publish rights: nothing is
+                    // published, and the socket ends (RFC 6455 §7.4.1:
+                    // 1008, policy).
+                    ws.session
+                        .close(1008, "the token does not allow publishing", now, out);
+                    break;
+                }
                 if let Err(e) = publish(ctx, Some(id), &topic, event.as_ref(), &data, kind, now) {
                     ws.session.close(e.close_code(), &e.to_string(), now, out);
                     break;
@@ -1281,6 +1408,10 @@ fn run_mux(
                 Ok(t) => t,
                 Err(e) => return error(reference, e.status(), e.to_string()),
             };
+            if ws.claims.as_ref().is_some_and(|c| !c.may_subscribe(&topic)) {
+                let message = format!("the token does not allow subscribing to {topic}");
+                return error(reference, 403, message);
+            }
             // Subscribing again moves the subscription to the new cursor.
             if let Some(slot) = ws.subs.find(&topic) {
                 ws.subs.remove(slot);
@@ -1325,6 +1456,10 @@ fn run_mux(
             }
         }
         MuxOp::Publish { topic, event, data } => {
+            if ws.claims.as_ref().is_some_and(|c| !c.may_publish(&topic)) {
+                let message = format!("the token does not allow publishing to {topic}");
+                return error(reference, 403, message);
+            }
             let result = TopicName::parse(&topic).and_then(|topic| {
                 let event = event.as_deref().map(EventName::parse).transpose()?;
                 let (text, kind) = match &data {

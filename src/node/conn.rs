@@ -247,6 +247,8 @@ pub struct Stream {
     pub chunked: bool,
     /// When the stream last carried anything (for heartbeats).
     pub last_write: Instant,
+    /// When the token it was opened with expires: the stream ends then.
+    pub expires: Option<Instant>,
 }
 
 /// A long poll waiting.
@@ -281,6 +283,11 @@ pub struct WsConn {
     pub session: WsSession,
     pub role: WsRole,
     pub subs: Subs,
+    /// What its token allows (tokens on), checked on every publish and
+    /// `/ws` subscribe.
+    pub claims: Option<Box<crate::wire::jws::Claims>>,
+    /// When that token expires: the socket is closed with 1008 then.
+    pub expires: Option<Instant>,
 }
 
 /// A connection on its way out.

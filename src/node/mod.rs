@@ -128,6 +128,10 @@ pub(crate) struct Ctx {
     log: Vec<String>,
     /// Where a response is built before it is queued.
     scratch: Vec<u8>,
+    /// Which origins may publish and open WebSockets.
+    origins: crate::security::OriginPolicy,
+    /// Token verification, when `--auth-secret` is set.
+    verifier: Option<crate::wire::jws::Verifier>,
 }
 
 impl Ctx {
@@ -155,7 +159,6 @@ impl Node {
                 hub: Hub::new(HubLimits::from_config(&cfg), epoch_base),
                 parking: Parking::new(cfg.max_parked_polls),
                 http_limits: HttpLimits::from_config(&cfg),
-                cfg,
                 date: http_date(0),
                 date_secs: 0,
                 timers: BTreeSet::new(),
@@ -168,6 +171,17 @@ impl Node {
                 deletions: Vec::new(),
                 log: Vec::new(),
                 scratch: Vec::new(),
+                // Config::validate has refused a policy that does not parse.
+                origins: crate::security::OriginPolicy::new(
+                    &cfg.allowed_origins,
+                    cfg.cors_origin.as_deref(),
+                )
+                .unwrap_or_default(),
+                verifier: cfg
+                    .auth_secret
+                    .as_deref()
+                    .map(crate::wire::jws::Verifier::new),
+                cfg,
             },
             conns: Vec::new(),
             free: Vec::new(),
@@ -767,8 +781,14 @@ fn deadline_of(cfg: &Config, conn: &Conn) -> Option<Instant> {
                 .unwrap_or(conn.idle_since + cfg.keep_alive_timeout),
         ),
         State::Parked(p) => Some(p.deadline),
-        State::Streaming(s) => Some(s.last_write + cfg.heartbeat_interval),
-        State::WebSocket(ws) => ws.session.poll_timeout(),
+        State::Streaming(s) => {
+            let beat = s.last_write + cfg.heartbeat_interval;
+            Some(s.expires.map_or(beat, |e| e.min(beat)))
+        }
+        State::WebSocket(ws) => match (ws.session.poll_timeout(), ws.expires) {
+            (Some(t), Some(e)) => Some(t.min(e)),
+            (t, e) => t.or(e),
+        },
         State::Closing(c) => {
             let linger = conn.idle_since + LINGER;
             Some(
@@ -798,6 +818,17 @@ fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
         State::Parked(_) => {
             ctx.stats.polls_expired += 1;
             app::answer_parked(ctx, id, conn, now, true);
+        }
+        State::Streaming(s) if s.expires.is_some_and(|e| e <= now) => {
+            // Revocation by expiry: a long-lived stream ends when its token
+            // does (DESIGN "Security").
+            ctx.trace(|| format!("[{id}] token expired"));
+            end_stream(ctx, id, conn, 1008, "token expired", now);
+        }
+        State::WebSocket(ws) if ws.expires.is_some_and(|e| e <= now) => {
+            ctx.trace(|| format!("[{id}] token expired"));
+            // RFC 6455 §7.4.1: 1008, the endpoint's policy.
+            end_stream(ctx, id, conn, 1008, "token expired", now);
         }
         State::Streaming(s) => {
             // Proxies and browsers drop silent streams, so an idle stream
