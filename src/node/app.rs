@@ -314,6 +314,10 @@ fn dispatch(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: I
     match handle(ctx, id, out, req, now) {
         Ok(next) => next,
         Err(r) => {
+            *ctx.stats.refused.entry(r.status).or_default() += 1;
+            if matches!(r.status, 401 | 403) {
+                ctx.stats.auth_failures += 1;
+            }
             let mut body = r.message.into_bytes();
             body.push(b'\n');
             let challenge = r.www_authenticate.map(|v| ("WWW-Authenticate", v));
@@ -354,8 +358,13 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
             }
         }
         Route::Stats => {
-            let body = stats_json(ctx);
+            let body = stats_json(ctx, now);
             ctx.respond_body(out, meta, 200, JSON, &[NO_CACHE], &body)
+        }
+        Route::Metrics => {
+            let body = metrics(ctx, now);
+            let ctype = crate::wire::prometheus::CONTENT_TYPE;
+            ctx.respond_body(out, meta, 200, ctype, &[NO_CACHE], &body)
         }
         Route::Topic(raw) => {
             let topic = topic_name(raw)?;
@@ -445,14 +454,19 @@ fn preflight(ctx: &mut Ctx, out: &mut OutQueue, meta: ReqMeta, allow: &str) -> N
     ctx.respond(out, meta, reply)
 }
 
-fn stats_json(ctx: &Ctx) -> Vec<u8> {
+fn stats_json(ctx: &Ctx, now: Instant) -> Vec<u8> {
     let s = &ctx.stats;
     let h = ctx.hub.stats();
+    let uptime = ctx
+        .started
+        .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
     format!(
-        "{{\"connections\":{},\"topics\":{},\"kept_messages\":{},\"subscribers\":{},\"parked_polls\":{},\"accepted\":{},\"requests\":{},\"published\":{},\"deliveries\":{},\"slow_disconnects\":{},\"refused_over_limit\":{},\"polls_woken\":{},\"polls_expired\":{}}}",
+        "{{\"version\":\"{}\",\"uptime_seconds\":{uptime:.3},\"connections\":{},\"topics\":{},\"kept_messages\":{},\"kept_bytes\":{},\"subscribers\":{},\"parked_polls\":{},\"accepted\":{},\"requests\":{},\"published\":{},\"deliveries\":{},\"slow_disconnects\":{},\"refused_over_limit\":{},\"polls_woken\":{},\"polls_expired\":{},\"auth_failures\":{}}}",
+        env!("CARGO_PKG_VERSION"),
         ctx.live,
         h.topics,
         h.messages,
+        h.kept_bytes,
         h.subscribers,
         ctx.parking.len(),
         s.accepted,
@@ -463,8 +477,129 @@ fn stats_json(ctx: &Ctx) -> Vec<u8> {
         s.refused_over_limit,
         s.polls_woken,
         s.polls_expired,
+        s.auth_failures,
     )
     .into_bytes()
+}
+
+/// `GET /metrics`: the counters in the Prometheus text exposition format
+/// 0.0.4, named by its conventions (`pushwire_*_total`, base units).
+fn metrics(ctx: &Ctx, now: Instant) -> Vec<u8> {
+    use crate::wire::prometheus::{MetricType, Writer};
+    let s = &ctx.stats;
+    let h = ctx.hub.stats();
+    let mut out = Vec::with_capacity(4096);
+    let mut w = Writer::new(&mut out);
+    w.family(
+        "pushwire_connections",
+        "Open connections, by what they are doing.",
+        MetricType::Gauge,
+    );
+    for (i, kind) in super::CONN_KINDS.iter().enumerate().take(6) {
+        w.sample_u64("pushwire_connections", &[("state", kind)], s.conns_by[i]);
+    }
+    w.gauge(
+        "pushwire_subscriptions",
+        "Topic subscriptions of open connections.",
+        h.subscribers as f64,
+    );
+    w.gauge(
+        "pushwire_parked_polls",
+        "Long polls waiting for a message.",
+        ctx.parking.len() as f64,
+    );
+    w.gauge("pushwire_topics", "Topics in the hub.", h.topics as f64);
+    w.gauge(
+        "pushwire_kept_messages",
+        "Messages kept in the histories.",
+        h.messages as f64,
+    );
+    w.gauge(
+        "pushwire_kept_bytes",
+        "Bytes charged to the kept messages.",
+        h.kept_bytes as f64,
+    );
+    w.counter(
+        "pushwire_accepted_total",
+        "Connections accepted.",
+        s.accepted,
+    );
+    w.counter(
+        "pushwire_requests_total",
+        "HTTP requests parsed.",
+        s.requests,
+    );
+    w.counter(
+        "pushwire_published_total",
+        "Messages published.",
+        s.published,
+    );
+    w.family(
+        "pushwire_deliveries_total",
+        "Live messages queued to subscribers, by transport.",
+        MetricType::Counter,
+    );
+    for (i, t) in super::TRANSPORTS.iter().enumerate() {
+        w.sample_u64(
+            "pushwire_deliveries_total",
+            &[("transport", t)],
+            s.deliveries_by[i],
+        );
+    }
+    w.counter(
+        "pushwire_polls_answered_total",
+        "Long polls answered by a publish.",
+        s.polls_woken,
+    );
+    w.counter(
+        "pushwire_slow_disconnects_total",
+        "Subscribers cut off because their queue was over its cap.",
+        s.slow_disconnects,
+    );
+    w.family(
+        "pushwire_refused_total",
+        "Requests refused, by HTTP status.",
+        MetricType::Counter,
+    );
+    for (status, n) in &s.refused {
+        w.sample_u64(
+            "pushwire_refused_total",
+            &[("status", &status.to_string())],
+            *n,
+        );
+    }
+    w.counter(
+        "pushwire_auth_failures_total",
+        "Requests refused for a missing or bad token (401) or a forbidden origin or topic (403).",
+        s.auth_failures,
+    );
+    w.histogram(
+        "pushwire_publish_latency_seconds",
+        "From a publish to its message queued on every subscriber's connection.",
+        &ctx.latency,
+    );
+    if let Some(t) = ctx.started {
+        w.gauge(
+            "pushwire_uptime_seconds",
+            "Seconds since the server took its first connection.",
+            now.saturating_duration_since(t).as_secs_f64(),
+        );
+    }
+    if let Some(rss) = ctx.process.rss_bytes {
+        w.gauge(
+            "process_resident_memory_bytes",
+            "Resident memory of the process.",
+            rss as f64,
+        );
+    }
+    if let Some(fds) = ctx.process.open_fds {
+        w.gauge(
+            "process_open_fds",
+            "Open file descriptors of the process.",
+            fds as f64,
+        );
+    }
+    out
 }
 
 // ---- names, queries and cursors --------------------------------------------

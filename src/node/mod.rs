@@ -96,6 +96,36 @@ pub struct Stats {
     pub polls_parked: u64,
     pub polls_woken: u64,
     pub polls_expired: u64,
+    /// Live deliveries by transport (see [`Transport::ALL`] order of
+    /// [`TRANSPORTS`]).
+    pub deliveries_by: [u64; 3],
+    /// Requests refused, by status.
+    pub refused: std::collections::BTreeMap<u16, u64>,
+    /// Refusals for a missing or bad token (401) or a forbidden origin or
+    /// topic (403).
+    pub auth_failures: u64,
+    /// Open connections by what they do (see [`CONN_KINDS`]).
+    pub conns_by: [u64; 7],
+}
+
+/// The transports live deliveries are counted under.
+pub const TRANSPORTS: [&str; 3] = ["sse", "stream", "ws"];
+
+/// What a connection does, as counted in [`Stats::conns_by`].
+pub const CONN_KINDS: [&str; 7] = ["http", "poll", "sse", "stream", "ws", "closing", "closed"];
+
+fn conn_kind(state: &State) -> usize {
+    match state {
+        State::Http(_) => 0,
+        State::Parked(_) => 1,
+        State::Streaming(s) => match s.kind {
+            StreamKind::Sse => 2,
+            StreamKind::Ndjson => 3,
+        },
+        State::WebSocket(_) => 4,
+        State::Closing(_) => 5,
+        State::Closed => 6,
+    }
 }
 
 /// What the core shares between connections: everything but the
@@ -128,6 +158,12 @@ pub(crate) struct Ctx {
     log: Vec<String>,
     /// Where a response is built before it is queued.
     scratch: Vec<u8>,
+    /// Publish to queued-on-subscribers latency, once per fan-out.
+    latency: crate::wire::prometheus::LatencyHistogram,
+    /// The process's memory and descriptors, as the driver last read them.
+    process: crate::procstat::ProcStat,
+    /// When the node started (for `uptime`).
+    started: Option<Instant>,
     /// Which origins may publish and open WebSockets.
     origins: crate::security::OriginPolicy,
     /// Token verification, when `--auth-secret` is set.
@@ -171,6 +207,9 @@ impl Node {
                 deletions: Vec::new(),
                 log: Vec::new(),
                 scratch: Vec::new(),
+                latency: crate::wire::prometheus::LatencyHistogram::new(),
+                process: crate::procstat::ProcStat::default(),
+                started: None,
                 // Config::validate has refused a policy that does not parse.
                 origins: crate::security::OriginPolicy::new(
                     &cfg.allowed_origins,
@@ -214,6 +253,12 @@ impl Node {
         }
     }
 
+    /// The process's RSS and open descriptors for `/metrics` (the driver
+    /// reads them; the core reads nothing).
+    pub fn set_process_stats(&mut self, p: crate::procstat::ProcStat) {
+        self.ctx.process = p;
+    }
+
     /// Trace lines produced since the last call.
     pub fn poll_log(&mut self) -> std::vec::Drain<'_, String> {
         self.ctx.log.drain(..)
@@ -239,6 +284,8 @@ impl Node {
             }
         };
         self.ctx.live += 1;
+        self.ctx.started.get_or_insert(now);
+        self.ctx.stats.conns_by[0] += 1;
         let http = Box::new(HttpConn::new(self.ctx.http_limits));
         self.conns[id] = Some(Box::new(Conn::new(http, now)));
         self.ctx.trace(|| format!("[{id}] accepted"));
@@ -435,6 +482,7 @@ impl Node {
             return ConnStatus::Close;
         };
         if conn.phase() == Phase::Closed {
+            self.ctx.stats.conns_by[conn_kind(&conn.state)] -= 1;
             if let Some(d) = conn.deadline {
                 self.ctx.timers.remove(&(d, id));
             }
@@ -568,12 +616,14 @@ impl Node {
                 // Compressed once, on first need, for every deflate
                 // subscriber of this message (single- and multi-topic form).
                 let mut deflated = Deflated::default();
+                let mut delivered = false;
                 let Ctx {
                     hub,
                     cfg,
                     stats,
                     ready,
                     log,
+                    latency,
                     ..
                 } = &mut self.ctx;
                 // The subscriber list is read in place while connections
@@ -584,8 +634,10 @@ impl Node {
                         continue;
                     };
                     match deliver(cfg, conn, slot, &msg, &mut deflated, now) {
-                        Delivery::Queued => {
+                        Delivery::Queued(t) => {
                             stats.deliveries += 1;
+                            stats.deliveries_by[t] += 1;
+                            delivered = true;
                             if cfg.trace {
                                 log.push(format!(
                                     "[{sid}] -> id {} event {}",
@@ -601,6 +653,9 @@ impl Node {
                         Delivery::TooSlow => cut.push(sid),
                         Delivery::Skipped => {}
                     }
+                }
+                if delivered {
+                    latency.record(now.saturating_duration_since(msg.published_at));
                 }
                 for sid in cut {
                     if let Some(conn) = slot_of(&mut self.conns, sid) {
@@ -655,6 +710,8 @@ fn step(
             "[{id}] bug: {event:?} in {from:?} is not a transition"
         ));
         leave(ctx, id, &mut conn.state);
+        ctx.stats.conns_by[conn_kind(&conn.state)] -= 1;
+        ctx.stats.conns_by[6] += 1;
         conn.state = State::Closed;
         return;
     };
@@ -665,6 +722,7 @@ fn step(
         ctx.parking.remove(id);
     }
     let old = std::mem::replace(&mut conn.state, State::Closed);
+    let old_kind = conn_kind(&old);
     let mut new = make(old);
     if new.phase() != to {
         ctx.log.push(format!(
@@ -674,6 +732,8 @@ fn step(
         leave(ctx, id, &mut new);
         new = State::Closed;
     }
+    ctx.stats.conns_by[old_kind] -= 1;
+    ctx.stats.conns_by[conn_kind(&new)] += 1;
     if from != to {
         if matches!(to, Phase::Closing) {
             conn.idle_since = now;
@@ -891,7 +951,8 @@ fn chunked_last(out: &mut OutQueue) {
 
 /// What happened when a message was offered to a subscriber.
 enum Delivery {
-    Queued,
+    /// Queued, on the transport numbered as in [`TRANSPORTS`].
+    Queued(usize),
     /// The queue already holds more than its cap: cut off.
     TooSlow,
     /// Not for this connection now (closing, or still replaying history,
@@ -983,13 +1044,17 @@ fn deliver(
             sub.cursor = msg.id;
         }
         conn.out.push_shared(&frame);
-        return Delivery::Queued;
+        return Delivery::Queued(2);
     }
     queue_message(conn, format, slot, msg);
     if let State::Streaming(s) = &mut conn.state {
         s.last_write = now;
     }
-    Delivery::Queued
+    Delivery::Queued(match format {
+        Format::Sse { .. } | Format::MultiSse { .. } => 0,
+        Format::Ndjson { .. } => 1,
+        Format::Ws { .. } => 2,
+    })
 }
 
 /// The wire form a subscriber receives messages in.

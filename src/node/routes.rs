@@ -42,6 +42,8 @@ pub enum Route<'a> {
     DebugDrop,
     /// `GET /stats`
     Stats,
+    /// `GET /metrics`: Prometheus text exposition format 0.0.4.
+    Metrics,
 }
 
 /// Why a request matched no route.
@@ -97,6 +99,7 @@ fn resolve(path: &str, debug_endpoints: bool) -> Option<(Route<'_>, &'static str
         "/healthz" => return Some((Route::Healthz, GET)),
         "/echo" => return Some((Route::Echo, "GET, OPTIONS")),
         "/stats" => return Some((Route::Stats, GET)),
+        "/metrics" => return Some((Route::Metrics, GET)),
         "/topics" => return Some((Route::Topics, GET)),
         "/sse" => return Some((Route::MultiSse, GET)),
         "/stream" => return Some((Route::MultiStream, GET)),

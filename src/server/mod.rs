@@ -93,6 +93,7 @@ pub struct Server {
     rbuf: Vec<u8>,
     commands: Receiver<Command>,
     handle: Handle,
+    last_second: u64,
 }
 
 struct Socket {
@@ -130,6 +131,7 @@ impl Server {
             rbuf: vec![0; READ_CHUNK],
             commands,
             handle: Handle { tx, waker },
+            last_second: 0,
         })
     }
 
@@ -162,7 +164,14 @@ impl Server {
                 }
                 return Err(e);
             }
-            self.node.set_date(unix_secs());
+            let secs = unix_secs();
+            if secs != self.last_second {
+                // Once a second: the Date header, and what /metrics says
+                // of the process.
+                self.last_second = secs;
+                self.node.set_date(secs);
+                self.node.set_process_stats(crate::procstat::read());
+            }
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
