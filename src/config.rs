@@ -105,6 +105,11 @@ pub struct Config {
     /// this topic: 403); a stream is ended when its token expires. Unset:
     /// no tokens.
     pub auth_secret: Option<Vec<u8>>,
+    /// PEM certificate chain and private key (`--tls-cert`, `--tls-key`):
+    /// the listener speaks HTTPS/WSS (TLS 1.2 and 1.3, ALPN `http/1.1`).
+    /// A connection that does not speak TLS is closed alone.
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
     /// Negotiate permessage-deflate (RFC 7692) with clients that offer it.
     /// Off: offers are declined and every frame goes out uncompressed.
     pub ws_deflate: bool,
@@ -225,6 +230,8 @@ impl Default for Config {
             ws_subprotocols: Vec::new(),
             allowed_origins: Vec::new(),
             auth_secret: None,
+            tls_cert: None,
+            tls_key: None,
             ws_deflate: true,
             ws_deflate_level: 6,
             ws_deflate_server_window_bits: 15,
@@ -260,6 +267,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         crate::security::OriginPolicy::new(&self.allowed_origins, self.cors_origin.as_deref())
             .map_err(|e| format!("--allowed-origins / --cors-origin: {e}"))?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("--tls-cert and --tls-key go together".into());
+        }
         if self.auth_secret.as_ref().is_some_and(|s| s.len() < 16) {
             return Err("--auth-secret must be at least 16 bytes".into());
         }

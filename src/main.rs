@@ -97,6 +97,24 @@ const FLAGS: &[Flag] = &[
         },
     },
     Flag {
+        name: "tls-cert",
+        value: "PEM",
+        help: "certificate chain: the listener speaks HTTPS/WSS (with --tls-key)",
+        set: |c, v| {
+            c.tls_cert = Some(v.into());
+            Ok(())
+        },
+    },
+    Flag {
+        name: "tls-key",
+        value: "PEM",
+        help: "the certificate's private key",
+        set: |c, v| {
+            c.tls_key = Some(v.into());
+            Ok(())
+        },
+    },
+    Flag {
         name: "max-head-bytes",
         value: "N",
         help: "largest request head; over it: 431 [16384]",
@@ -662,7 +680,11 @@ fn main() -> ExitCode {
         eprintln!("pushwire: signals: {e}");
         return ExitCode::FAILURE;
     }
-    eprintln!("pushwire: listening on http://{}/", server.local_addr());
+    eprintln!(
+        "pushwire: listening on {}://{}/",
+        if server.is_tls() { "https" } else { "http" },
+        server.local_addr()
+    );
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

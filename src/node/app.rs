@@ -676,9 +676,11 @@ fn cursors(
 /// WebSocket only from an allowed origin: cross-site publishing from any
 /// web page is refused before anything happens.
 fn check_origin(ctx: &Ctx, req: &Request) -> Result<(), Refusal> {
-    Ok(ctx
-        .origins
-        .check(req.header("origin"), req.header("host"), false)?)
+    Ok(ctx.origins.check(
+        req.header("origin"),
+        req.header("host"),
+        ctx.cfg.tls_cert.is_some(),
+    )?)
 }
 
 /// The request's verified token, when tokens are on (`None` when off):

@@ -20,6 +20,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::hub::HubError;
 use crate::node::outq::MAX_IOVECS;
 use crate::node::{ConnId, ConnStatus, Node};
+use crate::proto::tls::{server_config, ServerConfig, TlsSession};
 use crate::Config;
 
 pub use crate::node::{route, Miss, Route, Stats};
@@ -94,19 +95,46 @@ pub struct Server {
     commands: Receiver<Command>,
     handle: Handle,
     last_second: u64,
+    tls: Option<Arc<ServerConfig>>,
+    /// Plaintext out of TLS records, handed to the core.
+    plain: Vec<u8>,
+    /// TLS connections with ciphertext the socket did not take on a read.
+    tls_pending: Vec<ConnId>,
 }
 
 struct Socket {
     stream: TcpStream,
     /// WRITABLE interest is registered (only while bytes are queued).
     writable: bool,
+    /// On a TLS listener: the session between the socket's ciphertext and
+    /// the core's plaintext, and ciphertext not yet written.
+    tls: Option<Box<Tls>>,
 }
+
+struct Tls {
+    session: TlsSession,
+    cipher_out: Vec<u8>,
+}
+
+/// Ciphertext held for a socket before the core's queue is drained into
+/// TLS records: the core's queue caps stay the bound on memory.
+const TLS_OUT_CAP: usize = 256 * 1024;
 
 impl Server {
     /// Binds the listening socket. Nothing is served until [`run`](Self::run).
     pub fn bind(cfg: Config) -> io::Result<Server> {
         cfg.validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(cert), Some(key)) => {
+                let cert = std::fs::read(cert)?;
+                let key = std::fs::read(key)?;
+                let config = server_config(&cert, &key)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+                Some(config)
+            }
+            _ => None,
+        };
         let poll = Poll::new()?;
         let mut listener = listen(cfg.listen, cfg.reuse_port)?;
         let local_addr = listener.local_addr()?;
@@ -132,12 +160,20 @@ impl Server {
             commands,
             handle: Handle { tx, waker },
             last_second: 0,
+            tls,
+            plain: Vec::new(),
+            tls_pending: Vec::new(),
         })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Whether the listener speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// A handle to publish into this server or stop it from other threads.
@@ -240,9 +276,24 @@ impl Server {
         if self.sockets.len() <= id {
             self.sockets.resize_with(id + 1, || None);
         }
+        let tls = match &self.tls {
+            Some(config) => match TlsSession::new(Arc::clone(config)) {
+                Ok(session) => Some(Box::new(Tls {
+                    session,
+                    cipher_out: Vec::new(),
+                })),
+                Err(_) => {
+                    self.node.handle_reset(id, now);
+                    self.node.poll_status(id);
+                    return;
+                }
+            },
+            None => None,
+        };
         self.sockets[id] = Some(Socket {
             stream,
             writable: false,
+            tls,
         });
         // Bytes, and even the peer's FIN, may already be waiting
         // (edge-triggered: no new edge for them).
@@ -260,6 +311,36 @@ impl Server {
                 Ok(0) => {
                     self.node.handle_eof(id, now);
                     return;
+                }
+                Ok(n) if sock.tls.is_some() => {
+                    let tls = sock.tls.as_mut().expect("checked");
+                    if tls.session.handle_read(&self.rbuf[..n]).is_err() {
+                        // The alert (if any) goes out once; this connection
+                        // alone is closed (a plaintext request included).
+                        tls.session.poll_transmit(&mut tls.cipher_out);
+                        let _ = sock.stream.write(&tls.cipher_out);
+                        self.node.handle_reset(id, now);
+                        return;
+                    }
+                    self.plain.clear();
+                    tls.session.take_plaintext(&mut self.plain);
+                    if !self.plain.is_empty() {
+                        self.node.handle_read(id, &mut self.plain, now);
+                    }
+                    // Handshake records go out now; what the core answers
+                    // comes through the ready queue.
+                    if write_cipher(&mut sock.stream, tls).is_err() {
+                        self.node.handle_reset(id, now);
+                        return;
+                    }
+                    if !tls.cipher_out.is_empty() {
+                        // The socket is full: serviced (and WRITABLE asked
+                        // for) with the ready connections.
+                        self.tls_pending.push(id);
+                    }
+                    if n < self.rbuf.len() && !to_end {
+                        return;
+                    }
                 }
                 Ok(n) => {
                     self.node.handle_read(id, &mut self.rbuf[..n], now);
@@ -284,6 +365,9 @@ impl Server {
 
     /// Services every connection the core has something for.
     fn service(&mut self, now: Instant) {
+        for id in std::mem::take(&mut self.tls_pending) {
+            self.flush(id, now);
+        }
         while let Some(id) = self.node.poll_ready() {
             self.flush(id, now);
         }
@@ -294,7 +378,31 @@ impl Server {
         let Some(sock) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
+        if let Some(tls) = sock.tls.as_mut() {
+            // The core's plaintext becomes TLS records while the
+            // ciphertext waiting for the socket is under its cap.
+            while tls.cipher_out.len() < TLS_OUT_CAP {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let n = self.node.poll_transmit(id, &mut slices);
+                if n == 0 {
+                    break;
+                }
+                let mut taken = 0;
+                for s in &slices[..n] {
+                    tls.session.write_plaintext(s);
+                    taken += s.len();
+                }
+                self.node.handle_sent(id, taken, now);
+                tls.session.poll_transmit(&mut tls.cipher_out);
+            }
+            if write_cipher(&mut sock.stream, tls).is_err() {
+                self.node.handle_reset(id, now);
+            }
+        }
         loop {
+            if sock.tls.is_some() {
+                break;
+            }
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let n = self.node.poll_transmit(id, &mut slices);
             if n == 0 {
@@ -317,6 +425,13 @@ impl Server {
         match self.node.poll_status(id) {
             ConnStatus::Close => {
                 if let Some(mut sock) = self.sockets.get_mut(id).and_then(Option::take) {
+                    if let Some(tls) = sock.tls.as_mut() {
+                        // RFC 8446 §6.1: close_notify before closing, best
+                        // effort.
+                        tls.session.close_notify();
+                        tls.session.poll_transmit(&mut tls.cipher_out);
+                        let _ = sock.stream.write(&tls.cipher_out);
+                    }
                     let _ = self.poll.registry().deregister(&mut sock.stream);
                 }
             }
@@ -327,6 +442,8 @@ impl Server {
                 let Some(sock) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
                     return;
                 };
+                let want_write =
+                    want_write || sock.tls.as_ref().is_some_and(|t| !t.cipher_out.is_empty());
                 if want_write != sock.writable {
                     let interest = if want_write {
                         Interest::READABLE | Interest::WRITABLE
@@ -376,6 +493,24 @@ impl Server {
             }
         }
     }
+}
+
+/// Writes the session's ciphertext as far as the socket takes it; the rest
+/// waits for WRITABLE.
+fn write_cipher(stream: &mut TcpStream, tls: &mut Tls) -> io::Result<()> {
+    tls.session.poll_transmit(&mut tls.cipher_out);
+    while !tls.cipher_out.is_empty() {
+        match stream.write(&tls.cipher_out) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(k) => {
+                tls.cipher_out.drain(..k);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn unix_secs() -> u64 {
