@@ -19,6 +19,10 @@ pub struct Config {
     /// decisions, WebSocket frames, SSE events, long-poll park/wake/expire)
     /// to stderr in readable form.
     pub trace: bool,
+    /// Log one line per answered request, and one per stream, WebSocket or
+    /// long poll when it ends, to stderr: time, peer, method, target,
+    /// status, bytes, duration, transport.
+    pub access_log: bool,
     /// Serve `POST /debug/drop?topic=T`, which disconnects every SSE and
     /// WebSocket subscriber of a topic (the browser tests use it to prove
     /// reconnection). Off by default.
@@ -204,6 +208,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             reuse_port: false,
             trace: false,
+            access_log: false,
             debug_endpoints: false,
             assets_dir: None,
 

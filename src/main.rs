@@ -504,6 +504,10 @@ fn usage() -> String {
         ("-V, --version", "the version"),
         ("--trace", "log every parsed protocol event to stderr"),
         (
+            "--access-log",
+            "one line per request or stream end to stderr: time, peer, method, target, status, bytes, duration, transport",
+        ),
+        (
             "--debug-endpoints",
             "serve POST /debug/drop?topic=T (for tests)",
         ),
@@ -571,6 +575,7 @@ fn parse(args: &[String]) -> Result<Cli, String> {
             "trace" => cfg.trace = true,
             "debug-endpoints" => cfg.debug_endpoints = true,
             "reuse-port" => cfg.reuse_port = true,
+            "access-log" => cfg.access_log = true,
             _ => {
                 let flag = FLAGS
                     .iter()

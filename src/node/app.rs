@@ -124,6 +124,7 @@ impl Ctx {
         } else {
             content_type
         };
+        self.last_reply = (status, body.len());
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         let keep = write_response(&mut buf, &ctx, status, content_type, &headers, body, kind);
@@ -193,7 +194,13 @@ pub(crate) fn process_http(
 ) -> usize {
     let mut at = 0;
     loop {
-        let Conn { state, out, .. } = &mut *conn;
+        let Conn {
+            state,
+            out,
+            peer,
+            open_entry,
+            ..
+        } = &mut *conn;
         let State::Http(http) = state else {
             return at;
         };
@@ -214,7 +221,33 @@ pub(crate) fn process_http(
                 if ctx.cfg.trace {
                     trace_request(ctx, id, &req);
                 }
-                dispatch(ctx, id, out, &req, now)
+                let next = dispatch(ctx, id, out, &req, now);
+                if ctx.cfg.access_log {
+                    let (status, bytes) = ctx.last_reply;
+                    let entry = format!(
+                        "{} {} {}",
+                        peer.map_or("-".to_string(), |p| p.to_string()),
+                        req.method().as_str(),
+                        req.target(),
+                    );
+                    // Long-lived answers are logged when they end, with
+                    // what they sent.
+                    let kind = match &next {
+                        Next::Continue | Next::Close => None,
+                        Next::Stream(s) if s.kind == StreamKind::Sse => Some("sse"),
+                        Next::Stream(_) => Some("stream"),
+                        Next::Ws(_) => Some("ws"),
+                        Next::Park(_) => Some("poll"),
+                    };
+                    match kind {
+                        None => ctx.log.push(format!(
+                            "{} {entry} {status} {bytes} 0.000s http",
+                            ctx.date_secs
+                        )),
+                        Some(kind) => *open_entry = Some((now, entry.into(), kind)),
+                    }
+                }
+                next
             }
         };
         at += http.finish_request();
@@ -1217,6 +1250,14 @@ pub(crate) fn answer_parked(
         !anything,
     );
     conn.idle_since = now;
+    if let Some((since, entry, kind)) = conn.open_entry.take() {
+        let took = now.saturating_duration_since(since).as_secs_f64();
+        let (status, bytes) = ctx.last_reply;
+        ctx.log.push(format!(
+            "{} {entry} {status} {bytes} {took:.3}s {kind}",
+            ctx.date_secs
+        ));
+    }
     if let Next::Close = next {
         step(ctx, id, conn, Event::AnsweredLast, now, close_state);
         return;

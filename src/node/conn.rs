@@ -357,6 +357,13 @@ pub struct Conn {
     pub peer_closed: bool,
     /// The connection is in the core's ready queue.
     pub ready: bool,
+    /// The peer's address, as the driver gave it (for the access log).
+    pub peer: Option<std::net::SocketAddr>,
+    /// Bytes written to the peer in all.
+    pub sent: u64,
+    /// A long-lived answer in progress, for its access-log line at the
+    /// end: when it started, `peer method target`, and its transport.
+    pub open_entry: Option<(Instant, Box<str>, &'static str)>,
 }
 
 impl Conn {
@@ -370,6 +377,9 @@ impl Conn {
             read_paused: false,
             peer_closed: false,
             ready: false,
+            peer: None,
+            sent: 0,
+            open_entry: None,
         }
     }
 

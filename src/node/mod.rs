@@ -164,6 +164,10 @@ pub(crate) struct Ctx {
     process: crate::procstat::ProcStat,
     /// When the node started (for `uptime`).
     started: Option<Instant>,
+    /// The latest `now` given (for durations in the access log).
+    last_now: Instant,
+    /// The last response's status and body length (for the access log).
+    last_reply: (u16, usize),
     /// Which origins may publish and open WebSockets.
     origins: crate::security::OriginPolicy,
     /// Token verification, when `--auth-secret` is set.
@@ -210,6 +214,8 @@ impl Node {
                 latency: crate::wire::prometheus::LatencyHistogram::new(),
                 process: crate::procstat::ProcStat::default(),
                 started: None,
+                last_now: Instant::now(),
+                last_reply: (0, 0),
                 // Config::validate has refused a policy that does not parse.
                 origins: crate::security::OriginPolicy::new(
                     &cfg.allowed_origins,
@@ -471,6 +477,7 @@ impl Node {
             return;
         };
         conn.out.consume(n);
+        conn.sent += n as u64;
         self.settle(id, now);
         self.run_pending(now);
     }
@@ -482,6 +489,16 @@ impl Node {
             return ConnStatus::Close;
         };
         if conn.phase() == Phase::Closed {
+            if let Some((since, entry, kind)) = conn.open_entry.take() {
+                let secs = self.ctx.date_secs;
+                let took = self.ctx.last_now.saturating_duration_since(since);
+                let status = if kind == "ws" { 101 } else { 200 };
+                self.ctx.log.push(format!(
+                    "{secs} {entry} {status} {} {:.3}s {kind}",
+                    conn.sent,
+                    took.as_secs_f64()
+                ));
+            }
             self.ctx.stats.conns_by[conn_kind(&conn.state)] -= 1;
             if let Some(d) = conn.deadline {
                 self.ctx.timers.remove(&(d, id));
@@ -510,6 +527,13 @@ impl Node {
             next = Some(next.map_or(t, |n| n.min(t)));
         }
         next
+    }
+
+    /// The peer address of `id`, for the access log.
+    pub fn set_peer(&mut self, id: ConnId, peer: std::net::SocketAddr) {
+        if let Some(conn) = slot_of(&mut self.conns, id) {
+            conn.peer = Some(peer);
+        }
     }
 
     /// Bytes the core holds for `id`: its unread input and its unwritten
@@ -541,6 +565,7 @@ impl Node {
     /// queue when the driver has something to do. (Every `handle_*` then
     /// runs the fan-out of what was published meanwhile.)
     fn settle(&mut self, id: ConnId, now: Instant) {
+        self.ctx.last_now = now;
         if let Some(conn) = slot_of(&mut self.conns, id) {
             let ctx = &mut self.ctx;
             continue_replay(ctx, conn, now);

@@ -323,3 +323,43 @@ fn ndjson_stream_replays_then_lives_with_empty_line_heartbeats() {
     // An empty line in a chunk of its own: "1\r\n\n\r\n".
     assert_eq!(h.take_text(c), "1\r\n\n\r\n");
 }
+
+#[test]
+fn the_access_log_has_a_line_per_request_and_per_stream_end() {
+    let mut h = Harness::new(Config {
+        access_log: true,
+        ..cfg()
+    });
+    let c = h.connect();
+    h.node.set_peer(c, "127.0.0.1:4000".parse().unwrap());
+    h.send(c, GET_HEALTH);
+    h.send(c, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    h.send(
+        c,
+        b"GET /topics/t/poll?timeout=2 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    h.advance(Duration::from_secs(2));
+    let s = h.connect();
+    h.send(s, b"GET /topics/t/sse HTTP/1.1\r\nHost: x\r\n\r\n");
+    h.advance(Duration::from_secs(3));
+    h.eof(s);
+    let lines: Vec<String> = h.node.poll_log().collect();
+    let has = |want: &str| lines.iter().any(|l| l.contains(want));
+    assert!(
+        has("127.0.0.1:4000 GET /healthz 200 2 0.000s http"),
+        "{lines:?}"
+    );
+    assert!(has("127.0.0.1:4000 GET /nope 404"), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("GET /topics/t/poll?timeout=2 200") && l.ends_with("2.000s poll")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("- GET /topics/t/sse 200") && l.ends_with("3.000s sse")),
+        "{lines:?}"
+    );
+}

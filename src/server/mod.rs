@@ -240,7 +240,7 @@ impl Server {
                 return;
             };
             match listener.accept() {
-                Ok((stream, _peer)) => self.admit(stream, now),
+                Ok((stream, peer)) => self.admit(stream, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -254,7 +254,7 @@ impl Server {
         }
     }
 
-    fn admit(&mut self, mut stream: TcpStream, now: Instant) {
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
         let id = match self.node.handle_accept(now) {
             Ok(id) => id,
             Err(refused) => {
@@ -262,6 +262,7 @@ impl Server {
                 return;
             }
         };
+        self.node.set_peer(id, peer);
         let _ = stream.set_nodelay(true);
         if let Err(e) = self
             .poll
