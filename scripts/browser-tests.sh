@@ -108,9 +108,11 @@ fi
 # --- the tests ---------------------------------------------------------------
 
 # One test file at a time: each launches its own Chromium, and the machine
-# may have only two cores. The run took 85 s on two cores shared with
-# builds and fuzzers (load average 10); `timeout` bounds it even when the
-# machine is busier still, and each test has its own limit.
+# may have only two cores. The 16 tests (index, chat, ticker,
+# notifications, dashboard, lab, WebRTC, and whatever else lands in
+# tests/browser/) took 70 s on two cores shared with builds and benchmarks;
+# `timeout` bounds the run even when the machine is busier still, and each
+# test has its own limit.
 status=0
 (cd tests/browser && PUSHWIRE_URL="$base" timeout 170 node --test --test-concurrency=1 "$@") || status=$?
 if (( status != 0 )) && [[ -n "$server_pid" ]]; then
