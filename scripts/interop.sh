@@ -2,11 +2,14 @@
 # Interop: pushwire against clients written elsewhere.
 #
 #   node (tests/interop/*.test.mjs, run by `node --test`)
-#     ws           /echo and topic WebSockets
-#     eventsource  SSE: named events, multi-line data, resume by Last-Event-ID
-#     fetch        long poll and short poll
+#     ws           /echo and topic WebSockets, with and without
+#                  permessage-deflate (RFC 7692)
+#     eventsource  SSE: named events, multi-line data, resume by
+#                  Last-Event-ID, one stream for many topics (/sse?topic=)
+#     fetch        long poll, short poll, and HTTP streaming (NDJSON read
+#                  through fetch's ReadableStream, resumed with ?after=)
 #   python (tests/interop/test_websockets.py)
-#     websockets   /echo and a topic WebSocket
+#     websockets   /echo and a topic WebSocket, compressed and not
 #
 #   scripts/interop.sh
 #

@@ -8,7 +8,7 @@ let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
-const DEMOS = ['/demo/chat', '/demo/ticker', '/demo/notifications', '/demo/dashboard', '/demo/lab'];
+const DEMOS = ['/demo/chat', '/demo/ticker', '/demo/notifications', '/demo/dashboard', '/demo/lab', '/demo/webrtc'];
 
 test('the index links every demo and its "try it" panel round-trips a message', { timeout: 30_000 }, async () => {
   const topic = uniqueTopic('index');

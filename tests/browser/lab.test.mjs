@@ -1,12 +1,7 @@
-// Transport lab: the transports side by side, and the browser's limit of
-// six HTTP/1.1 connections per host.
-//
-// Two endpoints the lab uses are newer than the rest of the interface:
-// HTTP streaming (GET /topics/{t}/stream) and multiplexed SSE
-// (GET /sse?topic=A&topic=B…). The assertions that need them are marked
-// NEEDS /stream or NEEDS /sse?topic=; they run when the server under test
-// answers those endpoints with 200 (probed once, below) and are skipped
-// otherwise, so the suite passes both before and after they land.
+// Transport lab: the transports side by side (WebSocket, SSE, HTTP
+// streaming, long and short poll, and the WebRTC column that counts
+// nothing), the browser's limit of six HTTP/1.1 connections per host, and
+// seven topics on one multiplexed EventSource (GET /sse?topic=A&topic=B…).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,31 +11,11 @@ let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
-// Whether the server answers GET `path` with 200 and a body of `type`.
-async function serves(path, type) {
-  const controller = new AbortController();
-  try {
-    const res = await fetch(BASE + path, { signal: controller.signal });
-    return res.status === 200 && (res.headers.get('content-type') || '').startsWith(type);
-  } catch {
-    return false;
-  } finally {
-    controller.abort();
-  }
-}
-const probe = uniqueTopic('lab-probe');
-const STREAM = await serves(`/topics/${probe}/stream`, 'application/x-ndjson');
-const MUX_SSE = await serves(`/sse?topic=${probe}&topic=${probe}.b`, 'text/event-stream');
-if (!STREAM) console.log('# /topics/{t}/stream not served: its lab assertions are skipped');
-if (!MUX_SSE) console.log('# /sse?topic= not served: its lab assertions are skipped');
+// The counted transports: every column but WebRTC.
+const TRANSPORTS = ['ws', 'sse', 'stream', 'longpoll', 'shortpoll'];
 
-// The counted transports; HTTP streaming once the server has it.
-const TRANSPORTS = ['ws', 'sse', 'longpoll', 'shortpoll', ...(STREAM ? ['stream'] : [])];
-
-// Chromium's own console lines for a request the server does not serve
-// (404), expected while an endpoint above is missing.
-const notServed = /status of 404/;
-const unexpected = (errors, allowed) => errors.filter((e) => !allowed.test(e) && (STREAM || !notServed.test(e)));
+// Page errors and console errors, less those `allowed` names.
+const unexpected = (errors, allowed) => errors.filter((e) => !allowed.test(e));
 
 // The counters of one transport card, as shown.
 const card = (page, key) => page.$eval(`#t-${key}`, (node) => {
@@ -100,14 +75,10 @@ test('the lab receives over every transport, across a dropped connection', { tim
   assert.equal(cards.sse.requests, '2');
   assert.ok(Number(cards.longpoll.requests) >= 2);
   assert.ok(Number(cards.shortpoll.requests) >= 4);
-  if (STREAM) {
-    // NEEDS /stream: one request, plus one per resume the page made itself
-    // (whether the drop ended the stream is the server's business).
-    const resumes = Number((await page.textContent('#stream-resumes')).match(/\d+/)?.[0] || 0);
-    assert.equal(Number(cards.stream.requests), 1 + resumes);
-  } else {
-    assert.equal(await page.textContent('#t-stream .state'), 'not served (404)');
-  }
+  // HTTP streaming: one request, plus one per resume the page made itself
+  // (whether the drop ended the stream is the server's business).
+  const resumes = Number((await page.textContent('#stream-resumes')).match(/\d+/)?.[0] || 0);
+  assert.equal(Number(cards.stream.requests), 1 + resumes);
 
   // The chart drew a dot per message per transport, and its legend names
   // a median for each.
@@ -138,7 +109,7 @@ test('the seventh EventSource waits while six are open', { timeout: 40_000 }, as
   // release them.
   await page.click('#disconnect');
   await page.waitForSelector('#t-longpoll .state.off');
-  await page.waitForFunction(() => /^(off|not served)/.test(document.querySelector('#t-stream .state').textContent));
+  await page.waitForSelector('#t-stream .state.off');
 
   for (let i = 1; i <= 6; i++) {
     await page.click('#open-stream');
@@ -169,7 +140,7 @@ test('seven topics stall on seven EventSources and flow on one', { timeout: 40_0
   await page.waitForSelector('#t-sse .state.open');
   await page.click('#disconnect');
   await page.waitForSelector('#t-longpoll .state.off');
-  await page.waitForFunction(() => /^(off|not served)/.test(document.querySelector('#t-stream .state').textContent));
+  await page.waitForSelector('#t-stream .state.off');
   const summary = () => page.$eval('#seven-summary', (s) =>
     ({ connections: Number(s.dataset.connections), receiving: Number(s.dataset.receiving), waiting: Number(s.dataset.waiting) }));
 
@@ -182,18 +153,16 @@ test('seven topics stall on seven EventSources and flow on one', { timeout: 40_0
   assert.equal(await page.textContent('#seven tbody tr:nth-child(7) td:nth-child(4)'), '0');
   await screenshot(page, 'lab-seven-separate');
 
-  if (MUX_SSE) {
-    // NEEDS /sse?topic=: one EventSource carries all seven, and its id is
-    // the combined cursor, one TOPIC=ID pair per topic.
-    await page.click('#seven-mux');
-    await page.waitForFunction(() => document.querySelector('#seven-summary').dataset.receiving === '7', null, { timeout: 10_000 });
-    assert.deepEqual(await summary(), { connections: 1, receiving: 7, waiting: 0 });
-    const cursor = await page.textContent('#seven-cursor');
-    const pairs = cursor.split(',');
-    assert.ok(pairs.length >= 1 && pairs.length <= 7, cursor);
-    for (const pair of pairs) assert.match(pair, new RegExp(`^${topic}\\.t[1-7]=\\d+-\\d+$`), cursor);
-    await screenshot(page, 'lab-seven-one');
-  }
+  // One EventSource carries all seven, and its id is the combined cursor,
+  // one TOPIC=ID pair per topic.
+  await page.click('#seven-mux');
+  await page.waitForFunction(() => document.querySelector('#seven-summary').dataset.receiving === '7', null, { timeout: 10_000 });
+  assert.deepEqual(await summary(), { connections: 1, receiving: 7, waiting: 0 });
+  const cursor = await page.textContent('#seven-cursor');
+  const pairs = cursor.split(',');
+  assert.ok(pairs.length >= 1 && pairs.length <= 7, cursor);
+  for (const pair of pairs) assert.match(pair, new RegExp(`^${topic}\\.t[1-7]=\\d+-\\d+$`), cursor);
+  await screenshot(page, 'lab-seven-one');
   await page.click('#seven-stop');
   assert.deepEqual(unexpected(browser.pageErrors, /^$/), []);
   await page.close();

@@ -2,7 +2,8 @@
 // a long poll parked until a publish wakes it, a long poll that expires,
 // and a short poll that returns everything kept. And HTTP streaming read
 // through fetch's ReadableStream: NDJSON lines, history then live, byte
-// for byte, and a resume with ?after=.
+// for byte, a resume with ?after=, and one stream for two topics resumed
+// with a combined cursor.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -225,5 +226,39 @@ test('a stream after an old cursor starts with a gap line', TEST, async () => {
     assert.deepEqual(msg, { id, event: 'message', data: 'kept' });
   } finally {
     await s.close();
+  }
+});
+
+test('one stream for two topics: lines name their topic, and a combined cursor resumes both', TEST, async () => {
+  const a = topic('stream-mux-a');
+  const b = topic('stream-mux-b');
+  const first = await openStream(`/stream?topic=${a}&topic=${b}`);
+  const cursor = new Map();
+  const send = async (t, data) => {
+    const id = await publish(t, data);
+    cursor.set(t, id);
+    return { topic: t, id, event: 'message', data };
+  };
+  try {
+    await sleep(100);
+    const live = [await send(a, 'a1'), await send(b, 'b1')];
+    assert.deepEqual(await first.inbox.take(2, 'one message on each topic'), live);
+  } finally {
+    await first.close();
+  }
+  // Dropped; each topic gets one more meanwhile. The client builds the
+  // combined cursor itself (TOPIC=ID pairs joined by commas).
+  const after = [...cursor].map(([t, id]) => `${t}=${id}`).join(',');
+  const missed = [await send(b, 'b2'), await send(a, 'a2')];
+  const again = await openStream(`/stream?topic=${a}&topic=${b}&after=${encodeURIComponent(after)}`);
+  try {
+    const got = await again.inbox.take(2, 'the missed two');
+    // Each topic replays in its own order; none is promised across topics.
+    const byTopic = (list) => [a, b].map((t) => list.filter((m) => m.topic === t));
+    assert.deepEqual(byTopic(got), byTopic(missed));
+    await sleep(200);
+    assert.equal(again.inbox.items.length, 2, 'no duplicate or extra line');
+  } finally {
+    await again.close();
   }
 });
