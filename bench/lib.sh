@@ -40,7 +40,9 @@ cleanup() {
 trap cleanup EXIT
 
 build() {
-    if [[ "${NO_BUILD:-}" == 1 ]]; then return; fi
+    # The binary under test is copied either way, so a run measures the
+    # binary it was given, never a snapshot left by an earlier run.
+    if [[ "${NO_BUILD:-}" == 1 ]]; then snapshot_pushwire; return; fi
     echo "# building bench (release)" >&2
     (cd "$BENCH_DIR" && cargo build --release -q -p peers -p loadgen)
     if [[ "$PUSHWIRE_BIN" == "$REPO_DIR/target/release/pushwire" ]]; then
