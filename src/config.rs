@@ -23,6 +23,10 @@ pub struct Config {
     /// long poll when it ends, to stderr: time, peer, method, target,
     /// status, bytes, duration, transport.
     pub access_log: bool,
+    /// Behind a reverse proxy: the access log names the client from the
+    /// first `X-Forwarded-For` value instead of the proxy's address. Off,
+    /// the header is ignored (any client could send it).
+    pub trust_proxy: bool,
     /// Serve `POST /debug/drop?topic=T`, which disconnects every SSE and
     /// WebSocket subscriber of a topic (the browser tests use it to prove
     /// reconnection). Off by default.
@@ -209,6 +213,7 @@ impl Default for Config {
             reuse_port: false,
             trace: false,
             access_log: false,
+            trust_proxy: false,
             debug_endpoints: false,
             assets_dir: None,
 

@@ -504,6 +504,10 @@ fn usage() -> String {
         ("-V, --version", "the version"),
         ("--trace", "log every parsed protocol event to stderr"),
         (
+            "--trust-proxy",
+            "the access log names the client by X-Forwarded-For (only behind a proxy you run)",
+        ),
+        (
             "--access-log",
             "one line per request or stream end to stderr: time, peer, method, target, status, bytes, duration, transport",
         ),
@@ -576,6 +580,7 @@ fn parse(args: &[String]) -> Result<Cli, String> {
             "debug-endpoints" => cfg.debug_endpoints = true,
             "reuse-port" => cfg.reuse_port = true,
             "access-log" => cfg.access_log = true,
+            "trust-proxy" => cfg.trust_proxy = true,
             _ => {
                 let flag = FLAGS
                     .iter()

@@ -222,14 +222,23 @@ pub(crate) fn process_http(
                     trace_request(ctx, id, &req);
                 }
                 let next = dispatch(ctx, id, out, &req, now);
+                if ctx.cfg.trace {
+                    let status = ctx.last_reply.0;
+                    ctx.log.push(format!("[{id}]     answered {status}"));
+                }
                 if ctx.cfg.access_log {
                     let (status, bytes) = ctx.last_reply;
-                    let entry = format!(
-                        "{} {} {}",
-                        peer.map_or("-".to_string(), |p| p.to_string()),
-                        req.method().as_str(),
-                        req.target(),
-                    );
+                    let forwarded = req
+                        .header("x-forwarded-for")
+                        .filter(|_| ctx.cfg.trust_proxy)
+                        .and_then(|v| v.split(|&b| b == b',').next())
+                        .map(|v| {
+                            String::from_utf8_lossy(crate::wire::http1::trim_ows(v)).into_owned()
+                        });
+                    let client = forwarded
+                        .or_else(|| peer.map(|p| p.to_string()))
+                        .unwrap_or_else(|| "-".to_string());
+                    let entry = format!("{client} {} {}", req.method().as_str(), req.target());
                     // Long-lived answers are logged when they end, with
                     // what they sent.
                     let kind = match &next {

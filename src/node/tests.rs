@@ -328,6 +328,7 @@ fn ndjson_stream_replays_then_lives_with_empty_line_heartbeats() {
 fn the_access_log_has_a_line_per_request_and_per_stream_end() {
     let mut h = Harness::new(Config {
         access_log: true,
+        trust_proxy: true,
         ..cfg()
     });
     let c = h.connect();
@@ -350,6 +351,15 @@ fn the_access_log_has_a_line_per_request_and_per_stream_end() {
         "{lines:?}"
     );
     assert!(has("127.0.0.1:4000 GET /nope 404"), "{lines:?}");
+    h.send(
+        c,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.7, 10.0.0.1\r\n\r\n",
+    );
+    let forwarded: Vec<String> = h.node.poll_log().collect();
+    assert!(
+        forwarded[0].contains(" 192.0.2.7 GET /healthz 200"),
+        "{forwarded:?}"
+    );
     assert!(
         lines
             .iter()

@@ -100,6 +100,7 @@ pub struct Server {
     plain: Vec<u8>,
     /// TLS connections with ciphertext the socket did not take on a read.
     tls_pending: Vec<ConnId>,
+    started: Instant,
 }
 
 struct Socket {
@@ -163,6 +164,7 @@ impl Server {
             tls,
             plain: Vec::new(),
             tls_pending: Vec::new(),
+            started: Instant::now(),
         })
     }
 
@@ -228,8 +230,16 @@ impl Server {
             }
             self.node.handle_timeout(Instant::now());
             self.service(Instant::now());
+            let trace = self.node.config().trace;
+            let elapsed = self.started.elapsed().as_secs_f64();
             for line in self.node.poll_log() {
-                eprintln!("{line}");
+                if trace {
+                    // Seconds since start: trace lines are read against
+                    // each other, not against the wall clock.
+                    eprintln!("{elapsed:10.6} {line}");
+                } else {
+                    eprintln!("{line}");
+                }
             }
         }
     }
