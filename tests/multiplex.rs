@@ -648,3 +648,26 @@ fn ws_gap_names_its_topic() {
         .collect();
     assert_eq!(data, ["3", "4"]);
 }
+
+#[test]
+fn sse_over_http10_is_close_delimited_with_the_same_events() {
+    let server = TestServer::start(config());
+    let mut sse = RawSse::send(
+        server.addr,
+        b"GET /sse?topic=h1&topic=h2 HTTP/1.0\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!(sse.head.status, 200);
+    assert_eq!(sse.head.header("transfer-encoding"), None);
+    wait_stat(&server, "subscribers", Duration::from_secs(3), |n| n == 2);
+    let id1 = publish(&server, "h1", None, "one");
+    HttpClient::new(server.addr)
+        .post("h2", Some("named"), "two")
+        .unwrap();
+    let (m, cursor) = sse_message(&mut sse);
+    assert_eq!((m.topic.as_str(), m.data.as_str()), ("h1", "one"));
+    assert_eq!(combined(&cursor).get("h1"), Some(&id1));
+    let e = sse.next_event();
+    assert_eq!(e.event_type, "named");
+    assert!(find(&sse.body, b"\nevent: named\ndata: {").is_some());
+    assert_eq!(combined(&e.last_event_id).get("h1"), Some(&id1));
+}

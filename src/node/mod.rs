@@ -1086,7 +1086,11 @@ fn queue_message(conn: &mut Conn, format: Format, slot: usize, msg: &Arc<Message
             block.extend_from_slice(event);
             block.push(b'\n');
         }
-        debug_assert_eq!(block.len() - start, head_len, "the chunk size is the block's");
+        debug_assert_eq!(
+            block.len() - start,
+            head_len,
+            "the chunk size is the block's"
+        );
         if chunked {
             block.extend_from_slice(b"\r\n");
         }
