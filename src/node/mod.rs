@@ -1189,17 +1189,33 @@ fn queue_message(conn: &mut Conn, format: Format, slot: usize, msg: &Arc<Message
         sub.cursor = msg.id;
     }
     if let Format::MultiSse { chunked } = format {
-        let mut head = Vec::with_capacity(64 + 32 * subs.len());
-        head.extend_from_slice(b"id: ");
-        subs.write_cursor(&mut head);
-        head.push(b'\n');
-        // As on single-topic streams: `event:` only for a named message.
-        if let Some(event) = &msg.event {
-            head.extend_from_slice(b"event: ");
-            head.extend_from_slice(event.as_bytes());
-            head.push(b'\n');
+        // This runs once per delivery: the block is sized first, then
+        // written and framed in one buffer that the queue takes as is.
+        let event = msg.event.as_ref().map(|e| e.as_bytes());
+        let head_len = 4 + subs.cursor_len() + 1 + event.map_or(0, |e| 7 + e.len() + 1);
+        let mut block = Vec::with_capacity(head_len + 20);
+        if chunked {
+            chunked::write_chunk_header(&mut block, head_len);
         }
-        push_block(&mut conn.out, chunked, &head);
+        let start = block.len();
+        block.extend_from_slice(b"id: ");
+        subs.write_cursor(&mut block);
+        block.push(b'\n');
+        // As on single-topic streams: `event:` only for a named message.
+        if let Some(event) = event {
+            block.extend_from_slice(b"event: ");
+            block.extend_from_slice(event);
+            block.push(b'\n');
+        }
+        debug_assert_eq!(
+            block.len() - start,
+            head_len,
+            "the chunk size is the block's"
+        );
+        if chunked {
+            block.extend_from_slice(b"\r\n");
+        }
+        conn.out.push_owned(block);
     }
     conn.out.push_message(msg, format.wire());
 }

@@ -80,6 +80,21 @@ impl OutQueue {
         }
     }
 
+    /// Queues `bytes`, taking the buffer rather than copying it when it
+    /// starts a segment.
+    pub fn push_owned(&mut self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        if let Some(Segment::Owned(last)) = self.segments.back_mut() {
+            self.len += bytes.len();
+            last.extend_from_slice(&bytes);
+            return;
+        }
+        self.len += bytes.len();
+        self.segments.push_back(Segment::Owned(bytes));
+    }
+
     /// Unwritten bytes.
     pub fn len(&self) -> usize {
         self.len

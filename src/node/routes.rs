@@ -70,6 +70,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/demo/dashboard", "dashboard.html"),
     ("/demo/lab", "lab.html"),
     ("/demo/webrtc", "webrtc.html"),
+    ("/demo/multi", "multi.html"),
 ];
 
 /// Resolves `path` for `method`.

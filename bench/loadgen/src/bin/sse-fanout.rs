@@ -19,6 +19,14 @@
 //! so the same tool drives pushwire (`/topics/{t}/sse`, `POST /topics/{t}`)
 //! and nchan (`/sub/{t}`, `POST /pub/{t}`).
 //!
+//! `--topics K` spreads the messages over K topics (`NAME.0` … `NAME.K-1`,
+//! message `seq` to topic `(seq - 1) % K`) and every subscriber holds all
+//! K on one connection: `{t}` in the subscribe URL is the K names joined
+//! by `--join` (`/sse?topic={t}` with `--join '&topic='` for pushwire,
+//! `/msub/{t}` with `--join ,` for nchan's multiplexed channels), `{t}` in
+//! the publish URL the one topic of each message. Each subscriber's order
+//! is checked per topic: across topics the server owes no order.
+//!
 //! `--format ndjson` reads an HTTP-streaming response instead
 //! (pushwire's `/topics/{t}/stream`): one JSON object per line, the
 //! payload in its `"data"` member; empty lines (heartbeats) are skipped.
@@ -41,7 +49,7 @@ use loadgen::{
 const USAGE: &str = "usage: sse-fanout --sub 'http://127.0.0.1:PORT/topics/{t}/sse' \
 --pub 'http://127.0.0.1:PORT/topics/{t}' [--pid SERVER_PID] [--subs 5000] [--topic NAME] \
 [--rate 20 | --rate 0 --window 4] [--duration 10] [--size 64] [--pub-conns 8] [--drain 10] \
-[--settle 1] [--connect-parallel 128] [--format sse|ndjson]";
+[--settle 1] [--connect-parallel 128] [--format sse|ndjson] [--topics 1 --join ,]";
 
 /// How a subscriber's body is cut into messages.
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -91,8 +99,22 @@ fn main() {
         .unwrap_or_else(|| loadgen::fresh_topic("fanout"));
     let sub_t = f.str("sub", "http://127.0.0.1:8080/topics/{t}/sse");
     let pub_t = f.str("pub", "http://127.0.0.1:8080/topics/{t}");
-    let sub_url = Url::with_topic(&sub_t, &topic).unwrap_or_else(|e| loadgen::die(USAGE, &e));
-    let pub_url = Url::with_topic(&pub_t, &topic).unwrap_or_else(|e| loadgen::die(USAGE, &e));
+    let ntopics: usize = f.num("topics", 1);
+    if ntopics == 0 {
+        loadgen::die(USAGE, "--topics is at least 1");
+    }
+    let join = f.str("join", ",");
+    let names: Vec<String> = if ntopics == 1 {
+        vec![topic.clone()]
+    } else {
+        (0..ntopics).map(|i| format!("{topic}.{i}")).collect()
+    };
+    let sub_url =
+        Url::with_topic(&sub_t, &names.join(&join)).unwrap_or_else(|e| loadgen::die(USAGE, &e));
+    let pub_urls: Vec<Url> = names
+        .iter()
+        .map(|n| Url::with_topic(&pub_t, n).unwrap_or_else(|e| loadgen::die(USAGE, &e)))
+        .collect();
     let pid: Option<u32> = f.opt("pid").map(|p| p.parse().expect("--pid"));
     let nsubs: usize = f.num("subs", 5000);
     let rate: f64 = f.num("rate", 20.0);
@@ -212,11 +234,11 @@ fn main() {
     let threads: Vec<_> = (0..npub)
         .map(|_| {
             let shared = shared.clone();
-            let url = pub_url.clone();
+            let urls = pub_urls.clone();
             std::thread::spawn(move || {
                 publisher(
                     &shared,
-                    &url,
+                    &urls,
                     base,
                     pub_start,
                     pub_end,
@@ -230,7 +252,8 @@ fn main() {
         })
         .collect();
 
-    let mut last_seq: Vec<u64> = vec![0; nsubs];
+    // Each subscriber's last seq per topic.
+    let mut last_seq: Vec<u64> = vec![0; nsubs * ntopics];
     // Deliveries per message, indexed by seq (seq starts at 1).
     let mut delivered: Vec<u32> = vec![0; max_msgs + 1];
     let mut lat: Vec<u64> = Vec::with_capacity(1 << 20);
@@ -260,7 +283,7 @@ fn main() {
             if sub.state != SubState::Streaming {
                 continue;
             }
-            let last = &mut last_seq[i];
+            let last_of_sub = &mut last_seq[i * ntopics..(i + 1) * ntopics];
             let now_ns = ns_since(base);
             let mut on_data = |d: &[u8]| {
                 let Some((seq, t)) = unstamp(d) else {
@@ -271,6 +294,7 @@ fn main() {
                     unknown += 1;
                     return;
                 }
+                let last = &mut last_of_sub[(seq - 1) as usize % ntopics];
                 if seq <= *last {
                     out_of_order += 1;
                 }
@@ -333,7 +357,7 @@ fn main() {
         _ => "-".into(),
     };
     println!(
-        "sse-fanout sub={sub_t} format={format_name} subs={} failed_subs={dead_subs} disconnected={disconnected_during} rate={} window={} \
+        "sse-fanout sub={sub_t} format={format_name} topics={ntopics} subs={} failed_subs={dead_subs} disconnected={disconnected_during} rate={} window={} \
 size={size} published={sent} publish_ok={pub_ok} publish_errors={pub_errors} late_publishes={late_publish} \
 expected={expected} delivered={total} lost={lost} out_of_order={out_of_order} unknown={unknown} \
 deliveries_per_sec={dps:.0} msgs_per_sec={:.1} p50_ms={} p99_ms={} p999_ms={} max_ms={} mean_ms={} \
@@ -452,13 +476,14 @@ fn ndjson_lines(buf: &mut Vec<u8>, mut on_data: impl FnMut(&[u8])) {
 }
 
 /// One publisher thread: one blocking keep-alive connection, one request
-/// in flight. With `rate > 0` message `seq` is due at `start + seq / rate`;
+/// in flight; message `seq` goes to `urls[(seq - 1) % urls.len()]` (all on
+/// one server). With `rate > 0` message `seq` is due at `start + seq / rate`;
 /// with `rate == 0` a message goes out whenever fewer than `window` are not
 /// yet delivered to every subscriber.
 #[allow(clippy::too_many_arguments)]
 fn publisher(
     sh: &Shared,
-    url: &Url,
+    urls: &[Url],
     base: Instant,
     start: Instant,
     end: Instant,
@@ -467,7 +492,7 @@ fn publisher(
     size: usize,
     max_msgs: u64,
 ) {
-    let mut s = match std::net::TcpStream::connect(url.addr) {
+    let mut s = match std::net::TcpStream::connect(urls[0].addr) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("publisher: connect: {e}");
@@ -514,6 +539,7 @@ fn publisher(
                 std::thread::sleep(Duration::from_micros(100));
             }
         }
+        let url = &urls[(seq - 1) as usize % urls.len()];
         let req = post_request(url, &stamp(seq, ns_since(base), size));
         if let Err(e) = s.write_all(&req) {
             eprintln!("publisher: write: {e}");
