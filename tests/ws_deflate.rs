@@ -5,10 +5,14 @@
 mod clients;
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use clients::wait_stat;
 use pushwire::client::{WsClient, WsMessage};
+use pushwire::proto::ws_deflate::{Inflater, RSV1};
+use pushwire::wire::ws_frame::{FrameHeader, Opcode};
 use pushwire::Config;
 use support::*;
 
@@ -81,4 +85,84 @@ fn a_compression_bomb_gets_1009_while_inflating() {
         WsMessage::Close(Some((code, _))) => assert_eq!(code, 1009),
         other => panic!("expected close 1009, got {other:?}"),
     }
+}
+
+/// Opens `path` as a WebSocket on a raw socket, offering permessage-deflate
+/// when `deflate`; returns the socket, the bytes read past the handshake
+/// and the `Sec-WebSocket-Extensions` answer.
+fn raw_ws(server: &TestServer, path: &str, deflate: bool) -> (TcpStream, Vec<u8>, Option<String>) {
+    let mut s = server.connect();
+    let offer = if deflate {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    } else {
+        ""
+    };
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let head = read_response(&mut s, &mut buf, true);
+    assert_eq!(head.status, 101);
+    let answer = head.header("sec-websocket-extensions").map(str::to_owned);
+    (s, buf, answer)
+}
+
+/// Reads one whole unfragmented server frame: its header and payload.
+fn raw_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> (FrameHeader, Vec<u8>) {
+    loop {
+        if let Some((header, len)) = FrameHeader::parse(buf).unwrap() {
+            let end = len + header.payload_len as usize;
+            if buf.len() >= end {
+                let payload = buf[len..end].to_vec();
+                buf.drain(..end);
+                return (header, payload);
+            }
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = s.read(&mut chunk).expect("a frame before the timeout");
+        assert!(n > 0, "the server closed before a whole frame");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn a_topic_message_is_rsv1_for_deflate_subscribers_and_plain_for_others() {
+    let server = TestServer::start(Config::default());
+    let (mut zs, mut zbuf, answer) = raw_ws(&server, "/topics/rsv/ws", true);
+    let answer = answer.expect("the server accepted the offer");
+    assert!(answer.starts_with("permessage-deflate"), "{answer}");
+    let (mut ps, mut pbuf, none) = raw_ws(&server, "/topics/rsv/ws", false);
+    assert_eq!(none, None);
+    wait_stat(&server, "subscribers", Duration::from_secs(2), |n| n == 2);
+
+    // A 2 KB JSON-ish text, well over the compression threshold.
+    let data: String = (0..40)
+        .map(|i| format!("{{\"sym\":\"ACME\",\"px\":{i},\"qty\":100}} "))
+        .collect();
+    assert_eq!(post(&server, "/topics/rsv", &data).status, 200);
+
+    let (zh, zpayload) = raw_frame(&mut zs, &mut zbuf);
+    // RFC 7692 §6: RSV1 marks the first frame of a compressed message.
+    assert!(zh.fin);
+    assert_eq!(zh.opcode, Opcode::Text);
+    assert_eq!(zh.rsv, RSV1, "the deflate subscriber's frame is compressed");
+    assert!(zpayload.len() < data.len() / 2, "{} bytes", zpayload.len());
+    let mut inflater = Inflater::new(15);
+    let mut text = Vec::new();
+    inflater.feed(&zpayload, &mut text, 1 << 20).unwrap();
+    inflater.finish(&mut text, 1 << 20).unwrap();
+    let text = String::from_utf8(text).unwrap();
+
+    let (ph, ppayload) = raw_frame(&mut ps, &mut pbuf);
+    assert!(ph.fin);
+    assert_eq!(ph.opcode, Opcode::Text);
+    assert_eq!(ph.rsv, 0, "the plain subscriber's frame is not compressed");
+    let plain = String::from_utf8(ppayload).unwrap();
+
+    // Both carry the same JSON frame, byte for byte, with the message in it.
+    assert_eq!(text, plain);
+    assert!(plain.contains(&data.replace('"', "\\\"")), "{plain}");
 }

@@ -252,3 +252,56 @@ test('topic with permessage-deflate: a compressed publish reaches every subscrib
   await closeCleanly(a);
   await closeCleanly(b);
 });
+
+/**
+ * The first bytes of every frame the server sends on `ws`'s socket, seen
+ * beside `ws` (which reads the same chunks): [{ rsv1, opcode, length }].
+ */
+function tapFrames(ws) {
+  const frames = [];
+  let buf = Buffer.alloc(0);
+  ws._socket.on('data', (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    for (;;) {
+      if (buf.length < 2) return;
+      let len = buf[1] & 0x7f;
+      let at = 2;
+      if (len === 126) {
+        if (buf.length < 4) return;
+        len = buf.readUInt16BE(2);
+        at = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) return;
+        len = Number(buf.readBigUInt64BE(2));
+        at = 10;
+      }
+      if (buf.length < at + len) return;
+      frames.push({ rsv1: (buf[0] & 0x40) !== 0, opcode: buf[0] & 0x0f, length: len });
+      buf = buf.subarray(at + len);
+    }
+  });
+  return frames;
+}
+
+test('topic with permessage-deflate: published messages arrive compressed (RSV1) and intact', TEST, async () => {
+  const t = topic('ws-deflate-rsv1');
+  const c = await connectDeflate(`/topics/${t}/ws`);
+  assert.equal(c.ws.extensions, 'permessage-deflate', 'the server accepted the offer');
+  const frames = tapFrames(c.ws);
+  const rows = Array.from({ length: 60 }, (_, i) => `{"sym":"S${i % 7}","px":${(i * 7919) % 1000},"qty":${i}}`);
+  const texts = [rows.join('\n'), rows.reverse().join('\n')];
+  const ids = [];
+  for (const data of texts) ids.push(await publish(t, data));
+  const got = await c.inbox.take(texts.length, 'the published messages');
+  assert.deepEqual(
+    got.map((m) => JSON.parse(m.data.toString())),
+    texts.map((data, i) => ({ id: ids[i], event: 'message', data })),
+  );
+  const text = frames.filter((f) => f.opcode === 1);
+  assert.equal(text.length, texts.length);
+  for (const [i, f] of text.entries()) {
+    assert.ok(f.rsv1, `frame ${i} has RSV1 (RFC 7692 §6)`);
+    assert.ok(f.length < Buffer.byteLength(got[i].data) / 2, `frame ${i}: ${f.length} bytes on the wire`);
+  }
+  await closeCleanly(c);
+});

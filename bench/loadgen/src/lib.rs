@@ -581,6 +581,119 @@ pub fn post_request(url: &Url, body: &[u8]) -> Vec<u8> {
     r
 }
 
+// ---- permessage-deflate (RFC 7692) ----------------------------------------
+
+/// The offer of `--deflate` runs: no context takeover either way, so that
+/// every message is compressed on its own and the same message always
+/// compresses to the same bytes (a generator can then check an echo or a
+/// fan-out frame by comparing bytes instead of inflating each one).
+pub const DEFLATE_OFFER: &str =
+    "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n";
+
+/// A WebSocket handshake for `url` offering permessage-deflate.
+pub fn ws_upgrade_request_deflate(url: &Url) -> Vec<u8> {
+    get_request(
+        url,
+        &format!(
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{DEFLATE_OFFER}"
+        ),
+    )
+}
+
+/// Whether a 101 response head accepted permessage-deflate.
+pub fn accepted_deflate(head: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    head.lines()
+        .any(|l| l.starts_with("sec-websocket-extensions:") && l.contains("permessage-deflate"))
+}
+
+/// One message compressed as RFC 7692 §7.2.1 says: raw DEFLATE, flushed
+/// to a byte boundary, without the final 00 00 ff ff.
+pub fn deflate_message(payload: &[u8], level: u32) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut c = Compress::new_with_window_bits(Compression::new(level), false, 15);
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    let mut used = 0;
+    loop {
+        out.reserve(4096);
+        let before = c.total_in();
+        c.compress_vec(&payload[used..], &mut out, FlushCompress::Sync)
+            .expect("deflate");
+        used += (c.total_in() - before) as usize;
+        if used == payload.len() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    if out.ends_with(&[0, 0, 0xff, 0xff]) {
+        out.truncate(out.len() - 4);
+    }
+    out
+}
+
+/// Inflates one compressed message (RFC 7692 §7.2.2: the tail goes back
+/// on first); `None` if it is not valid DEFLATE or inflates past `limit`.
+pub fn inflate_message(payload: &[u8], limit: usize) -> Option<Vec<u8>> {
+    use flate2::{Decompress, FlushDecompress, Status};
+    let mut d = Decompress::new_with_window_bits(false, 15);
+    let mut input = payload.to_vec();
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut out = Vec::with_capacity(payload.len() * 4 + 64);
+    let mut used = 0;
+    loop {
+        out.reserve(16 * 1024);
+        let before = d.total_in();
+        let status = d
+            .decompress_vec(&input[used..], &mut out, FlushDecompress::Sync)
+            .ok()?;
+        used += (d.total_in() - before) as usize;
+        if out.len() > limit {
+            return None;
+        }
+        if status == Status::StreamEnd || (used == input.len() && out.len() < out.capacity()) {
+            return Some(out);
+        }
+    }
+}
+
+/// `size` bytes of text that compresses as real traffic does: JSON
+/// records whose keys repeat and whose values vary (about 3-5x with
+/// zlib level 6, where a repeated alphabet would compress 100x and
+/// measure nothing).
+pub fn compressible_text(size: usize) -> Vec<u8> {
+    let words = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+        "juliet", "kilo", "lima", "mike", "november", "oscar", "papa",
+    ];
+    let mut x: u32 = 2463534242;
+    let mut next = || {
+        // xorshift32: the same text on every run.
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    let mut out = Vec::with_capacity(size + 128);
+    while out.len() < size {
+        let r = next();
+        out.extend_from_slice(
+            format!(
+                "{{\"user\":\"{}-{}\",\"seq\":{},\"price\":{}.{:02},\"tags\":[\"{}\",\"{}\"]}}\n",
+                words[(r & 15) as usize],
+                r % 977,
+                next() % 100_000,
+                next() % 1000,
+                next() % 100,
+                words[((r >> 4) & 15) as usize],
+                words[((r >> 8) & 15) as usize],
+            )
+            .as_bytes(),
+        );
+    }
+    out.truncate(size);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,6 +742,25 @@ mod tests {
               Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
               Sec-WebSocket-Version: 13\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn deflate_roundtrip() {
+        // RFC 7692 §7.2.3.1: "Hello" compressed without context takeover.
+        assert_eq!(
+            deflate_message(b"Hello", 6),
+            [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+        );
+        assert_eq!(
+            inflate_message(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], 100).unwrap(),
+            b"Hello"
+        );
+        let text = compressible_text(16384);
+        assert_eq!(text.len(), 16384);
+        let z = deflate_message(&text, 6);
+        assert!(z.len() < text.len() / 2, "{}", z.len());
+        assert_eq!(inflate_message(&z, 1 << 20).unwrap(), text);
+        assert_eq!(inflate_message(&z, 100), None);
     }
 
     #[test]

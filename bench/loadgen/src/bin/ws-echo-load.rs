@@ -3,6 +3,14 @@
 //! wait for its echo, then send the next. Messages per second are counted
 //! over a fixed window after a warm-up. Every echo is checked: opcode,
 //! length, and the first and last bytes of the payload.
+//!
+//! `--deflate on` offers permessage-deflate without context takeover and
+//! sends `--size` bytes of compressible JSON text, compressed once up
+//! front (RSV1 set). Each connection inflates its first echo and checks it
+//! byte for byte; every later echo must have RSV1 and the same compressed
+//! bytes (no context takeover makes the server's output for one message
+//! always the same), so the generator spends a compare, not an inflate,
+//! per message and the server's zlib work is what is measured.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +21,7 @@ use loadgen::{
 };
 
 const USAGE: &str = "usage: ws-echo-load --url ws://127.0.0.1:PORT/echo [--conns 100] [--size 20] \
-[--warmup 2] [--duration 10] [--connect-parallel 128] [--pid SERVER_PID]";
+[--warmup 2] [--duration 10] [--connect-parallel 128] [--pid SERVER_PID] [--deflate off|on]";
 
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -32,6 +40,9 @@ struct Conn {
     woff: usize,
     rbuf: Vec<u8>,
     rlen: usize,
+    /// With `--deflate on`: the first echo's compressed payload, checked
+    /// by inflating it; later echoes must equal it.
+    first_echo: Option<Vec<u8>>,
 }
 
 fn main() {
@@ -46,9 +57,28 @@ fn main() {
     let pid: Option<u32> = f.opt("pid").map(|p| p.parse().expect("--pid"));
     let mut cpu: Option<(Option<CpuMeter>, CpuMeter)> = None;
 
-    let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
-    let frame = masked_text_frame(&payload);
-    let handshake = ws_upgrade_request(&url);
+    let deflate = match f.str("deflate", "off").as_str() {
+        "on" => true,
+        "off" => false,
+        other => loadgen::die(USAGE, &format!("--deflate: on or off, not {other:?}")),
+    };
+    let payload: Vec<u8> = if deflate {
+        loadgen::compressible_text(size)
+    } else {
+        (0..size).map(|i| b'a' + (i % 26) as u8).collect()
+    };
+    let frame = if deflate {
+        let mut f = masked_text_frame(&loadgen::deflate_message(&payload, 6));
+        f[0] |= 0x40; // RSV1: RFC 7692 §6, a compressed message
+        f
+    } else {
+        masked_text_frame(&payload)
+    };
+    let handshake = if deflate {
+        loadgen::ws_upgrade_request_deflate(&url)
+    } else {
+        ws_upgrade_request(&url)
+    };
     // Server frames carry no mask: at most 10 bytes of header.
     let echo_len = size
         + if size < 126 {
@@ -85,6 +115,7 @@ fn main() {
             woff: 0,
             rbuf: vec![0; echo_len.max(1024) + 64],
             rlen: 0,
+            first_echo: None,
         });
         if let Err(e) = opened {
             eprintln!("connect: {e}");
@@ -184,6 +215,9 @@ fn main() {
                                 .unwrap_or(&[]);
                             return Err(format!("not upgraded: {}", String::from_utf8_lossy(line)));
                         }
+                        if deflate && !loadgen::accepted_deflate(&c.rbuf[..end]) {
+                            return Err("permessage-deflate was not accepted".into());
+                        }
                         if end + 4 != c.rlen {
                             return Err("bytes after the 101 response".into());
                         }
@@ -240,10 +274,29 @@ fn main() {
                                         let total = hlen + plen;
                                         if op == 0x1 {
                                             let p = &c.rbuf[hlen..total];
-                                            if plen != size
-                                                || p[..check] != payload[..check]
-                                                || p[plen - check..] != payload[size - check..]
-                                            {
+                                            let good = if deflate {
+                                                let rsv1 = c.rbuf[0] & 0x40 != 0;
+                                                match &c.first_echo {
+                                                    Some(z) => rsv1 && p == &z[..],
+                                                    None => {
+                                                        let ok = rsv1
+                                                            && loadgen::inflate_message(
+                                                                p,
+                                                                size + 1,
+                                                            )
+                                                            .is_some_and(|m| m == payload);
+                                                        if ok {
+                                                            c.first_echo = Some(p.to_vec());
+                                                        }
+                                                        ok
+                                                    }
+                                                }
+                                            } else {
+                                                plen == size
+                                                    && p[..check] == payload[..check]
+                                                    && p[plen - check..] == payload[size - check..]
+                                            };
+                                            if !good {
                                                 bad_echo += 1;
                                             }
                                             count += 1;
@@ -297,9 +350,10 @@ fn main() {
         None => ("-".into(), "-".into()),
     };
     println!(
-        "ws-echo-load url={} conns={nconns} size={size} duration={:.1}s messages={count} msgs_per_sec={rate:.0} \
+        "ws-echo-load url={} conns={nconns} size={size} deflate={} duration={:.1}s messages={count} msgs_per_sec={rate:.0} \
 bad_echo={bad_echo} dead_conns={dead} server_cpu_pct={server_cpu} loadgen_cpu_pct={self_cpu}",
         f.str("url", ""),
+        if deflate { "on" } else { "off" },
         duration.as_secs_f64()
     );
     if dead > 0 || bad_echo > 0 {
