@@ -195,11 +195,7 @@ pub(crate) fn process_http(
     let mut at = 0;
     loop {
         let Conn {
-            state,
-            out,
-            peer,
-            open_entry,
-            ..
+            state, out, log, ..
         } = &mut *conn;
         let State::Http(http) = state else {
             return at;
@@ -236,7 +232,7 @@ pub(crate) fn process_http(
                             String::from_utf8_lossy(crate::wire::http1::trim_ows(v)).into_owned()
                         });
                     let client = forwarded
-                        .or_else(|| peer.map(|p| p.to_string()))
+                        .or_else(|| log.as_ref().and_then(|l| l.peer).map(|p| p.to_string()))
                         .unwrap_or_else(|| "-".to_string());
                     let entry = format!("{client} {} {}", req.method().as_str(), req.target());
                     // Long-lived answers are logged when they end, with
@@ -253,7 +249,11 @@ pub(crate) fn process_http(
                             "{} {entry} {status} {bytes} 0.000s http",
                             ctx.date_secs
                         )),
-                        Some(kind) => *open_entry = Some((now, entry.into(), kind)),
+                        Some(kind) => {
+                            if let Some(log) = log.as_mut() {
+                                log.open_entry = Some((now, entry.into(), kind));
+                            }
+                        }
                     }
                 }
                 next
@@ -1259,7 +1259,7 @@ pub(crate) fn answer_parked(
         !anything,
     );
     conn.idle_since = now;
-    if let Some((since, entry, kind)) = conn.open_entry.take() {
+    if let Some((since, entry, kind)) = conn.log.as_mut().and_then(|l| l.open_entry.take()) {
         let took = now.saturating_duration_since(since).as_secs_f64();
         let (status, bytes) = ctx.last_reply;
         ctx.log.push(format!(

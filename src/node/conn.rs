@@ -376,12 +376,20 @@ pub struct Conn {
     pub peer_closed: bool,
     /// The connection is in the core's ready queue.
     pub ready: bool,
-    /// The peer's address, as the driver gave it (for the access log).
+    /// What the access log needs (only with `--access-log`: an idle
+    /// connection without it carries one pointer).
+    pub log: Option<Box<AccessLog>>,
+}
+
+/// A connection's access-log state.
+#[derive(Debug, Default)]
+pub struct AccessLog {
+    /// The peer's address, as the driver gave it.
     pub peer: Option<std::net::SocketAddr>,
     /// Bytes written to the peer in all.
     pub sent: u64,
-    /// A long-lived answer in progress, for its access-log line at the
-    /// end: when it started, `peer method target`, and its transport.
+    /// A long-lived answer in progress, for its line at the end: when it
+    /// started, `peer method target`, and its transport.
     pub open_entry: Option<(Instant, Box<str>, &'static str)>,
 }
 
@@ -396,9 +404,7 @@ impl Conn {
             read_paused: false,
             peer_closed: false,
             ready: false,
-            peer: None,
-            sent: 0,
-            open_entry: None,
+            log: None,
         }
     }
 

@@ -293,7 +293,11 @@ impl Node {
         self.ctx.started.get_or_insert(now);
         self.ctx.stats.conns_by[0] += 1;
         let http = Box::new(HttpConn::new(self.ctx.http_limits));
-        self.conns[id] = Some(Box::new(Conn::new(http, now)));
+        let mut conn = Box::new(Conn::new(http, now));
+        if self.ctx.cfg.access_log {
+            conn.log = Some(Box::default());
+        }
+        self.conns[id] = Some(conn);
         self.ctx.trace(|| format!("[{id}] accepted"));
         self.settle(id, now);
         Ok(id)
@@ -477,7 +481,9 @@ impl Node {
             return;
         };
         conn.out.consume(n);
-        conn.sent += n as u64;
+        if let Some(log) = conn.log.as_mut() {
+            log.sent += n as u64;
+        }
         self.settle(id, now);
         self.run_pending(now);
     }
@@ -489,13 +495,14 @@ impl Node {
             return ConnStatus::Close;
         };
         if conn.phase() == Phase::Closed {
-            if let Some((since, entry, kind)) = conn.open_entry.take() {
+            let sent = conn.log.as_ref().map_or(0, |l| l.sent);
+            let open = conn.log.as_mut().and_then(|l| l.open_entry.take());
+            if let Some((since, entry, kind)) = open {
                 let secs = self.ctx.date_secs;
                 let took = self.ctx.last_now.saturating_duration_since(since);
                 let status = if kind == "ws" { 101 } else { 200 };
                 self.ctx.log.push(format!(
-                    "{secs} {entry} {status} {} {:.3}s {kind}",
-                    conn.sent,
+                    "{secs} {entry} {status} {sent} {:.3}s {kind}",
                     took.as_secs_f64()
                 ));
             }
@@ -532,7 +539,9 @@ impl Node {
     /// The peer address of `id`, for the access log.
     pub fn set_peer(&mut self, id: ConnId, peer: std::net::SocketAddr) {
         if let Some(conn) = slot_of(&mut self.conns, id) {
-            conn.peer = Some(peer);
+            if let Some(log) = conn.log.as_mut() {
+                log.peer = Some(peer);
+            }
         }
     }
 

@@ -202,8 +202,9 @@ impl OutQueue {
                 n = 0;
             }
         }
-        if self.segments.is_empty() && self.segments.capacity() > 8 {
-            // An idle connection should hold no buffer memory.
+        if self.segments.is_empty() && self.segments.capacity() > 0 {
+            // An idle connection holds no buffer memory, not even the
+            // queue's ring of segments.
             self.segments = VecDeque::new();
         }
     }
