@@ -754,6 +754,19 @@ fn allow(
     }
 }
 
+/// The request's token, checked for subscribing to every one of `topics`.
+fn subscriber_claims(
+    ctx: &Ctx,
+    req: &Request,
+    topics: &[TopicName],
+) -> Result<Option<Claims>, Refusal> {
+    let claims = claims(ctx, req)?;
+    for t in topics {
+        allow(claims.as_ref(), t, Claims::may_subscribe)?;
+    }
+    Ok(claims)
+}
+
 /// Topic management needs `admin` when tokens are on.
 fn need_admin(ctx: &Ctx, req: &Request) -> Result<(), Refusal> {
     match claims(ctx, req)? {
@@ -961,10 +974,7 @@ fn stream_request(
         }
         StreamKind::Ndjson => query(req, "after")?,
     };
-    let claims = claims(ctx, req)?;
-    for t in &topics {
-        allow(claims.as_ref(), t, Claims::may_subscribe)?;
-    }
+    let claims = subscriber_claims(ctx, req, &topics)?;
     let expires = expiry(ctx, claims.as_ref(), now);
     let cursors = cursors(ctx, &topics, multi, cursor_text.as_deref(), Cursor::Live)?;
     let mut starts = Vec::with_capacity(topics.len());
@@ -1079,10 +1089,7 @@ fn poll_request(
     now: Instant,
 ) -> Handled {
     let meta = ReqMeta::of(req);
-    let claims = claims(ctx, req)?;
-    for t in &topics {
-        allow(claims.as_ref(), t, Claims::may_subscribe)?;
-    }
+    subscriber_claims(ctx, req, &topics)?;
     let text = query(req, "after")?;
     let cursors = cursors(ctx, &topics, multi, text.as_deref(), Cursor::Live)?;
     let timeout = match query(req, "timeout")? {
@@ -1296,10 +1303,7 @@ fn messages_request(
     now: Instant,
 ) -> Handled {
     let meta = ReqMeta::of(req);
-    let claims = claims(ctx, req)?;
-    for t in &topics {
-        allow(claims.as_ref(), t, Claims::may_subscribe)?;
-    }
+    subscriber_claims(ctx, req, &topics)?;
     let text = query(req, "after")?;
     // No cursor: a short poll returns everything kept.
     let cursors = cursors(ctx, &topics, multi, text.as_deref(), Cursor::Earliest)?;
