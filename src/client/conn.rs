@@ -189,6 +189,22 @@ impl ResponseHead {
 
     /// How the body after this head is delimited (RFC 9112 §6.3), for a
     /// response to a request of method `HEAD` or not.
+    /// How an endless streaming body (SSE, NDJSON) is read: chunked, with
+    /// its decoder, or until close (HTTP/1.0). A `Content-Length` cannot
+    /// frame a stream that never ends.
+    pub fn stream_decoder(
+        &self,
+    ) -> Result<Option<crate::wire::chunked::ChunkedDecoder>, ClientError> {
+        use crate::wire::chunked::{ChunkedDecoder, ChunkedLimits};
+        match self.framing(false)? {
+            Framing::Chunked => Ok(Some(ChunkedDecoder::new(ChunkedLimits::default()))),
+            Framing::UntilClose => Ok(None),
+            Framing::Length(_) => Err(ClientError::Protocol(
+                "an endless stream with a Content-Length".into(),
+            )),
+        }
+    }
+
     pub fn framing(&self, head_request: bool) -> Result<Framing, ClientError> {
         // §6.3 rule 1: no body after HEAD, 1xx, 204 or 304, whatever the
         // fields say.

@@ -11,10 +11,10 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::wire::chunked::{ChunkedDecoder, ChunkedLimits};
+use crate::wire::chunked::ChunkedDecoder;
 use crate::wire::sse::{is_event_stream, EventStreamParser, SseEvent};
 
-use super::conn::{Conn, Framing};
+use super::conn::Conn;
 use super::{ClientError, Stats};
 
 /// A connected event stream.
@@ -138,15 +138,7 @@ impl SseClient {
                 "not an event stream: Content-Type {content_type:?}"
             )));
         }
-        self.chunked = match head.framing(false)? {
-            Framing::Chunked => Some(ChunkedDecoder::new(ChunkedLimits::default())),
-            Framing::UntilClose => None,
-            Framing::Length(_) => {
-                return Err(ClientError::Protocol(
-                    "an event stream with a Content-Length".into(),
-                ))
-            }
-        };
+        self.chunked = head.stream_decoder()?;
         self.conn = Some(conn);
         Ok(())
     }

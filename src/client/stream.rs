@@ -20,9 +20,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::wire::chunked::{ChunkedDecoder, ChunkedLimits};
+use crate::wire::chunked::ChunkedDecoder;
 
-use super::conn::{Conn, Framing};
+use super::conn::Conn;
 use super::{ClientError, Delivery, Stats};
 
 /// The longest line [`NdjsonReader::new`] is given by default: a 1 MiB
@@ -296,15 +296,7 @@ impl StreamClient {
                 "not an NDJSON stream: Content-Type {content_type:?}"
             )));
         }
-        self.chunked = match head.framing(false)? {
-            Framing::Chunked => Some(ChunkedDecoder::new(ChunkedLimits::default())),
-            Framing::UntilClose => None,
-            Framing::Length(_) => {
-                return Err(ClientError::Protocol(
-                    "an endless stream with a Content-Length".into(),
-                ))
-            }
-        };
+        self.chunked = head.stream_decoder()?;
         self.conn = Some(conn);
         Ok(())
     }
