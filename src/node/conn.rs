@@ -379,6 +379,9 @@ pub struct Conn {
     pub peer_closed: bool,
     /// The connection is in the core's ready queue.
     pub ready: bool,
+    /// Its first request head must be whole within `header_read_timeout`
+    /// of the accept (see [`crate::node::Node::bound_first_request`]).
+    pub first_head_due: bool,
     /// What the access log needs (only with `--access-log`: an idle
     /// connection without it carries one pointer).
     pub log: Option<Box<AccessLog>>,
@@ -407,6 +410,7 @@ impl Conn {
             read_paused: false,
             peer_closed: false,
             ready: false,
+            first_head_due: false,
             log: None,
         }
     }

@@ -303,6 +303,19 @@ impl Node {
         Ok(id)
     }
 
+    /// Bounds the wait for `id`'s first request: its head must be whole
+    /// within `header_read_timeout` of the accept, or the connection is
+    /// closed (408 if part of a head came). The driver calls this for a TLS
+    /// connection, whose handshake the core never sees: a client that
+    /// stalls its handshake, or finishes it and sends nothing, would
+    /// otherwise hold its socket and session for the keep-alive timeout.
+    pub fn bound_first_request(&mut self, id: ConnId, now: Instant) {
+        if let Some(conn) = slot_of(&mut self.conns, id) {
+            conn.first_head_due = true;
+        }
+        self.settle(id, now);
+    }
+
     /// Bytes read from connection `id`. The core consumes what it can and
     /// keeps an unfinished tail; `input` may be changed in place (a
     /// WebSocket payload is unmasked where it lies).
@@ -870,10 +883,12 @@ fn feed(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, input: &mut [u8], now: Insta
 /// The one deadline a connection is registered under.
 fn deadline_of(cfg: &Config, conn: &Conn) -> Option<Instant> {
     match &conn.state {
-        State::Http(http) => Some(
-            http.poll_timeout()
-                .unwrap_or(conn.idle_since + cfg.keep_alive_timeout),
-        ),
+        State::Http(http) => {
+            let due = http
+                .poll_timeout()
+                .unwrap_or(conn.idle_since + cfg.keep_alive_timeout);
+            Some(first_head_by(cfg, conn).map_or(due, |f| f.min(due)))
+        }
         State::Parked(p) => Some(p.deadline),
         State::Streaming(s) => {
             let beat = s.last_write + cfg.heartbeat_interval;
@@ -896,9 +911,31 @@ fn deadline_of(cfg: &Config, conn: &Conn) -> Option<Instant> {
     }
 }
 
+/// When a connection bound by [`Node::bound_first_request`] must have
+/// its first request head, while that head is still to come (the accept
+/// is `idle_since` until a request is served).
+fn first_head_by(cfg: &Config, conn: &Conn) -> Option<Instant> {
+    match &conn.state {
+        State::Http(http) if conn.first_head_due && http.served() == 0 && http.awaiting_head() => {
+            Some(conn.idle_since + cfg.header_read_timeout)
+        }
+        _ => None,
+    }
+}
+
 /// A connection's deadline passed.
 fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
+    let first_head_late = first_head_by(&ctx.cfg, conn).is_some_and(|by| now >= by);
     match &mut conn.state {
+        State::Http(http) if first_head_late => {
+            if http.in_progress() {
+                let e = crate::proto::http::HttpError::HeadTimeout;
+                app::answer_error(ctx, conn, &e.to_string(), e.status(), now);
+            } else {
+                ctx.trace(|| format!("[{id}] no request within the header deadline"));
+                step(ctx, id, conn, Event::Deadline, now, |_| State::Closed);
+            }
+        }
         State::Http(http) => {
             if http.in_progress() {
                 if let Err(e) = http.handle_timeout(now) {

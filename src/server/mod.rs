@@ -302,6 +302,11 @@ impl Server {
             },
             None => None,
         };
+        if tls.is_some() {
+            // The handshake and then the first request head within the
+            // header deadline, not the keep-alive timeout.
+            self.node.bound_first_request(id, now);
+        }
         self.sockets[id] = Some(Socket {
             stream,
             writable: false,
