@@ -220,7 +220,8 @@ pub(crate) fn process_http(
                 let next = dispatch(ctx, id, out, &req, now);
                 if ctx.cfg.trace {
                     let status = ctx.last_reply.0;
-                    ctx.log.push(format!("[{id}]     answered {status}"));
+                    let tag = ctx.conn_tag(id);
+                    ctx.log.push(format!("{tag}     answered {status}"));
                 }
                 if ctx.cfg.access_log {
                     let (status, bytes) = ctx.last_reply;
@@ -234,7 +235,12 @@ pub(crate) fn process_http(
                     let client = forwarded
                         .or_else(|| log.as_ref().and_then(|l| l.peer).map(|p| p.to_string()))
                         .unwrap_or_else(|| "-".to_string());
-                    let entry = format!("{client} {} {}", req.method().as_str(), req.target());
+                    let entry = format!(
+                        "{} {client} {} {}",
+                        ctx.conn_tag(id),
+                        req.method().as_str(),
+                        req.target()
+                    );
                     // Long-lived answers are logged when they end, with
                     // what they sent.
                     let kind = match &next {
@@ -1018,7 +1024,7 @@ fn stream_request(
             .expect("topics are capped at MAX_SUBS");
         if let Err(e) = ctx.hub.subscribe(topic, sub_id(id, slot), transport) {
             // The head is out; end the stream at once.
-            ctx.trace(|| format!("[{id}] subscribe failed: {e}"));
+            ctx.trace_conn(id, || format!("subscribe failed: {e}"));
             for (slot, sub) in subs.iter() {
                 ctx.hub.unsubscribe(&sub.topic, sub_id(id, slot));
             }
@@ -1049,7 +1055,9 @@ fn stream_request(
             format.queue_gap(out, gap, topic);
         }
     }
-    ctx.trace(|| format!("[{id}] {kind:?} stream on {} topic(s)", topics.len()));
+    ctx.trace_conn(id, || {
+        format!("{kind:?} stream on {} topic(s)", topics.len())
+    });
     Ok(Next::Stream(stream))
 }
 
@@ -1114,9 +1122,9 @@ fn poll_request(
         .park(id, &topics)
         .map_err(|e| Refusal::new(e.status(), e.to_string()))?;
     ctx.stats.polls_parked += 1;
-    ctx.trace(|| {
+    ctx.trace_conn(id, || {
         format!(
-            "[{id}] long poll parked on {} topic(s) for {timeout:?}",
+            "long poll parked on {} topic(s) for {timeout:?}",
             topics.len()
         )
     });
@@ -1249,7 +1257,9 @@ pub(crate) fn answer_parked(
     let anything = replays
         .iter()
         .any(|r| !r.messages.is_empty() || r.gap.is_some());
-    ctx.trace(|| format!("[{id}] long poll answered (timeout: {})", !anything));
+    ctx.trace_conn(id, || {
+        format!("long poll answered (timeout: {})", !anything)
+    });
     let meta = ReqMeta {
         version: p.version,
         head_only: p.head_only,
@@ -1388,9 +1398,9 @@ fn ws_request(
     let mut head = Vec::new();
     ws_handshake::write_accept(&mut head, &accept);
     out.push(&head);
-    ctx.trace(|| {
+    ctx.trace_conn(id, || {
         format!(
-            "[{id}] WebSocket open ({role:?}){}{}",
+            "WebSocket open ({role:?}){}{}",
             topic
                 .as_ref()
                 .map(|t| format!(" on {t}"))
@@ -1674,8 +1684,9 @@ pub(crate) fn trace_ws(ctx: &mut Ctx, id: ConnId, session: &mut WsSession) {
     if !ctx.cfg.trace {
         return;
     }
+    let tag = ctx.conn_tag(id);
     for line in session.take_trace() {
-        ctx.log.push(format!("[{id}] {line}"));
+        ctx.log.push(format!("{tag} {line}"));
     }
 }
 
@@ -1696,15 +1707,16 @@ fn debug_drop(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
 }
 
 fn trace_request(ctx: &mut Ctx, id: ConnId, req: &Request) {
+    let tag = ctx.conn_tag(id);
     ctx.log.push(format!(
-        "[{id}] {} {} {}",
+        "{tag} {} {} {}",
         req.method().as_str(),
         req.target(),
         req.version().as_str()
     ));
     for h in &req.head.headers {
         ctx.log.push(format!(
-            "[{id}]     {}: {}",
+            "{tag}     {}: {}",
             String::from_utf8_lossy(h.name.get(req.buf)),
             String::from_utf8_lossy(h.value.get(req.buf))
         ));
@@ -1718,7 +1730,7 @@ fn trace_request(ctx: &mut Ctx, id: ConnId, req: &Request) {
         "no body".to_string()
     };
     ctx.log.push(format!(
-        "[{id}]     {framing}; connection {}",
+        "{tag}     {framing}; connection {}",
         if req.keep_alive {
             "kept alive"
         } else {

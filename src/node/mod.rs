@@ -156,6 +156,11 @@ pub(crate) struct Ctx {
     deletions: Vec<(TopicName, crate::hub::Deleted)>,
     /// Trace lines (with `--trace`) for the driver to print.
     log: Vec<String>,
+    /// Each connection's serial, by id: trace and access-log lines name a
+    /// connection by it, as ids (slab slots) are reused.
+    serials: Vec<u64>,
+    /// The serial of the last connection accepted (the first is 1).
+    last_serial: u64,
     /// Where a response is built before it is queued.
     scratch: Vec<u8>,
     /// Publish to queued-on-subscribers latency, once per fan-out.
@@ -178,6 +183,34 @@ impl Ctx {
     fn trace(&mut self, line: impl FnOnce() -> String) {
         if self.cfg.trace {
             self.log.push(line());
+        }
+    }
+
+    /// How trace and access-log lines name connection `id`: `[serial]`,
+    /// never reused while the process lives.
+    pub(crate) fn conn_tag(&self, id: ConnId) -> ConnTag {
+        ConnTag(self.serials.get(id).copied().unwrap_or(0))
+    }
+
+    /// A trace line about connection `id`, after its tag.
+    pub(crate) fn trace_conn(&mut self, id: ConnId, line: impl FnOnce() -> String) {
+        if self.cfg.trace {
+            let tag = self.conn_tag(id);
+            self.log.push(format!("{tag} {}", line()));
+        }
+    }
+}
+
+/// A connection's serial as log lines show it: `[7]`, or `[-]` for no
+/// connection (a publish from outside, an internal step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConnTag(u64);
+
+impl std::fmt::Display for ConnTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            0 => f.write_str("[-]"),
+            n => write!(f, "[{n}]"),
         }
     }
 }
@@ -210,6 +243,8 @@ impl Node {
                 drops: Vec::new(),
                 deletions: Vec::new(),
                 log: Vec::new(),
+                serials: Vec::new(),
+                last_serial: 0,
                 scratch: Vec::new(),
                 latency: crate::wire::prometheus::LatencyHistogram::new(),
                 process: crate::procstat::ProcStat::default(),
@@ -298,7 +333,12 @@ impl Node {
             conn.log = Some(Box::default());
         }
         self.conns[id] = Some(conn);
-        self.ctx.trace(|| format!("[{id}] accepted"));
+        self.ctx.last_serial += 1;
+        if self.ctx.serials.len() <= id {
+            self.ctx.serials.resize(id + 1, 0);
+        }
+        self.ctx.serials[id] = self.ctx.last_serial;
+        self.ctx.trace_conn(id, || "accepted".to_string());
         self.settle(id, now);
         Ok(id)
     }
@@ -363,7 +403,7 @@ impl Node {
             conn.phase(),
             Phase::Parked | Phase::Streaming | Phase::WebSocket
         ) {
-            ctx.trace(|| format!("[{id}] peer hung up"));
+            ctx.trace_conn(id, || "peer hung up".to_string());
             conn.out.clear_unstarted();
         }
         step(ctx, id, conn, Event::PeerEof, now, close_state);
@@ -671,6 +711,7 @@ impl Node {
                     ready,
                     log,
                     latency,
+                    serials,
                     ..
                 } = &mut self.ctx;
                 // The subscriber list is read in place while connections
@@ -686,8 +727,9 @@ impl Node {
                             stats.deliveries_by[t] += 1;
                             delivered = true;
                             if cfg.trace {
+                                let tag = ConnTag(serials.get(sid).copied().unwrap_or(0));
                                 log.push(format!(
-                                    "[{sid}] -> id {} event {}",
+                                    "{tag} -> id {} event {}",
                                     msg.id_text,
                                     msg.event_name()
                                 ));
@@ -709,7 +751,9 @@ impl Node {
                         let ctx = &mut self.ctx;
                         ctx.stats.slow_disconnects += 1;
                         let cap = ctx.cfg.subscriber_queue_bytes;
-                        ctx.trace(|| format!("[{sid}] cut off: queue over its cap ({cap} bytes)"));
+                        ctx.trace_conn(sid, || {
+                            format!("cut off: queue over its cap ({cap} bytes)")
+                        });
                         // What was kept of the queue ends on a frame or
                         // chunk boundary.
                         conn.out.clear_unstarted();
@@ -722,7 +766,7 @@ impl Node {
                     if let Some(conn) = slot_of(&mut self.conns, pid) {
                         let ctx = &mut self.ctx;
                         ctx.stats.polls_woken += 1;
-                        ctx.trace(|| format!("[{pid}] long poll woken by {}", msg.id_text));
+                        ctx.trace_conn(pid, || format!("long poll woken by {}", msg.id_text));
                         app::answer_parked(ctx, pid, conn, now, false);
                         self.settle(pid, now);
                     }
@@ -753,8 +797,9 @@ fn step(
         return; // waiting for the driver to drop it: nothing more happens
     }
     let Some(to) = conn::next(from, event) else {
+        let tag = ctx.conn_tag(id);
         ctx.log.push(format!(
-            "[{id}] bug: {event:?} in {from:?} is not a transition"
+            "{tag} bug: {event:?} in {from:?} is not a transition"
         ));
         leave(ctx, id, &mut conn.state);
         ctx.stats.conns_by[conn_kind(&conn.state)] -= 1;
@@ -772,8 +817,9 @@ fn step(
     let old_kind = conn_kind(&old);
     let mut new = make(old);
     if new.phase() != to {
+        let tag = ctx.conn_tag(id);
         ctx.log.push(format!(
-            "[{id}] bug: {event:?} in {from:?} leads to {to:?}, not {:?}",
+            "{tag} bug: {event:?} in {from:?} leads to {to:?}, not {:?}",
             new.phase()
         ));
         leave(ctx, id, &mut new);
@@ -785,7 +831,7 @@ fn step(
         if matches!(to, Phase::Closing) {
             conn.idle_since = now;
         }
-        ctx.trace(|| format!("[{id}] {from:?} -> {to:?} ({event:?})"));
+        ctx.trace_conn(id, || format!("{from:?} -> {to:?} ({event:?})"));
     }
     conn.state = new;
 }
@@ -932,7 +978,7 @@ fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
                 let e = crate::proto::http::HttpError::HeadTimeout;
                 app::answer_error(ctx, conn, &e.to_string(), e.status(), now);
             } else {
-                ctx.trace(|| format!("[{id}] no request within the header deadline"));
+                ctx.trace_conn(id, || "no request within the header deadline".to_string());
                 step(ctx, id, conn, Event::Deadline, now, |_| State::Closed);
             }
         }
@@ -942,7 +988,7 @@ fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
                     app::answer_error(ctx, conn, &e.to_string(), e.status(), now);
                 }
             } else if now >= conn.idle_since + ctx.cfg.keep_alive_timeout {
-                ctx.trace(|| format!("[{id}] keep-alive timeout"));
+                ctx.trace_conn(id, || "keep-alive timeout".to_string());
                 step(ctx, id, conn, Event::Deadline, now, |_| State::Closed);
             }
         }
@@ -953,11 +999,11 @@ fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
         State::Streaming(s) if s.expires.is_some_and(|e| e <= now) => {
             // Revocation by expiry: a long-lived stream ends when its token
             // does (DESIGN "Security").
-            ctx.trace(|| format!("[{id}] token expired"));
+            ctx.trace_conn(id, || "token expired".to_string());
             end_stream(ctx, id, conn, 1008, "token expired", now);
         }
         State::WebSocket(ws) if ws.expires.is_some_and(|e| e <= now) => {
-            ctx.trace(|| format!("[{id}] token expired"));
+            ctx.trace_conn(id, || "token expired".to_string());
             // RFC 6455 §7.4.1: 1008, the endpoint's policy.
             end_stream(ctx, id, conn, 1008, "token expired", now);
         }
@@ -1364,10 +1410,10 @@ fn publish(
 ) -> Result<Arc<Message>, HubError> {
     let msg = ctx.hub.publish(topic, event, data, kind, now)?;
     ctx.stats.published += 1;
+    let tag = from.map_or(ConnTag(0), |id| ctx.conn_tag(id));
     ctx.trace(|| {
         format!(
-            "{} published {} on {topic} (event {}, {} bytes, {kind:?})",
-            from.map_or("[-]".to_string(), |id| format!("[{id}]")),
+            "{tag} published {} on {topic} (event {}, {} bytes, {kind:?})",
             msg.id_text,
             msg.event_name(),
             data.len()
