@@ -121,9 +121,19 @@ pub struct Config {
     /// Negotiate permessage-deflate (RFC 7692) with clients that offer it.
     /// Off: offers are declined and every frame goes out uncompressed.
     pub ws_deflate: bool,
-    /// zlib compression level (0-9) of the messages the server compresses.
-    /// Each message is compressed once, by one compressor per thread.
+    /// zlib compression level (0-9) of a message compressed for one
+    /// connection only: an `/echo` reply, a command's answer on `/ws`.
+    /// Each such send pays its own compression, so the default is the
+    /// fastest: level 1 (zlib-rs's "quick" strategy) compresses 16 KiB of
+    /// JSON in about a quarter of level 6's CPU time, for 2.8× instead of
+    /// 4.3× (`bench/README.md`, "permessage-deflate").
     pub ws_deflate_level: u32,
+    /// zlib compression level (0-9) of a topic's messages, compressed once
+    /// for every deflate subscriber (the frame is shared): its cost is
+    /// divided by the subscribers, so the default buys ratio, level 6.
+    /// Each level in use keeps one compressor per thread (about 324 KiB
+    /// at level 6, less at level 1).
+    pub ws_deflate_fanout_level: u32,
     /// LZ77 window the server compresses with, as a power of two (9-15).
     /// Costs no per-connection memory: the compressor is per thread
     /// (about 324 KiB resident at 15 bits, level 6, measured) and every
@@ -243,7 +253,8 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             ws_deflate: true,
-            ws_deflate_level: 6,
+            ws_deflate_level: 1,
+            ws_deflate_fanout_level: 6,
             ws_deflate_server_window_bits: 15,
             ws_deflate_client_window_bits: 15,
             ws_deflate_client_no_context_takeover: true,

@@ -315,13 +315,26 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "ws-deflate-level",
         value: "0-9",
-        help: "zlib level of compressed WebSocket messages [6]",
+        help: "zlib level of WebSocket messages compressed for one connection (echo, replies) [1]",
         set: |c, v| {
             let level: u32 = num(v)?;
             if level > 9 {
                 return Err(format!("level must be 0-9: {v:?}"));
             }
             c.ws_deflate_level = level;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-deflate-fanout-level",
+        value: "0-9",
+        help: "zlib level of topic messages, compressed once for all subscribers [6]",
+        set: |c, v| {
+            let level: u32 = num(v)?;
+            if level > 9 {
+                return Err(format!("level must be 0-9: {v:?}"));
+            }
+            c.ws_deflate_fanout_level = level;
             Ok(())
         },
     },

@@ -1096,7 +1096,7 @@ impl Deflated {
             let frame = crate::proto::ws_deflate::compress_message(
                 &msg.parts(json),
                 crate::wire::ws_frame::Opcode::Text,
-                u32::from(cfg.ws_deflate_level.min(9) as u8),
+                cfg.ws_deflate_fanout_level.min(9),
                 cfg.ws_deflate_server_window_bits,
             );
             frame.into()
