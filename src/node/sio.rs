@@ -40,7 +40,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -114,6 +114,8 @@ struct HubSock {
     subs: Subs,
     /// What its token allows (tokens on).
     claims: Option<Box<Claims>>,
+    /// When that token expires: the socket is disconnected then.
+    expires: Option<Instant>,
 }
 
 /// What namespace `/` recorded for the node, and what it needs to judge
@@ -382,6 +384,19 @@ impl SioGlue {
             return;
         }
         self.dirty = true;
+        // DESIGN "Security": a socket ends when its token does. DISCONNECT
+        // (not a broken connection) so that the client does not simply
+        // reconnect with the same token.
+        let expired: Vec<SioAddr> = self
+            .socks
+            .iter()
+            .flatten()
+            .filter(|s| s.expires.is_some_and(|e| e <= now))
+            .map(|s| s.addr.clone())
+            .collect();
+        for addr in expired {
+            self.server.disconnect(&addr);
+        }
         self.server.handle_timeout(now);
         if let Some((_, s)) = &mut self.echo {
             s.handle_timeout(now);
@@ -400,7 +415,8 @@ impl SioGlue {
         }
         self.dirty = false;
         let echo = self.echo.as_ref().and_then(|(_, s)| s.poll_timeout());
-        self.deadline = [self.server.poll_timeout(), echo]
+        let expiry = self.socks.iter().flatten().filter_map(|s| s.expires).min();
+        self.deadline = [self.server.poll_timeout(), echo, expiry]
             .into_iter()
             .flatten()
             .min();
@@ -739,10 +755,15 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
     for call in calls {
         match call {
             HubCall::Connect { addr, claims } => {
+                let expires = claims
+                    .as_ref()
+                    .and_then(Claims::expires_at)
+                    .map(|exp| now + Duration::from_secs(exp.saturating_sub(ctx.date_secs)));
                 let sock = HubSock {
                     addr: addr.clone(),
                     subs: Subs::default(),
                     claims: claims.map(Box::new),
+                    expires,
                 };
                 let n = match ctx.sio.free.pop() {
                     Some(n) => {
