@@ -1089,6 +1089,81 @@ mod tests {
         )
     }
 
+    use std::time::Duration;
+
+    use crate::node::sim::Harness;
+
+    fn harness() -> Harness {
+        Harness::new(Config {
+            sio_ping_interval: Duration::from_millis(300),
+            sio_ping_timeout: Duration::from_millis(200),
+            ..Config::default()
+        })
+    }
+
+    fn get(sid: &str) -> Vec<u8> {
+        format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: t\r\n\r\n")
+            .into_bytes()
+    }
+
+    /// A polling handshake on a new connection; its sid.
+    fn handshake(h: &mut Harness) -> (ConnId, String) {
+        let c = h.connect();
+        h.send(
+            c,
+            b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        let text = h.take_text(c);
+        let at = text.find("{\"sid\":\"").expect("an open packet") + 8;
+        (c, text[at..at + Sid::LEN].to_string())
+    }
+
+    #[test]
+    fn a_parked_get_waits_in_its_state_and_the_ping_answers_it_on_time() {
+        let mut h = harness();
+        let (c, sid) = handshake(&mut h);
+        h.send(c, &get(&sid));
+        assert_eq!(h.node.conns[c].as_ref().unwrap().phase(), Phase::EioParked);
+        assert_eq!(h.take_text(c), "");
+        h.advance(Duration::from_millis(299));
+        assert_eq!(h.take_text(c), "", "no ping before pingInterval");
+        h.advance(Duration::from_millis(1));
+        let answer = h.take_text(c);
+        assert!(answer.ends_with("\r\n\r\n2"), "{answer}");
+        assert_eq!(h.node.conns[c].as_ref().unwrap().phase(), Phase::Http);
+        // No pong: the session ends at the ping's due time + pingTimeout.
+        h.advance(Duration::from_millis(199));
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 1);
+        h.advance(Duration::from_millis(1));
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
+    }
+
+    #[test]
+    fn a_parked_get_that_hangs_up_ends_its_session_and_pipelining_waits() {
+        let mut h = harness();
+        let (c, sid) = handshake(&mut h);
+        // A GET and a pipelined request behind it: the second waits.
+        let mut two = get(&sid);
+        two.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+        h.send(c, &two);
+        assert_eq!(h.take_text(c), "");
+        h.publish("x", "unrelated");
+        assert_eq!(h.take_text(c), "");
+        h.advance(Duration::from_millis(300));
+        let both = h.take_text(c);
+        assert!(both.contains("\r\n\r\n2HTTP/1.1 200 OK"), "{both}");
+        h.send(c, &get(&sid));
+        assert!(h
+            .node
+            .ctx
+            .sio
+            .polls
+            .contains_key(&Sid::parse(&sid).unwrap()));
+        h.eof(c);
+        assert!(h.node.ctx.sio.polls.is_empty());
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
+    }
+
     #[test]
     fn a_text_message_is_one_event_with_its_meta() {
         let e = encode_message(&message("hi \"you\"", PayloadKind::Text, None)).unwrap();
