@@ -48,8 +48,8 @@ use base64::Engine as _;
 use crate::client::json::Value;
 use crate::hub::{self, Cursor, EventName, Message, PayloadKind, ReplayLimit, Transport};
 use crate::proto::engineio::{
-    EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, Transmit, ERROR_CONTENT_TYPE,
-    POLL_CONTENT_TYPE,
+    random_sid, EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, SidSource, Transmit,
+    ERROR_CONTENT_TYPE, POLL_CONTENT_TYPE,
 };
 use crate::proto::http::Request;
 use crate::proto::socketio::{
@@ -152,6 +152,26 @@ fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
     inbox.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Where sids come from: the kernel's randomness; a counter under the
+/// fuzzer, whose property (the same bytes whether input comes whole or
+/// byte by byte) needs two runs of one input to agree.
+fn sid_source() -> SidSource {
+    #[cfg(fuzzing)]
+    {
+        let mut n: u32 = 0;
+        Box::new(move || {
+            n = n.wrapping_add(1);
+            let mut bytes = [0u8; 20];
+            bytes[..4].copy_from_slice(&n.to_be_bytes());
+            Ok(Sid::from_bytes(bytes))
+        })
+    }
+    #[cfg(not(fuzzing))]
+    {
+        Box::new(random_sid)
+    }
+}
+
 /// `{"message","data":{"status"}}`: a refused CONNECT's payload.
 fn connect_refusal(status: u16, message: &str) -> Value {
     Value::Object(vec![
@@ -248,7 +268,11 @@ impl SioGlue {
             tokens: HashMap::new(),
             calls: Vec::new(),
         }));
-        let mut server = SioServer::new(config);
+        let mut server = SioServer::with_parts(
+            config,
+            Sessions::with_sid_source(eio.clone(), sid_source()),
+            sid_source(),
+        );
         server.register(
             "/",
             Box::new(HubNamespace {
@@ -260,7 +284,7 @@ impl SioGlue {
             echo: cfg
                 .engineio_echo_path
                 .clone()
-                .map(|path| (path, Sessions::new(eio))),
+                .map(|path| (path, Sessions::with_sid_source(eio, sid_source()))),
             polls: HashMap::new(),
             sockets: HashMap::new(),
             inbox,
