@@ -1859,6 +1859,18 @@ fn mux_command(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, frame: &[u8], now: In
                 Some(refused) => refused,
             }
         }
+        Ok(cmd) if ctx.cluster.is_some() && matches!(cmd.op, MuxOp::Subscribe { .. }) => {
+            match cluster_mux_wait(ctx, id, &cmd, frame, now) {
+                Ok(false) => run_mux(ctx, id, conn, cmd, now),
+                // Run again when the topic is in sync.
+                Ok(true) => return,
+                Err(status) => MuxReply::Error {
+                    reference: cmd.reference,
+                    status,
+                    message: Cow::Borrowed("Redis is unavailable"),
+                },
+            }
+        }
         Ok(cmd) => run_mux(ctx, id, conn, cmd, now),
     };
     let mut text = Vec::with_capacity(96);
@@ -1866,6 +1878,43 @@ fn mux_command(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, frame: &[u8], now: In
     if let State::WebSocket(ws) = &mut conn.state {
         ws.session.send(MessageKind::Text, &text, &mut conn.out);
     }
+}
+
+/// A `/ws` subscribe on Redis to a topic not yet in sync: `Ok(true)`
+/// when it waits (the frame runs again once the topic is live), `Ok(false)`
+/// to run it now, `Err(503)` when Redis is unreachable.
+fn cluster_mux_wait(
+    ctx: &mut Ctx,
+    id: ConnId,
+    cmd: &MuxCommand,
+    frame: &[u8],
+    now: Instant,
+) -> Result<bool, u16> {
+    let (MuxOp::Subscribe { topic, .. }, Some(c)) = (&cmd.op, ctx.cluster.as_mut()) else {
+        return Ok(false);
+    };
+    // A bad name is refused by the command itself.
+    let Ok(topic) = TopicName::parse(topic) else {
+        return Ok(false);
+    };
+    match c.sync(&topic, ctx.hub.last_id(&topic), ctx.cfg.redis_linger, now) {
+        Sync::Live => Ok(false),
+        Sync::Down => Err(503),
+        Sync::Pending if ctx.sync_expired == Some(id) => Err(503),
+        Sync::Pending => c.wait_mux(&topic, id, frame).then_some(true).ok_or(503),
+    }
+}
+
+/// A `/ws` subscribe that waited for its topic runs again (once: a second
+/// wait is answered 503).
+pub(crate) fn retry_mux(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, frame: &[u8], now: Instant) {
+    match &conn.state {
+        State::WebSocket(ws) if ws.role == WsRole::Multi && ws.session.is_open() => {}
+        _ => return,
+    }
+    ctx.sync_expired = Some(id);
+    mux_command(ctx, id, conn, frame, now);
+    ctx.sync_expired = None;
 }
 
 /// A `/ws` publish on Redis: queued, acked later by

@@ -135,6 +135,8 @@ pub(crate) enum Outcome {
     /// Connections whose topics became live (or whose Redis went down):
     /// they try their requests again.
     Wake(Vec<Waiter>),
+    /// `/ws` subscribe commands that waited for their topic: run again.
+    MuxRetry(Vec<(ConnId, Vec<u8>)>),
     Published(PublishFrom, Result<MessageId, Failure>),
     /// A `DELETE`: `None` for a topic Redis does not know.
     Deleted(Waiter, TopicName, Result<Option<(u64, MessageId)>, Failure>),
@@ -193,7 +195,13 @@ struct Followed {
     /// Followed at least until then (subscribers extend it).
     keep_until: Instant,
     waiters: Vec<Waiter>,
+    /// `/ws` subscribe commands (their frames) waiting for the first sync.
+    mux_waiters: Vec<(ConnId, Vec<u8>)>,
 }
+
+/// Most `/ws` subscribe commands waiting for one topic's first sync;
+/// beyond it they are refused (503) rather than held.
+const MAX_MUX_WAITERS: usize = 10_000;
 
 /// The Redis engine's state (see the module documentation).
 #[derive(Debug)]
@@ -424,6 +432,7 @@ impl Cluster {
                 live: false,
                 keep_until: until,
                 waiters: Vec::new(),
+                mux_waiters: Vec::new(),
             },
         );
         self.settle_topic(topic.as_str(), false);
@@ -442,13 +451,25 @@ impl Cluster {
         }
     }
 
+    /// A `/ws` subscribe command runs again when `topic` is live (or Redis
+    /// is down); `false`: too many wait already.
+    pub fn wait_mux(&mut self, topic: &TopicName, conn: ConnId, frame: &[u8]) -> bool {
+        match self.topics.get_mut(topic.as_str()) {
+            Some(f) if f.mux_waiters.len() < MAX_MUX_WAITERS => {
+                f.mux_waiters.push((conn, frame.to_vec()));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Topics whose linger ran out; the node says for each whether it
     /// still has subscribers ([`Cluster::keep`]) or not
     /// ([`Cluster::unfollow`]).
     pub fn lingering(&self, now: Instant) -> Vec<TopicName> {
         self.topics
             .values()
-            .filter(|f| f.keep_until <= now && f.waiters.is_empty())
+            .filter(|f| f.keep_until <= now && f.waiters.is_empty() && f.mux_waiters.is_empty())
             .map(|f| f.topic.clone())
             .collect()
     }
@@ -530,6 +551,10 @@ impl Cluster {
             let waiters = std::mem::take(&mut f.waiters);
             if !waiters.is_empty() {
                 self.outcomes.push(Outcome::Wake(waiters));
+            }
+            let mux = std::mem::take(&mut f.mux_waiters);
+            if !mux.is_empty() {
+                self.outcomes.push(Outcome::MuxRetry(mux));
             }
         }
     }
@@ -700,11 +725,16 @@ impl Cluster {
         // Requests waiting for a first sync are answered now (503), not at
         // their deadline.
         let mut waiters = Vec::new();
+        let mut mux = Vec::new();
         for f in self.topics.values_mut() {
             waiters.append(&mut f.waiters);
+            mux.append(&mut f.mux_waiters);
         }
         if !waiters.is_empty() {
             self.outcomes.push(Outcome::Wake(waiters));
+        }
+        if !mux.is_empty() {
+            self.outcomes.push(Outcome::MuxRetry(mux));
         }
     }
 
@@ -965,8 +995,20 @@ impl Node {
                 }
             }
             Outcome::Wake(waiters) => {
+                // Messages mirrored before the wake go out first: a poll
+                // read again must not be woken by a message it has seen.
+                self.run_pending(now);
                 for w in waiters {
                     self.wake(w, None, now);
+                }
+            }
+            Outcome::MuxRetry(frames) => {
+                self.run_pending(now);
+                for (cid, frame) in frames {
+                    if let Some(c) = slot_of(&mut self.conns, cid) {
+                        super::app::retry_mux(&mut self.ctx, cid, c, &frame, now);
+                        self.settle(cid, now);
+                    }
                 }
             }
             Outcome::Published(from, result) => {
