@@ -580,6 +580,11 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
         Err(Miss::Options(allow)) => return Ok(preflight(ctx, out, meta, allow)),
     };
     Ok(match route {
+        // Cluster mode: a node that cannot reach Redis cannot take
+        // publishes or new topics; a load balancer should send elsewhere.
+        Route::Healthz if ctx.cluster.as_ref().is_some_and(|c| !c.is_up()) => {
+            ctx.respond_body(out, meta, 503, TEXT, &[], b"redis unavailable")
+        }
         Route::Healthz => ctx.respond_body(out, meta, 200, TEXT, &[], b"ok"),
         Route::Page(name) | Route::Asset(name) => {
             match assets::get(name, ctx.cfg.assets_dir.as_deref()) {
@@ -1777,6 +1782,11 @@ pub(crate) fn process_ws(
                     // 1008, policy).
                     ws.session
                         .close(1008, "the token does not allow publishing", now, out);
+                    break;
+                }
+                if data.len() > ctx.cfg.max_message_bytes && ctx.cluster.is_some() {
+                    // RFC 6455 §7.4.1: 1009, a message too big to process.
+                    ws.session.close(1009, "message too large", now, out);
                     break;
                 }
                 if let Some(c) = ctx.cluster.as_mut() {

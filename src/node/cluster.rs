@@ -399,6 +399,11 @@ impl Cluster {
         now: Instant,
     ) -> Sync {
         let until = now + keep.max(self.linger);
+        if mirror_last.is_none() && self.topics.get(topic.as_str()).is_some_and(|f| f.live) {
+            // The hub freed the mirror (idle past history_age): follow the
+            // topic afresh rather than serve a history of the hub's own.
+            self.unfollow(topic);
+        }
         if let Some(f) = self.topics.get_mut(topic.as_str()) {
             f.keep_until = f.keep_until.max(until);
             return if f.live {
@@ -1071,5 +1076,576 @@ impl Node {
         }
         super::app::answer_broker(&mut self.ctx, w.conn, c, answer, now);
         self.settle(w.conn, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The engine in simulated time against a scripted Redis: a few lines
+    //! of Redis semantics (the three scripts, SUBSCRIBE, pub/sub) fed
+    //! through the upstream API as RESP, so every scenario is exact and
+    //! instant — including the ones a real Redis will not stage on cue
+    //! (a lost pub/sub message, a restart that loses everything).
+
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::node::sim::Harness;
+    use crate::wire::resp::{parse, RespLimits};
+
+    #[derive(Default)]
+    struct FakeTopic {
+        epoch: Option<u64>,
+        seq: u64,
+        stream: BTreeMap<u64, [Vec<u8>; 3]>,
+    }
+
+    /// Just enough Redis: HELLO, SCRIPT LOAD, (UN)SUBSCRIBE, and our three
+    /// scripts (recognised by their SHA1 or text).
+    struct FakeRedis {
+        up: bool,
+        connected: bool,
+        /// Live messages are dropped, as pub/sub does during a reconnect.
+        lose_live: bool,
+        /// Replies are withheld (a Redis that stopped answering).
+        mute: bool,
+        topics: HashMap<String, FakeTopic>,
+        subscribed: BTreeSet<Vec<u8>>,
+        input: Vec<u8>,
+        /// Pushes caused by other nodes, for the next [`FakeRedis::serve`].
+        pending_push: Vec<u8>,
+        clock: u64,
+        publish: Script,
+        follow: Script,
+        delete: Script,
+    }
+
+    fn bulk(b: impl AsRef<[u8]>) -> Value {
+        Value::Bulk(b.as_ref().to_vec())
+    }
+
+    fn topic_of_key(key: &[u8]) -> String {
+        let s = String::from_utf8_lossy(key);
+        let start = s.find('{').unwrap() + 1;
+        let end = s.rfind('}').unwrap();
+        s[start..end].to_string()
+    }
+
+    impl FakeRedis {
+        fn new() -> FakeRedis {
+            FakeRedis {
+                up: true,
+                connected: false,
+                lose_live: false,
+                mute: false,
+                topics: HashMap::new(),
+                subscribed: BTreeSet::new(),
+                input: Vec::new(),
+                pending_push: Vec::new(),
+                clock: 1_796_100_000_000_000,
+                publish: Script::publish(),
+                follow: Script::new(broker::FOLLOW_SCRIPT),
+                delete: Script::new(broker::DELETE_SCRIPT),
+            }
+        }
+
+        fn new_epoch(&mut self) -> u64 {
+            self.clock += 1_000;
+            self.clock
+        }
+
+        /// Redis restarts empty: the node sees its connection close.
+        fn restart_empty(&mut self, h: &mut Harness) {
+            self.topics.clear();
+            self.subscribed.clear();
+            self.input.clear();
+            self.connected = false;
+            h.node.handle_upstream_eof(UPSTREAM, h.now);
+            h.settle();
+        }
+
+        fn is_script(&self, name: &[u8], script: &Script) -> bool {
+            name == script.sha1.as_bytes() || name == script.text.as_bytes()
+        }
+
+        /// Answers one command; pushes go out before the reply, as Redis
+        /// writes a script's PUBLISH to a subscriber before the script's
+        /// own reply on the same connection.
+        fn command(&mut self, args: &[Vec<u8>], out: &mut Vec<u8>) {
+            let verb = args[0].to_ascii_uppercase();
+            let reply = match verb.as_slice() {
+                b"HELLO" => Value::Map(vec![(bulk("proto"), Value::Integer(3))]),
+                b"SCRIPT" => bulk("sha"),
+                b"SUBSCRIBE" | b"UNSUBSCRIBE" => {
+                    for ch in &args[1..] {
+                        if verb == b"SUBSCRIBE" {
+                            self.subscribed.insert(ch.clone());
+                        } else {
+                            self.subscribed.remove(ch);
+                        }
+                        let kind = if verb == b"SUBSCRIBE" {
+                            "subscribe"
+                        } else {
+                            "unsubscribe"
+                        };
+                        let n = self.subscribed.len() as i64;
+                        Value::Push(vec![bulk(kind), bulk(ch), Value::Integer(n)]).encode(out);
+                    }
+                    return;
+                }
+                b"EVALSHA" | b"EVAL" => self.script(args, out),
+                _ => Value::Error(b"ERR unknown".to_vec()),
+            };
+            reply.encode(out);
+        }
+
+        fn script(&mut self, args: &[Vec<u8>], out: &mut Vec<u8>) -> Value {
+            let name = args[1].clone();
+            let topic = topic_of_key(&args[3]);
+            let argv = &args[5..];
+            if self.is_script(&name, &self.publish.clone()) {
+                if self.topics.get(&topic).is_none_or(|t| t.epoch.is_none()) {
+                    let epoch = self.new_epoch();
+                    let t = self.topics.entry(topic.clone()).or_default();
+                    *t = FakeTopic {
+                        epoch: Some(epoch),
+                        ..FakeTopic::default()
+                    };
+                }
+                let t = self.topics.get_mut(&topic).unwrap();
+                t.seq += 1;
+                let (epoch, seq) = (t.epoch.unwrap(), t.seq);
+                t.stream
+                    .insert(seq, [argv[2].clone(), argv[3].clone(), argv[4].clone()]);
+                let max = String::from_utf8_lossy(&argv[1]).parse::<usize>().unwrap();
+                while t.stream.len() > max {
+                    t.stream.pop_first();
+                }
+                if self.subscribed.contains(&argv[0]) && !self.lose_live {
+                    let mut payload = format!("{epoch}-{seq}\n").into_bytes();
+                    for part in [&argv[2], &argv[3]] {
+                        payload.extend_from_slice(part);
+                        payload.push(b'\n');
+                    }
+                    payload.extend_from_slice(&argv[4]);
+                    Value::Push(vec![bulk("message"), bulk(&argv[0]), bulk(payload)]).encode(out);
+                }
+                return Value::Array(vec![bulk(epoch.to_string()), bulk(seq.to_string())]);
+            }
+            if self.is_script(&name, &self.follow.clone()) {
+                if self.topics.get(&topic).is_none_or(|t| t.epoch.is_none()) {
+                    let epoch = self.new_epoch();
+                    self.topics.insert(
+                        topic.clone(),
+                        FakeTopic {
+                            epoch: Some(epoch),
+                            ..FakeTopic::default()
+                        },
+                    );
+                    return Value::Array(vec![
+                        bulk(epoch.to_string()),
+                        Value::Integer(0),
+                        Value::Null,
+                        Value::Array(vec![]),
+                    ]);
+                }
+                let t = &self.topics[&topic];
+                let start = match argv[0].as_slice() {
+                    b"-" => 0,
+                    n => String::from_utf8_lossy(n).parse().unwrap(),
+                };
+                let count: usize = String::from_utf8_lossy(&argv[1]).parse().unwrap();
+                let entries = t
+                    .stream
+                    .range(start..)
+                    .take(count)
+                    .map(|(seq, [e, k, d])| {
+                        Value::Array(vec![
+                            bulk(format!("{seq}-0")),
+                            Value::Array(vec![
+                                bulk("e"),
+                                bulk(e),
+                                bulk("k"),
+                                bulk(k),
+                                bulk("d"),
+                                bulk(d),
+                            ]),
+                        ])
+                    })
+                    .collect();
+                let oldest = match t.stream.keys().next() {
+                    Some(seq) => bulk(format!("{seq}-0")),
+                    None => Value::Null,
+                };
+                return Value::Array(vec![
+                    bulk(t.epoch.unwrap().to_string()),
+                    bulk(t.seq.to_string()),
+                    oldest,
+                    Value::Array(entries),
+                ]);
+            }
+            if self.is_script(&name, &self.delete.clone()) {
+                let Some(t) = self.topics.get(&topic).filter(|t| t.epoch.is_some()) else {
+                    return Value::Null;
+                };
+                let n = t.stream.len() as i64;
+                let epoch = self.new_epoch();
+                self.topics.insert(
+                    topic,
+                    FakeTopic {
+                        epoch: Some(epoch),
+                        ..FakeTopic::default()
+                    },
+                );
+                if self.subscribed.contains(&argv[0]) {
+                    Value::Push(vec![bulk("message"), bulk(&argv[0]), bulk(&argv[1])]).encode(out);
+                }
+                return Value::Array(vec![Value::Integer(n), bulk(epoch.to_string())]);
+            }
+            Value::Error(b"NOSCRIPT No matching script".to_vec())
+        }
+
+        /// Does what the node asks until nothing is left: connects, reads
+        /// its commands, answers them.
+        fn serve(&mut self, h: &mut Harness) {
+            for _ in 0..1000 {
+                let mut busy = false;
+                while let Some(action) = h.node.poll_upstream() {
+                    busy = true;
+                    match action {
+                        UpstreamAction::Connect { .. } if self.up => {
+                            self.connected = true;
+                            self.input.clear();
+                            self.subscribed.clear();
+                            h.node.handle_upstream_connected(UPSTREAM, h.now);
+                        }
+                        UpstreamAction::Connect { .. } => h.node.handle_upstream_error(
+                            UPSTREAM,
+                            std::io::ErrorKind::ConnectionRefused,
+                            h.now,
+                        ),
+                        UpstreamAction::Close { .. } => self.connected = false,
+                    }
+                }
+                if self.connected {
+                    if let Some(bytes) = h.node.upstream_transmit(UPSTREAM) {
+                        let bytes = bytes.to_vec();
+                        h.node.handle_upstream_sent(UPSTREAM, bytes.len(), h.now);
+                        self.input.extend_from_slice(&bytes);
+                        busy = true;
+                    }
+                    if !self.mute {
+                        let mut out = std::mem::take(&mut self.pending_push);
+                        while let Ok(Some((v, n))) = parse(&self.input, &RespLimits::default()) {
+                            self.input.drain(..n);
+                            let args: Vec<Vec<u8>> = v
+                                .as_items()
+                                .unwrap()
+                                .iter()
+                                .map(|a| a.as_bytes().unwrap().to_vec())
+                                .collect();
+                            self.command(&args, &mut out);
+                        }
+                        if !out.is_empty() {
+                            busy = true;
+                            h.node.handle_upstream_read(UPSTREAM, &out, h.now);
+                        }
+                    }
+                }
+                h.settle();
+                if !busy {
+                    return;
+                }
+            }
+            panic!("the node and the fake Redis never settled");
+        }
+
+        /// Another node's publish: straight into the fake.
+        fn publish_elsewhere(&mut self, topic: &str, data: &str) -> MessageId {
+            let limits = HistoryLimits {
+                max_len: 1000,
+                max_age_ms: 0,
+            };
+            let cmd = broker::publish(
+                &self.publish,
+                topic,
+                None,
+                broker::PayloadKind::Text,
+                data,
+                limits,
+            );
+            let mut out = Vec::new();
+            let reply = self.script(&cmd.0, &mut out);
+            self.pending_push.extend_from_slice(&out);
+            broker::parse_publish(&reply).unwrap()
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            redis: Some("redis://127.0.0.1:6379".into()),
+            redis_timeout: Duration::from_millis(500),
+            ..Config::default()
+        }
+    }
+
+    /// A node connected to a fake Redis.
+    fn start() -> (Harness, FakeRedis) {
+        let mut h = Harness::new(config());
+        let mut redis = FakeRedis::new();
+        h.advance(Duration::from_millis(1));
+        redis.serve(&mut h);
+        assert!(h.node.ctx.cluster.as_ref().unwrap().is_up());
+        (h, redis)
+    }
+
+    /// Time passes with the fake Redis answering all along (as a driver
+    /// connects and reads at once), in steps of 50 ms.
+    fn pass(h: &mut Harness, redis: &mut FakeRedis, d: Duration) {
+        let step = Duration::from_millis(50);
+        let mut left = d;
+        while !left.is_zero() {
+            let s = step.min(left);
+            h.advance(s);
+            redis.serve(h);
+            left -= s;
+        }
+    }
+
+    fn request(h: &mut Harness, redis: &mut FakeRedis, text: &str) -> usize {
+        let id = h.connect();
+        h.send(id, text.as_bytes());
+        redis.serve(h);
+        id
+    }
+
+    fn post(topic: &str, body: &str) -> String {
+        format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn get(target: &str) -> String {
+        format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n")
+    }
+
+    fn sse_events(text: &str) -> Vec<(String, String)> {
+        // (id or event name, data) of each event after the head.
+        let body = text
+            .split("\r\n\r\n")
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\r\n\r\n");
+        let mut events = Vec::new();
+        for block in body.split("\n\n") {
+            let mut key = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    key = v.to_string();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    key = v.to_string();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = v.to_string();
+                }
+            }
+            if !data.is_empty() {
+                events.push((key, data));
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn publish_answers_redis_id_and_the_message_comes_back_by_the_mirror() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/t/sse"));
+        let c = request(&mut h, &mut redis, &post("t", "hello"));
+        let text = h.take_text(c);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        let epoch = redis.topics["t"].epoch.unwrap();
+        assert!(
+            text.ends_with(&format!("{{\"id\":\"{epoch}-1\"}}")),
+            "{text}"
+        );
+        assert_eq!(
+            sse_events(&h.text(sub)),
+            [(format!("{epoch}-1"), "hello".to_string())]
+        );
+        // Pipelined behind a publish: answered after it, in order.
+        let both = format!("{}{}", post("t", "a"), post("t", "b"));
+        let c = request(&mut h, &mut redis, &both);
+        let text = h.take_text(c);
+        let first = text.find(&format!("{epoch}-2")).unwrap();
+        let second = text.find(&format!("{epoch}-3")).unwrap();
+        assert!(first < second, "{text}");
+        assert_eq!(h.node.stats().published, 3);
+    }
+
+    #[test]
+    fn publish_while_redis_is_down_is_503_in_bounded_time() {
+        let (mut h, mut redis) = start();
+        // Redis stops answering: the publish waits redis_timeout, no more.
+        redis.mute = true;
+        let c = request(&mut h, &mut redis, &post("t", "x"));
+        assert_eq!(h.text(c), "");
+        h.advance(Duration::from_millis(500));
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        // Meanwhile the connection failed (its reply timed out too), and
+        // reconnecting is refused: a publish now is 503 at once.
+        redis.up = false;
+        redis.mute = false;
+        redis.serve(&mut h);
+        let c = request(&mut h, &mut redis, &post("t", "y"));
+        assert!(h.take_text(c).starts_with("HTTP/1.1 503"));
+        let c = request(&mut h, &mut redis, &get("/healthz"));
+        assert!(h.take_text(c).starts_with("HTTP/1.1 503"));
+        // Redis back: the backoff retries on its own.
+        redis.up = true;
+        pass(&mut h, &mut redis, Duration::from_secs(6));
+        let c = request(&mut h, &mut redis, &post("t", "z"));
+        assert!(h.take_text(c).starts_with("HTTP/1.1 200"));
+    }
+
+    #[test]
+    fn a_subscriber_resumes_from_a_cursor_issued_by_another_node() {
+        let (mut h, mut redis) = start();
+        let ids: Vec<MessageId> = (1..=3)
+            .map(|i| redis.publish_elsewhere("r", &format!("m{i}")))
+            .collect();
+        let sse = format!(
+            "GET /topics/r/sse HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {}\r\n\r\n",
+            ids[0]
+        );
+        let sub = request(&mut h, &mut redis, &sse);
+        assert_eq!(
+            sse_events(&h.text(sub)),
+            [
+                (ids[1].to_string(), "m2".to_string()),
+                (ids[2].to_string(), "m3".to_string())
+            ]
+        );
+        // Then live: another node's publish arrives by pub/sub.
+        let id4 = redis.publish_elsewhere("r", "m4");
+        redis.serve(&mut h);
+        assert_eq!(sse_events(&h.text(sub)).last().unwrap().0, id4.to_string());
+        // A short poll resumes the same way, with no gap.
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get(&format!("/topics/r/messages?after={}", ids[2])),
+        );
+        let text = h.take_text(c);
+        assert!(text.contains("\"data\":\"m4\""), "{text}");
+        assert!(text.contains("\"gap\":false"), "{text}");
+    }
+
+    #[test]
+    fn a_hole_in_pub_sub_is_filled_from_the_stream() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/h/sse"));
+        redis.publish_elsewhere("h", "m1");
+        redis.serve(&mut h);
+        // Pub/sub loses m2; m3 shows the hole, and the stream fills it.
+        redis.lose_live = true;
+        redis.publish_elsewhere("h", "m2");
+        redis.lose_live = false;
+        redis.publish_elsewhere("h", "m3");
+        redis.serve(&mut h);
+        let data: Vec<String> = sse_events(&h.text(sub)).into_iter().map(|e| e.1).collect();
+        assert_eq!(data, ["m1", "m2", "m3"]);
+        // On a quiet topic no later message shows the hole: the periodic
+        // position check finds it.
+        redis.lose_live = true;
+        redis.publish_elsewhere("h", "m4");
+        redis.lose_live = false;
+        redis.serve(&mut h);
+        assert_eq!(sse_events(&h.text(sub)).len(), 3);
+        pass(&mut h, &mut redis, Duration::from_secs(6));
+        let data: Vec<String> = sse_events(&h.text(sub)).into_iter().map(|e| e.1).collect();
+        assert_eq!(data, ["m1", "m2", "m3", "m4"]);
+    }
+
+    #[test]
+    fn redis_back_empty_is_a_new_epoch_and_a_gap_never_a_stale_replay() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/e/sse"));
+        let old = redis.publish_elsewhere("e", "before");
+        redis.serve(&mut h);
+        redis.restart_empty(&mut h);
+        pass(&mut h, &mut redis, Duration::from_secs(6));
+        let events = sse_events(&h.text(sub));
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[1].0, "gap");
+        assert!(events[1].1.contains(&old.to_string()), "{events:?}");
+        // The new epoch counts from 1, and old cursors are a gap.
+        let new = redis.publish_elsewhere("e", "after");
+        redis.serve(&mut h);
+        assert_ne!(new.epoch, old.epoch);
+        assert_eq!(new.seq, 1);
+        assert_eq!(
+            sse_events(&h.text(sub))[2],
+            (new.to_string(), "after".to_string())
+        );
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get(&format!("/topics/e/messages?after={old}")),
+        );
+        let text = h.take_text(c);
+        assert!(text.contains("\"gap\":true"), "{text}");
+        assert!(!text.contains("before"), "{text}");
+    }
+
+    #[test]
+    fn a_request_for_a_topic_not_in_sync_waits_and_is_bounded() {
+        let (mut h, mut redis) = start();
+        redis.publish_elsewhere("w", "kept");
+        // Redis is slow: the short poll waits for the topic's first sync.
+        redis.mute = true;
+        let c = request(&mut h, &mut redis, &get("/topics/w/messages"));
+        assert_eq!(h.text(c), "");
+        redis.mute = false;
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        assert!(text.contains("\"data\":\"kept\""), "{text}");
+        // A topic whose sync never comes: 503 at redis_timeout.
+        redis.mute = true;
+        let c = request(&mut h, &mut redis, &get("/topics/never/messages"));
+        h.advance(Duration::from_millis(500));
+        let text = h.take_text(c);
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    }
+
+    #[test]
+    fn delete_starts_a_new_epoch_and_tells_subscribers_gap() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/d/sse"));
+        redis.publish_elsewhere("d", "old");
+        redis.serve(&mut h);
+        let c = request(
+            &mut h,
+            &mut redis,
+            "DELETE /topics/d HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        let text = h.take_text(c);
+        let epoch = redis.topics["d"].epoch.unwrap();
+        assert!(
+            text.contains(&format!("\"last_id\":\"{epoch}-0\"")),
+            "{text}"
+        );
+        assert!(text.contains("\"dropped_messages\":1"), "{text}");
+        let events = sse_events(&h.text(sub));
+        assert_eq!(events.last().unwrap().0, "gap", "{events:?}");
+        let c = request(
+            &mut h,
+            &mut redis,
+            "DELETE /topics/zz HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        assert!(h.take_text(c).starts_with("HTTP/1.1 404"));
     }
 }
