@@ -191,3 +191,61 @@ fn delete(server: &TestServer, path: &str) -> Response {
     let req = format!("DELETE {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     request(server, req.as_bytes())
 }
+
+#[test]
+fn topics_are_listed_across_the_cluster_with_every_nodes_subscribers() {
+    let redis = redis!();
+    let node_with = |redis: &RedisServer| {
+        let cfg = Config {
+            redis: Some(redis.url()),
+            // Presence is refreshed every check: soon, for the test.
+            redis_check_interval: Duration::from_millis(100),
+            ..Config::default()
+        };
+        let server = TestServer::start(cfg);
+        wait_for("the node to reach Redis", Duration::from_secs(10), || {
+            get(&server, "/healthz").status == 200
+        });
+        server
+    };
+    let a = node_with(&redis);
+    let b = node_with(&redis);
+    let _s1 = sse(&a, "list.a", None);
+    let _s2 = sse(&b, "list.a", None);
+    let mut ws = RawWs::connect(b.addr, "/topics/list.a/ws");
+    let id = publish(&a, "list.b", None, "x");
+    // Both nodes' subscribers of list.a, seen from either node.
+    wait_for("presence from both nodes", Duration::from_secs(5), || {
+        let r = get(&a, "/topics/list.a");
+        let v = parse_json(&r.text());
+        let subs = v.get("subscribers").unwrap();
+        subs.get("total").and_then(Value::as_f64) == Some(3.0)
+            && subs.get("ws").and_then(Value::as_f64) == Some(1.0)
+    });
+    let r = get(&b, "/topics?prefix=list.");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = parse_json(&r.text());
+    let topics = v.get("topics").and_then(Value::as_array).unwrap();
+    let names: Vec<&str> = topics.iter().map(|t| t.str_field("topic")).collect();
+    assert_eq!(names, ["list.a", "list.b"]);
+    assert_eq!(topics[1].str_field("last_id"), id);
+    assert_eq!(
+        topics[1].get("kept_messages").and_then(Value::as_f64),
+        Some(1.0)
+    );
+    // Pages, in name order.
+    let r = get(&b, "/topics?prefix=list.&limit=1");
+    let v = parse_json(&r.text());
+    assert_eq!(v.str_field("next"), "list.a");
+    let r = get(&b, "/topics?prefix=list.&limit=1&after_topic=list.a");
+    let v = parse_json(&r.text());
+    let topics = v.get("topics").and_then(Value::as_array).unwrap();
+    assert_eq!(topics[0].str_field("topic"), "list.b");
+    // Asking about a topic does not create it.
+    assert_eq!(get(&a, "/topics/list.none").status, 404);
+    assert_eq!(
+        get(&a, "/topics?prefix=list.none").text(),
+        "{\"topics\":[],\"next\":null}"
+    );
+    ws.send_close(1000);
+}

@@ -43,12 +43,12 @@
 //! gap. Publishes while the link is down are refused at once (503), and
 //! commands in flight are bounded by `redis_max_pending`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::hub::{Cursor, EventName, MessageId, PayloadKind, TopicName};
 use crate::proto::mux::MuxRef;
-use crate::proto::redis::broker::{self, HistoryLimits, Record, Script, TopicKeys};
+use crate::proto::redis::broker::{self, HistoryLimits, Record, Script, TopicKeys, TopicState};
 use crate::proto::redis::follow::{FollowEvent, FollowLimits, TopicFollower};
 use crate::proto::redis::{Backoff, RedisConfig, RedisConn, RedisEvent, RequestId};
 use crate::wire::resp::Value;
@@ -140,6 +140,36 @@ pub(crate) enum Outcome {
     Published(PublishFrom, Result<MessageId, Failure>),
     /// A `DELETE`: `None` for a topic Redis does not know.
     Deleted(Waiter, TopicName, Result<Option<(u64, MessageId)>, Failure>),
+    /// `GET /topics/{t}`: `None` for a topic Redis does not know.
+    Info(Waiter, TopicName, Result<Option<TopicState>, Failure>),
+    /// `GET /topics`: a page of topics, and whether more follow.
+    Listed(
+        Waiter,
+        Result<(Vec<(TopicName, TopicState)>, bool), Failure>,
+    ),
+}
+
+/// Most topic names one `GET /topics` collects from SCAN (they are sorted
+/// before a page is cut); past it the listing is of those found first.
+const MAX_LIST_NAMES: usize = 100_000;
+
+/// Most SCAN pages one `GET /topics` reads (`SCAN_COUNT` keys each).
+const MAX_SCAN_PAGES: usize = 10_000;
+const SCAN_COUNT: usize = 1000;
+
+/// A `GET /topics` in progress: SCAN pages, then one info call per topic
+/// of the page.
+#[derive(Debug)]
+struct Listing {
+    waiter: Waiter,
+    prefix: String,
+    after: Option<String>,
+    limit: usize,
+    names: BTreeSet<String>,
+    pages: usize,
+    infos: Vec<(TopicName, Option<TopicState>)>,
+    left: usize,
+    more: bool,
 }
 
 /// What a command in flight is for.
@@ -165,6 +195,22 @@ enum Call {
         waiter: Waiter,
         topic: TopicName,
         retried: bool,
+    },
+    Presence {
+        topic: TopicName,
+        counts: Option<[usize; 5]>,
+        retried: bool,
+    },
+    Info {
+        waiter: Waiter,
+        topic: TopicName,
+        /// Part of a listing: its number and this topic's place in it.
+        listing: Option<(u64, usize)>,
+        retried: bool,
+    },
+    Scan {
+        listing: u64,
+        cursor: u64,
     },
 }
 
@@ -213,6 +259,12 @@ pub(crate) struct Cluster {
     publish_script: Script,
     follow_script: Script,
     delete_script: Script,
+    presence_script: Script,
+    info_script: Script,
+    /// This node's name in presence entries.
+    node_name: String,
+    listings: HashMap<u64, Listing>,
+    next_listing: u64,
     calls: HashMap<RequestId, Call>,
     topics: HashMap<Box<str>, Followed>,
     outcomes: Vec<Outcome>,
@@ -248,6 +300,11 @@ impl Cluster {
             publish_script: Script::publish(),
             follow_script: Script::new(broker::FOLLOW_SCRIPT),
             delete_script: Script::new(broker::DELETE_SCRIPT),
+            presence_script: Script::new(broker::PRESENCE_SCRIPT),
+            info_script: Script::new(broker::TOPIC_INFO_SCRIPT),
+            node_name: format!("{seed:x}"),
+            listings: HashMap::new(),
+            next_listing: 0,
             calls: HashMap::new(),
             topics: HashMap::new(),
             outcomes: Vec::new(),
@@ -331,9 +388,186 @@ impl Cluster {
         })
     }
 
+    /// Records this node's subscriber counts of `topic` (`None`: it has
+    /// none and stops following), for every node's `GET /topics`. Entries
+    /// live three check intervals unless refreshed.
+    pub fn presence(&mut self, topic: &TopicName, counts: Option<[usize; 5]>) {
+        if self.link == Link::Up {
+            let _ = self.send(Call::Presence {
+                topic: topic.clone(),
+                counts,
+                retried: false,
+            });
+        }
+    }
+
+    /// Queues `GET /topics/{t}`'s read.
+    pub fn topic_info(&mut self, waiter: Waiter, topic: &TopicName) -> Result<(), Failure> {
+        if self.link != Link::Up {
+            return Err(Failure::unavailable("Redis is unavailable"));
+        }
+        self.send(Call::Info {
+            waiter,
+            topic: topic.clone(),
+            listing: None,
+            retried: false,
+        })
+    }
+
+    /// Starts `GET /topics`: every topic starting with `prefix` (SCAN),
+    /// sorted, those after `after`, at most `limit`.
+    pub fn list_topics(
+        &mut self,
+        waiter: Waiter,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(), Failure> {
+        if self.link != Link::Up {
+            return Err(Failure::unavailable("Redis is unavailable"));
+        }
+        self.next_listing += 1;
+        let n = self.next_listing;
+        self.send(Call::Scan {
+            listing: n,
+            cursor: 0,
+        })?;
+        self.listings.insert(
+            n,
+            Listing {
+                waiter,
+                prefix: prefix.to_string(),
+                after: after.map(str::to_string),
+                limit,
+                names: BTreeSet::new(),
+                pages: 0,
+                infos: Vec::new(),
+                left: 0,
+                more: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// A SCAN page of listing `n` came in: scan on, or ask for the page's
+    /// topics.
+    fn on_scan(&mut self, n: u64, value: &Value) {
+        let Some(l) = self.listings.get_mut(&n) else {
+            return;
+        };
+        let (cursor, names) = match broker::parse_scan(value) {
+            Ok(page) => page,
+            Err(e) => {
+                let l = self.listings.remove(&n).expect("checked");
+                let f = Failure {
+                    status: e.status(),
+                    message: e.to_string(),
+                };
+                self.outcomes.push(Outcome::Listed(l.waiter, Err(f)));
+                return;
+            }
+        };
+        for name in names {
+            if l.names.len() < MAX_LIST_NAMES && name.starts_with(l.prefix.as_str()) {
+                l.names.insert(name);
+            }
+        }
+        l.pages += 1;
+        if cursor != 0 && l.pages < MAX_SCAN_PAGES && l.names.len() < MAX_LIST_NAMES {
+            if self.send(Call::Scan { listing: n, cursor }).is_err() {
+                let l = self.listings.remove(&n).expect("checked");
+                let f = Failure::unavailable("too many Redis commands in flight");
+                self.outcomes.push(Outcome::Listed(l.waiter, Err(f)));
+            }
+            return;
+        }
+        let after = l.after.clone();
+        let mut page: Vec<TopicName> = l
+            .names
+            .iter()
+            .filter(|name| after.as_deref().is_none_or(|a| name.as_str() > a))
+            .take(l.limit + 1)
+            .filter_map(|name| TopicName::parse(name).ok())
+            .collect();
+        l.more = page.len() > l.limit;
+        page.truncate(l.limit);
+        l.names = BTreeSet::new();
+        l.left = page.len();
+        l.infos = page.iter().map(|t| (t.clone(), None)).collect();
+        let waiter = l.waiter;
+        if page.is_empty() {
+            let l = self.listings.remove(&n).expect("checked");
+            self.outcomes
+                .push(Outcome::Listed(l.waiter, Ok((Vec::new(), false))));
+            return;
+        }
+        for (i, topic) in page.into_iter().enumerate() {
+            let call = Call::Info {
+                waiter,
+                topic,
+                listing: Some((n, i)),
+                retried: false,
+            };
+            if self.send(call).is_err() {
+                let l = self.listings.remove(&n).expect("checked");
+                let f = Failure::unavailable("too many Redis commands in flight");
+                self.outcomes.push(Outcome::Listed(l.waiter, Err(f)));
+                return;
+            }
+        }
+    }
+
+    /// One topic of a listing came in; the listing is answered with the
+    /// last.
+    fn on_listed_info(&mut self, n: u64, i: usize, result: Result<Option<TopicState>, Failure>) {
+        let Some(l) = self.listings.get_mut(&n) else {
+            return;
+        };
+        match result {
+            Ok(state) => {
+                if let Some(slot) = l.infos.get_mut(i) {
+                    slot.1 = state;
+                }
+            }
+            Err(f) => {
+                let l = self.listings.remove(&n).expect("checked");
+                self.outcomes.push(Outcome::Listed(l.waiter, Err(f)));
+                return;
+            }
+        }
+        l.left = l.left.saturating_sub(1);
+        if l.left == 0 {
+            let l = self.listings.remove(&n).expect("checked");
+            // A topic deleted between SCAN and its read is left out.
+            let page = l
+                .infos
+                .into_iter()
+                .filter_map(|(t, s)| s.map(|s| (t, s)))
+                .collect();
+            self.outcomes
+                .push(Outcome::Listed(l.waiter, Ok((page, l.more))));
+        }
+    }
+
     fn command_of(&self, call: &Call) -> Option<broker::Command> {
         Some(match call {
             Call::ScriptLoad => return None,
+            Call::Presence {
+                topic,
+                counts,
+                retried,
+            } => broker::presence(
+                &self.presence_script,
+                topic,
+                &self.node_name,
+                *counts,
+                3 * u64::try_from(self.check_interval.as_millis()).unwrap_or(u64::MAX / 4),
+                *retried,
+            ),
+            Call::Info { topic, retried, .. } => {
+                broker::topic_info(&self.info_script, topic, &self.node_name, *retried)
+            }
+            Call::Scan { cursor, .. } => broker::scan_topics(*cursor, "", SCAN_COUNT),
             Call::Publish {
                 topic,
                 event,
@@ -491,7 +725,13 @@ impl Cluster {
         if self.topics.remove(topic.as_str()).is_some() {
             let keys = TopicKeys::new(topic);
             let _ = self.conn.unsubscribe(&[&keys.channel]);
+            self.presence(topic, None);
         }
+    }
+
+    /// The topics this node follows.
+    pub fn followed_topics(&self) -> Vec<TopicName> {
+        self.topics.values().map(|f| f.topic.clone()).collect()
     }
 
     /// Sends the follower's replay requests, reports its events, and marks
@@ -679,6 +919,8 @@ impl Cluster {
             &self.publish_script,
             &self.follow_script,
             &self.delete_script,
+            &self.presence_script,
+            &self.info_script,
         ] {
             if let Ok(id) = self.conn.command(&script.load().args()) {
                 self.calls.insert(id, Call::ScriptLoad);
@@ -725,7 +967,20 @@ impl Cluster {
                         f.follower.handle_replay_failed();
                     }
                 }
+                Call::Info {
+                    waiter,
+                    topic,
+                    listing: None,
+                    ..
+                } => self
+                    .outcomes
+                    .push(Outcome::Info(waiter, topic, Err(failure.clone()))),
+                Call::Presence { .. } | Call::Info { .. } | Call::Scan { .. } => {}
             }
+        }
+        for (_, l) in self.listings.drain() {
+            self.outcomes
+                .push(Outcome::Listed(l.waiter, Err(failure.clone())));
         }
         // Requests waiting for a first sync are answered now (503), not at
         // their deadline.
@@ -753,8 +1008,10 @@ impl Cluster {
             let retried = match &mut call {
                 Call::Publish { retried, .. }
                 | Call::Follow { retried, .. }
-                | Call::Delete { retried, .. } => retried,
-                Call::ScriptLoad => return,
+                | Call::Delete { retried, .. }
+                | Call::Presence { retried, .. }
+                | Call::Info { retried, .. } => retried,
+                Call::ScriptLoad | Call::Scan { .. } => return,
             };
             if !*retried {
                 *retried = true;
@@ -767,7 +1024,23 @@ impl Cluster {
             }
         }
         match call {
-            Call::ScriptLoad => {}
+            Call::ScriptLoad | Call::Presence { .. } => {}
+            Call::Scan { listing, .. } => self.on_scan(listing, &value),
+            Call::Info {
+                waiter,
+                topic,
+                listing,
+                ..
+            } => {
+                let result = broker::parse_topic_info(&value).map_err(|e| Failure {
+                    status: e.status(),
+                    message: e.to_string(),
+                });
+                match listing {
+                    Some((n, i)) => self.on_listed_info(n, i, result),
+                    None => self.outcomes.push(Outcome::Info(waiter, topic, result)),
+                }
+            }
             Call::Publish { from, .. } => {
                 let result = broker::parse_publish(&value).map_err(|e| Failure {
                     status: e.status(),
@@ -938,6 +1211,16 @@ impl Node {
                     c.keep(&topic, now);
                 }
             }
+            // Presence: this node's counts of what it follows, for the
+            // other nodes' GET /topics.
+            let c = self.ctx.cluster.as_mut().expect("checked");
+            for topic in c.followed_topics() {
+                let counts = self.ctx.hub.topic_info(&topic).map(|i| {
+                    let s = i.subscribers_by_transport;
+                    [s.sse, s.ws, s.poll, s.stream, s.socketio]
+                });
+                c.presence(&topic, Some(counts.unwrap_or_default()));
+            }
         }
         self.apply_cluster(now);
     }
@@ -1039,6 +1322,12 @@ impl Node {
                 Some(super::app::BrokerAnswer::Deleted(topic, result)),
                 now,
             ),
+            Outcome::Info(w, topic, result) => {
+                self.wake(w, Some(super::app::BrokerAnswer::Info(topic, result)), now)
+            }
+            Outcome::Listed(w, result) => {
+                self.wake(w, Some(super::app::BrokerAnswer::Listed(result)), now)
+            }
         }
     }
 
