@@ -176,13 +176,10 @@ struct Listing {
 #[derive(Debug)]
 enum Call {
     ScriptLoad,
+    /// The message itself is not kept while Redis works on it (commands
+    /// in flight hold no payloads): on NOSCRIPT it is refused, not resent.
     Publish {
         from: PublishFrom,
-        topic: TopicName,
-        event: Option<EventName>,
-        kind: PayloadKind,
-        data: String,
-        retried: bool,
     },
     Follow {
         topic: TopicName,
@@ -292,6 +289,7 @@ impl Cluster {
         redis.limits.connect_timeout = cfg.redis_timeout;
         redis.limits.max_pending = cfg.redis_max_pending.max(1);
         let age_ms = u64::try_from(cfg.history_age.as_millis()).unwrap_or(u64::MAX);
+        let max_input = redis.limits.max_input_bytes;
         Ok(Cluster {
             conn: RedisConn::new(redis),
             link: Link::Down { retry_at: now },
@@ -313,8 +311,14 @@ impl Cluster {
                 max_age_ms: age_ms,
             },
             follow_limits: FollowLimits {
-                page: cfg.max_batch.clamp(1, 1000),
-                max_buffered: 10_000,
+                // A replay's reply must fit the connection's input limit
+                // (past it the connection fails, and would fail again on
+                // the same replay): as many of the largest messages as fit
+                // in half of it.
+                page: (max_input / 2 / cfg.max_message_bytes.max(1)).clamp(1, 1000),
+                // Live messages held while a replay is out; past it they are
+                // dropped and read again from the stream.
+                max_buffered: 1000,
             },
             meta_ttl_ms: age_ms.max(1000),
             timeout: cfg.redis_timeout,
@@ -365,15 +369,25 @@ impl Cluster {
         if self.link != Link::Up {
             return Err(Failure::unavailable("Redis is unavailable"));
         }
-        let call = Call::Publish {
-            from,
-            topic: topic.clone(),
-            event: event.cloned(),
-            kind,
-            data: data.to_string(),
-            retried: false,
-        };
-        self.send(call)
+        let ev = event.map(|e| e.as_str());
+        let cmd = broker::publish(
+            &self.publish_script,
+            topic,
+            ev,
+            broker_kind(kind),
+            data,
+            self.history,
+        );
+        match self.conn.command(&cmd.args()) {
+            Ok(id) => {
+                self.calls.insert(id, Call::Publish { from });
+                Ok(())
+            }
+            Err(e) => Err(Failure {
+                status: 503,
+                message: e.to_string(),
+            }),
+        }
     }
 
     /// Queues `DELETE /topics/{t}`'s script.
@@ -551,7 +565,7 @@ impl Cluster {
 
     fn command_of(&self, call: &Call) -> Option<broker::Command> {
         Some(match call {
-            Call::ScriptLoad => return None,
+            Call::ScriptLoad | Call::Publish { .. } => return None,
             Call::Presence {
                 topic,
                 counts,
@@ -568,22 +582,6 @@ impl Cluster {
                 broker::topic_info(&self.info_script, topic, &self.node_name, *retried)
             }
             Call::Scan { cursor, .. } => broker::scan_topics(*cursor, "", SCAN_COUNT),
-            Call::Publish {
-                topic,
-                event,
-                kind,
-                data,
-                retried,
-                ..
-            } => {
-                let ev = event.as_ref().map(|e| e.as_str());
-                let k = broker_kind(*kind);
-                if *retried {
-                    broker::publish_eval(&self.publish_script, topic, ev, k, data, self.history)
-                } else {
-                    broker::publish(&self.publish_script, topic, ev, k, data, self.history)
-                }
-            }
             Call::Follow {
                 topic,
                 after,
@@ -1005,13 +1003,23 @@ impl Cluster {
         // After a restart or SCRIPT FLUSH Redis has forgotten the scripts:
         // the same call once more as EVAL, which caches it again.
         if broker::is_noscript(&value) {
+            if let Call::Publish { from } = call {
+                // The scripts are loaded on every connect, before any
+                // publish: only SCRIPT FLUSH gets here. Load it again; this
+                // one is refused (the payload was not kept to resend).
+                if let Ok(id) = self.conn.command(&self.publish_script.load().args()) {
+                    self.calls.insert(id, Call::ScriptLoad);
+                }
+                let f = Failure::unavailable("Redis lost the publish script; try again");
+                self.outcomes.push(Outcome::Published(from, Err(f)));
+                return;
+            }
             let retried = match &mut call {
-                Call::Publish { retried, .. }
-                | Call::Follow { retried, .. }
+                Call::Follow { retried, .. }
                 | Call::Delete { retried, .. }
                 | Call::Presence { retried, .. }
                 | Call::Info { retried, .. } => retried,
-                Call::ScriptLoad | Call::Scan { .. } => return,
+                Call::ScriptLoad | Call::Scan { .. } | Call::Publish { .. } => return,
             };
             if !*retried {
                 *retried = true;
