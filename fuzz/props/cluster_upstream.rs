@@ -95,7 +95,7 @@ fn run(ops: &[Op], split: bool) -> Vec<(Vec<u8>, bool)> {
     let mut asked = [0usize; 2];
     let mut connecting = false;
     let mut connected = false;
-    let mut drive = |h: &mut Harness, connecting: &mut bool, connected: &mut bool| {
+    let drive = |h: &mut Harness, connecting: &mut bool, connected: &mut bool| {
         while let Some(action) = h.node.poll_upstream() {
             match action {
                 UpstreamAction::Connect { .. } => *connecting = true,
