@@ -1,10 +1,13 @@
 //! The core in cluster mode (`--redis`) against a Redis that says
 //! anything: the input chooses clients' requests, the bytes "Redis"
 //! answers with, connects, hang-ups and jumps of time. Each run is played
-//! twice, once with Redis's bytes whole and once byte by byte; each client
-//! must receive the same bytes and see the same close both ways (how a
-//! reply is cut never changes what the engine does). Nothing may panic,
-//! and no request may wait for Redis past `redis_timeout`: once enough
+//! twice, once with Redis's bytes whole and once byte by byte. (The two
+//! may rightly differ: this Redis answers whether or not it was asked, so
+//! bytes that come whole before the engine wrote its next command are a
+//! reply to nothing, and the same bytes one at a time may be the reply;
+//! that the connection itself reads a reply the same however it is cut is
+//! the `resp` target's property.) Nothing may panic, and, both ways, no
+//! request may wait for Redis past `redis_timeout`: once enough
 //! time has passed for every wait (Redis's and the long polls'), every
 //! request has its answer's status line, or its client is closed or
 //! streaming.
@@ -88,8 +91,8 @@ fn script(data: &[u8]) -> Vec<Op<'_>> {
     ops
 }
 
-/// What each client saw, and whether every asker got an answer in time.
-fn run(ops: &[Op], split: bool) -> Vec<(Vec<u8>, bool)> {
+/// Plays the script; panics if a request is left waiting.
+fn run(ops: &[Op], split: bool) {
     let mut h = Harness::new(config());
     let clients = [h.connect(), h.connect()];
     let mut asked = [0usize; 2];
@@ -151,23 +154,17 @@ fn run(ops: &[Op], split: bool) -> Vec<(Vec<u8>, bool)> {
     // redis_timeout and the poll's 1 s, one after another.
     h.advance(Duration::from_secs(2 * ops.len() as u64 + 2));
     drive(&mut h, &mut connecting, &mut connected);
-    clients
-        .iter()
-        .zip(asked)
-        .map(|(&id, asked)| {
-            let received = h.clients[&id].received.clone();
-            let closed = h.closed(id);
-            let heads = received.windows(9).filter(|w| w == b"HTTP/1.1 ").count();
-            let streaming = received.windows(13).any(|w| w == b"event-stream\r")
-                || received.windows(6).any(|w| w == b"ndjson");
-            let answered = closed || streaming || heads >= asked;
-            assert!(
-                answered,
-                "a request still waits for Redis past redis_timeout"
-            );
-            (received, closed)
-        })
-        .collect()
+    for (&id, asked) in clients.iter().zip(asked) {
+        let received = &h.clients[&id].received;
+        let heads = received.windows(9).filter(|w| w == b"HTTP/1.1 ").count();
+        let streaming = received.windows(13).any(|w| w == b"event-stream\r")
+            || received.windows(6).any(|w| w == b"ndjson");
+        let answered = h.closed(id) || streaming || heads >= asked;
+        assert!(
+            answered,
+            "a request still waits for Redis past redis_timeout"
+        );
+    }
 }
 
 pub fn check(data: &[u8]) {
@@ -175,10 +172,6 @@ pub fn check(data: &[u8]) {
     if ops.len() > 64 {
         return;
     }
-    let whole = run(&ops, false);
-    let split = run(&ops, true);
-    assert_eq!(
-        whole, split,
-        "Redis's bytes cut differently changed the outcome"
-    );
+    run(&ops, false);
+    run(&ops, true);
 }

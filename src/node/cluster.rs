@@ -679,6 +679,34 @@ impl Cluster {
         }
     }
 
+    /// `waiter` tries again once `topic` has been read afresh from Redis
+    /// (a position check now), or Redis is down.
+    pub fn refresh(&mut self, topic: &TopicName, waiter: Waiter) {
+        let Some(f) = self.topics.get_mut(topic.as_str()) else {
+            return;
+        };
+        if !f.outstanding {
+            f.follower.handle_resubscribed();
+        }
+        f.waiters.push(waiter);
+        self.settle_topic(topic.as_str(), false);
+    }
+
+    /// [`Cluster::refresh`] for a `/ws` subscribe command; `false`: it
+    /// runs now (too many wait).
+    pub fn refresh_mux(&mut self, topic: &TopicName, conn: ConnId, frame: &[u8]) -> bool {
+        if !self.wait_mux(topic, conn, frame) {
+            return false;
+        }
+        if let Some(f) = self.topics.get_mut(topic.as_str()) {
+            if !f.outstanding {
+                f.follower.handle_resubscribed();
+            }
+        }
+        self.settle_topic(topic.as_str(), false);
+        true
+    }
+
     /// `waiter` tries again when `topic` is live (or Redis is down).
     pub fn wait_for(&mut self, topic: &TopicName, waiter: Waiter) {
         if let Some(f) = self.topics.get_mut(topic.as_str()) {
@@ -789,7 +817,8 @@ impl Cluster {
                 }
             }
         }
-        if !f.live && !f.outstanding && !f.unsent {
+        if !f.outstanding && !f.unsent {
+            // In sync: first time, or after a refresh.
             f.live = true;
             let waiters = std::mem::take(&mut f.waiters);
             if !waiters.is_empty() {
@@ -1944,5 +1973,27 @@ mod tests {
             "DELETE /topics/zz HTTP/1.1\r\nHost: t\r\n\r\n",
         );
         assert!(h.take_text(c).starts_with("HTTP/1.1 404"));
+    }
+
+    #[test]
+    fn a_cursor_just_issued_by_another_node_is_not_a_gap() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/a/sse"));
+        // Another node published; its pub/sub message is still on the way
+        // when a client arrives here with the id it was given.
+        let id = redis.publish_elsewhere("a", "m1");
+        let c = h.connect();
+        h.send(c, get(&format!("/topics/a/messages?after={id}")).as_bytes());
+        assert_eq!(h.text(c), "", "waits for a fresh look at Redis");
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        assert!(text.contains("\"messages\":[]"), "{text}");
+        assert!(text.contains("\"gap\":false"), "{text}");
+        assert_eq!(sse_events(&h.text(sub)).len(), 1);
+        // A cursor of a history Redis never had is still a gap.
+        let c = request(&mut h, &mut redis, &get("/topics/a/messages?after=5-5"));
+        let text = h.take_text(c);
+        assert!(text.contains("\"gap\":true"), "{text}");
+        assert!(text.contains("m1"), "{text}");
     }
 }
