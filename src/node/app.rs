@@ -251,8 +251,10 @@ pub(crate) fn process_http(
                     // Long-lived answers are logged when they end, with
                     // what they sent.
                     let kind = match &next {
-                        // Logged when it is read again, or not at all.
-                        Next::Await(_) => Some("await"),
+                        // Logged when it is read again.
+                        Next::Await(a) if a.reply.is_none() => Some("await"),
+                        // Logged when Redis's answer is written.
+                        Next::Await(_) => Some("http"),
                         Next::Continue | Next::Close => None,
                         Next::Stream(s) if s.kind == StreamKind::Sse => Some("sse"),
                         Next::Stream(_) => Some("stream"),
@@ -565,7 +567,17 @@ pub(crate) fn answer_broker(
             }
             // Stats are of a moment: as in memory mode, not to be cached.
             let extra: &[(&str, &str)] = if is_stats { &[NO_CACHE] } else { &[] };
-            ctx.respond_body(&mut conn.out, meta, status, ctype, extra, &body)
+            let next = ctx.respond_body(&mut conn.out, meta, status, ctype, extra, &body);
+            if let Some((since, entry, kind)) = conn.log.as_mut().and_then(|l| l.open_entry.take())
+            {
+                let took = now.saturating_duration_since(since).as_secs_f64();
+                let (status, bytes) = ctx.last_reply;
+                ctx.log.push(format!(
+                    "{} {entry} {status} {bytes} {took:.3}s {kind}",
+                    ctx.date_secs
+                ));
+            }
+            next
         }
     };
     conn.idle_since = now;
