@@ -28,6 +28,7 @@
 
 mod app;
 pub mod assets;
+mod cluster;
 mod conn;
 pub mod outq;
 mod routes;
@@ -49,6 +50,7 @@ use crate::proto::ws::MessageKind;
 use crate::wire::{chunked, sse};
 use crate::Config;
 
+pub use self::cluster::{UpstreamAction, UpstreamId, UPSTREAM};
 pub use self::conn::{next as next_phase, Event, Phase, TRANSITIONS};
 use self::conn::{Closing, Conn, State, StreamKind, Sub, TopicName};
 use self::outq::OutQueue;
@@ -126,6 +128,7 @@ fn conn_kind(state: &State) -> usize {
         State::WebSocket(_) => 4,
         State::Closing(_) => 5,
         State::Closed => 6,
+        State::AwaitingBroker(_) => 0,
     }
 }
 
@@ -180,6 +183,14 @@ pub(crate) struct Ctx {
     verifier: Option<crate::wire::jws::Verifier>,
     /// The Socket.IO and Engine.IO servers (node/sio.rs).
     sio: sio::SioGlue,
+    /// The Redis engine (`--redis`); `None`: the hub alone, in memory.
+    cluster: Option<Box<cluster::Cluster>>,
+    /// A connection whose wait for Redis ran out, while its request is
+    /// read again: that request is answered 503 instead of waiting again.
+    sync_expired: Option<ConnId>,
+    /// A connection whose request is read again after its topics were
+    /// looked at afresh in Redis: it is answered from the mirror now.
+    sync_refreshed: Option<ConnId>,
 }
 
 impl Ctx {
@@ -230,6 +241,18 @@ impl Node {
     /// A node with an empty hub. `epoch_base` is the wall-clock time in
     /// microseconds since the Unix epoch (see [`Hub::new`]).
     pub fn new(cfg: Arc<Config>, epoch_base: u64) -> Node {
+        let started = Instant::now();
+        let mut log = Vec::new();
+        // Config::validate has refused a URL that does not parse.
+        let cluster = cfg.redis.as_deref().and_then(|url| {
+            match cluster::Cluster::new(&cfg, url, epoch_base, started) {
+                Ok(c) => Some(Box::new(c)),
+                Err(e) => {
+                    log.push(format!("pushwire: --redis: {e}"));
+                    None
+                }
+            }
+        });
         Node {
             ctx: Ctx {
                 hub: Hub::new(HubLimits::from_config(&cfg), epoch_base),
@@ -245,14 +268,14 @@ impl Node {
                 shutdown_at: None,
                 drops: Vec::new(),
                 deletions: Vec::new(),
-                log: Vec::new(),
+                log,
                 serials: Vec::new(),
                 last_serial: 0,
                 scratch: Vec::new(),
                 latency: crate::wire::prometheus::LatencyHistogram::new(),
                 process: crate::procstat::ProcStat::default(),
                 started: None,
-                last_now: Instant::now(),
+                last_now: started,
                 last_reply: (0, 0),
                 // Config::validate has refused a policy that does not parse.
                 origins: crate::security::OriginPolicy::new(
@@ -265,6 +288,9 @@ impl Node {
                     .as_deref()
                     .map(crate::wire::jws::Verifier::new),
                 sio: sio::SioGlue::new(&cfg),
+                cluster,
+                sync_expired: None,
+                sync_refreshed: None,
                 cfg,
             },
             conns: Vec::new(),
@@ -387,6 +413,11 @@ impl Node {
         }
         self.settle(id, now);
         self.run_pending(now);
+        if self.ctx.cluster.is_some() {
+            // A request may have been answered by the engine at once (a
+            // refresh with nothing to ask).
+            self.apply_cluster(now);
+        }
     }
 
     /// The peer closed its sending side of `id`.
@@ -439,6 +470,19 @@ impl Node {
     ) -> Result<String, HubError> {
         let topic = TopicName::parse(topic)?;
         let event = event.map(EventName::parse).transpose()?;
+        if let Some(c) = self.ctx.cluster.as_mut() {
+            // On Redis the id comes later, by the reply; this caller does
+            // not wait for it (an empty id says so).
+            c.publish(
+                cluster::PublishFrom::Nobody,
+                &topic,
+                event.as_ref(),
+                data,
+                PayloadKind::Text,
+            )
+            .map_err(|_| HubError::BrokerUnavailable)?;
+            return Ok(String::new());
+        }
         let msg = publish(
             &mut self.ctx,
             None,
@@ -487,6 +531,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.ctx.hub.handle_timeout(now);
         self.ctx.sio.handle_timeout(now);
+        self.cluster_timeout(now);
         while let Some(&(t, id)) = self.ctx.timers.first() {
             if t > now {
                 break;
@@ -591,10 +636,12 @@ impl Node {
     /// The earliest deadline: the driver sleeps until then.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = self.ctx.timers.first().map(|&(t, _)| t);
+        let engine = self.ctx.cluster.as_ref().and_then(|c| c.poll_timeout());
         for t in [
             self.ctx.hub.poll_timeout(),
             self.ctx.shutdown_at,
             self.ctx.sio.poll_timeout(),
+            engine,
         ]
         .into_iter()
         .flatten()
@@ -915,7 +962,11 @@ fn closing_done(conn: &Conn) -> bool {
 /// Whether input left over after `feed` must be kept for later.
 fn keeps_input(conn: &Conn) -> bool {
     match &conn.state {
-        State::Http(_) | State::Parked(_) | State::EioPoll(_) | State::WebSocket(_) => true,
+        State::Http(_)
+        | State::Parked(_)
+        | State::EioPoll(_)
+        | State::WebSocket(_)
+        | State::AwaitingBroker(_) => true,
         State::Closing(c) => c.ws.is_some(),
         State::Streaming(_) | State::Closed => false,
     }
@@ -945,7 +996,7 @@ fn feed(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, input: &mut [u8], now: Insta
                 app::process_ws(ctx, id, conn, &mut input[at..], now)
             }
             // Stays buffered until the poll is answered.
-            State::Parked(_) | State::EioPoll(_) => 0,
+            State::Parked(_) | State::EioPoll(_) | State::AwaitingBroker(_) => 0,
             // A stream's request is answered: later input is ignored (a
             // client does not pipeline after an event stream); a closing
             // connection reads only to avoid a reset that would destroy
@@ -972,6 +1023,7 @@ fn deadline_of(cfg: &Config, conn: &Conn) -> Option<Instant> {
         State::Parked(p) => Some(p.deadline),
         // The session's timers answer it (node/sio.rs).
         State::EioPoll(_) => None,
+        State::AwaitingBroker(a) => Some(a.deadline),
         State::Streaming(s) => {
             let beat = s.last_write + cfg.heartbeat_interval;
             Some(s.expires.map_or(beat, |e| e.min(beat)))
@@ -1033,6 +1085,9 @@ fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
         State::Parked(_) => {
             ctx.stats.polls_expired += 1;
             app::answer_parked(ctx, id, conn, now, true);
+        }
+        State::AwaitingBroker(_) => {
+            app::answer_broker(ctx, id, conn, Some(app::BrokerAnswer::TimedOut), now)
         }
         State::Streaming(s) if s.expires.is_some_and(|e| e <= now) => {
             // Revocation by expiry: a long-lived stream ends when its token
