@@ -210,6 +210,30 @@ pub struct Config {
     /// Most parked long-poll requests at once. Beyond it a new long poll
     /// is answered 503 at once.
     pub max_parked_polls: usize,
+
+    // ---- Socket.IO / Engine.IO ------------------------------------------
+    /// Most Engine.IO sessions (Socket.IO connections, polling or
+    /// WebSocket) at once. A handshake over it is answered 503.
+    pub sio_max_sessions: usize,
+    /// Engine.IO `maxPayload`: the largest polling body or WebSocket
+    /// message a client may send. Over it: 413 (polling) or close 1009,
+    /// and the session ends.
+    pub sio_max_payload: usize,
+    /// Engine.IO `pingInterval`: the server pings each session this often.
+    pub sio_ping_interval: Duration,
+    /// Engine.IO `pingTimeout`: a session whose client does not answer a
+    /// ping within it is closed ("ping timeout").
+    pub sio_ping_timeout: Duration,
+    /// Socket.IO `connectTimeout`: a connection that joins no namespace
+    /// within it is closed.
+    pub sio_connect_timeout: Duration,
+    /// Most packets waiting for a polling client's next GET. Over it the
+    /// session is closed ("buffer full"): the client stopped polling.
+    pub sio_max_buffered_packets: usize,
+    /// Also serve a plain Engine.IO server at this path (`/engine.io/`),
+    /// which echoes every message back: the target of the official
+    /// Engine.IO test suite. Off by default.
+    pub engineio_echo_path: Option<String>,
 }
 
 impl Default for Config {
@@ -273,6 +297,14 @@ impl Default for Config {
             poll_default_timeout: Duration::from_secs(30),
             poll_max_timeout: Duration::from_secs(120),
             max_parked_polls: 100_000,
+
+            sio_max_sessions: 10_000,
+            sio_max_payload: 1_000_000,
+            sio_ping_interval: Duration::from_millis(25_000),
+            sio_ping_timeout: Duration::from_millis(20_000),
+            sio_connect_timeout: Duration::from_millis(45_000),
+            sio_max_buffered_packets: 1_000,
+            engineio_echo_path: None,
         }
     }
 }

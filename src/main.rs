@@ -505,6 +505,72 @@ const FLAGS: &[Flag] = &[
             Ok(())
         },
     },
+    Flag {
+        name: "sio-max-sessions",
+        value: "N",
+        help: "most Engine.IO sessions (Socket.IO connections); beyond: 503 [10000]",
+        set: |c, v| {
+            c.sio_max_sessions = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "sio-max-payload",
+        value: "BYTES",
+        help: "Engine.IO maxPayload: largest polling body or WebSocket message; beyond: 413 / 1009 [1000000]",
+        set: |c, v| {
+            c.sio_max_payload = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "sio-ping-interval",
+        value: "SECS",
+        help: "Engine.IO pingInterval [25]",
+        set: |c, v| {
+            c.sio_ping_interval = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "sio-ping-timeout",
+        value: "SECS",
+        help: "Engine.IO pingTimeout: no pong within it closes the session [20]",
+        set: |c, v| {
+            c.sio_ping_timeout = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "sio-connect-timeout",
+        value: "SECS",
+        help: "Socket.IO connectTimeout: no namespace joined within it closes the connection [45]",
+        set: |c, v| {
+            c.sio_connect_timeout = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "sio-max-buffered-packets",
+        value: "N",
+        help: "packets waiting for a polling client's next GET; beyond: the session closes [1000]",
+        set: |c, v| {
+            c.sio_max_buffered_packets = num(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "engineio-echo-path",
+        value: "PATH",
+        help: "also serve an Engine.IO echo server at PATH, e.g. /engine.io/ (the official suite's target)",
+        set: |c, v| {
+            if !v.starts_with('/') {
+                return Err(format!("a path starts with '/': {v:?}"));
+            }
+            c.engineio_echo_path = Some(v.to_string());
+            Ok(())
+        },
+    },
 ];
 
 fn usage() -> String {

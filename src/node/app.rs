@@ -44,6 +44,13 @@ pub(crate) enum Next {
     Park(Park),
     /// Speak WebSocket.
     Ws(Box<WsConn>),
+    /// An Engine.IO polling GET waits for its session (node/sio.rs).
+    EioPark {
+        sid: crate::proto::engineio::Sid,
+        engine: super::conn::EngineKind,
+        version: Version,
+        keep_alive: bool,
+    },
 }
 
 /// A long poll about to park.
@@ -242,7 +249,7 @@ pub(crate) fn process_http(
                         Next::Stream(s) if s.kind == StreamKind::Sse => Some("sse"),
                         Next::Stream(_) => Some("stream"),
                         Next::Ws(_) => Some("ws"),
-                        Next::Park(_) => Some("poll"),
+                        Next::Park(_) | Next::EioPark { .. } => Some("poll"),
                     };
                     match kind {
                         None => ctx.log.push(format!(
@@ -294,6 +301,27 @@ pub(crate) fn process_http(
             Next::Ws(ws) => {
                 step(ctx, id, conn, Event::Upgraded, now, |_| {
                     State::WebSocket(ws)
+                });
+                return at;
+            }
+            Next::EioPark {
+                sid,
+                engine,
+                version,
+                keep_alive,
+            } => {
+                step(ctx, id, conn, Event::EioParked, now, |old| match old {
+                    State::Http(mut http) => {
+                        http.shrink();
+                        State::EioPoll(Box::new(super::conn::EioPoll {
+                            http,
+                            sid,
+                            engine,
+                            version,
+                            keep_alive,
+                        }))
+                    }
+                    other => other,
                 });
                 return at;
             }
@@ -378,6 +406,11 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
         // RFC 9110 §9.1: a method the server does not implement (any
         // unknown one, and CONNECT: no tunnels here) SHOULD get 501.
         return Err(Refusal::new(501, "method not implemented"));
+    }
+    // `/socket.io/` and the Engine.IO echo path answer in Engine.IO's own
+    // terms (its error bodies, its methods).
+    if let Some(engine) = ctx.sio.engine_for(req.path()) {
+        return Ok(super::sio::http_request(ctx, id, out, req, engine, now));
     }
     let route = match route(req.method(), req.path(), ctx.cfg.debug_endpoints) {
         Ok(r) => r,
@@ -1432,6 +1465,8 @@ enum WsAction {
         kind: PayloadKind,
     },
     Command(Vec<u8>),
+    /// A message for the Engine.IO session (binary or not).
+    Eio(bool, Vec<u8>),
     /// Close with this code and reason (RFC 6455 §7.4.1).
     Close(u16, &'static str),
 }
@@ -1464,6 +1499,10 @@ pub(crate) fn process_ws(
                 // /echo: the message back, as it came, by the session's
                 // own writer.
                 (WsRole::Echo, _) => writer.send(out, kind, payload),
+                // Engine.IO: text packets and binary messages alike.
+                (WsRole::Eio { .. }, kind) => {
+                    actions.push(WsAction::Eio(kind == MessageKind::Binary, payload.to_vec()))
+                }
                 // RFC 6455 §7.4.1: 1003, a data type the endpoint cannot
                 // accept.
                 (_, MessageKind::Binary) => {
@@ -1516,6 +1555,11 @@ pub(crate) fn process_ws(
                 }
             }
             WsAction::Command(frame) => mux_command(ctx, id, conn, &frame, now),
+            WsAction::Eio(binary, data) => {
+                if let WsRole::Eio { sid, engine } = role {
+                    ctx.sio.ws_message(engine, sid, binary, &data, now);
+                }
+            }
         }
     }
     let Conn { state, .. } = &mut *conn;
@@ -1681,6 +1725,51 @@ pub(crate) fn trace_ws(ctx: &mut Ctx, id: ConnId, session: &mut WsSession) {
     for line in session.take_trace() {
         ctx.log.push(format!("[{id}] {line}"));
     }
+}
+
+// ---- Engine.IO / Socket.IO (node/sio.rs) -----------------------------------
+
+/// A response on an Engine.IO path, written by the one `respond`.
+pub(crate) fn sio_respond(
+    ctx: &mut Ctx,
+    out: &mut OutQueue,
+    version: Version,
+    keep_alive: bool,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> Next {
+    let meta = ReqMeta {
+        version,
+        head_only: false,
+        keep_alive,
+    };
+    if status >= 400 {
+        *ctx.stats.refused.entry(status).or_default() += 1;
+    }
+    ctx.respond_body(out, meta, status, content_type, &[NO_CACHE], body)
+}
+
+/// `OPTIONS` on an Engine.IO path: the CORS preflight every path has.
+pub(crate) fn sio_preflight(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Next {
+    preflight(ctx, out, ReqMeta::of(req), "GET, POST, OPTIONS")
+}
+
+/// The origin policy every publish and WebSocket obeys.
+pub(crate) fn sio_origin_allowed(ctx: &Ctx, req: &Request) -> bool {
+    check_origin(ctx, req).is_ok()
+}
+
+/// The token a request carries (`Authorization: Bearer`, else
+/// `?token=`), unverified.
+pub(crate) fn sio_request_token(req: &Request) -> Option<String> {
+    let query_token = query(req, "token").ok().flatten();
+    let token = find_token(
+        req.header("authorization"),
+        query_token.as_deref().map(str::as_bytes),
+    )
+    .ok()?;
+    Some(String::from_utf8_lossy(token).into_owned())
 }
 
 // ---- debug -----------------------------------------------------------------

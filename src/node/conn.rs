@@ -43,6 +43,11 @@ pub enum Phase {
     Streaming,
     /// A WebSocket session: on a topic, or the echo endpoint.
     WebSocket,
+    /// An Engine.IO polling GET waiting for its session to have packets
+    /// (answered on a send, an upgrade's noop, a close, or the next ping
+    /// at pingInterval: the session's timers, not the connection's).
+    /// Pipelined input stays buffered until it is answered.
+    EioParked,
     /// Writing what is queued, then closing (a WebSocket also waits for
     /// the peer's close frame). Bounded by a linger deadline.
     Closing,
@@ -62,6 +67,8 @@ pub enum Event {
     Parked,
     /// A parked poll was answered (woken, expired, shutting down).
     PollAnswered,
+    /// An Engine.IO polling GET found nothing to send and waits.
+    EioParked,
     /// A streaming response started.
     StreamStarted,
     /// The handshake was answered with 101.
@@ -108,6 +115,15 @@ pub const TRANSITIONS: &[(Phase, Event, Phase)] = &[
     (P::Parked, E::AnsweredLast, P::Closing),
     // A hang-up is noticed at once, not at the poll's deadline.
     (P::Parked, E::PeerEof, P::Closing),
+    // Engine.IO polling (node/sio.rs): a GET waits for its session.
+    (P::Http, E::EioParked, P::EioParked),
+    (P::EioParked, E::PollAnswered, P::Http),
+    (P::EioParked, E::AnsweredLast, P::Closing),
+    // A hang-up ends the session's poll at once (the session closes, as
+    // the reference server's "poll connection closed prematurely").
+    (P::EioParked, E::PeerEof, P::Closing),
+    // Shutdown: the session is abandoned with its connection.
+    (P::EioParked, E::Ended, P::Closing),
     (P::Streaming, E::Ended, P::Closing),
     (P::Streaming, E::PeerEof, P::Closing),
     (P::WebSocket, E::WsClosing, P::Closing),
@@ -288,6 +304,25 @@ pub struct ParkedPoll {
     pub head_only: bool,
 }
 
+/// Which Engine.IO server a request or WebSocket belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    /// `/socket.io/`: Socket.IO over Engine.IO.
+    SocketIo,
+    /// The Engine.IO-only echo path (`--engineio-echo-path`).
+    EngineIo,
+}
+
+/// An Engine.IO polling GET waiting for its session.
+#[derive(Debug)]
+pub struct EioPoll {
+    pub http: Box<HttpConn>,
+    pub sid: crate::proto::engineio::Sid,
+    pub engine: EngineKind,
+    pub version: Version,
+    pub keep_alive: bool,
+}
+
 /// What a WebSocket is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WsRole {
@@ -298,6 +333,12 @@ pub enum WsRole {
     Topic { envelope: bool },
     /// `/ws`: JSON commands subscribe, unsubscribe and publish.
     Multi,
+    /// The transport of Engine.IO session `sid`: every message goes to
+    /// that session (text and binary).
+    Eio {
+        sid: crate::proto::engineio::Sid,
+        engine: EngineKind,
+    },
 }
 
 /// A WebSocket session.
@@ -323,6 +364,7 @@ pub struct Closing {
 pub enum State {
     Http(Box<HttpConn>),
     Parked(Box<ParkedPoll>),
+    EioPoll(Box<EioPoll>),
     Streaming(Box<Stream>),
     WebSocket(Box<WsConn>),
     Closing(Closing),
@@ -334,6 +376,7 @@ impl State {
         match self {
             State::Http(_) => Phase::Http,
             State::Parked(_) => Phase::Parked,
+            State::EioPoll(_) => Phase::EioParked,
             State::Streaming(_) => Phase::Streaming,
             State::WebSocket(_) => Phase::WebSocket,
             State::Closing(_) => Phase::Closing,
@@ -420,9 +463,10 @@ impl Conn {
 mod tests {
     use super::*;
 
-    const PHASES: [Phase; 6] = [
+    const PHASES: [Phase; 7] = [
         P::Http,
         P::Parked,
+        P::EioParked,
         P::Streaming,
         P::WebSocket,
         P::Closing,

@@ -32,6 +32,7 @@ mod conn;
 pub mod outq;
 mod routes;
 pub mod sim;
+mod sio;
 
 use std::collections::BTreeSet;
 use std::io::IoSlice;
@@ -117,7 +118,7 @@ pub const CONN_KINDS: [&str; 7] = ["http", "poll", "sse", "stream", "ws", "closi
 fn conn_kind(state: &State) -> usize {
     match state {
         State::Http(_) => 0,
-        State::Parked(_) => 1,
+        State::Parked(_) | State::EioPoll(_) => 1,
         State::Streaming(s) => match s.kind {
             StreamKind::Sse => 2,
             StreamKind::Ndjson => 3,
@@ -172,6 +173,8 @@ pub(crate) struct Ctx {
     origins: crate::security::OriginPolicy,
     /// Token verification, when `--auth-secret` is set.
     verifier: Option<crate::wire::jws::Verifier>,
+    /// The Socket.IO and Engine.IO servers (node/sio.rs).
+    sio: sio::SioGlue,
 }
 
 impl Ctx {
@@ -226,6 +229,7 @@ impl Node {
                     .auth_secret
                     .as_deref()
                     .map(crate::wire::jws::Verifier::new),
+                sio: sio::SioGlue::new(&cfg),
                 cfg,
             },
             conns: Vec::new(),
@@ -256,6 +260,7 @@ impl Node {
         if unix_secs != self.ctx.date_secs {
             self.ctx.date_secs = unix_secs;
             self.ctx.date = http_date(unix_secs);
+            self.ctx.sio.set_date(unix_secs);
         }
     }
 
@@ -348,7 +353,7 @@ impl Node {
         // already received still go (they are whole responses).
         if matches!(
             conn.phase(),
-            Phase::Parked | Phase::Streaming | Phase::WebSocket
+            Phase::Parked | Phase::EioParked | Phase::Streaming | Phase::WebSocket
         ) {
             ctx.trace(|| format!("[{id}] peer hung up"));
             conn.out.clear_unstarted();
@@ -412,6 +417,11 @@ impl Node {
             if conn.phase() == Phase::Parked {
                 app::answer_parked(ctx, id, conn, now, true);
             }
+            if conn.phase() == Phase::EioParked {
+                // Engine.IO: a close packet tells the client the session
+                // is over.
+                sio::answer_poll(ctx, id, conn, b"1", now);
+            }
             end_stream(ctx, id, conn, 1001, "server shutting down", now);
             self.settle(id, now);
         }
@@ -423,6 +433,7 @@ impl Node {
     /// the hub's evictions.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.ctx.hub.handle_timeout(now);
+        self.ctx.sio.handle_timeout(now);
         while let Some(&(t, id)) = self.ctx.timers.first() {
             if t > now {
                 break;
@@ -527,9 +538,13 @@ impl Node {
     /// The earliest deadline: the driver sleeps until then.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = self.ctx.timers.first().map(|&(t, _)| t);
-        for t in [self.ctx.hub.poll_timeout(), self.ctx.shutdown_at]
-            .into_iter()
-            .flatten()
+        for t in [
+            self.ctx.hub.poll_timeout(),
+            self.ctx.shutdown_at,
+            self.ctx.sio.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
         {
             next = Some(next.map_or(t, |n| n.min(t)));
         }
@@ -609,6 +624,7 @@ impl Node {
     /// Fans out every pending message: its shared bytes go to each
     /// subscriber's queue, and every poll parked on its topic is answered.
     fn run_pending(&mut self, now: Instant) {
+        self.sio_flush(now);
         for topic in std::mem::take(&mut self.ctx.drops) {
             let mut conns: Vec<ConnId> = self
                 .ctx
@@ -651,18 +667,22 @@ impl Node {
                 // subscriber of this message (single- and multi-topic form).
                 let mut deflated = Deflated::default();
                 let mut delivered = false;
+                let mut sio_subs = Vec::new();
                 let Ctx {
                     hub,
                     cfg,
                     stats,
                     ready,
                     log,
-                    latency,
                     ..
                 } = &mut self.ctx;
                 // The subscriber list is read in place while connections
                 // are written to: no copy of 5,000 ids per publish.
                 for &sub in hub.subscribers(&topic) {
+                    if sub >= sio::SIO_SUBS {
+                        sio_subs.push(sub);
+                        continue;
+                    }
                     let (sid, slot) = conn::sub_of(sub);
                     let Some(conn) = self.conns.get_mut(sid).and_then(Option::as_deref_mut) else {
                         continue;
@@ -688,8 +708,15 @@ impl Node {
                         Delivery::Skipped => {}
                     }
                 }
+                if !sio_subs.is_empty() {
+                    let n = sio::deliver(&mut self.ctx, &sio_subs, &msg);
+                    self.ctx.stats.deliveries += n;
+                    delivered |= n > 0;
+                }
                 if delivered {
-                    latency.record(now.saturating_duration_since(msg.published_at));
+                    self.ctx
+                        .latency
+                        .record(now.saturating_duration_since(msg.published_at));
                 }
                 for sid in cut {
                     if let Some(conn) = slot_of(&mut self.conns, sid) {
@@ -715,6 +742,10 @@ impl Node {
                     }
                 }
             }
+        }
+        self.sio_flush(now);
+        if !self.ctx.pending.is_empty() {
+            self.run_pending(now);
         }
     }
 }
@@ -749,6 +780,9 @@ fn step(
         conn.state = State::Closed;
         return;
     };
+    if from != to {
+        sio::on_leave(ctx, id, &conn.state, to, now);
+    }
     if !matches!(to, Phase::Streaming | Phase::WebSocket) {
         unsubscribe_all(ctx, id, &mut conn.state);
     }
@@ -822,7 +856,7 @@ fn closing_done(conn: &Conn) -> bool {
 /// Whether input left over after `feed` must be kept for later.
 fn keeps_input(conn: &Conn) -> bool {
     match &conn.state {
-        State::Http(_) | State::Parked(_) | State::WebSocket(_) => true,
+        State::Http(_) | State::Parked(_) | State::EioPoll(_) | State::WebSocket(_) => true,
         State::Closing(c) => c.ws.is_some(),
         State::Streaming(_) | State::Closed => false,
     }
@@ -852,7 +886,7 @@ fn feed(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, input: &mut [u8], now: Insta
                 app::process_ws(ctx, id, conn, &mut input[at..], now)
             }
             // Stays buffered until the poll is answered.
-            State::Parked(_) => 0,
+            State::Parked(_) | State::EioPoll(_) => 0,
             // A stream's request is answered: later input is ignored (a
             // client does not pipeline after an event stream); a closing
             // connection reads only to avoid a reset that would destroy
@@ -875,6 +909,8 @@ fn deadline_of(cfg: &Config, conn: &Conn) -> Option<Instant> {
                 .unwrap_or(conn.idle_since + cfg.keep_alive_timeout),
         ),
         State::Parked(p) => Some(p.deadline),
+        // The session's timers answer it (node/sio.rs).
+        State::EioPoll(_) => None,
         State::Streaming(s) => {
             let beat = s.last_write + cfg.heartbeat_interval;
             Some(s.expires.map_or(beat, |e| e.min(beat)))
@@ -909,6 +945,8 @@ fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
                 step(ctx, id, conn, Event::Deadline, now, |_| State::Closed);
             }
         }
+        // Answered by its session's timers, never by a deadline of its own.
+        State::EioPoll(_) => {}
         State::Parked(_) => {
             ctx.stats.polls_expired += 1;
             app::answer_parked(ctx, id, conn, now, true);

@@ -203,6 +203,14 @@ enum Outgoing {
         attachments: Vec<Vec<u8>>,
     },
     Disconnect,
+    /// An event for another socket (rooms, broadcasts): sent after this
+    /// handler's own output, if that socket is still connected.
+    EmitTo {
+        to: SocketAddr,
+        event: String,
+        args: Vec<Value>,
+        attachments: Vec<Vec<u8>>,
+    },
 }
 
 /// One socket as a handler sees it.
@@ -295,6 +303,21 @@ impl SocketCtx<'_> {
     /// Disconnects this socket from its namespace (the connection stays).
     pub fn disconnect(&mut self) {
         self.out.push(Outgoing::Disconnect);
+    }
+
+    /// Emits to another socket (of any namespace): how a handler speaks
+    /// to the rest of a room it keeps. A socket that is gone by then is
+    /// skipped; a reserved name is not sent.
+    pub fn emit_to(&mut self, to: &SocketAddr, event: &str, args: Vec<Value>) {
+        if RESERVED_EVENTS.contains(&event) {
+            return;
+        }
+        self.out.push(Outgoing::EmitTo {
+            to: to.clone(),
+            event: event.to_string(),
+            args,
+            attachments: Vec::new(),
+        });
     }
 }
 
@@ -516,6 +539,60 @@ impl SioServer {
     /// Disconnects a socket from its namespace.
     pub fn disconnect(&mut self, to: &SocketAddr) {
         self.flush(to, vec![Outgoing::Disconnect]);
+    }
+
+    /// Answers, from outside a handler, the client's event that carried
+    /// ack `id` (an application that decides later, after asking someone
+    /// else); `false` if the socket is not connected.
+    pub fn ack(
+        &mut self,
+        to: &SocketAddr,
+        id: AckId,
+        args: Vec<Value>,
+        attachments: Vec<Vec<u8>>,
+    ) -> bool {
+        if !self.is_connected(to) {
+            return false;
+        }
+        self.flush(
+            to,
+            vec![Outgoing::Ack {
+                id,
+                args,
+                attachments,
+            }],
+        );
+        true
+    }
+
+    /// Whether a socket is connected to its namespace now.
+    pub fn is_connected(&self, to: &SocketAddr) -> bool {
+        self.clients
+            .get(&to.eio)
+            .is_some_and(|c| c.sockets.contains_key(&to.nsp))
+    }
+
+    /// Sends an already encoded packet (its text, as
+    /// [`Message::encode`] writes it, and its attachments) to a socket:
+    /// one encoding serves every receiver of a fan-out. No offset is
+    /// added and nothing is kept for recovery. `false` if the socket is
+    /// not connected.
+    pub fn send_encoded(&mut self, to: &SocketAddr, text: &str, attachments: &[Vec<u8>]) -> bool {
+        if !self.is_connected(to) {
+            return false;
+        }
+        self.eio.send(to.eio, Data::Text(text.to_string()));
+        for a in attachments {
+            self.eio.send(to.eio, Data::Binary(a.clone()));
+        }
+        true
+    }
+
+    /// Ends an Engine.IO connection from the server's side (every socket
+    /// on it leaves its namespace).
+    pub fn close(&mut self, sid: Sid, now: Instant) {
+        self.eio.close(sid, now);
+        self.process(now);
     }
 
     /// Every event the Engine.IO sessions have, through the handlers.
@@ -883,6 +960,26 @@ impl SioServer {
                     p.id = Some(id);
                     p.data = Some(Value::Array(args));
                     self.write(addr.eio, p, attachments);
+                }
+                Outgoing::EmitTo {
+                    to,
+                    event,
+                    args,
+                    attachments,
+                } => {
+                    let connected = self
+                        .clients
+                        .get(&to.eio)
+                        .is_some_and(|c| c.sockets.contains_key(&to.nsp));
+                    if connected {
+                        let one = vec![Outgoing::Emit {
+                            event,
+                            args,
+                            attachments,
+                            ack: None,
+                        }];
+                        self.flush(&to, one);
+                    }
                 }
                 Outgoing::Disconnect => {
                     if let Some(state) = self

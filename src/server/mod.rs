@@ -184,6 +184,21 @@ impl Server {
         self.handle.clone()
     }
 
+    /// Registers Socket.IO handlers for namespace `name` on
+    /// `/socket.io/` (see [`crate::proto::socketio::Namespace`]). Without
+    /// a registration, namespace `/` is the hub's (subscribe, publish);
+    /// registering `/` replaces it.
+    ///
+    /// Panics if `name` does not start with `/` or contains `,`.
+    pub fn namespace(
+        &mut self,
+        name: &str,
+        handlers: impl crate::proto::socketio::Namespace + Send + 'static,
+    ) -> &mut Server {
+        self.node.register_namespace(name, Box::new(handlers));
+        self
+    }
+
     /// Serves until [`Handle::shutdown`], then drains what can be drained
     /// and returns.
     pub fn run(mut self) -> io::Result<()> {

@@ -1,0 +1,1097 @@
+//! Engine.IO and Socket.IO served from the core: the glue between the
+//! connections of `conn.rs` and the sans-IO servers of `proto/engineio.rs`
+//! and `proto/socketio.rs`, and namespace `/` onto the hub.
+//!
+//! Before working on this file, read the module docs of
+//! `proto/engineio.rs` (its routing table is what this file implements)
+//! and `proto/socketio.rs`, then DESIGN "Socket.IO".
+//!
+//! # How a session meets the connections
+//!
+//! An Engine.IO session outlives the HTTP requests that carry it, so it
+//! lives here, in [`SioGlue`], not in a connection. A connection only
+//! *carries* a session for a while:
+//!
+//! - a polling GET with nothing to send parks in [`Phase::EioParked`]
+//!   (`conn.rs`), recorded in `polls` by sid; the session's
+//!   `Transmit::PollResponse` answers it and it goes back to HTTP;
+//! - a WebSocket on the path is a [`WsRole::Eio`] connection, recorded in
+//!   `sockets` by sid; `Transmit::WsMessage` / `CloseWs` go to it.
+//!
+//! The sessions are driven inside the node's `handle_*` calls, and what
+//! they want written is applied to the connections in [`Node::sio_flush`],
+//! which every `handle_*` runs (through `run_pending`) once the
+//! connection it was handling is back in its slot. The sessions' timers
+//! (pings, ping timeouts, the connect timeout) are one more deadline of
+//! [`Node::poll_timeout`].
+//!
+//! # Namespace `/` onto the hub
+//!
+//! [`HubNamespace`] runs inside the Socket.IO server, which cannot reach
+//! the hub, so it only records what its sockets ask (connect, events,
+//! disconnect) in an [`Inbox`]; [`Node::sio_flush`] carries them out
+//! against the hub and answers their acks. A Socket.IO socket's
+//! subscriptions are hub subscribers numbered from [`SIO_SUBS`] up, so
+//! the fan-out tells them from connections without a lookup.
+//!
+//! A message reaches a socket as `EVENT(name, data, {topic, id})`: its
+//! packet text is written once per message and shared by every socket.
+//! Binary: see [`BINARY_ENCODING`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+use crate::client::json::Value;
+use crate::hub::{self, Cursor, EventName, Message, PayloadKind, ReplayLimit, Transport};
+use crate::proto::engineio::{
+    EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, Transmit, ERROR_CONTENT_TYPE,
+    POLL_CONTENT_TYPE,
+};
+use crate::proto::http::Request;
+use crate::proto::socketio::{
+    AckId, DisconnectReason, Event as SioEvent, Namespace, SioConfig, SioServer,
+    SocketAddr as SioAddr, SocketCtx,
+};
+use crate::proto::ws::{MessageKind, WsDeflate, WsLimits, WsSession};
+use crate::wire::http1::Method;
+use crate::wire::jws::{Claims, Verifier};
+use crate::wire::socketio::{placeholder, to_json, RESERVED_EVENTS};
+use crate::wire::ws_extensions::DeflatePolicy;
+use crate::wire::{json, ws_handshake};
+use crate::Config;
+
+use super::app::{self, Next};
+use super::conn::{EngineKind, Phase, State, Subs, TopicName, WsConn, WsRole, MAX_SUBS};
+use super::outq::OutQueue;
+use super::{close_state, new_sub, slot_of, start_position, step, ConnId, Ctx, Event, Node};
+
+/// Hub subscriber numbers from here up are Socket.IO sockets
+/// (`SIO_SUBS + socket × MAX_SUBS + slot`); below are connections.
+pub(crate) const SIO_SUBS: usize = 1 << (usize::BITS - 2);
+
+/// The `encoding` of a binary payload on the hub. A Socket.IO `publish`
+/// whose data is a binary attachment is stored as the JSON payload
+/// `{"encoding":"base64","data":"<standard base64>"}`: text-only
+/// transports (SSE, polls, JSON frames) carry exactly that object, and
+/// Socket.IO sockets get the bytes back as a binary attachment. (Any
+/// JSON payload of exactly that shape, whoever published it, reaches
+/// Socket.IO sockets as binary.)
+pub const BINARY_ENCODING: &str = "base64";
+
+/// Messages read from the history per step of a Socket.IO replay.
+const REPLAY_BATCH: usize = 64;
+
+/// The Socket.IO and Engine.IO servers of a node and where their
+/// sessions are carried.
+pub(crate) struct SioGlue {
+    server: SioServer,
+    /// The Engine.IO-only echo server and its path.
+    echo: Option<(String, Sessions)>,
+    /// The connection parked on each session's GET.
+    polls: HashMap<Sid, ConnId>,
+    /// The WebSocket connection of each session (its transport, or the
+    /// one probing to become it).
+    sockets: HashMap<Sid, ConnId>,
+    inbox: Arc<Mutex<Inbox>>,
+    /// Namespace `/` sockets, by number (see [`SIO_SUBS`]).
+    socks: Vec<Option<HubSock>>,
+    free: Vec<usize>,
+    /// The socket number of each connection's `/` socket.
+    by_sid: HashMap<Sid, usize>,
+    /// The earliest session deadline, kept so that asking is cheap.
+    deadline: Option<Instant>,
+    /// A session was touched since `deadline` was computed.
+    dirty: bool,
+}
+
+/// A namespace `/` socket.
+struct HubSock {
+    addr: SioAddr,
+    subs: Subs,
+    /// What its token allows (tokens on).
+    claims: Option<Box<Claims>>,
+}
+
+/// What namespace `/` recorded for the node, and what it needs to judge
+/// a CONNECT by itself.
+struct Inbox {
+    verifier: Option<Verifier>,
+    /// The wall-clock second (token `exp`/`nbf`).
+    date_secs: u64,
+    /// The token of each session's handshake request (`Authorization` or
+    /// `?token=`), used when CONNECT carries none.
+    tokens: HashMap<Sid, String>,
+    calls: Vec<HubCall>,
+}
+
+enum HubCall {
+    Connect {
+        addr: SioAddr,
+        claims: Option<Claims>,
+    },
+    Event {
+        addr: SioAddr,
+        name: String,
+        args: Vec<Value>,
+        attachments: Vec<Vec<u8>>,
+        ack: Option<AckId>,
+    },
+    Disconnect {
+        addr: SioAddr,
+    },
+}
+
+fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
+    // One thread uses it; a poisoned lock still holds consistent data.
+    inbox.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `{"message","data":{"status"}}`: a refused CONNECT's payload.
+fn connect_refusal(status: u16, message: &str) -> Value {
+    Value::Object(vec![
+        ("message".into(), Value::String(message.into())),
+        (
+            "data".into(),
+            Value::Object(vec![("status".into(), Value::Number(f64::from(status)))]),
+        ),
+    ])
+}
+
+/// `{"error":{"status","message"}}`: a refused request's ack.
+fn error_ack(status: u16, message: &str) -> Value {
+    Value::Object(vec![(
+        "error".into(),
+        Value::Object(vec![
+            ("status".into(), Value::Number(f64::from(status))),
+            ("message".into(), Value::String(message.into())),
+        ]),
+    )])
+}
+
+/// Namespace `/` of the binary: subscribe, unsubscribe and publish on the
+/// hub (DESIGN "Socket.IO").
+struct HubNamespace {
+    inbox: Arc<Mutex<Inbox>>,
+}
+
+impl Namespace for HubNamespace {
+    fn on_connect(&mut self, socket: &mut SocketCtx<'_>, auth: &Value) -> Result<(), Value> {
+        let mut inbox = lock(&self.inbox);
+        let claims = match &inbox.verifier {
+            None => None,
+            Some(verifier) => {
+                // DESIGN "Security": Bearer, else ?token=, else the CONNECT
+                // payload's {token}; the CONNECT's own token wins here, as
+                // it is the freshest the client has.
+                let token = auth
+                    .get("token")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or_else(|| inbox.tokens.get(&socket.addr().eio).cloned());
+                let Some(token) = token else {
+                    return Err(connect_refusal(401, "a token is required"));
+                };
+                match verifier.verify(token.as_bytes(), inbox.date_secs) {
+                    Ok(c) => Some(c),
+                    Err(e) => return Err(connect_refusal(e.status(), &e.to_string())),
+                }
+            }
+        };
+        inbox.calls.push(HubCall::Connect {
+            addr: socket.addr().clone(),
+            claims,
+        });
+        Ok(())
+    }
+
+    fn on_event(&mut self, socket: &mut SocketCtx<'_>, event: &SioEvent<'_>) {
+        lock(&self.inbox).calls.push(HubCall::Event {
+            addr: socket.addr().clone(),
+            name: event.name.to_string(),
+            args: event.args.to_vec(),
+            attachments: event.attachments.to_vec(),
+            ack: event.ack,
+        });
+    }
+
+    fn on_disconnect(&mut self, socket: &SioAddr, _id: Sid, _reason: DisconnectReason) {
+        lock(&self.inbox).calls.push(HubCall::Disconnect {
+            addr: socket.clone(),
+        });
+    }
+}
+
+impl SioGlue {
+    pub(crate) fn new(cfg: &Config) -> SioGlue {
+        let eio = EioConfig {
+            ping_interval: cfg.sio_ping_interval,
+            ping_timeout: cfg.sio_ping_timeout,
+            max_payload: cfg.sio_max_payload,
+            max_sessions: cfg.sio_max_sessions,
+            max_buffered_packets: cfg.sio_max_buffered_packets,
+            ..EioConfig::default()
+        };
+        let config = SioConfig {
+            eio: eio.clone(),
+            connect_timeout: cfg.sio_connect_timeout,
+            ..SioConfig::default()
+        };
+        let inbox = Arc::new(Mutex::new(Inbox {
+            verifier: cfg.auth_secret.as_deref().map(Verifier::new),
+            date_secs: 0,
+            tokens: HashMap::new(),
+            calls: Vec::new(),
+        }));
+        let mut server = SioServer::new(config);
+        server.register(
+            "/",
+            Box::new(HubNamespace {
+                inbox: Arc::clone(&inbox),
+            }),
+        );
+        SioGlue {
+            server,
+            echo: cfg
+                .engineio_echo_path
+                .clone()
+                .map(|path| (path, Sessions::new(eio))),
+            polls: HashMap::new(),
+            sockets: HashMap::new(),
+            inbox,
+            socks: Vec::new(),
+            free: Vec::new(),
+            by_sid: HashMap::new(),
+            deadline: None,
+            dirty: false,
+        }
+    }
+
+    /// Which server a request path belongs to, if any (with or without
+    /// its trailing `/`, as clients are configured both ways).
+    pub(crate) fn engine_for(&self, path: &str) -> Option<EngineKind> {
+        let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+        if same(path, "/socket.io/") {
+            return Some(EngineKind::SocketIo);
+        }
+        match &self.echo {
+            Some((p, _)) if same(path, p) => Some(EngineKind::EngineIo),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn set_date(&mut self, secs: u64) {
+        lock(&self.inbox).date_secs = secs;
+    }
+
+    /// Registers a namespace's handlers (replacing the hub's for `/`).
+    pub(crate) fn register(&mut self, name: &str, handlers: Box<dyn Namespace + Send>) {
+        self.server.register(name, handlers);
+    }
+
+    /// The echo server answers each message with itself.
+    fn echo_events(sessions: &mut Sessions) {
+        while let Some((sid, event)) = sessions.poll_event() {
+            if let EioEvent::Message(data) = event {
+                sessions.send(sid, data);
+            }
+        }
+    }
+
+    fn http(
+        &mut self,
+        engine: EngineKind,
+        method: &str,
+        query: &str,
+        body: &[u8],
+        now: Instant,
+    ) -> HttpAnswer {
+        self.dirty = true;
+        match (engine, &mut self.echo) {
+            (EngineKind::EngineIo, Some((_, s))) => {
+                let a = s.handle_http(method, query, body, now);
+                Self::echo_events(s);
+                a
+            }
+            _ => self.server.handle_http(method, query, body, now),
+        }
+    }
+
+    fn ws_request(
+        &mut self,
+        engine: EngineKind,
+        query: &str,
+        now: Instant,
+    ) -> Result<Sid, SessionError> {
+        self.dirty = true;
+        match (engine, &mut self.echo) {
+            (EngineKind::EngineIo, Some((_, s))) => s.handle_ws_request(query, now),
+            _ => self.server.handle_ws_request(query, now),
+        }
+    }
+
+    /// One complete message from the WebSocket of session `sid`.
+    pub(crate) fn ws_message(
+        &mut self,
+        engine: EngineKind,
+        sid: Sid,
+        binary: bool,
+        data: &[u8],
+        now: Instant,
+    ) {
+        self.dirty = true;
+        // An error has queued the WebSocket's close already.
+        let _ = match (engine, &mut self.echo) {
+            (EngineKind::EngineIo, Some((_, s))) => {
+                let r = s.handle_ws_message(sid, binary, data, now);
+                Self::echo_events(s);
+                r
+            }
+            _ => self.server.handle_ws_message(sid, binary, data, now),
+        };
+    }
+
+    fn ws_closed(&mut self, engine: EngineKind, sid: Sid, now: Instant) {
+        self.dirty = true;
+        match (engine, &mut self.echo) {
+            (EngineKind::EngineIo, Some((_, s))) => {
+                s.handle_ws_closed(sid, now);
+                Self::echo_events(s);
+            }
+            _ => self.server.handle_ws_closed(sid, now),
+        }
+    }
+
+    fn poll_aborted(&mut self, engine: EngineKind, sid: Sid, now: Instant) {
+        self.dirty = true;
+        match (engine, &mut self.echo) {
+            (EngineKind::EngineIo, Some((_, s))) => {
+                s.handle_poll_aborted(sid, now);
+                Self::echo_events(s);
+            }
+            _ => self.server.handle_poll_aborted(sid, now),
+        }
+    }
+
+    /// Runs the sessions' timers that are due.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        self.dirty = true;
+        self.server.handle_timeout(now);
+        if let Some((_, s)) = &mut self.echo {
+            s.handle_timeout(now);
+            Self::echo_events(s);
+        }
+    }
+
+    /// The earliest session deadline.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    fn refresh_deadline(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let echo = self.echo.as_ref().and_then(|(_, s)| s.poll_timeout());
+        self.deadline = [self.server.poll_timeout(), echo]
+            .into_iter()
+            .flatten()
+            .min();
+    }
+
+    fn poll_transmit(&mut self) -> Option<(Sid, Transmit)> {
+        if let Some(t) = self.server.poll_transmit() {
+            return Some(t);
+        }
+        self.echo.as_mut().and_then(|(_, s)| s.poll_transmit())
+    }
+}
+
+// ---- requests on the Engine.IO paths ---------------------------------------
+
+/// The token a handshake request carries, for a CONNECT that brings none.
+fn remember_token(ctx: &mut Ctx, sid: Sid, req: &Request) {
+    if ctx.verifier.is_none() {
+        return;
+    }
+    if let Some(token) = app::sio_request_token(req) {
+        lock(&ctx.sio.inbox).tokens.insert(sid, token);
+    }
+}
+
+/// Answers one request on an Engine.IO path: a polling request (answered
+/// now, or parked), or a WebSocket upgrade.
+pub(crate) fn http_request(
+    ctx: &mut Ctx,
+    id: ConnId,
+    out: &mut OutQueue,
+    req: &Request,
+    engine: EngineKind,
+    now: Instant,
+) -> Next {
+    let version = req.version();
+    let keep_alive = req.keep_alive;
+    if req.method() == Method::Options {
+        return app::sio_preflight(ctx, out, req);
+    }
+    // DESIGN "Security": a page on a foreign origin may not open a
+    // session (and so may not publish through one). server.ts
+    // `allowRequest` refusals are code 4, "Forbidden".
+    if !app::sio_origin_allowed(ctx, req) {
+        ctx.stats.auth_failures += 1;
+        let body = br#"{"code":4,"message":"Forbidden"}"#;
+        return app::sio_respond(ctx, out, version, keep_alive, 403, ERROR_CONTENT_TYPE, body);
+    }
+    let upgrade = req
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"websocket"));
+    if upgrade {
+        return ws_request(ctx, id, out, req, engine, now);
+    }
+    let answer = ctx
+        .sio
+        .http(engine, req.method().as_str(), req.query(), req.body, now);
+    match answer {
+        HttpAnswer::Respond {
+            status,
+            content_type,
+            body,
+        } => app::sio_respond(ctx, out, version, keep_alive, status, content_type, &body),
+        HttpAnswer::Opened { sid, body } => {
+            remember_token(ctx, sid, req);
+            app::sio_respond(ctx, out, version, keep_alive, 200, POLL_CONTENT_TYPE, &body)
+        }
+        HttpAnswer::Park(sid) => {
+            ctx.sio.polls.insert(sid, id);
+            Next::EioPark {
+                sid,
+                engine,
+                version,
+                keep_alive,
+            }
+        }
+    }
+}
+
+/// A WebSocket on an Engine.IO path: the handshake is checked before the
+/// session is asked, so a bad handshake leaves no session behind.
+fn ws_request(
+    ctx: &mut Ctx,
+    id: ConnId,
+    out: &mut OutQueue,
+    req: &Request,
+    engine: EngineKind,
+    now: Instant,
+) -> Next {
+    let version = req.version();
+    let keep_alive = req.keep_alive;
+    let policy = ws_handshake::HandshakePolicy {
+        subprotocols: &ctx.cfg.ws_subprotocols,
+        allowed_origins: &[],
+    };
+    let deflate_policy = ctx.cfg.ws_deflate.then(|| DeflatePolicy {
+        server_max_window_bits: ctx.cfg.ws_deflate_server_window_bits,
+        client_max_window_bits: ctx.cfg.ws_deflate_client_window_bits,
+        client_no_context_takeover: ctx.cfg.ws_deflate_client_no_context_takeover,
+    });
+    let accept = match ws_handshake::validate_with_deflate(
+        req.head,
+        req.buf,
+        &policy,
+        deflate_policy.as_ref(),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            let status = e.status();
+            let body = e.to_string().into_bytes();
+            let ct = "text/plain; charset=utf-8";
+            return app::sio_respond(ctx, out, version, keep_alive, status, ct, &body);
+        }
+    };
+    let fresh = !req.query().split('&').any(|p| p.starts_with("sid="));
+    let sid = match ctx.sio.ws_request(engine, req.query(), now) {
+        Ok(sid) => sid,
+        // server.ts `onWebSocket`: a second WebSocket for a session that
+        // has upgraded, or is upgrading, is accepted and closed at once
+        // (the client sees a close, not a failed handshake).
+        Err(SessionError::TransportMismatch) if !fresh => {
+            let mut head = Vec::new();
+            ws_handshake::write_accept(&mut head, &accept);
+            out.push(&head);
+            let mut session = WsSession::new(WsLimits::from_config(&ctx.cfg), now);
+            session.close(1000, "", now, out);
+            return Next::Ws(Box::new(WsConn {
+                session,
+                role: WsRole::Echo,
+                subs: Subs::default(),
+                claims: None,
+                expires: None,
+            }));
+        }
+        Err(e) => {
+            let HttpAnswer::Respond {
+                status,
+                content_type,
+                body,
+            } = e.answer()
+            else {
+                return Next::Close;
+            };
+            return app::sio_respond(ctx, out, version, keep_alive, status, content_type, &body);
+        }
+    };
+    if fresh {
+        remember_token(ctx, sid, req);
+    }
+    let mut head = Vec::new();
+    ws_handshake::write_accept(&mut head, &accept);
+    out.push(&head);
+    let mut limits = WsLimits::from_config(&ctx.cfg);
+    // One over maxPayload: the session itself refuses what is over it
+    // (close 1009, and the session ends), bigger never gets buffered.
+    limits.max_message_bytes = ctx.cfg.sio_max_payload.saturating_add(1);
+    let mut session = WsSession::new(limits, now);
+    session.set_deflate(accept.deflate.map(|p| WsDeflate::from_config(p, &ctx.cfg)));
+    session.set_trace(ctx.cfg.trace);
+    ctx.sio.sockets.insert(sid, id);
+    ctx.trace(|| format!("[{id}] Engine.IO WebSocket for {sid} ({engine:?})"));
+    Next::Ws(Box::new(WsConn {
+        session,
+        role: WsRole::Eio { sid, engine },
+        subs: Subs::default(),
+        claims: None,
+        expires: None,
+    }))
+}
+
+/// A connection stops carrying a session (called by `step` as it leaves
+/// `from`): a parked GET that was not answered aborts its poll, a
+/// WebSocket that ends tells its session.
+pub(super) fn on_leave(ctx: &mut Ctx, id: ConnId, state: &State, to: Phase, now: Instant) {
+    match state {
+        State::EioPoll(p) if to != Phase::EioParked && ctx.sio.polls.get(&p.sid) == Some(&id) => {
+            ctx.sio.polls.remove(&p.sid);
+            ctx.sio.poll_aborted(p.engine, p.sid, now);
+        }
+        State::WebSocket(ws) if to != Phase::WebSocket => {
+            if let WsRole::Eio { sid, engine } = ws.role {
+                if ctx.sio.sockets.get(&sid) == Some(&id) {
+                    ctx.sio.sockets.remove(&sid);
+                    ctx.sio.ws_closed(engine, sid, now);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Answers a parked Engine.IO GET with `body` and turns the connection
+/// back to HTTP; requests pipelined behind it are answered next.
+pub(super) fn answer_poll(
+    ctx: &mut Ctx,
+    id: ConnId,
+    conn: &mut super::Conn,
+    body: &[u8],
+    now: Instant,
+) {
+    let State::EioPoll(p) = &conn.state else {
+        return;
+    };
+    if ctx.sio.polls.get(&p.sid) == Some(&id) {
+        ctx.sio.polls.remove(&p.sid);
+    }
+    let (version, keep_alive) = (p.version, p.keep_alive);
+    let next = app::sio_respond(
+        ctx,
+        &mut conn.out,
+        version,
+        keep_alive,
+        200,
+        POLL_CONTENT_TYPE,
+        body,
+    );
+    conn.idle_since = now;
+    if let Next::Close = next {
+        step(ctx, id, conn, Event::AnsweredLast, now, close_state);
+        return;
+    }
+    step(ctx, id, conn, Event::PollAnswered, now, |old| match old {
+        State::EioPoll(p) => State::Http(p.http),
+        other => other,
+    });
+    if !conn.inbuf.is_empty() {
+        let mut input = std::mem::take(&mut conn.inbuf);
+        let used = super::feed(ctx, id, conn, &mut input, now);
+        input.drain(..used.min(input.len()));
+        if super::keeps_input(conn) && !input.is_empty() {
+            conn.inbuf = input;
+        }
+    }
+}
+
+// ---- namespace `/` onto the hub ----------------------------------------------
+
+fn sub_number(sock: usize, slot: usize) -> usize {
+    SIO_SUBS + sock * MAX_SUBS + slot
+}
+
+/// A message as the packet every socket receives: its text (written
+/// once) and its attachments. `None` for an event name the client's
+/// parser would refuse (a reserved one): such a message is not sent to
+/// Socket.IO sockets at all, rather than dropping their connections.
+pub(crate) struct Encoded {
+    text: String,
+    attachments: Vec<Vec<u8>>,
+}
+
+fn binary_payload(msg: &Message) -> Option<Vec<u8>> {
+    if msg.kind != PayloadKind::Json || !msg.data().contains(BINARY_ENCODING) {
+        return None;
+    }
+    let v = crate::client::json::parse(msg.data()).ok()?;
+    let Value::Object(members) = &v else {
+        return None;
+    };
+    if members.len() != 2 || v.get("encoding")?.as_str()? != BINARY_ENCODING {
+        return None;
+    }
+    STANDARD.decode(v.get("data")?.as_str()?).ok()
+}
+
+pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
+    let event = msg.event_name();
+    if RESERVED_EVENTS.contains(&event) {
+        return None;
+    }
+    let binary = binary_payload(msg);
+    let mut text = Vec::with_capacity(msg.data().len() + event.len() + 64);
+    // `<type>[<n>-][JSON]` for namespace `/` (no `/,`): EVENT, or
+    // BINARY_EVENT with one attachment.
+    text.extend_from_slice(if binary.is_some() { b"51-[" } else { b"2[" });
+    json::write_str(&mut text, event);
+    text.push(b',');
+    match (&binary, msg.kind) {
+        (Some(_), _) => text.extend_from_slice(to_json(&placeholder(0)).as_bytes()),
+        (None, PayloadKind::Json) => text.extend_from_slice(msg.data().as_bytes()),
+        (None, PayloadKind::Text) => json::write_str(&mut text, msg.data()),
+    }
+    text.extend_from_slice(b",{\"topic\":");
+    json::write_str(&mut text, msg.topic.as_str());
+    text.extend_from_slice(b",\"id\":");
+    json::write_str(&mut text, &msg.id_text);
+    text.extend_from_slice(b"}]");
+    let text = String::from_utf8(text).ok()?;
+    Some(Encoded {
+        text,
+        attachments: binary.into_iter().collect(),
+    })
+}
+
+/// Live delivery to Socket.IO subscribers of `msg` (the fan-out's part
+/// for them); returns how many got it.
+pub(super) fn deliver(ctx: &mut Ctx, subs: &[usize], msg: &Message) -> u64 {
+    let Some(encoded) = encode_message(msg) else {
+        return 0;
+    };
+    let mut n = 0;
+    for &number in subs {
+        let (sock, slot) = (
+            (number - SIO_SUBS) / MAX_SUBS,
+            (number - SIO_SUBS) % MAX_SUBS,
+        );
+        let Some(Some(s)) = ctx.sio.socks.get_mut(sock) else {
+            continue;
+        };
+        let Some(sub) = s.subs.get_mut(slot) else {
+            continue;
+        };
+        // Queued already by the replay of a subscribe in the same turn.
+        if sub.cursor.epoch == msg.id.epoch && msg.id.seq <= sub.cursor.seq {
+            continue;
+        }
+        sub.cursor = msg.id;
+        if ctx
+            .sio
+            .server
+            .send_encoded(&s.addr, &encoded.text, &encoded.attachments)
+        {
+            n += 1;
+        }
+    }
+    ctx.sio.dirty |= n > 0;
+    n
+}
+
+/// Carries out what namespace `/` recorded; `true` if there was anything.
+fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
+    let calls = std::mem::take(&mut lock(&ctx.sio.inbox).calls);
+    if calls.is_empty() {
+        return false;
+    }
+    ctx.sio.dirty = true;
+    for call in calls {
+        match call {
+            HubCall::Connect { addr, claims } => {
+                let sock = HubSock {
+                    addr: addr.clone(),
+                    subs: Subs::default(),
+                    claims: claims.map(Box::new),
+                };
+                let n = match ctx.sio.free.pop() {
+                    Some(n) => {
+                        ctx.sio.socks[n] = Some(sock);
+                        n
+                    }
+                    None => {
+                        ctx.sio.socks.push(Some(sock));
+                        ctx.sio.socks.len() - 1
+                    }
+                };
+                ctx.sio.by_sid.insert(addr.eio, n);
+            }
+            HubCall::Disconnect { addr } => {
+                let Some(n) = ctx.sio.by_sid.remove(&addr.eio) else {
+                    continue;
+                };
+                if let Some(sock) = ctx.sio.socks.get_mut(n).and_then(Option::take) {
+                    for (slot, sub) in sock.subs.iter() {
+                        ctx.hub.unsubscribe(&sub.topic, sub_number(n, slot));
+                    }
+                    ctx.sio.free.push(n);
+                }
+            }
+            HubCall::Event {
+                addr,
+                name,
+                args,
+                attachments,
+                ack,
+            } => {
+                let Some(&n) = ctx.sio.by_sid.get(&addr.eio) else {
+                    continue;
+                };
+                let reply = match name.as_str() {
+                    "subscribe" => subscribe(ctx, n, &args, now),
+                    "unsubscribe" => unsubscribe(ctx, n, &args),
+                    "publish" => publish(ctx, n, &args, &attachments, now),
+                    _ => Err((
+                        404,
+                        format!("unknown event {name:?}: subscribe, unsubscribe or publish"),
+                    )),
+                };
+                if let Some(ack) = ack {
+                    let value = match reply {
+                        Ok(v) => v,
+                        Err((status, message)) => error_ack(status, &message),
+                    };
+                    ctx.sio.server.ack(&addr, ack, vec![value], Vec::new());
+                }
+            }
+        }
+    }
+    true
+}
+
+type Reply = Result<Value, (u16, String)>;
+
+fn topic_arg(args: &[Value]) -> Result<TopicName, (u16, String)> {
+    let name = args
+        .first()
+        .and_then(Value::as_str)
+        .ok_or((400, "the first argument is the topic name".to_string()))?;
+    TopicName::parse(name).map_err(|e| (e.status(), e.to_string()))
+}
+
+/// `subscribe(TOPIC, {after}, ack)`: joins, replays after the cursor,
+/// acks `{"last_id","gap"}`.
+fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
+    let topic = topic_arg(args)?;
+    let after = args
+        .get(1)
+        .and_then(|o| o.get("after"))
+        .and_then(Value::as_str);
+    let cursor = hub::parse_cursor(after).map_err(|e| (e.status(), e.to_string()))?;
+    let max = ctx.cfg.max_topics_per_connection.clamp(1, MAX_SUBS);
+    let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
+        return Err((410, "gone".into()));
+    };
+    if sock
+        .claims
+        .as_ref()
+        .is_some_and(|c| !c.may_subscribe(&topic))
+    {
+        return Err((
+            403,
+            format!("the token does not allow subscribing to {topic}"),
+        ));
+    }
+    // Subscribing again moves the subscription to the new cursor.
+    if let Some(slot) = sock.subs.find(&topic) {
+        sock.subs.remove(slot);
+        ctx.hub.unsubscribe(&topic, sub_number(n, slot));
+    }
+    if sock.subs.len() >= max {
+        return Err((400, format!("more than {max} topics on one connection")));
+    }
+    let addr = sock.addr.clone();
+    let start = start_position(ctx, &topic, &cursor, after.unwrap_or(""), now)
+        .map_err(|e| (e.status(), e.to_string()))?;
+    let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
+        return Err((410, "gone".into()));
+    };
+    let mut sub = new_sub(&topic, start.last_id);
+    sub.catching_up = false;
+    let Some(slot) = sock.subs.insert(sub) else {
+        return Err((400, "too many topics".into()));
+    };
+    if let Err(e) = ctx
+        .hub
+        .subscribe(&topic, sub_number(n, slot), Transport::SocketIo)
+    {
+        sock.subs.remove(slot);
+        return Err((e.status(), e.to_string()));
+    }
+    // The replay, whole: the history it reads is bounded by Config, and
+    // the session's own queue bounds what waits for a polling client.
+    let mut position = start.last_id;
+    loop {
+        let limit = ReplayLimit {
+            messages: REPLAY_BATCH,
+            bytes: ctx.cfg.subscriber_queue_bytes,
+        };
+        let text = position.to_string();
+        let Ok(replay) = ctx
+            .hub
+            .replay(&topic, &Cursor::After(position), &text, now, limit)
+        else {
+            break;
+        };
+        if replay.messages.is_empty() || replay.messages.last().map(|m| m.id) == Some(position) {
+            break;
+        }
+        for m in &replay.messages {
+            if let Some(e) = encode_message(m) {
+                ctx.sio.server.send_encoded(&addr, &e.text, &e.attachments);
+            }
+            position = m.id;
+        }
+    }
+    if let Some(Some(sock)) = ctx.sio.socks.get_mut(n) {
+        if let Some(sub) = sock.subs.get_mut(slot) {
+            sub.cursor = position;
+        }
+    }
+    let last_id = ctx.hub.last_id(&topic).unwrap_or(position).to_string();
+    Ok(Value::Object(vec![
+        ("last_id".into(), Value::String(last_id)),
+        ("gap".into(), Value::Bool(start.gap.is_some())),
+    ]))
+}
+
+fn unsubscribe(ctx: &mut Ctx, n: usize, args: &[Value]) -> Reply {
+    let topic = topic_arg(args)?;
+    if let Some(Some(sock)) = ctx.sio.socks.get_mut(n) {
+        if let Some(slot) = sock.subs.find(&topic) {
+            sock.subs.remove(slot);
+            ctx.hub.unsubscribe(&topic, sub_number(n, slot));
+        }
+    }
+    Ok(Value::Object(vec![(
+        "topic".into(),
+        Value::String(topic.to_string()),
+    )]))
+}
+
+/// `publish(TOPIC, DATA, {event}, ack)`: acks `{"id"}`. A string is
+/// published as text, any other JSON value as JSON, a binary attachment
+/// as [`BINARY_ENCODING`].
+fn publish(
+    ctx: &mut Ctx,
+    n: usize,
+    args: &[Value],
+    attachments: &[Vec<u8>],
+    now: Instant,
+) -> Reply {
+    let topic = topic_arg(args)?;
+    if let Some(Some(sock)) = ctx.sio.socks.get(n) {
+        if sock.claims.as_ref().is_some_and(|c| !c.may_publish(&topic)) {
+            return Err((
+                403,
+                format!("the token does not allow publishing to {topic}"),
+            ));
+        }
+    }
+    let event = match args
+        .get(2)
+        .and_then(|o| o.get("event"))
+        .and_then(Value::as_str)
+    {
+        Some(e) => Some(EventName::parse(e).map_err(|e| (e.status(), e.to_string()))?),
+        None => None,
+    };
+    let data = args.get(1).unwrap_or(&Value::Null);
+    let is_placeholder = data.get("_placeholder").is_some() && data.get("num").is_some();
+    let (text, kind) = match data {
+        Value::String(s) => (s.clone(), PayloadKind::Text),
+        _ if is_placeholder => {
+            let num = data.get("num").and_then(|v| match v {
+                Value::Number(x) => Some(*x as usize),
+                _ => None,
+            });
+            let bytes = num
+                .and_then(|i| attachments.get(i))
+                .ok_or((400, "a placeholder names no attachment".to_string()))?;
+            let mut t = Vec::with_capacity(bytes.len() * 4 / 3 + 40);
+            t.extend_from_slice(b"{\"encoding\":\"base64\",\"data\":\"");
+            t.extend_from_slice(STANDARD.encode(bytes).as_bytes());
+            t.extend_from_slice(b"\"}");
+            (String::from_utf8(t).unwrap_or_default(), PayloadKind::Json)
+        }
+        other => (to_json(other), PayloadKind::Json),
+    };
+    if text.len() > ctx.cfg.max_message_bytes {
+        return Err((413, "message too large".into()));
+    }
+    let msg = super::publish(ctx, None, &topic, event.as_ref(), &text, kind, now)
+        .map_err(|e| (e.status(), e.to_string()))?;
+    Ok(Value::Object(vec![(
+        "id".into(),
+        Value::String(msg.id_text.to_string()),
+    )]))
+}
+
+// ---- the node's side -----------------------------------------------------------
+
+impl Node {
+    /// Registers Socket.IO handlers for namespace `name` (`/` or
+    /// `/something`) on `/socket.io/`. Registering `/` replaces the hub's
+    /// namespace (subscribe/publish) with the application's.
+    ///
+    /// Panics if `name` does not start with `/` or contains `,` (the
+    /// server's own configuration, never a peer's input).
+    pub fn register_namespace(&mut self, name: &str, handlers: Box<dyn Namespace + Send>) {
+        self.ctx.sio.register(name, handlers);
+    }
+
+    /// Applies everything the Engine.IO sessions want written to the
+    /// connections that carry them, and carries out namespace `/`'s
+    /// requests, until nothing is left.
+    pub(super) fn sio_flush(&mut self, now: Instant) {
+        loop {
+            let mut any = run_calls(&mut self.ctx, now);
+            while let Some((sid, t)) = self.ctx.sio.poll_transmit() {
+                any = true;
+                self.sio_apply(sid, t, now);
+            }
+            while let Some((sid, _)) = self.ctx.sio.server.poll_closed() {
+                lock(&self.ctx.sio.inbox).tokens.remove(&sid);
+            }
+            if !any {
+                break;
+            }
+        }
+        self.ctx.sio.refresh_deadline();
+    }
+
+    fn sio_apply(&mut self, sid: Sid, t: Transmit, now: Instant) {
+        match t {
+            Transmit::PollResponse(body) => {
+                let Some(&id) = self.ctx.sio.polls.get(&sid) else {
+                    return;
+                };
+                if let Some(conn) = slot_of(&mut self.conns, id) {
+                    answer_poll(&mut self.ctx, id, conn, &body, now);
+                }
+                self.settle(id, now);
+            }
+            Transmit::WsMessage { binary, data } => {
+                let Some(&id) = self.ctx.sio.sockets.get(&sid) else {
+                    return;
+                };
+                let Some(conn) = slot_of(&mut self.conns, id) else {
+                    return;
+                };
+                let ctx = &mut self.ctx;
+                // DESIGN "Limits": a queue that already holds more than
+                // its cap is a slow reader; the session ends ("transport
+                // close" on the server's side) and the client reconnects.
+                if conn.out.len() > ctx.cfg.subscriber_queue_bytes {
+                    ctx.stats.slow_disconnects += 1;
+                    ctx.trace(|| format!("[{id}] Engine.IO session {sid} cut off: too slow"));
+                    conn.out.clear_unstarted();
+                    super::end_stream(ctx, id, conn, 1008, "subscriber too slow", now);
+                } else if let State::WebSocket(ws) = &mut conn.state {
+                    let kind = if binary {
+                        MessageKind::Binary
+                    } else {
+                        MessageKind::Text
+                    };
+                    ws.session.send(kind, &data, &mut conn.out);
+                }
+                self.settle(id, now);
+            }
+            Transmit::CloseWs(code) => {
+                let Some(id) = self.ctx.sio.sockets.remove(&sid) else {
+                    return;
+                };
+                if let Some(conn) = slot_of(&mut self.conns, id) {
+                    super::end_stream(&mut self.ctx, id, conn, code, "", now);
+                }
+                self.settle(id, now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{EventName, MessageId};
+
+    fn message(data: &str, kind: PayloadKind, event: Option<&str>) -> Message {
+        let topic = TopicName::parse("news").unwrap();
+        let event = event.map(|e| EventName::parse(e).unwrap());
+        Message::new(
+            &topic,
+            MessageId { epoch: 7, seq: 3 },
+            event.as_ref(),
+            data,
+            kind,
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn a_text_message_is_one_event_with_its_meta() {
+        let e = encode_message(&message("hi \"you\"", PayloadKind::Text, None)).unwrap();
+        assert_eq!(
+            e.text,
+            r#"2["message","hi \"you\"",{"topic":"news","id":"7-3"}]"#
+        );
+        assert!(e.attachments.is_empty());
+        let e = encode_message(&message(r#"{"a":1}"#, PayloadKind::Json, Some("tick"))).unwrap();
+        assert_eq!(e.text, r#"2["tick",{"a":1},{"topic":"news","id":"7-3"}]"#);
+    }
+
+    #[test]
+    fn a_base64_payload_is_a_binary_event_and_reserved_names_are_not_sent() {
+        let data = r#"{"encoding":"base64","data":"AAEC"}"#;
+        let e = encode_message(&message(data, PayloadKind::Json, None)).unwrap();
+        assert_eq!(
+            e.text,
+            r#"51-["message",{"_placeholder":true,"num":0},{"topic":"news","id":"7-3"}]"#
+        );
+        assert_eq!(e.attachments, vec![vec![0u8, 1, 2]]);
+        // The same text as text stays text.
+        let e = encode_message(&message(data, PayloadKind::Text, None)).unwrap();
+        assert!(e.text.starts_with("2[\"message\",\"{"));
+        assert!(encode_message(&message("x", PayloadKind::Text, Some("connect"))).is_none());
+    }
+}
