@@ -13,7 +13,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BASE, launch, uniqueTopic, publish, screenshot, seqOf } from './helpers.mjs';
+import { BASE, launch, uniqueTopic, screenshot, seqOf } from './helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
@@ -48,6 +48,14 @@ function startServer() {
       if (m) { clearTimeout(timer); resolve({ child, base: m[1] }); }
     });
   });
+}
+
+// POST a text message to this file's own server; resolves to its id.
+async function publish(base, topic, body) {
+  const res = await fetch(`${base}/topics/${topic}`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
+  const text = await res.text();
+  assert.equal(res.status, 200, `POST ${topic}: ${text}`);
+  return JSON.parse(text).id;
 }
 
 before(async () => {
@@ -97,7 +105,7 @@ test('two pages chat in rooms over Socket.IO, every send acked', { timeout: 60_0
 
   const room = uniqueTopic('sio-chat');
   const other = uniqueTopic('sio-side');
-  const kept = await publish(room, 'kept from before anyone joined');
+  const kept = await publish(base, room, 'kept from before anyone joined');
 
   const alice = await browser.newPage();
   const bob = await browser.newPage();
@@ -138,7 +146,7 @@ test('two pages chat in rooms over Socket.IO, every send acked', { timeout: 60_0
   await alice.fill('#text', 'only in the side room');
   await alice.click('#send');
   await alice.waitForSelector('#messages li.mine.acked:has-text("only in the side room")');
-  const fromHttp = await publish(room, 'posted over HTTP while alice is away');
+  const fromHttp = await publish(base, room, 'posted over HTTP while alice is away');
   await bob.waitForSelector(`#messages li.msg[data-id="${fromHttp}"]`);
   await alice.waitForSelector(`#rooms button[data-room="${room}"] .unread`);
   assert.equal(await alice.textContent(`#rooms button[data-room="${room}"] .unread`), '1');
