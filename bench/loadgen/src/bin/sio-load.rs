@@ -180,7 +180,10 @@ fn main() {
     let url = Url::parse(&base).unwrap_or_else(|e| loadgen::die(USAGE, &e));
     let mode = f.str("mode", "fanout");
     if !["fanout", "idle", "upgrade"].contains(&mode.as_str()) {
-        loadgen::die(USAGE, &format!("--mode: fanout, idle or upgrade, not {mode:?}"));
+        loadgen::die(
+            USAGE,
+            &format!("--mode: fanout, idle or upgrade, not {mode:?}"),
+        );
     }
     let nclients: usize = f.num("clients", 5000);
     let parallel: usize = f.num("parallel", 128);
@@ -203,7 +206,12 @@ fn main() {
     let (mut ready, mut dead) = (0usize, 0usize);
     let mut setup_ns: Vec<u64> = Vec::with_capacity(nclients);
     let t_base = Instant::now();
-    let mut tally = Tally { deliveries: 0, out_of_order: 0, latencies: Vec::new(), t_base };
+    let mut tally = Tally {
+        deliveries: 0,
+        out_of_order: 0,
+        latencies: Vec::new(),
+        t_base,
+    };
     let setup_started = Instant::now();
     let mut setup_wall = None;
     let connect_deadline = Instant::now() + Duration::from_secs(120);
@@ -213,7 +221,12 @@ fn main() {
     let acked = Arc::new(AtomicU64::new(0));
     let mut last_progress = Instant::now();
     let mut ids = Vec::new();
-    let ctx = Ctx { addr, host: &host, subscribe: &subscribe, idle: mode == "idle" };
+    let ctx = Ctx {
+        addr,
+        host: &host,
+        subscribe: &subscribe,
+        idle: mode == "idle",
+    };
 
     loop {
         // Start clients while fewer than `parallel` are setting up.
@@ -227,12 +240,20 @@ fn main() {
                 Phase::PollOpen
             } else {
                 pipe.out = loadgen::get_request(
-                    &Url { addr, host: host.clone(), path: "/socket.io/?EIO=4&transport=websocket".into() },
+                    &Url {
+                        addr,
+                        host: host.clone(),
+                        path: "/socket.io/?EIO=4&transport=websocket".into(),
+                    },
                     WS_FIELDS,
                 );
                 Phase::WsHandshake
             };
-            let (ws, http) = if polling { (None, Some(pipe)) } else { (Some(pipe), None) };
+            let (ws, http) = if polling {
+                (None, Some(pipe))
+            } else {
+                (Some(pipe), None)
+            };
             clients.push(Client {
                 phase,
                 ws,
@@ -327,7 +348,9 @@ fn main() {
             let rss1 = pid.map(|p| rss_bytes(p).unwrap_or(0));
             let alive = clients.iter().filter(|c| c.phase == Phase::Ready).count();
             let per = match (rss0, rss1) {
-                (Some(a), Some(b)) if alive > 0 => format!("{}", b.saturating_sub(a) / alive as u64),
+                (Some(a), Some(b)) if alive > 0 => {
+                    format!("{}", b.saturating_sub(a) / alive as u64)
+                }
                 _ => "-".into(),
             };
             println!(
@@ -449,7 +472,9 @@ fn step(
     if polling {
         return step_polling(c, i, ctx, poll);
     }
-    let Some(p) = c.ws.as_mut() else { return Ok(()) };
+    let Some(p) = c.ws.as_mut() else {
+        return Ok(());
+    };
     if !p.connected {
         if !connect_done(&p.s).map_err(|e| e.to_string())? {
             return Ok(());
@@ -459,7 +484,9 @@ fn step(
     p.flush()?;
     p.fill()?;
     if c.phase == Phase::WsHandshake || (c.phase == Phase::Probing && !c.ws_open) {
-        let Some(head) = parse_response_head(&p.buf)? else { return Ok(()) };
+        let Some(head) = parse_response_head(&p.buf)? else {
+            return Ok(());
+        };
         if head.status != 101 {
             return Err(format!("not upgraded: {}", head.status));
         }
@@ -472,8 +499,12 @@ fn step(
         }
     }
     loop {
-        let Some(p) = c.ws.as_mut() else { return Ok(()) };
-        let Some((op, hlen, plen)) = frame(&p.buf)? else { return Ok(()) };
+        let Some(p) = c.ws.as_mut() else {
+            return Ok(());
+        };
+        let Some((op, hlen, plen)) = frame(&p.buf)? else {
+            return Ok(());
+        };
         let payload = p.buf[hlen..hlen + plen].to_vec();
         p.buf.drain(..hlen + plen);
         match op {
@@ -507,7 +538,9 @@ fn step(
             Phase::Ready if payload.starts_with(b"42") => {
                 let (seq, t) = loadgen::unstamp(&payload).ok_or("an event without a stamp")?;
                 tally.deliveries += 1;
-                tally.latencies.push(loadgen::ns_since(tally.t_base).saturating_sub(t));
+                tally
+                    .latencies
+                    .push(loadgen::ns_since(tally.t_base).saturating_sub(t));
                 if seq != c.next {
                     tally.out_of_order += 1;
                 }
@@ -526,7 +559,9 @@ fn step(
 /// The polling connection of client `i` (`--mode upgrade`).
 fn step_polling(c: &mut Client, i: usize, ctx: &Ctx, poll: &Poll) -> Result<(), String> {
     let host = ctx.host;
-    let Some(p) = c.http.as_mut() else { return Ok(()) };
+    let Some(p) = c.http.as_mut() else {
+        return Ok(());
+    };
     if !p.connected {
         if !connect_done(&p.s).map_err(|e| e.to_string())? {
             return Ok(());
@@ -544,19 +579,29 @@ fn step_polling(c: &mut Client, i: usize, ctx: &Ctx, poll: &Poll) -> Result<(), 
                 if !body.windows(11).any(|w| w == b"\"websocket\"") {
                     return Err("the handshake offers no websocket upgrade".into());
                 }
-                p.send(&post(host, &format!("transport=polling&sid={}", c.sid), b"40"))?;
+                p.send(&post(
+                    host,
+                    &format!("transport=polling&sid={}", c.sid),
+                    b"40",
+                ))?;
                 c.phase = Phase::PollConnect;
             }
             Phase::PollConnect => {
                 if body != b"ok" {
-                    return Err(format!("POST answered {:?}", String::from_utf8_lossy(&body)));
+                    return Err(format!(
+                        "POST answered {:?}",
+                        String::from_utf8_lossy(&body)
+                    ));
                 }
                 p.send(&get(host, &polling))?;
                 c.phase = Phase::PollConnected;
             }
             Phase::PollConnected => {
                 if !body.split(|&b| b == 0x1e).any(|pk| pk.starts_with(b"40")) {
-                    return Err(format!("no CONNECT reply: {:?}", String::from_utf8_lossy(&body)));
+                    return Err(format!(
+                        "no CONNECT reply: {:?}",
+                        String::from_utf8_lossy(&body)
+                    ));
                 }
                 // A parked GET, as the official client always keeps one
                 // out, and the WebSocket beside it.
@@ -664,7 +709,10 @@ fn frame(b: &[u8]) -> Result<Option<(u8, usize, usize)>, String> {
     }
     let (hlen, plen) = match b[1] & 0x7f {
         126 if b.len() >= 4 => (4, u16::from_be_bytes([b[2], b[3]]) as usize),
-        127 if b.len() >= 10 => (10, u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize),
+        127 if b.len() >= 10 => (
+            10,
+            u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+        ),
         126 | 127 => return Ok(None),
         n => (2, n as usize),
     };
@@ -696,31 +744,33 @@ fn publish(
     );
     s.write_all(req.as_bytes()).expect("publisher handshake");
     let mut buf = Vec::new();
-    let read_frames = |s: &mut std::net::TcpStream, buf: &mut Vec<u8>, until: Instant| -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        loop {
-            if buf.starts_with(b"HTTP/") {
-                if let Ok(Some(h)) = parse_response_head(buf) {
-                    buf.drain(..h.head_len);
+    let read_frames =
+        |s: &mut std::net::TcpStream, buf: &mut Vec<u8>, until: Instant| -> Vec<Vec<u8>> {
+            let mut out = Vec::new();
+            loop {
+                if buf.starts_with(b"HTTP/") {
+                    if let Ok(Some(h)) = parse_response_head(buf) {
+                        buf.drain(..h.head_len);
+                    }
+                }
+                while let Ok(Some((_, hlen, plen))) = frame(buf) {
+                    out.push(buf[hlen..hlen + plen].to_vec());
+                    buf.drain(..hlen + plen);
+                }
+                let left = until.saturating_duration_since(Instant::now());
+                if !out.is_empty() || left.is_zero() {
+                    return out;
+                }
+                s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                    .ok();
+                let mut chunk = [0u8; 4096];
+                match s.read(&mut chunk) {
+                    Ok(0) => return out,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(_) => return out,
                 }
             }
-            while let Ok(Some((_, hlen, plen))) = frame(buf) {
-                out.push(buf[hlen..hlen + plen].to_vec());
-                buf.drain(..hlen + plen);
-            }
-            let left = until.saturating_duration_since(Instant::now());
-            if !out.is_empty() || left.is_zero() {
-                return out;
-            }
-            s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok();
-            let mut chunk = [0u8; 4096];
-            match s.read(&mut chunk) {
-                Ok(0) => return out,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(_) => return out,
-            }
-        }
-    };
+        };
     // Open, CONNECT, connected.
     let mut connected = false;
     let setup_until = Instant::now() + Duration::from_secs(10);
@@ -767,7 +817,11 @@ fn publish(
     }
     let until = Instant::now() + Duration::from_secs(10);
     while acked.load(Ordering::Relaxed) < written && Instant::now() < until {
-        let pks = read_frames(&mut s, &mut buf, Instant::now() + Duration::from_millis(100));
+        let pks = read_frames(
+            &mut s,
+            &mut buf,
+            Instant::now() + Duration::from_millis(100),
+        );
         handle(&mut s, pks);
     }
     written
