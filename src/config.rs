@@ -36,6 +36,12 @@ pub struct Config {
     /// For development: each request reads the file (a blocking read on
     /// the event loop).
     pub assets_dir: Option<std::path::PathBuf>,
+    /// The official Socket.IO browser client (`socket.io.min.js` from the
+    /// npm package `socket.io-client`), served at `/socket.io.min.js` for
+    /// the `/demo/socketio` page. The project does not ship that bundle;
+    /// unset, the path is 404 and the page says how to get it. Read on each
+    /// request (a blocking read on the event loop, as `assets_dir`).
+    pub socketio_client_js: Option<std::path::PathBuf>,
 
     // ---- HTTP/1.1 -------------------------------------------------------
     /// Largest request head (request line + headers + the empty line).
@@ -272,6 +278,7 @@ impl Default for Config {
             trust_proxy: false,
             debug_endpoints: false,
             assets_dir: None,
+            socketio_client_js: None,
 
             max_head_bytes: 16 * 1024,
             max_headers: 100,

@@ -75,6 +75,15 @@ const FLAGS: &[Flag] = &[
         },
     },
     Flag {
+        name: "socketio-client-js",
+        value: "FILE",
+        help: "serve FILE (socket.io-client's dist/socket.io.min.js) at /socket.io.min.js for /demo/socketio",
+        set: |c, v| {
+            c.socketio_client_js = Some(v.into());
+            Ok(())
+        },
+    },
+    Flag {
         name: "auth-secret",
         value: "SECRET",
         help: "require HS256 tokens (Bearer or ?token=) to publish, subscribe and manage topics",
@@ -872,6 +881,22 @@ mod tests {
         assert!(cfg.reuse_port);
         assert!(parse(&args(&["--cors-origin", "a\r\nX: y"])).is_err());
         assert!(parse(&args(&["--nope"])).is_err());
+    }
+
+    #[test]
+    fn socketio_client_js_flag() {
+        let file = "node_modules/socket.io-client/dist/socket.io.min.js";
+        let Ok(Cli::Serve(cfg)) = parse(&args(&["--socketio-client-js", file])) else {
+            panic!("flag refused");
+        };
+        assert_eq!(
+            cfg.socketio_client_js.as_deref(),
+            Some(std::path::Path::new(file))
+        );
+        let Ok(Cli::Serve(cfg)) = parse(&args(&[])) else {
+            panic!("no flags refused");
+        };
+        assert_eq!(cfg.socketio_client_js, None);
     }
 
     #[test]

@@ -771,6 +771,10 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
                 None => return Err(Refusal::new(404, "not found")),
             }
         }
+        Route::SocketIoClientJs => match socketio_client_js(&ctx.cfg) {
+            Some(bytes) => ctx.respond_body(out, meta, 200, JS, &[NO_CACHE], &bytes),
+            None => return Err(Refusal::new(404, SOCKETIO_CLIENT_MISSING)),
+        },
         Route::Stats => {
             let body = stats_json(ctx, now);
             ctx.respond_body(out, meta, 200, JSON, &[NO_CACHE], &body)
@@ -2382,6 +2386,21 @@ fn trace_request(ctx: &mut Ctx, id: ConnId, req: &Request) {
             "closes after"
         }
     ));
+}
+
+/// `GET /socket.io.min.js` without `--socketio-client-js`, or with a file
+/// that cannot be read: a 404 that says how to get the bundle, which the
+/// project does not ship.
+const SOCKETIO_CLIENT_MISSING: &str = "the Socket.IO browser client is not configured: \
+npm install socket.io-client, then start pushwire with \
+--socketio-client-js node_modules/socket.io-client/dist/socket.io.min.js";
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The bytes of the file `--socketio-client-js` names, if it is set and
+/// readable.
+fn socketio_client_js(cfg: &crate::config::Config) -> Option<Vec<u8>> {
+    std::fs::read(cfg.socketio_client_js.as_deref()?).ok()
 }
 
 #[cfg(test)]
