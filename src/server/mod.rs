@@ -392,7 +392,9 @@ impl Server {
                     }
                 }
                 Ok(n) => {
-                    self.node.handle_read(id, &mut self.rbuf[..n], now);
+                    // An echo goes out from the read buffer itself.
+                    self.node
+                        .handle_read_direct(id, &mut self.rbuf[..n], &mut sock.stream, now);
                     // epoll(7): with edge-triggered readiness on a stream
                     // socket, a read shorter than asked for means the
                     // receive queue is empty, and later data raises a new
