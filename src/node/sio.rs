@@ -49,7 +49,7 @@ use crate::client::json::Value;
 use crate::hub::{self, Cursor, EventName, Message, PayloadKind, ReplayLimit, Transport};
 use crate::proto::engineio::{
     random_sid, EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, SidSource, Transmit,
-    ERROR_CONTENT_TYPE, POLL_CONTENT_TYPE,
+    Transport as EioTransport, ERROR_CONTENT_TYPE, POLL_CONTENT_TYPE,
 };
 use crate::proto::http::Request;
 use crate::proto::socketio::{
@@ -734,19 +734,86 @@ pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
     })
 }
 
-/// Live delivery to Socket.IO subscribers of `msg` (the fan-out's part
-/// for them); returns how many got it.
-pub(super) fn deliver(ctx: &mut Ctx, subs: &[usize], msg: &Message) -> u64 {
+/// A message's WebSocket frames for Socket.IO sockets, each built on
+/// first need and shared by every socket that takes it: plain, and
+/// compressed once for sockets that negotiated permessage-deflate with
+/// our window (every answer declares `server_no_context_takeover`, so
+/// one compressed frame serves them all, RFC 7692 §7.2.1).
+#[derive(Default)]
+struct SharedFrames {
+    plain: Option<Arc<[u8]>>,
+    deflated: Option<Arc<[u8]>>,
+}
+
+impl SharedFrames {
+    /// The Engine.IO message `4<packet>` as a frame for `ws`, or `None`
+    /// when the session must write it itself (a deflate window other
+    /// than ours).
+    fn frame(&mut self, cfg: &Config, ws: &WsSession, text: &str) -> Option<Arc<[u8]>> {
+        let len = text.len() + 1;
+        match ws.deflate() {
+            Some(d) if len >= d.threshold as usize => {
+                if d.params.server_max_window_bits < cfg.ws_deflate_server_window_bits {
+                    return None;
+                }
+                let frame = self.deflated.get_or_insert_with(|| {
+                    crate::proto::ws_deflate::compress_message(
+                        &[b"4", text.as_bytes()],
+                        crate::wire::ws_frame::Opcode::Text,
+                        cfg.ws_deflate_level.min(9),
+                        cfg.ws_deflate_server_window_bits,
+                    )
+                    .into()
+                });
+                Some(Arc::clone(frame))
+            }
+            _ => {
+                let frame = self.plain.get_or_insert_with(|| {
+                    let mut payload = Vec::with_capacity(len);
+                    payload.push(b'4');
+                    payload.extend_from_slice(text.as_bytes());
+                    let mut frame = Vec::with_capacity(len + 10);
+                    crate::proto::ws::write_message(&mut frame, MessageKind::Text, &payload);
+                    frame.into()
+                });
+                Some(Arc::clone(frame))
+            }
+        }
+    }
+}
+
+/// What a fan-out did for Socket.IO sockets.
+#[derive(Default)]
+pub(super) struct Delivered {
+    pub(super) count: u64,
+    /// WebSocket connections whose queue was already over its cap.
+    pub(super) too_slow: Vec<ConnId>,
+}
+
+/// Live delivery of `msg` to its Socket.IO subscribers (the fan-out's
+/// part for them). A socket whose session is on WebSocket with nothing
+/// waiting gets the shared frame on its connection's queue directly;
+/// any other (polling, upgrading, binary) goes through its session.
+pub(super) fn deliver(
+    ctx: &mut Ctx,
+    conns: &mut [Option<Box<super::Conn>>],
+    subs: &[usize],
+    msg: &Message,
+) -> Delivered {
+    let mut done = Delivered::default();
     let Some(encoded) = encode_message(msg) else {
-        return 0;
+        return done;
     };
-    let mut n = 0;
+    let mut frames = SharedFrames::default();
+    let Ctx {
+        sio, cfg, ready, ..
+    } = ctx;
     for &number in subs {
         let (sock, slot) = (
             (number - SIO_SUBS) / MAX_SUBS,
             (number - SIO_SUBS) % MAX_SUBS,
         );
-        let Some(Some(s)) = ctx.sio.socks.get_mut(sock) else {
+        let Some(Some(s)) = sio.socks.get_mut(sock) else {
             continue;
         };
         let Some(sub) = s.subs.get_mut(slot) else {
@@ -757,16 +824,45 @@ pub(super) fn deliver(ctx: &mut Ctx, subs: &[usize], msg: &Message) -> u64 {
             continue;
         }
         sub.cursor = msg.id;
-        if ctx
-            .sio
+        let sid = s.addr.eio;
+        let direct = encoded.attachments.is_empty()
+            && sio.server.is_connected(&s.addr)
+            && sio.server.engine().get(sid).is_some_and(|e| {
+                e.is_open() && e.transport() == EioTransport::WebSocket && !e.has_pending()
+            });
+        let conn_id = sio.sockets.get(&sid).copied();
+        if let (true, Some(id)) = (direct, conn_id) {
+            let Some(conn) = conns.get_mut(id).and_then(Option::as_deref_mut) else {
+                continue;
+            };
+            let State::WebSocket(ws) = &conn.state else {
+                continue;
+            };
+            if let Some(frame) = frames.frame(cfg, &ws.session, &encoded.text) {
+                // DESIGN "Limits": only a queue that already holds more
+                // than its cap is a slow reader.
+                if conn.out.len() > cfg.subscriber_queue_bytes {
+                    done.too_slow.push(id);
+                    continue;
+                }
+                conn.out.push_shared(&frame);
+                if !conn.ready {
+                    conn.ready = true;
+                    ready.push(id);
+                }
+                done.count += 1;
+                continue;
+            }
+        }
+        if sio
             .server
             .send_encoded(&s.addr, &encoded.text, &encoded.attachments)
         {
-            n += 1;
+            done.count += 1;
+            sio.dirty = true;
         }
     }
-    ctx.sio.dirty |= n > 0;
-    n
+    done
 }
 
 /// Carries out what namespace `/` recorded; `true` if there was anything.

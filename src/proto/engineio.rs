@@ -459,6 +459,12 @@ impl EioSession {
         self.phase == Phase::Open
     }
 
+    /// Packets or transmits wait to be handed out: a message written to
+    /// the transport directly now would overtake them.
+    pub fn has_pending(&self) -> bool {
+        !self.transmits.is_empty() || !self.outbox.is_empty()
+    }
+
     /// Closed and nothing left to hand out: the table may drop it.
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Closed && self.transmits.is_empty() && self.events.is_empty()
