@@ -48,7 +48,7 @@ use base64::Engine as _;
 use crate::client::json::Value;
 use crate::hub::{self, Cursor, EventName, Message, PayloadKind, ReplayLimit, Transport};
 use crate::proto::engineio::{
-    random_sid, EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, SidSource, Transmit,
+    EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, SidSource, Transmit,
     Transport as EioTransport, ERROR_CONTENT_TYPE, POLL_CONTENT_TYPE,
 };
 use crate::proto::http::Request;
@@ -168,7 +168,7 @@ fn sid_source() -> SidSource {
     }
     #[cfg(not(fuzzing))]
     {
-        Box::new(random_sid)
+        Box::new(crate::proto::engineio::random_sid)
     }
 }
 
