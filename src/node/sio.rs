@@ -106,6 +106,8 @@ pub(crate) struct SioGlue {
     deadline: Option<Instant>,
     /// A session was touched since `deadline` was computed.
     dirty: bool,
+    /// Connection state recovery on namespace `/` (`--sio-recovery`).
+    recovery: bool,
 }
 
 /// A namespace `/` socket.
@@ -134,6 +136,8 @@ enum HubCall {
     Connect {
         addr: SioAddr,
         claims: Option<Claims>,
+        /// The offset a recovering client presented.
+        resume: Option<String>,
     },
     Event {
         addr: SioAddr,
@@ -198,6 +202,9 @@ fn error_ack(status: u16, message: &str) -> Value {
 /// hub (DESIGN "Socket.IO").
 struct HubNamespace {
     inbox: Arc<Mutex<Inbox>>,
+    /// Connection state recovery (see [`with_offset`]).
+    recovery: bool,
+    new_pid: SidSource,
 }
 
 impl Namespace for HubNamespace {
@@ -223,9 +230,30 @@ impl Namespace for HubNamespace {
                 }
             }
         };
+        // Recovery: the client presents the pid of its CONNECT reply and
+        // the offset of the last event it got. The offset is a combined
+        // cursor, which holds all there is to resume; keeping the pid says
+        // "recovered" to the client.
+        let mut resume = None;
+        if self.recovery {
+            let pid = auth.get("pid").and_then(Value::as_str).and_then(Sid::parse);
+            let offset = auth.get("offset").and_then(Value::as_str);
+            match (pid, offset) {
+                (Some(pid), Some(offset)) => {
+                    resume = Some(offset.to_string());
+                    socket.set_pid(pid);
+                }
+                _ => {
+                    if let Ok(pid) = (self.new_pid)() {
+                        socket.set_pid(pid);
+                    }
+                }
+            }
+        }
         inbox.calls.push(HubCall::Connect {
             addr: socket.addr().clone(),
             claims,
+            resume,
         });
         Ok(())
     }
@@ -277,6 +305,8 @@ impl SioGlue {
             "/",
             Box::new(HubNamespace {
                 inbox: Arc::clone(&inbox),
+                recovery: cfg.sio_recovery,
+                new_pid: sid_source(),
             }),
         );
         SioGlue {
@@ -293,6 +323,7 @@ impl SioGlue {
             by_sid: HashMap::new(),
             deadline: None,
             dirty: false,
+            recovery: cfg.sio_recovery,
         }
     }
 
@@ -734,6 +765,21 @@ pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
     })
 }
 
+/// Connection state recovery on namespace `/`: an event's last argument
+/// is the socket's combined cursor after it (`A=ID,B=ID`, the grammar of
+/// `wire::cursor`), which socket.io-client keeps as its `offset` and
+/// presents on reconnect; the server resumes every topic named there.
+/// The cursor needs no escaping: topic names and ids are JSON-safe.
+fn with_offset(text: &str, subs: &Subs) -> String {
+    let body = text.strip_suffix(']').unwrap_or(text);
+    let mut out = Vec::with_capacity(text.len() + subs.cursor_len() + 4);
+    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(b",\"");
+    subs.write_cursor(&mut out);
+    out.extend_from_slice(b"\"]");
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// A message's WebSocket frames for Socket.IO sockets, each built on
 /// first need and shared by every socket that takes it: plain, and
 /// compressed once for sockets that negotiated permessage-deflate with
@@ -805,6 +851,15 @@ pub(super) fn deliver(
         return done;
     };
     let mut frames = SharedFrames::default();
+    // With recovery, a one-topic socket's offset is `topic=id`: the same
+    // for every such socket, so its text (and frame) is shared too.
+    let single = ctx.sio.recovery.then(|| {
+        let mut one = Subs::default();
+        let mut sub = new_sub(&msg.topic, msg.id);
+        sub.catching_up = false;
+        one.insert(sub);
+        with_offset(&encoded.text, &one)
+    });
     let Ctx {
         sio, cfg, ready, ..
     } = ctx;
@@ -825,6 +880,17 @@ pub(super) fn deliver(
         }
         sub.cursor = msg.id;
         let sid = s.addr.eio;
+        // A socket of several topics has an offset of its own.
+        let mut own = match &single {
+            Some(_) if s.subs.len() != 1 => {
+                Some((with_offset(&encoded.text, &s.subs), SharedFrames::default()))
+            }
+            _ => None,
+        };
+        let (text, frames): (&str, &mut SharedFrames) = match &mut own {
+            Some((t, f)) => (t.as_str(), f),
+            None => (single.as_deref().unwrap_or(&encoded.text), &mut frames),
+        };
         let direct = encoded.attachments.is_empty()
             && sio.server.is_connected(&s.addr)
             && sio.server.engine().get(sid).is_some_and(|e| {
@@ -838,7 +904,7 @@ pub(super) fn deliver(
             let State::WebSocket(ws) = &conn.state else {
                 continue;
             };
-            if let Some(frame) = frames.frame(cfg, &ws.session, &encoded.text) {
+            if let Some(frame) = frames.frame(cfg, &ws.session, text) {
                 // DESIGN "Limits": only a queue that already holds more
                 // than its cap is a slow reader.
                 if conn.out.len() > cfg.subscriber_queue_bytes {
@@ -854,10 +920,7 @@ pub(super) fn deliver(
                 continue;
             }
         }
-        if sio
-            .server
-            .send_encoded(&s.addr, &encoded.text, &encoded.attachments)
-        {
+        if sio.server.send_encoded(&s.addr, text, &encoded.attachments) {
             done.count += 1;
             sio.dirty = true;
         }
@@ -874,7 +937,11 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
     ctx.sio.dirty = true;
     for call in calls {
         match call {
-            HubCall::Connect { addr, claims } => {
+            HubCall::Connect {
+                addr,
+                claims,
+                resume,
+            } => {
                 let expires = claims
                     .as_ref()
                     .and_then(Claims::expires_at)
@@ -896,6 +963,9 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                     }
                 };
                 ctx.sio.by_sid.insert(addr.eio, n);
+                if let Some(offset) = resume {
+                    resume_topics(ctx, n, &offset, now);
+                }
             }
             HubCall::Disconnect { addr } => {
                 let Some(n) = ctx.sio.by_sid.remove(&addr.eio) else {
@@ -959,6 +1029,20 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
         .and_then(|o| o.get("after"))
         .and_then(Value::as_str);
     let cursor = hub::parse_cursor(after).map_err(|e| (e.status(), e.to_string()))?;
+    join(ctx, n, &topic, &cursor, after.unwrap_or(""), now)
+}
+
+/// Joins `topic` at `cursor` (`text` as the client wrote it), replays
+/// what follows, and answers with the ack's `{"last_id","gap"}`.
+fn join(
+    ctx: &mut Ctx,
+    n: usize,
+    topic: &TopicName,
+    cursor: &Cursor,
+    text: &str,
+    now: Instant,
+) -> Reply {
+    let topic = topic.clone();
     let max = ctx.cfg.max_topics_per_connection.clamp(1, MAX_SUBS);
     let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
         return Err((410, "gone".into()));
@@ -982,8 +1066,8 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
         return Err((400, format!("more than {max} topics on one connection")));
     }
     let addr = sock.addr.clone();
-    let start = start_position(ctx, &topic, &cursor, after.unwrap_or(""), now)
-        .map_err(|e| (e.status(), e.to_string()))?;
+    let start =
+        start_position(ctx, &topic, cursor, text, now).map_err(|e| (e.status(), e.to_string()))?;
     let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
         return Err((410, "gone".into()));
     };
@@ -1018,15 +1102,20 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
             break;
         }
         for m in &replay.messages {
-            if let Some(e) = encode_message(m) {
-                ctx.sio.server.send_encoded(&addr, &e.text, &e.attachments);
-            }
             position = m.id;
-        }
-    }
-    if let Some(Some(sock)) = ctx.sio.socks.get_mut(n) {
-        if let Some(sub) = sock.subs.get_mut(slot) {
-            sub.cursor = position;
+            let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
+                break;
+            };
+            if let Some(sub) = sock.subs.get_mut(slot) {
+                sub.cursor = position;
+            }
+            if let Some(e) = encode_message(m) {
+                let text = match ctx.sio.recovery {
+                    true => with_offset(&e.text, &sock.subs),
+                    false => e.text,
+                };
+                ctx.sio.server.send_encoded(&addr, &text, &e.attachments);
+            }
         }
     }
     let last_id = ctx.hub.last_id(&topic).unwrap_or(position).to_string();
@@ -1034,6 +1123,25 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
         ("last_id".into(), Value::String(last_id)),
         ("gap".into(), Value::Bool(start.gap.is_some())),
     ]))
+}
+
+/// A recovering socket rejoins every topic of its offset where it stood
+/// (what the token allows; a malformed offset resumes nothing).
+fn resume_topics(ctx: &mut Ctx, n: usize, offset: &str, now: Instant) {
+    let limits = crate::wire::cursor::CursorLimits::from_config(&ctx.cfg);
+    let Ok(cursor) = crate::wire::cursor::CombinedCursor::parse(offset, &limits) else {
+        return;
+    };
+    for t in cursor.topics() {
+        let Ok(topic) = TopicName::parse(&t.topic) else {
+            continue;
+        };
+        let text = match t.cursor {
+            Cursor::After(id) => id.to_string(),
+            _ => "earliest".to_string(),
+        };
+        let _ = join(ctx, n, &topic, &t.cursor, &text, now);
+    }
 }
 
 fn unsubscribe(ctx: &mut Ctx, n: usize, args: &[Value]) -> Reply {

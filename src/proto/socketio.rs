@@ -300,6 +300,14 @@ impl SocketCtx<'_> {
         });
     }
 
+    /// The `pid` the CONNECT reply carries, for a namespace that does its
+    /// own connection state recovery (the client presents it again, with
+    /// the `offset` of the last event it got, in its next CONNECT's auth).
+    /// Only [`Namespace::on_connect`] can set it in time for the reply.
+    pub fn set_pid(&mut self, pid: Sid) {
+        self.state.pid = Some(pid);
+    }
+
     /// Disconnects this socket from its namespace (the connection stays).
     pub fn disconnect(&mut self) {
         self.out.push(Outgoing::Disconnect);
