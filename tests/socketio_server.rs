@@ -407,6 +407,10 @@ fn with_recovery_a_reconnecting_socket_resumes_its_topics_from_its_offset() {
         format!(r#"42["message","one",{{"topic":"r","id":"{first}"}},"r={first}"]"#)
     );
     drop(w);
+    // The broken connection's socket leaves the topic.
+    wait_for("the socket to leave", Duration::from_secs(5), || {
+        get(&server, "/topics/r").text().contains(r#""socketio":0"#)
+    });
     // Published while the socket is away.
     let second = publish(&server, "r", None, "two");
     let mut w = ws(&server, "/socket.io/?EIO=4&transport=websocket");
@@ -425,4 +429,5 @@ fn with_recovery_a_reconnecting_socket_resumes_its_topics_from_its_offset() {
     // And it is subscribed again: live messages follow.
     let third = publish(&server, "r", None, "three");
     assert!(text(&mut w).contains(&format!(r#""r={third}"]"#)));
+    assert!(get(&server, "/topics/r").text().contains(r#""socketio":1"#));
 }
