@@ -1392,6 +1392,49 @@ mod tests {
         assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
     }
 
+    /// A client's text frame (masked with the zero key, RFC 6455 §5.3).
+    fn frame(text: &str) -> Vec<u8> {
+        assert!(text.len() < 126);
+        let mut f = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+        f.extend_from_slice(text.as_bytes());
+        f
+    }
+
+    #[test]
+    fn a_websocket_socket_that_does_not_read_is_cut_off_at_its_queue_cap() {
+        let mut h = Harness::new(Config {
+            subscriber_queue_bytes: 16 * 1024,
+            ws_deflate: false,
+            ..Config::default()
+        });
+        let c = h.connect();
+        h.send(
+            c,
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: t\r\n\
+              Upgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        assert!(h.take_text(c).starts_with("HTTP/1.1 101"));
+        h.send(c, &frame("40"));
+        h.send(c, &frame(r#"42["subscribe","s"]"#));
+        assert!(h.take_text(c).contains("40{\"sid\""));
+        // The client stops reading.
+        h.clients.get_mut(&c).unwrap().window = 0;
+        let big = "x".repeat(6 * 1024);
+        for _ in 0..3 {
+            h.publish("s", &big);
+        }
+        assert_eq!(h.node.stats().slow_disconnects, 0, "at the cap, not over");
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 1);
+        h.publish("s", &big);
+        h.publish("s", &big);
+        assert_eq!(h.node.stats().slow_disconnects, 1);
+        // Its session is over, and its subscription with it.
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
+        let topic = TopicName::parse("s").unwrap();
+        assert!(h.node.hub().subscribers(&topic).is_empty());
+    }
+
     #[test]
     fn a_text_message_is_one_event_with_its_meta() {
         let e = encode_message(&message("hi \"you\"", PayloadKind::Text, None)).unwrap();
