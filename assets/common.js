@@ -150,6 +150,7 @@ const pw = (() => {
     ['/demo/dashboard', 'Dashboard · short poll'],
     ['/demo/lab', 'Transport lab'],
     ['/demo/webrtc', 'WebRTC · signaling'],
+    ['/demo/socketio', 'Socket.IO chat'],
   ];
 
   function buildChrome() {

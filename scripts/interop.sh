@@ -8,6 +8,10 @@
 #                  Last-Event-ID, one stream for many topics (/sse?topic=)
 #     fetch        long poll, short poll, and HTTP streaming (NDJSON read
 #                  through fetch's ReadableStream, resumed with ?after=)
+#     socket.io-client  /socket.io/: polling, WebSocket and the upgrade,
+#                  subscribe/publish with acks, a killed transport, JSON
+#                  and binary, one hub with HTTP and SSE (skipped, saying
+#                  so, by a build that does not serve /socket.io/)
 #   python (tests/interop/test_websockets.py)
 #     websockets   /echo and a topic WebSocket, compressed and not
 #
@@ -40,7 +44,7 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- 1. the clients --------------------------------------------------------
-step "npm ci (ws, eventsource)"
+step "npm ci (ws, eventsource, socket.io-client)"
 (cd "$DIR" && npm ci --no-audit --no-fund --loglevel=error)
 
 step "python virtualenv (websockets)"
@@ -72,7 +76,7 @@ done
 
 # ---- 3. the suites ---------------------------------------------------------
 failed=0
-step "node --test (ws, eventsource, fetch)"
+step "node --test (ws, eventsource, fetch, socket.io-client)"
 (cd "$DIR" && timeout 100 node --test --test-concurrency=1 ./*.test.mjs) || failed=1
 
 step "python websockets"

@@ -75,6 +75,15 @@ const FLAGS: &[Flag] = &[
         },
     },
     Flag {
+        name: "socketio-client-js",
+        value: "FILE",
+        help: "serve FILE (socket.io-client's dist/socket.io.min.js) at /socket.io.min.js for /demo/socketio",
+        set: |c, v| {
+            c.socketio_client_js = Some(v.into());
+            Ok(())
+        },
+    },
+    Flag {
         name: "auth-secret",
         value: "SECRET",
         help: "require HS256 tokens (Bearer or ?token=) to publish, subscribe and manage topics",
@@ -315,13 +324,26 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "ws-deflate-level",
         value: "0-9",
-        help: "zlib level of compressed WebSocket messages [6]",
+        help: "zlib level of WebSocket messages compressed for one connection (echo, replies) [1]",
         set: |c, v| {
             let level: u32 = num(v)?;
             if level > 9 {
                 return Err(format!("level must be 0-9: {v:?}"));
             }
             c.ws_deflate_level = level;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-deflate-fanout-level",
+        value: "0-9",
+        help: "zlib level of topic messages, compressed once for all subscribers [6]",
+        set: |c, v| {
+            let level: u32 = num(v)?;
+            if level > 9 {
+                return Err(format!("level must be 0-9: {v:?}"));
+            }
+            c.ws_deflate_fanout_level = level;
             Ok(())
         },
     },
@@ -559,6 +581,51 @@ const FLAGS: &[Flag] = &[
                 return Err(format!("a path starts with '/': {v:?}"));
             }
             c.engineio_echo_path = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis",
+        value: "URL",
+        help: "redis://[:PASSWORD@]HOST:PORT[/DB]: run the hub on Redis (cluster mode) [off]",
+        set: |c, v| {
+            c.redis = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-timeout",
+        value: "MS",
+        help: "how long a request waits for Redis; then 503 [2000]",
+        set: |c, v| {
+            c.redis_timeout = Duration::from_millis(num(v)?);
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-linger",
+        value: "SECS",
+        help: "a topic stays followed this long after its last local subscriber [30]",
+        set: |c, v| {
+            c.redis_linger = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-check-interval",
+        value: "MS",
+        help: "how often followed topics are checked for lost messages [5000]",
+        set: |c, v| {
+            c.redis_check_interval = Duration::from_millis(num(v)?);
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-max-pending",
+        value: "N",
+        help: "most Redis commands in flight; beyond: 503 [10000]",
+        set: |c, v| {
+            c.redis_max_pending = num(v)?;
             Ok(())
         },
     },
@@ -819,6 +886,22 @@ mod tests {
         assert!(cfg.reuse_port);
         assert!(parse(&args(&["--cors-origin", "a\r\nX: y"])).is_err());
         assert!(parse(&args(&["--nope"])).is_err());
+    }
+
+    #[test]
+    fn socketio_client_js_flag() {
+        let file = "node_modules/socket.io-client/dist/socket.io.min.js";
+        let Ok(Cli::Serve(cfg)) = parse(&args(&["--socketio-client-js", file])) else {
+            panic!("flag refused");
+        };
+        assert_eq!(
+            cfg.socketio_client_js.as_deref(),
+            Some(std::path::Path::new(file))
+        );
+        let Ok(Cli::Serve(cfg)) = parse(&args(&[])) else {
+            panic!("no flags refused");
+        };
+        assert_eq!(cfg.socketio_client_js, None);
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub enum Route<'a> {
     Stats,
     /// `GET /metrics`: Prometheus text exposition format 0.0.4.
     Metrics,
+    /// `GET /socket.io.min.js`: the file `--socketio-client-js` names.
+    SocketIoClientJs,
 }
 
 /// Why a request matched no route.
@@ -71,6 +73,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/demo/lab", "lab.html"),
     ("/demo/webrtc", "webrtc.html"),
     ("/demo/multi", "multi.html"),
+    ("/demo/socketio", "socketio.html"),
 ];
 
 /// Resolves `path` for `method`.
@@ -107,6 +110,7 @@ fn resolve(path: &str, debug_endpoints: bool) -> Option<(Route<'_>, &'static str
         "/poll" => return Some((Route::MultiPoll, GET)),
         "/messages" => return Some((Route::MultiMessages, GET)),
         "/ws" => return Some((Route::MultiWs, "GET, OPTIONS")),
+        "/socket.io.min.js" => return Some((Route::SocketIoClientJs, GET)),
         "/debug/drop" if debug_endpoints => return Some((Route::DebugDrop, POST)),
         _ => {}
     }
@@ -195,6 +199,22 @@ mod tests {
         assert_eq!(
             route(Method::Head, "/echo", false),
             Err(Miss::MethodNotAllowed("GET, OPTIONS"))
+        );
+    }
+
+    #[test]
+    fn socketio_demo_and_its_client_bundle() {
+        assert_eq!(
+            route(Method::Get, "/demo/socketio", false),
+            Ok(Route::Page("socketio.html"))
+        );
+        assert_eq!(
+            route(Method::Get, "/socket.io.min.js", false),
+            Ok(Route::SocketIoClientJs)
+        );
+        assert_eq!(
+            route(Method::Post, "/socket.io.min.js", false),
+            Err(Miss::MethodNotAllowed(GET))
         );
     }
 }
