@@ -134,6 +134,8 @@ struct Inbox {
     /// `?token=`), used when CONNECT carries none.
     tokens: HashMap<Sid, String>,
     calls: Vec<HubCall>,
+    /// Where recovery pids come from.
+    new_pid: SidSource,
 }
 
 enum HubCall {
@@ -160,24 +162,22 @@ fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
     inbox.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Where sids come from: the kernel's randomness; a counter under the
-/// fuzzer, whose property (the same bytes whether input comes whole or
-/// byte by byte) needs two runs of one input to agree.
+/// Where sids come from: the kernel's randomness (a sid is all that
+/// authenticates a polling request).
 fn sid_source() -> SidSource {
-    #[cfg(fuzzing)]
-    {
-        let mut n: u32 = 0;
-        Box::new(move || {
-            n = n.wrapping_add(1);
-            let mut bytes = [0u8; 20];
-            bytes[..4].copy_from_slice(&n.to_be_bytes());
-            Ok(Sid::from_bytes(bytes))
-        })
-    }
-    #[cfg(not(fuzzing))]
-    {
-        Box::new(crate::proto::engineio::random_sid)
-    }
+    Box::new(crate::proto::engineio::random_sid)
+}
+
+/// Sids from a counter: the same on every run (see
+/// [`Node::use_counter_sids`]).
+fn counter_sids() -> SidSource {
+    let mut n: u32 = 0;
+    Box::new(move || {
+        n = n.wrapping_add(1);
+        let mut bytes = [0u8; 20];
+        bytes[..4].copy_from_slice(&n.to_be_bytes());
+        Ok(Sid::from_bytes(bytes))
+    })
 }
 
 /// `{"message","data":{"status"}}`: a refused CONNECT's payload.
@@ -208,7 +208,6 @@ struct HubNamespace {
     inbox: Arc<Mutex<Inbox>>,
     /// Connection state recovery (see [`with_offset`]).
     recovery: bool,
-    new_pid: SidSource,
 }
 
 impl Namespace for HubNamespace {
@@ -248,7 +247,7 @@ impl Namespace for HubNamespace {
                     socket.set_pid(pid);
                 }
                 _ => {
-                    if let Ok(pid) = (self.new_pid)() {
+                    if let Ok(pid) = (inbox.new_pid)() {
                         socket.set_pid(pid);
                     }
                 }
@@ -299,6 +298,7 @@ impl SioGlue {
             date_secs: 0,
             tokens: HashMap::new(),
             calls: Vec::new(),
+            new_pid: sid_source(),
         }));
         let mut server = SioServer::with_parts(
             config,
@@ -310,7 +310,6 @@ impl SioGlue {
             Box::new(HubNamespace {
                 inbox: Arc::clone(&inbox),
                 recovery: cfg.sio_recovery,
-                new_pid: sid_source(),
             }),
         );
         SioGlue {
@@ -1341,6 +1340,20 @@ impl Node {
     /// server's own configuration, never a peer's input).
     pub fn register_namespace(&mut self, name: &str, handlers: Box<dyn Namespace + Send>) {
         self.ctx.sio.register(name, handlers);
+    }
+
+    /// Engine.IO sids, Socket.IO ids and pids from counters instead of
+    /// the kernel's randomness, so that two runs of one script give the
+    /// same bytes: for simulated-time harnesses (`sim::Harness`, whose
+    /// fuzz property compares a run fed whole with one fed byte by byte).
+    /// Never for a server: anyone could then guess a session's sid.
+    pub fn use_counter_sids(&mut self) {
+        let sio = &mut self.ctx.sio;
+        sio.server.set_sid_sources(counter_sids(), counter_sids());
+        if let Some((_, s)) = &mut sio.echo {
+            s.set_sid_source(counter_sids());
+        }
+        lock(&sio.inbox).new_pid = counter_sids();
     }
 
     /// Applies everything the Engine.IO sessions want written to the
