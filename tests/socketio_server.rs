@@ -5,6 +5,8 @@
 //! ways, binary payloads, and the refusals (sessions, origins, tokens).
 
 mod clients;
+#[path = "support/redis.rs"]
+mod redis_support;
 mod support;
 
 use std::io::Write;
@@ -381,4 +383,109 @@ fn a_token_that_expires_ends_the_socket() {
     assert!(text(&mut w).starts_with("40{"));
     // DISCONNECT for `/` when `exp` passes (within its second).
     assert_eq!(text(&mut w), "41");
+}
+
+#[test]
+fn with_recovery_a_reconnecting_socket_resumes_its_topics_from_its_offset() {
+    let server = TestServer::start(Config {
+        sio_recovery: true,
+        ..config()
+    });
+    let mut w = ws(&server, "/socket.io/?EIO=4&transport=websocket");
+    text(&mut w);
+    w.send_text("40").unwrap();
+    let reply = parse_json(&text(&mut w)[2..]);
+    let pid = reply
+        .get("pid")
+        .and_then(|v| v.as_str())
+        .unwrap()
+        .to_string();
+    w.send_text(r#"421["subscribe","r"]"#).unwrap();
+    text(&mut w);
+    let first = publish(&server, "r", None, "one");
+    let event = text(&mut w);
+    assert_eq!(
+        event,
+        format!(r#"42["message","one",{{"topic":"r","id":"{first}"}},"r={first}"]"#)
+    );
+    drop(w);
+    // The broken connection's socket leaves the topic.
+    wait_for("the socket to leave", Duration::from_secs(5), || {
+        get(&server, "/topics/r").text().contains(r#""socketio":0"#)
+    });
+    // Published while the socket is away.
+    let second = publish(&server, "r", None, "two");
+    let mut w = ws(&server, "/socket.io/?EIO=4&transport=websocket");
+    text(&mut w);
+    w.send_text(&format!(r#"40{{"pid":"{pid}","offset":"r={first}"}}"#))
+        .unwrap();
+    let reply = parse_json(&text(&mut w)[2..]);
+    assert_eq!(
+        reply.get("pid").and_then(|v| v.as_str()),
+        Some(pid.as_str())
+    );
+    assert_eq!(
+        text(&mut w),
+        format!(r#"42["message","two",{{"topic":"r","id":"{second}"}},"r={second}"]"#)
+    );
+    // And it is subscribed again: live messages follow.
+    let third = publish(&server, "r", None, "three");
+    assert!(text(&mut w).contains(&format!(r#""r={third}"]"#)));
+    assert!(get(&server, "/topics/r").text().contains(r#""socketio":1"#));
+}
+
+/// A cluster node on `redis` (docs/protocol.md "Cluster"), once it is up.
+fn node(redis: &redis_support::RedisServer) -> TestServer {
+    let server = TestServer::start(Config {
+        redis: Some(redis.url()),
+        redis_timeout: Duration::from_millis(1500),
+        ..config()
+    });
+    wait_for("the node to reach Redis", Duration::from_secs(10), || {
+        get(&server, "/stats")
+            .text()
+            .contains("\"redis\":{\"up\":true")
+    });
+    server
+}
+
+#[test]
+fn in_cluster_mode_a_socketio_publish_on_one_node_reaches_a_socket_on_the_other() {
+    let Some(redis) = redis_support::RedisServer::start() else {
+        return; // no redis-server installed
+    };
+    let a = node(&redis);
+    let b = node(&redis);
+    let mut on_b = ws(&b, "/socket.io/?EIO=4&transport=websocket");
+    text(&mut on_b);
+    on_b.send_text("40").unwrap();
+    text(&mut on_b);
+    // The subscribe waits for its topic's first sync, then is acked.
+    on_b.send_text(r#"421["subscribe","c"]"#).unwrap();
+    assert!(text(&mut on_b).starts_with(r#"431[{"last_id":""#));
+    let mut on_a = ws(&a, "/socket.io/?EIO=4&transport=websocket");
+    text(&mut on_a);
+    on_a.send_text("40").unwrap();
+    text(&mut on_a);
+    on_a.send_text(r#"427["publish","c","across",{"event":"hop"}]"#)
+        .unwrap();
+    // Redis gives the id; the ack carries it.
+    let ack = text(&mut on_a);
+    let id = parse_json(&ack[3..]);
+    let id = id.as_array().unwrap()[0]
+        .get("id")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        text(&mut on_b),
+        format!(r#"42["hop","across",{{"topic":"c","id":"{id}"}}]"#)
+    );
+    // And an HTTP publish on A too, with the next id.
+    let next = publish(&a, "c", None, "by http");
+    assert_eq!(
+        text(&mut on_b),
+        format!(r#"42["message","by http",{{"topic":"c","id":"{next}"}}]"#)
+    );
 }

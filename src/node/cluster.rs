@@ -96,6 +96,12 @@ pub(crate) enum PublishFrom {
     /// A single-topic WebSocket or a publish from another thread: nobody
     /// waits for the id.
     Nobody,
+    /// A Socket.IO `publish` on namespace `/` of Engine.IO session `eio`:
+    /// acked with ack id `ack` (node/sio.rs).
+    SocketIo {
+        eio: crate::proto::engineio::Sid,
+        ack: crate::proto::socketio::AckId,
+    },
 }
 
 /// Why a call failed: the status an HTTP request is answered with.
@@ -1352,6 +1358,9 @@ impl Node {
                         }
                     }
                     PublishFrom::Nobody => {}
+                    PublishFrom::SocketIo { eio, ack } => {
+                        super::sio::answer_publish(&mut self.ctx, eio, ack, result);
+                    }
                 }
             }
             Outcome::Deleted(w, topic, result) => self.wake(

@@ -48,8 +48,8 @@ use base64::Engine as _;
 use crate::client::json::Value;
 use crate::hub::{self, Cursor, EventName, Message, PayloadKind, ReplayLimit, Transport};
 use crate::proto::engineio::{
-    random_sid, EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, SidSource, Transmit,
-    ERROR_CONTENT_TYPE, POLL_CONTENT_TYPE,
+    EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, SidSource, Transmit,
+    Transport as EioTransport, ERROR_CONTENT_TYPE, POLL_CONTENT_TYPE,
 };
 use crate::proto::http::Request;
 use crate::proto::socketio::{
@@ -65,6 +65,7 @@ use crate::wire::{json, ws_handshake};
 use crate::Config;
 
 use super::app::{self, Next};
+use super::cluster::{PublishFrom, Sync};
 use super::conn::{EngineKind, Phase, State, Subs, TopicName, WsConn, WsRole, MAX_SUBS};
 use super::outq::OutQueue;
 use super::{close_state, new_sub, slot_of, start_position, step, ConnId, Ctx, Event, Node};
@@ -106,6 +107,11 @@ pub(crate) struct SioGlue {
     deadline: Option<Instant>,
     /// A session was touched since `deadline` was computed.
     dirty: bool,
+    /// Connection state recovery on namespace `/` (`--sio-recovery`).
+    recovery: bool,
+    /// Cluster mode: subscribes waiting for their topic's first sync with
+    /// Redis, and when they give up.
+    waiting: Vec<(Instant, HubCall)>,
 }
 
 /// A namespace `/` socket.
@@ -128,12 +134,16 @@ struct Inbox {
     /// `?token=`), used when CONNECT carries none.
     tokens: HashMap<Sid, String>,
     calls: Vec<HubCall>,
+    /// Where recovery pids come from.
+    new_pid: SidSource,
 }
 
 enum HubCall {
     Connect {
         addr: SioAddr,
         claims: Option<Claims>,
+        /// The offset a recovering client presented.
+        resume: Option<String>,
     },
     Event {
         addr: SioAddr,
@@ -152,24 +162,22 @@ fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
     inbox.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Where sids come from: the kernel's randomness; a counter under the
-/// fuzzer, whose property (the same bytes whether input comes whole or
-/// byte by byte) needs two runs of one input to agree.
+/// Where sids come from: the kernel's randomness (a sid is all that
+/// authenticates a polling request).
 fn sid_source() -> SidSource {
-    #[cfg(fuzzing)]
-    {
-        let mut n: u32 = 0;
-        Box::new(move || {
-            n = n.wrapping_add(1);
-            let mut bytes = [0u8; 20];
-            bytes[..4].copy_from_slice(&n.to_be_bytes());
-            Ok(Sid::from_bytes(bytes))
-        })
-    }
-    #[cfg(not(fuzzing))]
-    {
-        Box::new(random_sid)
-    }
+    Box::new(crate::proto::engineio::random_sid)
+}
+
+/// Sids from a counter: the same on every run (see
+/// [`Node::use_counter_sids`]).
+fn counter_sids() -> SidSource {
+    let mut n: u32 = 0;
+    Box::new(move || {
+        n = n.wrapping_add(1);
+        let mut bytes = [0u8; 20];
+        bytes[..4].copy_from_slice(&n.to_be_bytes());
+        Ok(Sid::from_bytes(bytes))
+    })
 }
 
 /// `{"message","data":{"status"}}`: a refused CONNECT's payload.
@@ -198,6 +206,8 @@ fn error_ack(status: u16, message: &str) -> Value {
 /// hub (DESIGN "Socket.IO").
 struct HubNamespace {
     inbox: Arc<Mutex<Inbox>>,
+    /// Connection state recovery (see [`with_offset`]).
+    recovery: bool,
 }
 
 impl Namespace for HubNamespace {
@@ -223,9 +233,30 @@ impl Namespace for HubNamespace {
                 }
             }
         };
+        // Recovery: the client presents the pid of its CONNECT reply and
+        // the offset of the last event it got. The offset is a combined
+        // cursor, which holds all there is to resume; keeping the pid says
+        // "recovered" to the client.
+        let mut resume = None;
+        if self.recovery {
+            let pid = auth.get("pid").and_then(Value::as_str).and_then(Sid::parse);
+            let offset = auth.get("offset").and_then(Value::as_str);
+            match (pid, offset) {
+                (Some(pid), Some(offset)) => {
+                    resume = Some(offset.to_string());
+                    socket.set_pid(pid);
+                }
+                _ => {
+                    if let Ok(pid) = (inbox.new_pid)() {
+                        socket.set_pid(pid);
+                    }
+                }
+            }
+        }
         inbox.calls.push(HubCall::Connect {
             addr: socket.addr().clone(),
             claims,
+            resume,
         });
         Ok(())
     }
@@ -267,6 +298,7 @@ impl SioGlue {
             date_secs: 0,
             tokens: HashMap::new(),
             calls: Vec::new(),
+            new_pid: sid_source(),
         }));
         let mut server = SioServer::with_parts(
             config,
@@ -277,6 +309,7 @@ impl SioGlue {
             "/",
             Box::new(HubNamespace {
                 inbox: Arc::clone(&inbox),
+                recovery: cfg.sio_recovery,
             }),
         );
         SioGlue {
@@ -293,6 +326,8 @@ impl SioGlue {
             by_sid: HashMap::new(),
             deadline: None,
             dirty: false,
+            recovery: cfg.sio_recovery,
+            waiting: Vec::new(),
         }
     }
 
@@ -440,7 +475,8 @@ impl SioGlue {
         self.dirty = false;
         let echo = self.echo.as_ref().and_then(|(_, s)| s.poll_timeout());
         let expiry = self.socks.iter().flatten().filter_map(|s| s.expires).min();
-        self.deadline = [self.server.poll_timeout(), echo, expiry]
+        let waiting = self.waiting.iter().map(|(d, _)| *d).min();
+        self.deadline = [self.server.poll_timeout(), echo, expiry, waiting]
             .into_iter()
             .flatten()
             .min();
@@ -735,19 +771,110 @@ pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
     })
 }
 
-/// Live delivery to Socket.IO subscribers of `msg` (the fan-out's part
-/// for them); returns how many got it.
-pub(super) fn deliver(ctx: &mut Ctx, subs: &[usize], msg: &Message) -> u64 {
+/// Connection state recovery on namespace `/`: an event's last argument
+/// is the socket's combined cursor after it (`A=ID,B=ID`, the grammar of
+/// `wire::cursor`), which socket.io-client keeps as its `offset` and
+/// presents on reconnect; the server resumes every topic named there.
+/// The cursor needs no escaping: topic names and ids are JSON-safe.
+fn with_offset(text: &str, subs: &Subs) -> String {
+    let body = text.strip_suffix(']').unwrap_or(text);
+    let mut out = Vec::with_capacity(text.len() + subs.cursor_len() + 4);
+    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(b",\"");
+    subs.write_cursor(&mut out);
+    out.extend_from_slice(b"\"]");
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A message's WebSocket frames for Socket.IO sockets, each built on
+/// first need and shared by every socket that takes it: plain, and
+/// compressed once for sockets that negotiated permessage-deflate with
+/// our window (every answer declares `server_no_context_takeover`, so
+/// one compressed frame serves them all, RFC 7692 §7.2.1).
+#[derive(Default)]
+struct SharedFrames {
+    plain: Option<Arc<[u8]>>,
+    deflated: Option<Arc<[u8]>>,
+}
+
+impl SharedFrames {
+    /// The Engine.IO message `4<packet>` as a frame for `ws`, or `None`
+    /// when the session must write it itself (a deflate window other
+    /// than ours).
+    fn frame(&mut self, cfg: &Config, ws: &WsSession, text: &str) -> Option<Arc<[u8]>> {
+        let len = text.len() + 1;
+        match ws.deflate() {
+            Some(d) if len >= d.threshold as usize => {
+                if d.params.server_max_window_bits < cfg.ws_deflate_server_window_bits {
+                    return None;
+                }
+                let frame = self.deflated.get_or_insert_with(|| {
+                    crate::proto::ws_deflate::compress_message(
+                        &[b"4", text.as_bytes()],
+                        crate::wire::ws_frame::Opcode::Text,
+                        cfg.ws_deflate_level.min(9),
+                        cfg.ws_deflate_server_window_bits,
+                    )
+                    .into()
+                });
+                Some(Arc::clone(frame))
+            }
+            _ => {
+                let frame = self.plain.get_or_insert_with(|| {
+                    let mut payload = Vec::with_capacity(len);
+                    payload.push(b'4');
+                    payload.extend_from_slice(text.as_bytes());
+                    let mut frame = Vec::with_capacity(len + 10);
+                    crate::proto::ws::write_message(&mut frame, MessageKind::Text, &payload);
+                    frame.into()
+                });
+                Some(Arc::clone(frame))
+            }
+        }
+    }
+}
+
+/// What a fan-out did for Socket.IO sockets.
+#[derive(Default)]
+pub(super) struct Delivered {
+    pub(super) count: u64,
+    /// WebSocket connections whose queue was already over its cap.
+    pub(super) too_slow: Vec<ConnId>,
+}
+
+/// Live delivery of `msg` to its Socket.IO subscribers (the fan-out's
+/// part for them). A socket whose session is on WebSocket with nothing
+/// waiting gets the shared frame on its connection's queue directly;
+/// any other (polling, upgrading, binary) goes through its session.
+pub(super) fn deliver(
+    ctx: &mut Ctx,
+    conns: &mut [Option<Box<super::Conn>>],
+    subs: &[usize],
+    msg: &Message,
+) -> Delivered {
+    let mut done = Delivered::default();
     let Some(encoded) = encode_message(msg) else {
-        return 0;
+        return done;
     };
-    let mut n = 0;
+    let mut frames = SharedFrames::default();
+    // With recovery, a one-topic socket's offset is `topic=id`: the same
+    // for every such socket, so its text (and frame) is shared too.
+    let single = ctx.sio.recovery.then(|| {
+        let mut one = Subs::default();
+        let mut sub = new_sub(&msg.topic, msg.id);
+        sub.catching_up = false;
+        one.insert(sub);
+        with_offset(&encoded.text, &one)
+    });
+    let Ctx {
+        sio, cfg, ready, ..
+    } = ctx;
     for &number in subs {
         let (sock, slot) = (
             (number - SIO_SUBS) / MAX_SUBS,
             (number - SIO_SUBS) % MAX_SUBS,
         );
-        let Some(Some(s)) = ctx.sio.socks.get_mut(sock) else {
+        let Some(Some(s)) = sio.socks.get_mut(sock) else {
             continue;
         };
         let Some(sub) = s.subs.get_mut(slot) else {
@@ -758,28 +885,92 @@ pub(super) fn deliver(ctx: &mut Ctx, subs: &[usize], msg: &Message) -> u64 {
             continue;
         }
         sub.cursor = msg.id;
-        if ctx
-            .sio
-            .server
-            .send_encoded(&s.addr, &encoded.text, &encoded.attachments)
-        {
-            n += 1;
+        let sid = s.addr.eio;
+        // A socket of several topics has an offset of its own.
+        let mut own = match &single {
+            Some(_) if s.subs.len() != 1 => {
+                Some((with_offset(&encoded.text, &s.subs), SharedFrames::default()))
+            }
+            _ => None,
+        };
+        let (text, frames): (&str, &mut SharedFrames) = match &mut own {
+            Some((t, f)) => (t.as_str(), f),
+            None => (single.as_deref().unwrap_or(&encoded.text), &mut frames),
+        };
+        let direct = encoded.attachments.is_empty()
+            && sio.server.is_connected(&s.addr)
+            && sio.server.engine().get(sid).is_some_and(|e| {
+                e.is_open() && e.transport() == EioTransport::WebSocket && !e.has_pending()
+            });
+        let conn_id = sio.sockets.get(&sid).copied();
+        if let (true, Some(id)) = (direct, conn_id) {
+            let Some(conn) = conns.get_mut(id).and_then(Option::as_deref_mut) else {
+                continue;
+            };
+            let State::WebSocket(ws) = &conn.state else {
+                continue;
+            };
+            if let Some(frame) = frames.frame(cfg, &ws.session, text) {
+                // DESIGN "Limits": only a queue that already holds more
+                // than its cap is a slow reader.
+                if conn.out.len() > cfg.subscriber_queue_bytes {
+                    done.too_slow.push(id);
+                    continue;
+                }
+                conn.out.push_shared(&frame);
+                if !conn.ready {
+                    conn.ready = true;
+                    ready.push(id);
+                }
+                done.count += 1;
+                continue;
+            }
+        }
+        if sio.server.send_encoded(&s.addr, text, &encoded.attachments) {
+            done.count += 1;
+            sio.dirty = true;
         }
     }
-    ctx.sio.dirty |= n > 0;
-    n
+    done
 }
 
 /// Carries out what namespace `/` recorded; `true` if there was anything.
 fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
-    let calls = std::mem::take(&mut lock(&ctx.sio.inbox).calls);
-    if calls.is_empty() {
+    let mut calls = std::mem::take(&mut lock(&ctx.sio.inbox).calls);
+    let waited = ctx.sio.waiting.len();
+    if calls.is_empty() && waited == 0 {
         return false;
     }
+    let fresh = calls.len();
+    // Subscribes that waited for their topic's sync run again first; past
+    // their deadline they are refused (503), as every request that waits
+    // for Redis is.
+    let mut retry = Vec::new();
+    for (deadline, call) in std::mem::take(&mut ctx.sio.waiting) {
+        if now < deadline {
+            retry.push(call);
+            continue;
+        }
+        if let HubCall::Event {
+            addr,
+            ack: Some(ack),
+            ..
+        } = call
+        {
+            let refused = error_ack(503, "the topic did not sync with Redis in time");
+            ctx.sio.server.ack(&addr, ack, vec![refused], Vec::new());
+        }
+    }
+    retry.append(&mut calls);
+    let calls = retry;
     ctx.sio.dirty = true;
     for call in calls {
         match call {
-            HubCall::Connect { addr, claims } => {
+            HubCall::Connect {
+                addr,
+                claims,
+                resume,
+            } => {
                 let expires = claims
                     .as_ref()
                     .and_then(Claims::expires_at)
@@ -801,6 +992,9 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                     }
                 };
                 ctx.sio.by_sid.insert(addr.eio, n);
+                if let Some(offset) = resume {
+                    resume_topics(ctx, &addr, &offset);
+                }
             }
             HubCall::Disconnect { addr } => {
                 let Some(n) = ctx.sio.by_sid.remove(&addr.eio) else {
@@ -824,28 +1018,52 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                     continue;
                 };
                 let reply = match name.as_str() {
-                    "subscribe" => subscribe(ctx, n, &args, now),
+                    "subscribe" => match cluster_sync(ctx, &args, now) {
+                        Ok(true) => subscribe(ctx, n, &args, now),
+                        Ok(false) => {
+                            // Waits for its topic, and runs again then.
+                            let deadline = now + ctx.cfg.redis_timeout;
+                            ctx.sio.waiting.push((
+                                deadline,
+                                HubCall::Event {
+                                    addr: addr.clone(),
+                                    name,
+                                    args,
+                                    attachments,
+                                    ack,
+                                },
+                            ));
+                            continue;
+                        }
+                        Err(refused) => Err(refused),
+                    },
                     "unsubscribe" => unsubscribe(ctx, n, &args),
-                    "publish" => publish(ctx, n, &args, &attachments, now),
+                    "publish" => publish(ctx, n, &args, &attachments, ack, now),
                     _ => Err((
                         404,
                         format!("unknown event {name:?}: subscribe, unsubscribe or publish"),
                     )),
                 };
+                let value = match reply {
+                    Ok(Some(v)) => v,
+                    Ok(None) => continue,
+                    Err((status, message)) => error_ack(status, &message),
+                };
                 if let Some(ack) = ack {
-                    let value = match reply {
-                        Ok(v) => v,
-                        Err((status, message)) => error_ack(status, &message),
-                    };
                     ctx.sio.server.ack(&addr, ack, vec![value], Vec::new());
                 }
             }
         }
     }
-    true
+    // Progress: new calls, or a waiting subscribe that ran or gave up (a
+    // subscribe still waiting is no reason to come back at once).
+    fresh > 0 || ctx.sio.waiting.len() != waited
 }
 
-type Reply = Result<Value, (u16, String)>;
+/// An ack's value now, `Ok(None)` when it comes later (cluster mode:
+/// Redis gives a publish's id; a subscribe waits for its topic's sync),
+/// or a refusal.
+type Reply = Result<Option<Value>, (u16, String)>;
 
 fn topic_arg(args: &[Value]) -> Result<TopicName, (u16, String)> {
     let name = args
@@ -864,6 +1082,20 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
         .and_then(|o| o.get("after"))
         .and_then(Value::as_str);
     let cursor = hub::parse_cursor(after).map_err(|e| (e.status(), e.to_string()))?;
+    join(ctx, n, &topic, &cursor, after.unwrap_or(""), now)
+}
+
+/// Joins `topic` at `cursor` (`text` as the client wrote it), replays
+/// what follows, and answers with the ack's `{"last_id","gap"}`.
+fn join(
+    ctx: &mut Ctx,
+    n: usize,
+    topic: &TopicName,
+    cursor: &Cursor,
+    text: &str,
+    now: Instant,
+) -> Reply {
+    let topic = topic.clone();
     let max = ctx.cfg.max_topics_per_connection.clamp(1, MAX_SUBS);
     let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
         return Err((410, "gone".into()));
@@ -887,8 +1119,8 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
         return Err((400, format!("more than {max} topics on one connection")));
     }
     let addr = sock.addr.clone();
-    let start = start_position(ctx, &topic, &cursor, after.unwrap_or(""), now)
-        .map_err(|e| (e.status(), e.to_string()))?;
+    let start =
+        start_position(ctx, &topic, cursor, text, now).map_err(|e| (e.status(), e.to_string()))?;
     let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
         return Err((410, "gone".into()));
     };
@@ -923,22 +1155,55 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
             break;
         }
         for m in &replay.messages {
-            if let Some(e) = encode_message(m) {
-                ctx.sio.server.send_encoded(&addr, &e.text, &e.attachments);
-            }
             position = m.id;
-        }
-    }
-    if let Some(Some(sock)) = ctx.sio.socks.get_mut(n) {
-        if let Some(sub) = sock.subs.get_mut(slot) {
-            sub.cursor = position;
+            let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
+                break;
+            };
+            if let Some(sub) = sock.subs.get_mut(slot) {
+                sub.cursor = position;
+            }
+            if let Some(e) = encode_message(m) {
+                let text = match ctx.sio.recovery {
+                    true => with_offset(&e.text, &sock.subs),
+                    false => e.text,
+                };
+                ctx.sio.server.send_encoded(&addr, &text, &e.attachments);
+            }
         }
     }
     let last_id = ctx.hub.last_id(&topic).unwrap_or(position).to_string();
-    Ok(Value::Object(vec![
+    Ok(Some(Value::Object(vec![
         ("last_id".into(), Value::String(last_id)),
         ("gap".into(), Value::Bool(start.gap.is_some())),
-    ]))
+    ])))
+}
+
+/// A recovering socket rejoins every topic of its offset where it stood,
+/// as if it had sent `subscribe(topic, {after})` for each (so the token
+/// and, in cluster mode, the topic's sync apply); a malformed offset
+/// resumes nothing.
+fn resume_topics(ctx: &mut Ctx, addr: &SioAddr, offset: &str) {
+    let limits = crate::wire::cursor::CursorLimits::from_config(&ctx.cfg);
+    let Ok(cursor) = crate::wire::cursor::CombinedCursor::parse(offset, &limits) else {
+        return;
+    };
+    let mut inbox = lock(&ctx.sio.inbox);
+    for t in cursor.topics() {
+        let after = match t.cursor {
+            Cursor::After(id) => id.to_string(),
+            _ => "earliest".to_string(),
+        };
+        inbox.calls.push(HubCall::Event {
+            addr: addr.clone(),
+            name: "subscribe".into(),
+            args: vec![
+                Value::String(t.topic.clone()),
+                Value::Object(vec![("after".into(), Value::String(after))]),
+            ],
+            attachments: Vec::new(),
+            ack: None,
+        });
+    }
 }
 
 fn unsubscribe(ctx: &mut Ctx, n: usize, args: &[Value]) -> Reply {
@@ -949,10 +1214,10 @@ fn unsubscribe(ctx: &mut Ctx, n: usize, args: &[Value]) -> Reply {
             ctx.hub.unsubscribe(&topic, sub_number(n, slot));
         }
     }
-    Ok(Value::Object(vec![(
+    Ok(Some(Value::Object(vec![(
         "topic".into(),
         Value::String(topic.to_string()),
-    )]))
+    )])))
 }
 
 /// `publish(TOPIC, DATA, {event}, ack)`: acks `{"id"}`. A string is
@@ -963,6 +1228,7 @@ fn publish(
     n: usize,
     args: &[Value],
     attachments: &[Vec<u8>],
+    ack: Option<AckId>,
     now: Instant,
 ) -> Reply {
     let topic = topic_arg(args)?;
@@ -1005,12 +1271,63 @@ fn publish(
     if text.len() > ctx.cfg.max_message_bytes {
         return Err((413, "message too large".into()));
     }
+    // Cluster mode: Redis gives the id; the ack waits for it.
+    if let Some(c) = ctx.cluster.as_mut() {
+        let from = match (ack, ctx.sio.socks.get(n)) {
+            (Some(ack), Some(Some(sock))) => PublishFrom::SocketIo {
+                eio: sock.addr.eio,
+                ack,
+            },
+            _ => PublishFrom::Nobody,
+        };
+        c.publish(from, &topic, event.as_ref(), &text, kind)
+            .map_err(|f| (f.status, f.message))?;
+        return Ok(None);
+    }
     let msg = super::publish(ctx, None, &topic, event.as_ref(), &text, kind, now)
         .map_err(|e| (e.status(), e.to_string()))?;
-    Ok(Value::Object(vec![(
+    Ok(Some(Value::Object(vec![(
         "id".into(),
         Value::String(msg.id_text.to_string()),
-    )]))
+    )])))
+}
+
+/// Cluster mode: whether a subscribe's topic is in sync with Redis (it
+/// starts following it if need be); `Ok(false)`: wait for it. Without
+/// Redis every topic is.
+fn cluster_sync(ctx: &mut Ctx, args: &[Value], now: Instant) -> Result<bool, (u16, String)> {
+    let Some(c) = ctx.cluster.as_mut() else {
+        return Ok(true);
+    };
+    // A bad name is refused by the subscribe itself.
+    let Ok(topic) = topic_arg(args) else {
+        return Ok(true);
+    };
+    match c.sync(&topic, ctx.hub.last_id(&topic), ctx.cfg.redis_linger, now) {
+        Sync::Live => Ok(true),
+        Sync::Pending => Ok(false),
+        Sync::Down => Err((503, "Redis is unavailable".into())),
+    }
+}
+
+/// A cluster publish's id (or failure) came back from Redis: the ack the
+/// socket waited for.
+pub(super) fn answer_publish(
+    ctx: &mut Ctx,
+    eio: Sid,
+    ack: AckId,
+    result: Result<hub::MessageId, super::cluster::Failure>,
+) {
+    let value = match result {
+        Ok(id) => Value::Object(vec![("id".into(), Value::String(id.to_string()))]),
+        Err(f) => error_ack(f.status, &f.message),
+    };
+    let addr = SioAddr {
+        eio,
+        nsp: "/".into(),
+    };
+    ctx.sio.server.ack(&addr, ack, vec![value], Vec::new());
+    ctx.sio.dirty = true;
 }
 
 // ---- the node's side -----------------------------------------------------------
@@ -1024,6 +1341,20 @@ impl Node {
     /// server's own configuration, never a peer's input).
     pub fn register_namespace(&mut self, name: &str, handlers: Box<dyn Namespace + Send>) {
         self.ctx.sio.register(name, handlers);
+    }
+
+    /// Engine.IO sids, Socket.IO ids and pids from counters instead of
+    /// the kernel's randomness, so that two runs of one script give the
+    /// same bytes: for simulated-time harnesses (`sim::Harness`, whose
+    /// fuzz property compares a run fed whole with one fed byte by byte).
+    /// Never for a server: anyone could then guess a session's sid.
+    pub fn use_counter_sids(&mut self) {
+        let sio = &mut self.ctx.sio;
+        sio.server.set_sid_sources(counter_sids(), counter_sids());
+        if let Some((_, s)) = &mut sio.echo {
+            s.set_sid_source(counter_sids());
+        }
+        lock(&sio.inbox).new_pid = counter_sids();
     }
 
     /// Applies everything the Engine.IO sessions want written to the
@@ -1187,6 +1518,49 @@ mod tests {
         h.eof(c);
         assert!(h.node.ctx.sio.polls.is_empty());
         assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
+    }
+
+    /// A client's text frame (masked with the zero key, RFC 6455 §5.3).
+    fn frame(text: &str) -> Vec<u8> {
+        assert!(text.len() < 126);
+        let mut f = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+        f.extend_from_slice(text.as_bytes());
+        f
+    }
+
+    #[test]
+    fn a_websocket_socket_that_does_not_read_is_cut_off_at_its_queue_cap() {
+        let mut h = Harness::new(Config {
+            subscriber_queue_bytes: 16 * 1024,
+            ws_deflate: false,
+            ..Config::default()
+        });
+        let c = h.connect();
+        h.send(
+            c,
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: t\r\n\
+              Upgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        assert!(h.take_text(c).starts_with("HTTP/1.1 101"));
+        h.send(c, &frame("40"));
+        h.send(c, &frame(r#"42["subscribe","s"]"#));
+        assert!(h.take_text(c).contains("40{\"sid\""));
+        // The client stops reading.
+        h.clients.get_mut(&c).unwrap().window = 0;
+        let big = "x".repeat(6 * 1024);
+        for _ in 0..3 {
+            h.publish("s", &big);
+        }
+        assert_eq!(h.node.stats().slow_disconnects, 0, "at the cap, not over");
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 1);
+        h.publish("s", &big);
+        h.publish("s", &big);
+        assert_eq!(h.node.stats().slow_disconnects, 1);
+        // Its session is over, and its subscription with it.
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
+        let topic = TopicName::parse("s").unwrap();
+        assert!(h.node.hub().subscribers(&topic).is_empty());
     }
 
     #[test]

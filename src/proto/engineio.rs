@@ -459,6 +459,12 @@ impl EioSession {
         self.phase == Phase::Open
     }
 
+    /// Packets or transmits wait to be handed out: a message written to
+    /// the transport directly now would overtake them.
+    pub fn has_pending(&self) -> bool {
+        !self.transmits.is_empty() || !self.outbox.is_empty()
+    }
+
     /// Closed and nothing left to hand out: the table may drop it.
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Closed && self.transmits.is_empty() && self.events.is_empty()
@@ -655,10 +661,17 @@ impl EioSession {
     fn on_packet(&mut self, p: Packet, now: Instant) {
         match p.kind {
             PacketType::Pong => {
-                // socket.ts: a pong clears the timeout and schedules the
-                // next ping one interval from now.
-                self.pong_deadline = None;
-                self.next_ping = now + self.config.ping_interval;
+                // Protocol README, "Heartbeat": pings go out "at regular
+                // intervals". The next is due one interval after the one
+                // answered (socket.ts counts from the pong instead, so each
+                // round trip delays the next ping, and a client that must
+                // also CONNECT within connectTimeout sees its third ping
+                // late). A pong nobody asked for changes nothing: a client
+                // that keeps sending them must not postpone the pings that
+                // would find it gone.
+                if self.pong_deadline.take().is_some() {
+                    self.next_ping = (self.next_ping + self.config.ping_interval).max(now);
+                }
             }
             PacketType::Message => self.events.push_back(EioEvent::Message(p.data)),
             // polling.ts `onData` / websocket: a close packet from the
@@ -766,7 +779,7 @@ impl EioSession {
     fn take_payload(&mut self) -> Vec<u8> {
         let mut body = Vec::new();
         encode_payload(&self.outbox, &mut body);
-        self.outbox.clear();
+        self.outbox = Vec::new();
         body
     }
 
@@ -832,11 +845,17 @@ impl EioSession {
             self.get_parked = false;
             return Some(Transmit::PollResponse(self.take_payload()));
         }
+        // Drained: an idle session holds no queue memory.
+        self.transmits = VecDeque::new();
         None
     }
 
     pub fn poll_event(&mut self) -> Option<EioEvent> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() {
+            self.events = VecDeque::new();
+        }
+        e
     }
 }
 
@@ -855,7 +874,9 @@ fn ws_text(kind: PacketType, text: &str) -> Transmit {
 /// Every Engine.IO session of a server, by sid.
 pub struct Sessions {
     config: EioConfig,
-    sessions: HashMap<Sid, EioSession>,
+    /// Boxed: a table slot holds only a pointer, so the table's spare
+    /// capacity costs little per idle session.
+    sessions: HashMap<Sid, Box<EioSession>>,
     new_sid: SidSource,
     /// Sessions that may have transmits or events; duplicates are fine.
     touched_transmit: VecDeque<Sid>,
@@ -882,6 +903,11 @@ impl Sessions {
         &self.config
     }
 
+    /// Where new sids come from from now on (see [`SidSource`]).
+    pub fn set_sid_source(&mut self, new_sid: SidSource) {
+        self.new_sid = new_sid;
+    }
+
     pub fn len(&self) -> usize {
         self.sessions.len()
     }
@@ -891,7 +917,7 @@ impl Sessions {
     }
 
     pub fn get(&self, sid: Sid) -> Option<&EioSession> {
-        self.sessions.get(&sid)
+        self.sessions.get(&sid).map(|s| &**s)
     }
 
     fn touch(&mut self, sid: Sid) {
@@ -907,7 +933,7 @@ impl Sessions {
         if self.sessions.contains_key(&sid) {
             return Err(SessionError::NoRandomness);
         }
-        let session = EioSession::new(sid, transport, self.config.clone(), now);
+        let session = Box::new(EioSession::new(sid, transport, self.config.clone(), now));
         self.sessions.insert(sid, session);
         self.touch(sid);
         Ok(sid)
@@ -1179,12 +1205,18 @@ mod tests {
         );
         let t1 = t0 + Duration::from_millis(350);
         s.handle_poll_post(b"3", t1).unwrap();
-        assert_eq!(s.poll_timeout(), Some(t1 + Duration::from_millis(300)));
+        // A fixed cadence: the next ping is due one interval after the
+        // last one, however late its pong came.
+        let t2 = t0 + Duration::from_millis(600);
+        assert_eq!(s.poll_timeout(), Some(t2));
+        // An unasked-for pong does not postpone it.
+        s.handle_poll_post(b"3", t1).unwrap();
+        assert_eq!(s.poll_timeout(), Some(t2));
         // No pong this time: closed at the ping's due time + pingTimeout.
-        s.handle_timeout(t1 + Duration::from_millis(300));
-        s.handle_timeout(t1 + Duration::from_millis(499));
+        s.handle_timeout(t2);
+        s.handle_timeout(t2 + Duration::from_millis(199));
         assert!(s.is_open());
-        s.handle_timeout(t1 + Duration::from_millis(500));
+        s.handle_timeout(t2 + Duration::from_millis(200));
         assert!(!s.is_open());
         assert_eq!(s.poll_event(), Some(EioEvent::Opened));
         assert_eq!(
