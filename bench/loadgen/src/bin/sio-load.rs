@@ -36,6 +36,8 @@
 //! - `idle`: `--clients` connect (CONNECT acknowledged) and stay idle; the
 //!   server's VmRSS before and after, over the clients: bytes per idle
 //!   Socket.IO connection (kernel socket buffers are not in VmRSS).
+//!   `--connect off` stops at the Engine.IO open packet: what the session
+//!   costs before Socket.IO adds its socket.
 //! - `upgrade`: `--clients` go through the polling handshake and the
 //!   upgrade, `--parallel` at a time; setups per second and setup-time
 //!   percentiles.
@@ -56,7 +58,7 @@ use loadgen::{
 const USAGE: &str = "usage: sio-load --url http://127.0.0.1:PORT [--mode fanout|idle|upgrade] \
 [--pid SERVER_PID] [--clients 5000] [--parallel 128] \
 fanout: [--messages 200] [--rate 10] [--size 64] [--drain 20] \
-idle: [--settle 2] \
+idle: [--settle 2] [--connect on|off] \
 upgrade: (--parallel is how many set up at once)";
 
 /// Where one client is in its setup.
@@ -221,11 +223,17 @@ fn main() {
     let acked = Arc::new(AtomicU64::new(0));
     let mut last_progress = Instant::now();
     let mut ids = Vec::new();
+    let eio_only = match f.str("connect", "on").as_str() {
+        "on" => false,
+        "off" => true,
+        other => loadgen::die(USAGE, &format!("--connect: on or off, not {other:?}")),
+    };
     let ctx = Ctx {
         addr,
         host: &host,
         subscribe: &subscribe,
         idle: mode == "idle",
+        eio_only,
     };
 
     loop {
@@ -449,6 +457,9 @@ struct Ctx<'a> {
     subscribe: &'a [u8],
     /// `--mode idle`: a client is set up once connected to `/`.
     idle: bool,
+    /// `--mode idle --connect off`: once the Engine.IO session is open,
+    /// without joining a namespace (what the session alone costs).
+    eio_only: bool,
 }
 
 /// Deliveries seen, in order or not, and their latencies.
@@ -518,6 +529,7 @@ fn step(
             continue;
         }
         match c.phase {
+            Phase::EioOpen if payload.starts_with(b"0{") && ctx.eio_only => c.phase = Phase::Ready,
             Phase::EioOpen if payload.starts_with(b"0{") => {
                 p.send(&sio_frame(b"40"))?;
                 c.phase = Phase::SioConnect;
