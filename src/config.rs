@@ -234,6 +234,12 @@ pub struct Config {
     /// which echoes every message back: the target of the official
     /// Engine.IO test suite. Off by default.
     pub engineio_echo_path: Option<String>,
+    /// Connection state recovery on namespace `/`: the CONNECT reply
+    /// carries a `pid`, every event carries the socket's combined cursor
+    /// as its last argument, and a client that reconnects with them
+    /// (socket.io-client does by itself) resumes every topic where it
+    /// stood, from the history.
+    pub sio_recovery: bool,
 }
 
 impl Default for Config {
@@ -305,6 +311,7 @@ impl Default for Config {
             sio_connect_timeout: Duration::from_millis(45_000),
             sio_max_buffered_packets: 1_000,
             engineio_echo_path: None,
+            sio_recovery: false,
         }
     }
 }

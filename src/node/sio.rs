@@ -40,7 +40,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -48,8 +48,8 @@ use base64::Engine as _;
 use crate::client::json::Value;
 use crate::hub::{self, Cursor, EventName, Message, PayloadKind, ReplayLimit, Transport};
 use crate::proto::engineio::{
-    EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, Transmit, ERROR_CONTENT_TYPE,
-    POLL_CONTENT_TYPE,
+    EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, SidSource, Transmit,
+    Transport as EioTransport, ERROR_CONTENT_TYPE, POLL_CONTENT_TYPE,
 };
 use crate::proto::http::Request;
 use crate::proto::socketio::{
@@ -106,6 +106,8 @@ pub(crate) struct SioGlue {
     deadline: Option<Instant>,
     /// A session was touched since `deadline` was computed.
     dirty: bool,
+    /// Connection state recovery on namespace `/` (`--sio-recovery`).
+    recovery: bool,
 }
 
 /// A namespace `/` socket.
@@ -114,6 +116,8 @@ struct HubSock {
     subs: Subs,
     /// What its token allows (tokens on).
     claims: Option<Box<Claims>>,
+    /// When that token expires: the socket is disconnected then.
+    expires: Option<Instant>,
 }
 
 /// What namespace `/` recorded for the node, and what it needs to judge
@@ -132,6 +136,8 @@ enum HubCall {
     Connect {
         addr: SioAddr,
         claims: Option<Claims>,
+        /// The offset a recovering client presented.
+        resume: Option<String>,
     },
     Event {
         addr: SioAddr,
@@ -148,6 +154,26 @@ enum HubCall {
 fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
     // One thread uses it; a poisoned lock still holds consistent data.
     inbox.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Where sids come from: the kernel's randomness; a counter under the
+/// fuzzer, whose property (the same bytes whether input comes whole or
+/// byte by byte) needs two runs of one input to agree.
+fn sid_source() -> SidSource {
+    #[cfg(fuzzing)]
+    {
+        let mut n: u32 = 0;
+        Box::new(move || {
+            n = n.wrapping_add(1);
+            let mut bytes = [0u8; 20];
+            bytes[..4].copy_from_slice(&n.to_be_bytes());
+            Ok(Sid::from_bytes(bytes))
+        })
+    }
+    #[cfg(not(fuzzing))]
+    {
+        Box::new(crate::proto::engineio::random_sid)
+    }
 }
 
 /// `{"message","data":{"status"}}`: a refused CONNECT's payload.
@@ -176,6 +202,9 @@ fn error_ack(status: u16, message: &str) -> Value {
 /// hub (DESIGN "Socket.IO").
 struct HubNamespace {
     inbox: Arc<Mutex<Inbox>>,
+    /// Connection state recovery (see [`with_offset`]).
+    recovery: bool,
+    new_pid: SidSource,
 }
 
 impl Namespace for HubNamespace {
@@ -201,9 +230,30 @@ impl Namespace for HubNamespace {
                 }
             }
         };
+        // Recovery: the client presents the pid of its CONNECT reply and
+        // the offset of the last event it got. The offset is a combined
+        // cursor, which holds all there is to resume; keeping the pid says
+        // "recovered" to the client.
+        let mut resume = None;
+        if self.recovery {
+            let pid = auth.get("pid").and_then(Value::as_str).and_then(Sid::parse);
+            let offset = auth.get("offset").and_then(Value::as_str);
+            match (pid, offset) {
+                (Some(pid), Some(offset)) => {
+                    resume = Some(offset.to_string());
+                    socket.set_pid(pid);
+                }
+                _ => {
+                    if let Ok(pid) = (self.new_pid)() {
+                        socket.set_pid(pid);
+                    }
+                }
+            }
+        }
         inbox.calls.push(HubCall::Connect {
             addr: socket.addr().clone(),
             claims,
+            resume,
         });
         Ok(())
     }
@@ -246,11 +296,17 @@ impl SioGlue {
             tokens: HashMap::new(),
             calls: Vec::new(),
         }));
-        let mut server = SioServer::new(config);
+        let mut server = SioServer::with_parts(
+            config,
+            Sessions::with_sid_source(eio.clone(), sid_source()),
+            sid_source(),
+        );
         server.register(
             "/",
             Box::new(HubNamespace {
                 inbox: Arc::clone(&inbox),
+                recovery: cfg.sio_recovery,
+                new_pid: sid_source(),
             }),
         );
         SioGlue {
@@ -258,7 +314,7 @@ impl SioGlue {
             echo: cfg
                 .engineio_echo_path
                 .clone()
-                .map(|path| (path, Sessions::new(eio))),
+                .map(|path| (path, Sessions::with_sid_source(eio, sid_source()))),
             polls: HashMap::new(),
             sockets: HashMap::new(),
             inbox,
@@ -267,6 +323,7 @@ impl SioGlue {
             by_sid: HashMap::new(),
             deadline: None,
             dirty: false,
+            recovery: cfg.sio_recovery,
         }
     }
 
@@ -382,6 +439,19 @@ impl SioGlue {
             return;
         }
         self.dirty = true;
+        // DESIGN "Security": a socket ends when its token does. DISCONNECT
+        // (not a broken connection) so that the client does not simply
+        // reconnect with the same token.
+        let expired: Vec<SioAddr> = self
+            .socks
+            .iter()
+            .flatten()
+            .filter(|s| s.expires.is_some_and(|e| e <= now))
+            .map(|s| s.addr.clone())
+            .collect();
+        for addr in expired {
+            self.server.disconnect(&addr);
+        }
         self.server.handle_timeout(now);
         if let Some((_, s)) = &mut self.echo {
             s.handle_timeout(now);
@@ -400,7 +470,8 @@ impl SioGlue {
         }
         self.dirty = false;
         let echo = self.echo.as_ref().and_then(|(_, s)| s.poll_timeout());
-        self.deadline = [self.server.poll_timeout(), echo]
+        let expiry = self.socks.iter().flatten().filter_map(|s| s.expires).min();
+        self.deadline = [self.server.poll_timeout(), echo, expiry]
             .into_iter()
             .flatten()
             .min();
@@ -694,19 +765,110 @@ pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
     })
 }
 
-/// Live delivery to Socket.IO subscribers of `msg` (the fan-out's part
-/// for them); returns how many got it.
-pub(super) fn deliver(ctx: &mut Ctx, subs: &[usize], msg: &Message) -> u64 {
+/// Connection state recovery on namespace `/`: an event's last argument
+/// is the socket's combined cursor after it (`A=ID,B=ID`, the grammar of
+/// `wire::cursor`), which socket.io-client keeps as its `offset` and
+/// presents on reconnect; the server resumes every topic named there.
+/// The cursor needs no escaping: topic names and ids are JSON-safe.
+fn with_offset(text: &str, subs: &Subs) -> String {
+    let body = text.strip_suffix(']').unwrap_or(text);
+    let mut out = Vec::with_capacity(text.len() + subs.cursor_len() + 4);
+    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(b",\"");
+    subs.write_cursor(&mut out);
+    out.extend_from_slice(b"\"]");
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A message's WebSocket frames for Socket.IO sockets, each built on
+/// first need and shared by every socket that takes it: plain, and
+/// compressed once for sockets that negotiated permessage-deflate with
+/// our window (every answer declares `server_no_context_takeover`, so
+/// one compressed frame serves them all, RFC 7692 §7.2.1).
+#[derive(Default)]
+struct SharedFrames {
+    plain: Option<Arc<[u8]>>,
+    deflated: Option<Arc<[u8]>>,
+}
+
+impl SharedFrames {
+    /// The Engine.IO message `4<packet>` as a frame for `ws`, or `None`
+    /// when the session must write it itself (a deflate window other
+    /// than ours).
+    fn frame(&mut self, cfg: &Config, ws: &WsSession, text: &str) -> Option<Arc<[u8]>> {
+        let len = text.len() + 1;
+        match ws.deflate() {
+            Some(d) if len >= d.threshold as usize => {
+                if d.params.server_max_window_bits < cfg.ws_deflate_server_window_bits {
+                    return None;
+                }
+                let frame = self.deflated.get_or_insert_with(|| {
+                    crate::proto::ws_deflate::compress_message(
+                        &[b"4", text.as_bytes()],
+                        crate::wire::ws_frame::Opcode::Text,
+                        cfg.ws_deflate_level.min(9),
+                        cfg.ws_deflate_server_window_bits,
+                    )
+                    .into()
+                });
+                Some(Arc::clone(frame))
+            }
+            _ => {
+                let frame = self.plain.get_or_insert_with(|| {
+                    let mut payload = Vec::with_capacity(len);
+                    payload.push(b'4');
+                    payload.extend_from_slice(text.as_bytes());
+                    let mut frame = Vec::with_capacity(len + 10);
+                    crate::proto::ws::write_message(&mut frame, MessageKind::Text, &payload);
+                    frame.into()
+                });
+                Some(Arc::clone(frame))
+            }
+        }
+    }
+}
+
+/// What a fan-out did for Socket.IO sockets.
+#[derive(Default)]
+pub(super) struct Delivered {
+    pub(super) count: u64,
+    /// WebSocket connections whose queue was already over its cap.
+    pub(super) too_slow: Vec<ConnId>,
+}
+
+/// Live delivery of `msg` to its Socket.IO subscribers (the fan-out's
+/// part for them). A socket whose session is on WebSocket with nothing
+/// waiting gets the shared frame on its connection's queue directly;
+/// any other (polling, upgrading, binary) goes through its session.
+pub(super) fn deliver(
+    ctx: &mut Ctx,
+    conns: &mut [Option<Box<super::Conn>>],
+    subs: &[usize],
+    msg: &Message,
+) -> Delivered {
+    let mut done = Delivered::default();
     let Some(encoded) = encode_message(msg) else {
-        return 0;
+        return done;
     };
-    let mut n = 0;
+    let mut frames = SharedFrames::default();
+    // With recovery, a one-topic socket's offset is `topic=id`: the same
+    // for every such socket, so its text (and frame) is shared too.
+    let single = ctx.sio.recovery.then(|| {
+        let mut one = Subs::default();
+        let mut sub = new_sub(&msg.topic, msg.id);
+        sub.catching_up = false;
+        one.insert(sub);
+        with_offset(&encoded.text, &one)
+    });
+    let Ctx {
+        sio, cfg, ready, ..
+    } = ctx;
     for &number in subs {
         let (sock, slot) = (
             (number - SIO_SUBS) / MAX_SUBS,
             (number - SIO_SUBS) % MAX_SUBS,
         );
-        let Some(Some(s)) = ctx.sio.socks.get_mut(sock) else {
+        let Some(Some(s)) = sio.socks.get_mut(sock) else {
             continue;
         };
         let Some(sub) = s.subs.get_mut(slot) else {
@@ -717,16 +879,53 @@ pub(super) fn deliver(ctx: &mut Ctx, subs: &[usize], msg: &Message) -> u64 {
             continue;
         }
         sub.cursor = msg.id;
-        if ctx
-            .sio
-            .server
-            .send_encoded(&s.addr, &encoded.text, &encoded.attachments)
-        {
-            n += 1;
+        let sid = s.addr.eio;
+        // A socket of several topics has an offset of its own.
+        let mut own = match &single {
+            Some(_) if s.subs.len() != 1 => {
+                Some((with_offset(&encoded.text, &s.subs), SharedFrames::default()))
+            }
+            _ => None,
+        };
+        let (text, frames): (&str, &mut SharedFrames) = match &mut own {
+            Some((t, f)) => (t.as_str(), f),
+            None => (single.as_deref().unwrap_or(&encoded.text), &mut frames),
+        };
+        let direct = encoded.attachments.is_empty()
+            && sio.server.is_connected(&s.addr)
+            && sio.server.engine().get(sid).is_some_and(|e| {
+                e.is_open() && e.transport() == EioTransport::WebSocket && !e.has_pending()
+            });
+        let conn_id = sio.sockets.get(&sid).copied();
+        if let (true, Some(id)) = (direct, conn_id) {
+            let Some(conn) = conns.get_mut(id).and_then(Option::as_deref_mut) else {
+                continue;
+            };
+            let State::WebSocket(ws) = &conn.state else {
+                continue;
+            };
+            if let Some(frame) = frames.frame(cfg, &ws.session, text) {
+                // DESIGN "Limits": only a queue that already holds more
+                // than its cap is a slow reader.
+                if conn.out.len() > cfg.subscriber_queue_bytes {
+                    done.too_slow.push(id);
+                    continue;
+                }
+                conn.out.push_shared(&frame);
+                if !conn.ready {
+                    conn.ready = true;
+                    ready.push(id);
+                }
+                done.count += 1;
+                continue;
+            }
+        }
+        if sio.server.send_encoded(&s.addr, text, &encoded.attachments) {
+            done.count += 1;
+            sio.dirty = true;
         }
     }
-    ctx.sio.dirty |= n > 0;
-    n
+    done
 }
 
 /// Carries out what namespace `/` recorded; `true` if there was anything.
@@ -738,11 +937,20 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
     ctx.sio.dirty = true;
     for call in calls {
         match call {
-            HubCall::Connect { addr, claims } => {
+            HubCall::Connect {
+                addr,
+                claims,
+                resume,
+            } => {
+                let expires = claims
+                    .as_ref()
+                    .and_then(Claims::expires_at)
+                    .map(|exp| now + Duration::from_secs(exp.saturating_sub(ctx.date_secs)));
                 let sock = HubSock {
                     addr: addr.clone(),
                     subs: Subs::default(),
                     claims: claims.map(Box::new),
+                    expires,
                 };
                 let n = match ctx.sio.free.pop() {
                     Some(n) => {
@@ -755,6 +963,9 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                     }
                 };
                 ctx.sio.by_sid.insert(addr.eio, n);
+                if let Some(offset) = resume {
+                    resume_topics(ctx, n, &offset, now);
+                }
             }
             HubCall::Disconnect { addr } => {
                 let Some(n) = ctx.sio.by_sid.remove(&addr.eio) else {
@@ -818,6 +1029,20 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
         .and_then(|o| o.get("after"))
         .and_then(Value::as_str);
     let cursor = hub::parse_cursor(after).map_err(|e| (e.status(), e.to_string()))?;
+    join(ctx, n, &topic, &cursor, after.unwrap_or(""), now)
+}
+
+/// Joins `topic` at `cursor` (`text` as the client wrote it), replays
+/// what follows, and answers with the ack's `{"last_id","gap"}`.
+fn join(
+    ctx: &mut Ctx,
+    n: usize,
+    topic: &TopicName,
+    cursor: &Cursor,
+    text: &str,
+    now: Instant,
+) -> Reply {
+    let topic = topic.clone();
     let max = ctx.cfg.max_topics_per_connection.clamp(1, MAX_SUBS);
     let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
         return Err((410, "gone".into()));
@@ -841,8 +1066,8 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
         return Err((400, format!("more than {max} topics on one connection")));
     }
     let addr = sock.addr.clone();
-    let start = start_position(ctx, &topic, &cursor, after.unwrap_or(""), now)
-        .map_err(|e| (e.status(), e.to_string()))?;
+    let start =
+        start_position(ctx, &topic, cursor, text, now).map_err(|e| (e.status(), e.to_string()))?;
     let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
         return Err((410, "gone".into()));
     };
@@ -877,15 +1102,20 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
             break;
         }
         for m in &replay.messages {
-            if let Some(e) = encode_message(m) {
-                ctx.sio.server.send_encoded(&addr, &e.text, &e.attachments);
-            }
             position = m.id;
-        }
-    }
-    if let Some(Some(sock)) = ctx.sio.socks.get_mut(n) {
-        if let Some(sub) = sock.subs.get_mut(slot) {
-            sub.cursor = position;
+            let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
+                break;
+            };
+            if let Some(sub) = sock.subs.get_mut(slot) {
+                sub.cursor = position;
+            }
+            if let Some(e) = encode_message(m) {
+                let text = match ctx.sio.recovery {
+                    true => with_offset(&e.text, &sock.subs),
+                    false => e.text,
+                };
+                ctx.sio.server.send_encoded(&addr, &text, &e.attachments);
+            }
         }
     }
     let last_id = ctx.hub.last_id(&topic).unwrap_or(position).to_string();
@@ -893,6 +1123,25 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
         ("last_id".into(), Value::String(last_id)),
         ("gap".into(), Value::Bool(start.gap.is_some())),
     ]))
+}
+
+/// A recovering socket rejoins every topic of its offset where it stood
+/// (what the token allows; a malformed offset resumes nothing).
+fn resume_topics(ctx: &mut Ctx, n: usize, offset: &str, now: Instant) {
+    let limits = crate::wire::cursor::CursorLimits::from_config(&ctx.cfg);
+    let Ok(cursor) = crate::wire::cursor::CombinedCursor::parse(offset, &limits) else {
+        return;
+    };
+    for t in cursor.topics() {
+        let Ok(topic) = TopicName::parse(&t.topic) else {
+            continue;
+        };
+        let text = match t.cursor {
+            Cursor::After(id) => id.to_string(),
+            _ => "earliest".to_string(),
+        };
+        let _ = join(ctx, n, &topic, &t.cursor, &text, now);
+    }
 }
 
 fn unsubscribe(ctx: &mut Ctx, n: usize, args: &[Value]) -> Reply {
@@ -1066,6 +1315,124 @@ mod tests {
             kind,
             Instant::now(),
         )
+    }
+
+    use std::time::Duration;
+
+    use crate::node::sim::Harness;
+
+    fn harness() -> Harness {
+        Harness::new(Config {
+            sio_ping_interval: Duration::from_millis(300),
+            sio_ping_timeout: Duration::from_millis(200),
+            ..Config::default()
+        })
+    }
+
+    fn get(sid: &str) -> Vec<u8> {
+        format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: t\r\n\r\n")
+            .into_bytes()
+    }
+
+    /// A polling handshake on a new connection; its sid.
+    fn handshake(h: &mut Harness) -> (ConnId, String) {
+        let c = h.connect();
+        h.send(
+            c,
+            b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        let text = h.take_text(c);
+        let at = text.find("{\"sid\":\"").expect("an open packet") + 8;
+        (c, text[at..at + Sid::LEN].to_string())
+    }
+
+    #[test]
+    fn a_parked_get_waits_in_its_state_and_the_ping_answers_it_on_time() {
+        let mut h = harness();
+        let (c, sid) = handshake(&mut h);
+        h.send(c, &get(&sid));
+        assert_eq!(h.node.conns[c].as_ref().unwrap().phase(), Phase::EioParked);
+        assert_eq!(h.take_text(c), "");
+        h.advance(Duration::from_millis(299));
+        assert_eq!(h.take_text(c), "", "no ping before pingInterval");
+        h.advance(Duration::from_millis(1));
+        let answer = h.take_text(c);
+        assert!(answer.ends_with("\r\n\r\n2"), "{answer}");
+        assert_eq!(h.node.conns[c].as_ref().unwrap().phase(), Phase::Http);
+        // No pong: the session ends at the ping's due time + pingTimeout.
+        h.advance(Duration::from_millis(199));
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 1);
+        h.advance(Duration::from_millis(1));
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
+    }
+
+    #[test]
+    fn a_parked_get_that_hangs_up_ends_its_session_and_pipelining_waits() {
+        let mut h = harness();
+        let (c, sid) = handshake(&mut h);
+        // A GET and a pipelined request behind it: the second waits.
+        let mut two = get(&sid);
+        two.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+        h.send(c, &two);
+        assert_eq!(h.take_text(c), "");
+        h.publish("x", "unrelated");
+        assert_eq!(h.take_text(c), "");
+        h.advance(Duration::from_millis(300));
+        let both = h.take_text(c);
+        assert!(both.contains("\r\n\r\n2HTTP/1.1 200 OK"), "{both}");
+        h.send(c, &get(&sid));
+        assert!(h
+            .node
+            .ctx
+            .sio
+            .polls
+            .contains_key(&Sid::parse(&sid).unwrap()));
+        h.eof(c);
+        assert!(h.node.ctx.sio.polls.is_empty());
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
+    }
+
+    /// A client's text frame (masked with the zero key, RFC 6455 §5.3).
+    fn frame(text: &str) -> Vec<u8> {
+        assert!(text.len() < 126);
+        let mut f = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+        f.extend_from_slice(text.as_bytes());
+        f
+    }
+
+    #[test]
+    fn a_websocket_socket_that_does_not_read_is_cut_off_at_its_queue_cap() {
+        let mut h = Harness::new(Config {
+            subscriber_queue_bytes: 16 * 1024,
+            ws_deflate: false,
+            ..Config::default()
+        });
+        let c = h.connect();
+        h.send(
+            c,
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: t\r\n\
+              Upgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        assert!(h.take_text(c).starts_with("HTTP/1.1 101"));
+        h.send(c, &frame("40"));
+        h.send(c, &frame(r#"42["subscribe","s"]"#));
+        assert!(h.take_text(c).contains("40{\"sid\""));
+        // The client stops reading.
+        h.clients.get_mut(&c).unwrap().window = 0;
+        let big = "x".repeat(6 * 1024);
+        for _ in 0..3 {
+            h.publish("s", &big);
+        }
+        assert_eq!(h.node.stats().slow_disconnects, 0, "at the cap, not over");
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 1);
+        h.publish("s", &big);
+        h.publish("s", &big);
+        assert_eq!(h.node.stats().slow_disconnects, 1);
+        // Its session is over, and its subscription with it.
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
+        let topic = TopicName::parse("s").unwrap();
+        assert!(h.node.hub().subscribers(&topic).is_empty());
     }
 
     #[test]
