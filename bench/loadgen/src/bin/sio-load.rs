@@ -39,8 +39,8 @@
 //!   `--connect off` stops at the Engine.IO open packet: what the session
 //!   costs before Socket.IO adds its socket.
 //! - `upgrade`: `--clients` go through the polling handshake and the
-//!   upgrade, `--parallel` at a time; setups per second and setup-time
-//!   percentiles.
+//!   upgrade, `--parallel` at a time; setups per second, setup-time
+//!   percentiles, and setups per server CPU-second.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -201,6 +201,7 @@ fn main() {
     let subscribe = sio_frame(format!("421[\"subscribe\",\"{room}\",{{}}]").as_bytes());
 
     let rss0 = pid.map(|p| rss_bytes(p).unwrap_or(0));
+    let cpu_at_start = pid.map(|p| cpu_time(p).unwrap_or_default());
     let mut poll = Poll::new().expect("poll");
     let mut events = Events::with_capacity(4096);
     let mut clients: Vec<Client> = Vec::with_capacity(nclients);
@@ -373,14 +374,24 @@ bytes_per_conn={per}",
             }
         }
         "upgrade" => {
+            let cpu = match (pid, cpu_at_start) {
+                (Some(p), Some(c0)) => Some(cpu_time(p).unwrap_or_default().saturating_sub(c0)),
+                _ => None,
+            };
+            let per_cpu_s = match cpu {
+                Some(c) if c > Duration::ZERO => format!("{:.0}", ready as f64 / c.as_secs_f64()),
+                _ => "-".into(),
+            };
             println!(
                 "sio-load mode=upgrade clients={nclients} parallel={parallel} ready={ready} dead={dead} \
-wall_s={:.2} setups_per_s={:.0} setup_p50_ms={} setup_p99_ms={} setup_max_ms={}",
+wall_s={:.2} setups_per_s={:.0} setup_p50_ms={} setup_p99_ms={} setup_max_ms={} \
+server_cpu_ms={} setups_per_server_cpu_s={per_cpu_s}",
                 wall.as_secs_f64(),
                 ready as f64 / wall.as_secs_f64().max(1e-9),
                 loadgen::ms(setup.p50),
                 loadgen::ms(setup.p99),
                 loadgen::ms(setup.max),
+                cpu.map_or("-".into(), |c| c.as_millis().to_string()),
             );
             if dead > 0 {
                 std::process::exit(1);
