@@ -127,9 +127,19 @@ pub struct Config {
     /// Negotiate permessage-deflate (RFC 7692) with clients that offer it.
     /// Off: offers are declined and every frame goes out uncompressed.
     pub ws_deflate: bool,
-    /// zlib compression level (0-9) of the messages the server compresses.
-    /// Each message is compressed once, by one compressor per thread.
+    /// zlib compression level (0-9) of a message compressed for one
+    /// connection only: an `/echo` reply, a command's answer on `/ws`.
+    /// Each such send pays its own compression, so the default is the
+    /// fastest: level 1 (zlib-rs's "quick" strategy) compresses 16 KiB of
+    /// JSON in about a quarter of level 6's CPU time, for 2.8× instead of
+    /// 4.3× (`bench/README.md`, "permessage-deflate").
     pub ws_deflate_level: u32,
+    /// zlib compression level (0-9) of a topic's messages, compressed once
+    /// for every deflate subscriber (the frame is shared): its cost is
+    /// divided by the subscribers, so the default buys ratio, level 6.
+    /// Each level in use keeps one compressor per thread (about 324 KiB
+    /// at level 6, less at level 1).
+    pub ws_deflate_fanout_level: u32,
     /// LZ77 window the server compresses with, as a power of two (9-15).
     /// Costs no per-connection memory: the compressor is per thread
     /// (about 324 KiB resident at 15 bits, level 6, measured) and every
@@ -240,6 +250,28 @@ pub struct Config {
     /// (socket.io-client does by itself) resumes every topic where it
     /// stood, from the history.
     pub sio_recovery: bool,
+
+    // ---- Cluster (Redis) ------------------------------------------------
+    /// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`: run the hub on Redis
+    /// (docs/protocol.md "Cluster"); `None`: the in-memory hub alone.
+    pub redis: Option<String>,
+    /// How long a request that needs Redis waits: a publish for its id, a
+    /// subscribe or poll for its topic's first sync, a connect, any reply.
+    /// At the limit the request is answered 503 (a reply that late also
+    /// fails the connection, which is then reopened).
+    pub redis_timeout: Duration,
+    /// How long a node keeps following a topic after its last local
+    /// subscriber left (long polls that come and go find it warm). At the
+    /// limit the topic's channel is unsubscribed; the next request for it
+    /// waits for a new sync.
+    pub redis_linger: Duration,
+    /// How often each followed topic's position is checked against Redis
+    /// (a message lost by pub/sub on a quiet topic is found then, not at
+    /// the next message).
+    pub redis_check_interval: Duration,
+    /// Most Redis commands in flight. At the limit a publish is answered
+    /// 503 at once: nothing waits in an unbounded queue.
+    pub redis_max_pending: usize,
 }
 
 impl Default for Config {
@@ -280,7 +312,8 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             ws_deflate: true,
-            ws_deflate_level: 6,
+            ws_deflate_level: 1,
+            ws_deflate_fanout_level: 6,
             ws_deflate_server_window_bits: 15,
             ws_deflate_client_window_bits: 15,
             ws_deflate_client_no_context_takeover: true,
@@ -312,6 +345,12 @@ impl Default for Config {
             sio_max_buffered_packets: 1_000,
             engineio_echo_path: None,
             sio_recovery: false,
+
+            redis: None,
+            redis_timeout: Duration::from_secs(2),
+            redis_linger: Duration::from_secs(30),
+            redis_check_interval: Duration::from_secs(5),
+            redis_max_pending: 10_000,
         }
     }
 }
@@ -325,6 +364,12 @@ impl Config {
             .map_err(|e| format!("--allowed-origins / --cors-origin: {e}"))?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("--tls-cert and --tls-key go together".into());
+        }
+        if let Some(url) = &self.redis {
+            crate::proto::redis::RedisConfig::from_url(url).map_err(|e| format!("--redis: {e}"))?;
+        }
+        if self.redis_timeout.is_zero() {
+            return Err("--redis-timeout must be above 0".into());
         }
         if self.auth_secret.as_ref().is_some_and(|s| s.len() < 16) {
             return Err("--auth-secret must be at least 16 bytes".into());

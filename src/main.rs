@@ -324,13 +324,26 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "ws-deflate-level",
         value: "0-9",
-        help: "zlib level of compressed WebSocket messages [6]",
+        help: "zlib level of WebSocket messages compressed for one connection (echo, replies) [1]",
         set: |c, v| {
             let level: u32 = num(v)?;
             if level > 9 {
                 return Err(format!("level must be 0-9: {v:?}"));
             }
             c.ws_deflate_level = level;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "ws-deflate-fanout-level",
+        value: "0-9",
+        help: "zlib level of topic messages, compressed once for all subscribers [6]",
+        set: |c, v| {
+            let level: u32 = num(v)?;
+            if level > 9 {
+                return Err(format!("level must be 0-9: {v:?}"));
+            }
+            c.ws_deflate_fanout_level = level;
             Ok(())
         },
     },
@@ -568,6 +581,51 @@ const FLAGS: &[Flag] = &[
                 return Err(format!("a path starts with '/': {v:?}"));
             }
             c.engineio_echo_path = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis",
+        value: "URL",
+        help: "redis://[:PASSWORD@]HOST:PORT[/DB]: run the hub on Redis (cluster mode) [off]",
+        set: |c, v| {
+            c.redis = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-timeout",
+        value: "MS",
+        help: "how long a request waits for Redis; then 503 [2000]",
+        set: |c, v| {
+            c.redis_timeout = Duration::from_millis(num(v)?);
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-linger",
+        value: "SECS",
+        help: "a topic stays followed this long after its last local subscriber [30]",
+        set: |c, v| {
+            c.redis_linger = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-check-interval",
+        value: "MS",
+        help: "how often followed topics are checked for lost messages [5000]",
+        set: |c, v| {
+            c.redis_check_interval = Duration::from_millis(num(v)?);
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-max-pending",
+        value: "N",
+        help: "most Redis commands in flight; beyond: 503 [10000]",
+        set: |c, v| {
+            c.redis_max_pending = num(v)?;
             Ok(())
         },
     },

@@ -5,6 +5,8 @@
 //! ways, binary payloads, and the refusals (sessions, origins, tokens).
 
 mod clients;
+#[path = "support/redis.rs"]
+mod redis_support;
 mod support;
 
 use std::io::Write;
@@ -430,4 +432,60 @@ fn with_recovery_a_reconnecting_socket_resumes_its_topics_from_its_offset() {
     let third = publish(&server, "r", None, "three");
     assert!(text(&mut w).contains(&format!(r#""r={third}"]"#)));
     assert!(get(&server, "/topics/r").text().contains(r#""socketio":1"#));
+}
+
+/// A cluster node on `redis` (docs/protocol.md "Cluster"), once it is up.
+fn node(redis: &redis_support::RedisServer) -> TestServer {
+    let server = TestServer::start(Config {
+        redis: Some(redis.url()),
+        redis_timeout: Duration::from_millis(1500),
+        ..config()
+    });
+    wait_for("the node to reach Redis", Duration::from_secs(10), || {
+        get(&server, "/stats")
+            .text()
+            .contains("\"redis\":{\"up\":true")
+    });
+    server
+}
+
+#[test]
+fn in_cluster_mode_a_socketio_publish_on_one_node_reaches_a_socket_on_the_other() {
+    let Some(redis) = redis_support::RedisServer::start() else {
+        return; // no redis-server installed
+    };
+    let a = node(&redis);
+    let b = node(&redis);
+    let mut on_b = ws(&b, "/socket.io/?EIO=4&transport=websocket");
+    text(&mut on_b);
+    on_b.send_text("40").unwrap();
+    text(&mut on_b);
+    // The subscribe waits for its topic's first sync, then is acked.
+    on_b.send_text(r#"421["subscribe","c"]"#).unwrap();
+    assert!(text(&mut on_b).starts_with(r#"431[{"last_id":""#));
+    let mut on_a = ws(&a, "/socket.io/?EIO=4&transport=websocket");
+    text(&mut on_a);
+    on_a.send_text("40").unwrap();
+    text(&mut on_a);
+    on_a.send_text(r#"427["publish","c","across",{"event":"hop"}]"#)
+        .unwrap();
+    // Redis gives the id; the ack carries it.
+    let ack = text(&mut on_a);
+    let id = parse_json(&ack[3..]);
+    let id = id.as_array().unwrap()[0]
+        .get("id")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        text(&mut on_b),
+        format!(r#"42["hop","across",{{"topic":"c","id":"{id}"}}]"#)
+    );
+    // And an HTTP publish on A too, with the next id.
+    let next = publish(&a, "c", None, "by http");
+    assert_eq!(
+        text(&mut on_b),
+        format!(r#"42["message","by http",{{"topic":"c","id":"{next}"}}]"#)
+    );
 }

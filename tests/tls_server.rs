@@ -1,6 +1,7 @@
 //! The listener with `--tls-cert`/`--tls-key`: HTTPS, SSE and WSS through
 //! a real rustls client over real sockets, ALPN `http/1.1`, and a
-//! plaintext request on the TLS port closed without harming others.
+//! plaintext request on the TLS port closed without harming others, and
+//! stalled handshakes closed at the header deadline.
 
 mod support;
 
@@ -21,6 +22,10 @@ struct Tls {
 }
 
 fn tls_server() -> Tls {
+    tls_server_with(Config::default())
+}
+
+fn tls_server_with(cfg: Config) -> Tls {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let dir = std::env::temp_dir().join(format!(
         "pushwire-tls-{}-{:?}",
@@ -35,7 +40,7 @@ fn tls_server() -> Tls {
     let server = TestServer::start(Config {
         tls_cert: Some(cert),
         tls_key: Some(key),
-        ..Config::default()
+        ..cfg
     });
     Tls {
         server,
@@ -142,4 +147,85 @@ fn a_plaintext_request_on_the_tls_port_is_closed_alone() {
     ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     assert!(read_until(&mut ok, "\r\n\r\nok").starts_with("HTTP/1.1 200"));
+}
+
+/// A server whose request heads (TLS handshakes included) are due within
+/// 800 ms, while idle keep-alive connections may stay a minute.
+fn quick_head_server() -> Tls {
+    tls_server_with(Config {
+        header_read_timeout: Duration::from_millis(800),
+        keep_alive_timeout: Duration::from_secs(60),
+        ..Config::default()
+    })
+}
+
+/// Whether the server closed `s` between `at_least` and 5 s from now.
+fn closed_after(s: &mut TcpStream, at_least: Duration) -> bool {
+    let start = std::time::Instant::now();
+    let closed = closed_within(s, Duration::from_secs(5));
+    closed && start.elapsed() >= at_least
+}
+
+#[test]
+fn a_connection_that_never_starts_its_handshake_is_closed_at_the_header_deadline() {
+    let t = quick_head_server();
+    let mut ok = client(&t);
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    assert!(read_until(&mut ok, "\r\n\r\nok").starts_with("HTTP/1.1 200"));
+    let mut silent = t.server.connect();
+    assert!(closed_after(&mut silent, Duration::from_millis(500)));
+    // The kept-alive TLS client has been idle as long: it is still served.
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    assert!(read_until(&mut ok, "\r\n\r\nok").starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn a_stalled_client_hello_is_closed_at_the_header_deadline() {
+    let t = quick_head_server();
+    let mut stalled = t.server.connect();
+    // RFC 8446 §5.1: a handshake record header (type 22, legacy version
+    // 3.1, length 512), then the start of a ClientHello, then nothing.
+    stalled
+        .write_all(&[
+            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+        ])
+        .unwrap();
+    assert!(closed_after(&mut stalled, Duration::from_millis(500)));
+    let mut ok = client(&t);
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert!(read_until(&mut ok, "\r\n\r\nok").starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn a_finished_handshake_without_a_request_is_closed_at_the_header_deadline() {
+    let t = quick_head_server();
+    let mut c = client(&t);
+    while c.conn.is_handshaking() {
+        c.conn.complete_io(&mut c.sock).unwrap();
+    }
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    // The server's close_notify (Ok(0)) or its FIN, and nothing else.
+    let n = c.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&buf[..n]));
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "closed after {waited:?}, not at the header deadline"
+    );
+}
+
+#[test]
+fn a_partial_head_after_the_handshake_gets_408_at_the_deadline_from_accept() {
+    let t = quick_head_server();
+    let mut c = client(&t);
+    while c.conn.is_handshaking() {
+        c.conn.complete_io(&mut c.sock).unwrap();
+    }
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    let text = read_until(&mut c, "\r\n\r\n");
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
 }

@@ -300,3 +300,95 @@ fn config_errors() {
         Err(TlsError::CertificatePem(_))
     ));
 }
+
+// ---- the first request's deadline, in simulated time ----------------------
+//
+// The core never sees a TLS handshake: the driver asks it to bound the
+// first request (`Node::bound_first_request`), and the handshake's time
+// counts against it, as the wait for a head would.
+
+mod first_request {
+    use std::time::Duration;
+
+    use pushwire::node::sim::Harness;
+    use pushwire::Config;
+
+    const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    fn harness() -> Harness {
+        Harness::new(Config {
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            ..Config::default()
+        })
+    }
+
+    fn bound(h: &mut Harness) -> usize {
+        let id = h.connect();
+        let now = h.now;
+        h.node.bound_first_request(id, now);
+        h.settle();
+        id
+    }
+
+    #[test]
+    fn a_silent_connection_closes_at_the_header_deadline_not_the_keep_alive() {
+        let mut h = harness();
+        let tls = bound(&mut h);
+        let plain = h.connect();
+        h.advance(Duration::from_millis(9_999));
+        assert!(!h.closed(tls));
+        h.advance(Duration::from_millis(1));
+        assert!(h.closed(tls), "closed at exactly 10 s");
+        assert_eq!(h.text(tls), "", "closed silently: nothing was asked");
+        // A connection the driver did not bound keeps the keep-alive clock.
+        h.advance(Duration::from_secs(49));
+        assert!(!h.closed(plain));
+        h.advance(Duration::from_secs(1));
+        assert!(h.closed(plain));
+    }
+
+    #[test]
+    fn a_head_begun_late_is_408_at_the_deadline_counted_from_the_accept() {
+        let mut h = harness();
+        let c = bound(&mut h);
+        // The handshake took 6 s; then a head starts and stalls. Its own
+        // deadline (10 s from its first byte) would be at 16 s.
+        h.advance(Duration::from_secs(6));
+        h.send(c, b"GET /healthz HTTP/1.1\r\nHo");
+        h.advance(Duration::from_millis(3_999));
+        assert!(!h.closed(c));
+        h.advance(Duration::from_millis(1));
+        let t = h.text(c);
+        assert!(t.starts_with("HTTP/1.1 408 "), "{t}");
+        assert!(h.closed(c));
+    }
+
+    #[test]
+    fn after_the_first_request_the_keep_alive_clock_rules() {
+        let mut h = harness();
+        let c = bound(&mut h);
+        h.advance(Duration::from_secs(9));
+        h.send(c, GET);
+        assert!(h.take_text(c).starts_with("HTTP/1.1 200 OK"));
+        h.advance(Duration::from_secs(59));
+        assert!(!h.closed(c), "idle 59 s after its answer: still open");
+        h.advance(Duration::from_secs(1));
+        assert!(h.closed(c));
+    }
+
+    #[test]
+    fn a_slow_first_body_is_bound_by_the_body_deadline_only() {
+        let mut h = harness();
+        let c = bound(&mut h);
+        h.send(
+            c,
+            b"POST /topics/t HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+        );
+        h.advance(Duration::from_secs(20));
+        assert!(!h.closed(c), "the head came in time; the body has 60 s");
+        h.send(c, b"cde");
+        let t = h.take_text(c);
+        assert!(t.starts_with("HTTP/1.1 200 OK"), "{t}");
+    }
+}

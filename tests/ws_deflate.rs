@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use clients::wait_stat;
 use pushwire::client::{WsClient, WsMessage};
-use pushwire::proto::ws_deflate::{Inflater, RSV1};
-use pushwire::wire::ws_frame::{FrameHeader, Opcode};
+use pushwire::proto::ws_deflate::{deflate_into, Inflater, RSV1};
+use pushwire::wire::ws_frame::{apply_mask, FrameHeader, Opcode};
 use pushwire::Config;
 use support::*;
 
@@ -165,4 +165,78 @@ fn a_topic_message_is_rsv1_for_deflate_subscribers_and_plain_for_others() {
     // Both carry the same JSON frame, byte for byte, with the message in it.
     assert_eq!(text, plain);
     assert!(plain.contains(&data.replace('"', "\\\"")), "{plain}");
+}
+
+/// Inflates one whole compressed message payload.
+fn inflate(payload: &[u8]) -> Vec<u8> {
+    let mut inflater = Inflater::new(15);
+    let mut text = Vec::new();
+    inflater.feed(payload, &mut text, 1 << 20).unwrap();
+    inflater.finish(&mut text, 1 << 20).unwrap();
+    text
+}
+
+#[test]
+fn echo_and_fan_out_compress_at_their_own_levels() {
+    // A reply to one connection is compressed at `ws_deflate_level`, a
+    // topic's message (once for all) at `ws_deflate_fanout_level`; zlib's
+    // output is a function of the level, so the bytes say which was used.
+    let server = TestServer::start(Config {
+        ws_deflate_level: 1,
+        ws_deflate_fanout_level: 9,
+        ..Config::default()
+    });
+    let data: String = (0..200)
+        .map(|i| {
+            format!(
+                "{{\"sym\":\"ACME\",\"px\":{},\"qty\":{}}}\n",
+                i * 7 % 31,
+                i % 13
+            )
+        })
+        .collect();
+    let at = |level, text: &[u8]| {
+        let mut out = Vec::new();
+        deflate_into(&[text], level, 15, &mut out);
+        out
+    };
+
+    let (mut zs, mut zbuf, _) = raw_ws(&server, "/topics/levels/ws", true);
+    wait_stat(&server, "subscribers", Duration::from_secs(2), |n| n == 1);
+    assert_eq!(post(&server, "/topics/levels", &data).status, 200);
+    let (h, payload) = raw_frame(&mut zs, &mut zbuf);
+    assert_eq!(h.rsv, RSV1);
+    let frame = inflate(&payload);
+    assert_ne!(
+        at(1, &frame),
+        at(9, &frame),
+        "the levels differ on this text"
+    );
+    assert_eq!(payload, at(9, &frame), "fan-out: compressed at level 9");
+
+    // /echo: an uncompressed text frame in (RFC 7692 §6 allows it), the
+    // echo compressed at level 1.
+    let (mut es, mut ebuf, _) = raw_ws(&server, "/echo", true);
+    let key = [9, 8, 7, 6];
+    let mut f = Vec::new();
+    FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode: Opcode::Text,
+        mask: Some(key),
+        payload_len: data.len() as u64,
+    }
+    .emit(&mut f);
+    let start = f.len();
+    f.extend_from_slice(data.as_bytes());
+    apply_mask(&mut f[start..], key, 0);
+    es.write_all(&f).unwrap();
+    let (h, payload) = raw_frame(&mut es, &mut ebuf);
+    assert_eq!(h.rsv, RSV1);
+    assert_eq!(inflate(&payload), data.as_bytes());
+    assert_eq!(
+        payload,
+        at(1, data.as_bytes()),
+        "echo: compressed at level 1"
+    );
 }

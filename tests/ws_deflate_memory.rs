@@ -93,6 +93,17 @@ fn deflate_memory_per_connection() {
     })
     .join()
     .unwrap();
+    // The per-connection level's compressor (level 1) on top of it, as a
+    // thread that serves both fan-out and echoes keeps both.
+    let second = std::thread::spawn(|| {
+        let mut out = Vec::new();
+        deflate_into(&[b"first message on this thread"], 6, 15, &mut out);
+        let before = rss();
+        deflate_into(&[b"first message on this thread"], 1, 15, &mut out);
+        rss().saturating_sub(before)
+    })
+    .join()
+    .unwrap();
 
     let idle = per_session(true, 15, &frame);
     let kept_15 = per_session(false, 15, &frame);
@@ -105,6 +116,7 @@ fn deflate_memory_per_connection() {
     eprintln!("idle session keeping a 15-bit client context: {kept_15} bytes");
     eprintln!("idle session keeping a 12-bit client context: {kept_12} bytes");
     eprintln!("per-thread compressor (15 bits, level 6): {compressor} bytes");
+    eprintln!("second per-thread compressor (15 bits, level 1): {second} bytes");
     // The target: an idle deflate connection costs at most 2 KiB more
     // than the struct itself when no context is kept.
     assert!(idle <= 2048, "idle deflate session costs {idle} bytes");

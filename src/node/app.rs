@@ -22,15 +22,17 @@ use crate::wire::percent::{self, PercentError};
 use crate::wire::ws_extensions::DeflatePolicy;
 use crate::wire::{json, sse, ws_handshake};
 
+use super::cluster::{Failure, PublishFrom, Sync};
 use super::conn::{
-    sub_id, Closing, Conn, ParkedPoll, Phase, State, Stream, StreamKind, Subs, TopicName, WsConn,
-    WsRole, MAX_SUBS,
+    sub_id, Awaiting, Closing, Conn, ParkedPoll, Phase, ReplyTo, State, Stream, StreamKind, Subs,
+    TopicName, WsConn, WsRole, MAX_SUBS,
 };
 use super::outq::OutQueue;
 use super::routes::{route, Miss, Route};
 use super::{
     assets, close_state, new_sub, publish, start_position, step, ConnId, Ctx, Event, Format,
 };
+use crate::proto::redis::broker::TopicState;
 
 /// What a connection becomes after a response.
 pub(crate) enum Next {
@@ -51,6 +53,17 @@ pub(crate) enum Next {
         version: Version,
         keep_alive: bool,
     },
+    /// Wait for Redis (`--redis`).
+    Await(Await),
+}
+
+/// A request about to wait for Redis (see [`super::conn::Awaiting`]).
+pub(crate) struct Await {
+    ticket: u64,
+    deadline: Instant,
+    /// `None`: read the request again when its topics are in sync.
+    reply: Option<ReplyTo>,
+    refresh: bool,
 }
 
 /// A long poll about to park.
@@ -227,7 +240,8 @@ pub(crate) fn process_http(
                 let next = dispatch(ctx, id, out, &req, now);
                 if ctx.cfg.trace {
                     let status = ctx.last_reply.0;
-                    ctx.log.push(format!("[{id}]     answered {status}"));
+                    let tag = ctx.conn_tag(id);
+                    ctx.log.push(format!("{tag}     answered {status}"));
                 }
                 if ctx.cfg.access_log {
                     let (status, bytes) = ctx.last_reply;
@@ -241,10 +255,19 @@ pub(crate) fn process_http(
                     let client = forwarded
                         .or_else(|| log.as_ref().and_then(|l| l.peer).map(|p| p.to_string()))
                         .unwrap_or_else(|| "-".to_string());
-                    let entry = format!("{client} {} {}", req.method().as_str(), req.target());
+                    let entry = format!(
+                        "{} {client} {} {}",
+                        ctx.conn_tag(id),
+                        req.method().as_str(),
+                        req.target()
+                    );
                     // Long-lived answers are logged when they end, with
                     // what they sent.
                     let kind = match &next {
+                        // Logged when it is read again.
+                        Next::Await(a) if a.reply.is_none() => Some("await"),
+                        // Logged when Redis's answer is written.
+                        Next::Await(_) => Some("http"),
                         Next::Continue | Next::Close => None,
                         Next::Stream(s) if s.kind == StreamKind::Sse => Some("sse"),
                         Next::Stream(_) => Some("stream"),
@@ -256,6 +279,7 @@ pub(crate) fn process_http(
                             "{} {entry} {status} {bytes} 0.000s http",
                             ctx.date_secs
                         )),
+                        Some("await") => {}
                         Some(kind) => {
                             if let Some(log) = log.as_mut() {
                                 log.open_entry = Some((now, entry.into(), kind));
@@ -266,7 +290,11 @@ pub(crate) fn process_http(
                 next
             }
         };
-        at += http.finish_request();
+        let used = http.finish_request();
+        // A request waiting for its topics stays unread, to be read again.
+        if !matches!(&next, Next::Await(a) if a.reply.is_none()) {
+            at += used;
+        }
         conn.idle_since = now;
         match next {
             Next::Continue => step(ctx, id, conn, Event::Answered, now, |s| s),
@@ -325,6 +353,312 @@ pub(crate) fn process_http(
                 });
                 return at;
             }
+            Next::Await(a) => {
+                step(ctx, id, conn, Event::AwaitBroker, now, |old| match old {
+                    State::Http(http) => State::AwaitingBroker(Box::new(Awaiting {
+                        http,
+                        ticket: a.ticket,
+                        deadline: a.deadline,
+                        reply: a.reply,
+                        refresh: a.refresh,
+                    })),
+                    other => other,
+                });
+                return at;
+            }
+        }
+    }
+}
+
+// ---- the Redis engine --------------------------------------------------------
+
+/// What a request waiting for Redis is answered with.
+pub(crate) enum BrokerAnswer {
+    Published(Result<hub::MessageId, Failure>),
+    Deleted(TopicName, Result<Option<(u64, hub::MessageId)>, Failure>),
+    Info(TopicName, Result<Option<TopicState>, Failure>),
+    Listed(Result<(Vec<(TopicName, TopicState)>, bool), Failure>),
+    /// `redis_timeout` passed.
+    TimedOut,
+}
+
+/// A topic's stats in cluster mode: Redis's position and stream length,
+/// the other nodes' subscriber counts plus this node's own (live), and the
+/// bytes this node's mirror holds of it.
+fn cluster_topic_info(ctx: &Ctx, topic: TopicName, s: &TopicState) -> hub::TopicInfo {
+    let local = ctx.hub.topic_info(&topic);
+    let mut c = local
+        .as_ref()
+        .map(|i| i.subscribers_by_transport)
+        .unwrap_or_default();
+    let [sse, ws, poll, stream, socketio] = s.others.map(|n| usize::try_from(n).unwrap_or(0));
+    c.sse += sse;
+    c.ws += ws;
+    c.poll += poll;
+    c.stream += stream;
+    c.socketio += socketio;
+    hub::TopicInfo {
+        name: topic,
+        subscribers_by_transport: c,
+        kept_messages: usize::try_from(s.kept).unwrap_or(usize::MAX),
+        kept_bytes: local.map_or(0, |i| i.kept_bytes),
+        first_id: s.oldest_seq.map(|seq| hub::MessageId {
+            epoch: s.epoch,
+            seq,
+        }),
+        last_id: hub::MessageId {
+            epoch: s.epoch,
+            seq: s.last_seq,
+        },
+        epoch: s.epoch,
+    }
+}
+
+/// In cluster mode, whether `topics` can be served now: `None` (go on),
+/// a wait (the request is read again once they are in sync), or 503.
+/// Each topic stays followed for `keep` at least.
+///
+/// A cursor past the mirror's newest id, or of another epoch, may be one
+/// another node just handed out (its message is on its way here by
+/// pub/sub): the request waits for one fresh read of Redis before it is
+/// answered, so that it is not told `gap` for a message that exists.
+fn cluster_wait(
+    ctx: &mut Ctx,
+    id: ConnId,
+    topics: &[TopicName],
+    cursors: &[&Cursor],
+    keep: Duration,
+    now: Instant,
+) -> Result<Option<Next>, Refusal> {
+    let Some(c) = ctx.cluster.as_mut() else {
+        return Ok(None);
+    };
+    let mut pending = Vec::new();
+    for t in topics {
+        match c.sync(t, ctx.hub.last_id(t), keep, now) {
+            Sync::Live => {}
+            Sync::Pending => pending.push(t),
+            Sync::Down => return Err(Refusal::new(503, "Redis is unavailable")),
+        }
+    }
+    if pending.is_empty() {
+        if ctx.sync_refreshed == Some(id) || !c.is_up() {
+            return Ok(None);
+        }
+        let ahead: Vec<&TopicName> = topics
+            .iter()
+            .zip(cursors)
+            .filter(|(t, cursor)| match (cursor, ctx.hub.last_id(t)) {
+                (Cursor::After(want), Some(have)) => {
+                    want.epoch != have.epoch || want.seq > have.seq
+                }
+                _ => false,
+            })
+            .map(|(t, _)| t)
+            .collect();
+        if ahead.is_empty() {
+            return Ok(None);
+        }
+        let w = c.ticket(id);
+        for t in ahead {
+            c.refresh(t, w);
+        }
+        return Ok(Some(Next::Await(Await {
+            ticket: w.ticket,
+            deadline: now + c.timeout(),
+            reply: None,
+            refresh: true,
+        })));
+    }
+    if ctx.sync_expired == Some(id) {
+        return Err(Refusal::new(503, "Redis did not answer in time"));
+    }
+    let w = c.ticket(id);
+    for t in pending {
+        c.wait_for(t, w);
+    }
+    Ok(Some(Next::Await(Await {
+        ticket: w.ticket,
+        deadline: now + c.timeout(),
+        reply: None,
+        refresh: false,
+    })))
+}
+
+/// A request that waits for Redis's reply to answer it.
+fn await_reply(ticket: u64, deadline: Instant, meta: ReqMeta) -> Next {
+    Next::Await(Await {
+        ticket,
+        deadline,
+        reply: Some(ReplyTo {
+            version: meta.version,
+            keep_alive: meta.keep_alive,
+            head_only: meta.head_only,
+        }),
+        refresh: false,
+    })
+}
+
+/// A request waiting in `AwaitingBroker` gets what it waited for: its
+/// answer (a publish, a delete, the timeout) or, for one waiting for its
+/// topics, another reading of it.
+pub(crate) fn answer_broker(
+    ctx: &mut Ctx,
+    id: ConnId,
+    conn: &mut Conn,
+    answer: Option<BrokerAnswer>,
+    now: Instant,
+) {
+    let State::AwaitingBroker(a) = &conn.state else {
+        return;
+    };
+    let next = match a.reply {
+        None => {
+            if matches!(answer, Some(BrokerAnswer::TimedOut)) {
+                ctx.sync_expired = Some(id);
+            }
+            if a.refresh {
+                // Answered from the mirror now, whatever it holds (a
+                // refresh that timed out is not a reason to fail).
+                ctx.sync_refreshed = Some(id);
+                ctx.sync_expired = None;
+            }
+            Next::Continue
+        }
+        Some(to) => {
+            let meta = ReqMeta {
+                version: to.version,
+                head_only: to.head_only,
+                keep_alive: to.keep_alive,
+            };
+            let mut body = Vec::with_capacity(96);
+            let is_stats = matches!(
+                answer,
+                Some(BrokerAnswer::Info(..) | BrokerAnswer::Listed(..))
+            );
+            let (status, ctype) = match answer {
+                Some(BrokerAnswer::Published(Ok(msg_id))) => {
+                    body.extend_from_slice(b"{\"id\":");
+                    json::write_str(&mut body, &msg_id.to_string());
+                    body.push(b'}');
+                    (200, JSON)
+                }
+                Some(BrokerAnswer::Deleted(topic, Ok(Some((dropped, last_id))))) => {
+                    body.extend_from_slice(b"{\"deleted\":");
+                    json::write_str(&mut body, &topic);
+                    body.extend_from_slice(b",\"dropped_messages\":");
+                    push_num(&mut body, dropped as usize);
+                    body.extend_from_slice(b",\"last_id\":");
+                    json::write_str(&mut body, &last_id.to_string());
+                    body.push(b'}');
+                    (200, JSON)
+                }
+                Some(BrokerAnswer::Deleted(_, Ok(None)) | BrokerAnswer::Info(_, Ok(None))) => {
+                    body.extend_from_slice(b"no such topic\n");
+                    (404, TEXT)
+                }
+                Some(BrokerAnswer::Info(topic, Ok(Some(state)))) => {
+                    let info = cluster_topic_info(ctx, topic, &state);
+                    write_topic_info(&mut body, &info);
+                    (200, JSON)
+                }
+                Some(BrokerAnswer::Listed(Ok((page, more)))) => {
+                    body.extend_from_slice(b"{\"topics\":[");
+                    let mut last = None;
+                    for (i, (topic, state)) in page.into_iter().enumerate() {
+                        if i > 0 {
+                            body.push(b',');
+                        }
+                        let info = cluster_topic_info(ctx, topic, &state);
+                        write_topic_info(&mut body, &info);
+                        last = Some(info.name);
+                    }
+                    body.extend_from_slice(b"],\"next\":");
+                    match last {
+                        Some(name) if more => json::write_str(&mut body, &name),
+                        _ => body.extend_from_slice(b"null"),
+                    }
+                    body.push(b'}');
+                    (200, JSON)
+                }
+                Some(
+                    BrokerAnswer::Published(Err(f))
+                    | BrokerAnswer::Deleted(_, Err(f))
+                    | BrokerAnswer::Info(_, Err(f))
+                    | BrokerAnswer::Listed(Err(f)),
+                ) => {
+                    body.extend_from_slice(f.message.as_bytes());
+                    body.push(b'\n');
+                    (f.status, TEXT)
+                }
+                Some(BrokerAnswer::TimedOut) | None => {
+                    body.extend_from_slice(b"Redis did not answer in time\n");
+                    (503, TEXT)
+                }
+            };
+            if status != 200 {
+                *ctx.stats.refused.entry(status).or_default() += 1;
+            }
+            // Stats are of a moment: as in memory mode, not to be cached.
+            let extra: &[(&str, &str)] = if is_stats { &[NO_CACHE] } else { &[] };
+            let next = ctx.respond_body(&mut conn.out, meta, status, ctype, extra, &body);
+            if let Some((since, entry, kind)) = conn.log.as_mut().and_then(|l| l.open_entry.take())
+            {
+                let took = now.saturating_duration_since(since).as_secs_f64();
+                let (status, bytes) = ctx.last_reply;
+                ctx.log.push(format!(
+                    "{} {entry} {status} {bytes} {took:.3}s {kind}",
+                    ctx.date_secs
+                ));
+            }
+            next
+        }
+    };
+    conn.idle_since = now;
+    if let Next::Close = next {
+        step(ctx, id, conn, Event::AnsweredLast, now, close_state);
+        return;
+    }
+    step(ctx, id, conn, Event::BrokerAnswered, now, |old| match old {
+        State::AwaitingBroker(a) => State::Http(a.http),
+        other => other,
+    });
+    // The request read again (a wait for topics), and those pipelined
+    // behind it.
+    if !conn.inbuf.is_empty() {
+        let mut input = std::mem::take(&mut conn.inbuf);
+        let used = super::feed(ctx, id, conn, &mut input, now);
+        input.drain(..used.min(input.len()));
+        if super::keeps_input(conn) && !input.is_empty() {
+            conn.inbuf = input;
+        }
+    }
+    ctx.sync_expired = None;
+    ctx.sync_refreshed = None;
+}
+
+/// The ack (or error) of a `/ws` publish command, once Redis answered.
+pub(crate) fn answer_mux_publish(
+    conn: &mut Conn,
+    reference: Option<MuxRef>,
+    result: Result<hub::MessageId, Failure>,
+) {
+    let reply = match result {
+        Ok(msg_id) => MuxReply::Published {
+            reference,
+            id: Cow::Owned(msg_id.to_string()),
+        },
+        Err(f) => MuxReply::Error {
+            reference,
+            status: f.status,
+            message: Cow::Owned(f.message),
+        },
+    };
+    let mut text = Vec::with_capacity(96);
+    reply.write(&mut text);
+    if let State::WebSocket(ws) = &mut conn.state {
+        if ws.role == WsRole::Multi {
+            ws.session.send(MessageKind::Text, &text, &mut conn.out);
         }
     }
 }
@@ -423,6 +757,11 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
         Err(Miss::Options(allow)) => return Ok(preflight(ctx, out, meta, allow)),
     };
     Ok(match route {
+        // Cluster mode: a node that cannot reach Redis cannot take
+        // publishes or new topics; a load balancer should send elsewhere.
+        Route::Healthz if ctx.cluster.as_ref().is_some_and(|c| !c.is_up()) => {
+            ctx.respond_body(out, meta, 503, TEXT, &[], b"redis unavailable")
+        }
         Route::Healthz => ctx.respond_body(out, meta, 200, TEXT, &[], b"ok"),
         Route::Page(name) | Route::Asset(name) => {
             match assets::get(name, ctx.cfg.assets_dir.as_deref()) {
@@ -452,17 +791,17 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
                 Method::Delete => {
                     check_origin(ctx, req)?;
                     need_admin(ctx, req)?;
-                    delete_topic(ctx, out, meta, &topic)?
+                    delete_topic(ctx, id, out, req, &topic, now)?
                 }
                 _ => {
                     need_admin(ctx, req)?;
-                    topic_stats(ctx, out, meta, &topic)?
+                    topic_stats(ctx, id, out, meta, &topic, now)?
                 }
             }
         }
         Route::Topics => {
             need_admin(ctx, req)?;
-            list_topics(ctx, out, req)?
+            list_topics(ctx, id, out, req, now)?
         }
         Route::Sse(raw) => {
             let topics = vec![topic_name(raw)?];
@@ -486,11 +825,11 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
             poll_request(ctx, id, out, req, topics, true, now)?
         }
         Route::Messages(raw) => {
-            messages_request(ctx, out, req, vec![topic_name(raw)?], false, now)?
+            messages_request(ctx, id, out, req, vec![topic_name(raw)?], false, now)?
         }
         Route::MultiMessages => {
             let topics = query_topics(ctx, req)?;
-            messages_request(ctx, out, req, topics, true, now)?
+            messages_request(ctx, id, out, req, topics, true, now)?
         }
         Route::TopicWs(raw) => {
             let topic = topic_name(raw)?;
@@ -539,7 +878,7 @@ fn stats_json(ctx: &Ctx, now: Instant) -> Vec<u8> {
     let uptime = ctx
         .started
         .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
-    format!(
+    let mut body = format!(
         "{{\"version\":\"{}\",\"uptime_seconds\":{uptime:.3},\"connections\":{},\"topics\":{},\"kept_messages\":{},\"kept_bytes\":{},\"subscribers\":{},\"parked_polls\":{},\"accepted\":{},\"requests\":{},\"published\":{},\"deliveries\":{},\"slow_disconnects\":{},\"refused_over_limit\":{},\"polls_woken\":{},\"polls_expired\":{},\"auth_failures\":{}}}",
         env!("CARGO_PKG_VERSION"),
         ctx.live,
@@ -558,7 +897,21 @@ fn stats_json(ctx: &Ctx, now: Instant) -> Vec<u8> {
         s.polls_expired,
         s.auth_failures,
     )
-    .into_bytes()
+    .into_bytes();
+    if let Some(c) = ctx.cluster.as_ref() {
+        // Cluster mode: whether Redis is reachable, and how many topics
+        // this node follows.
+        body.pop();
+        body.extend_from_slice(
+            format!(
+                ",\"redis\":{{\"up\":{},\"followed_topics\":{}}}}}",
+                c.is_up(),
+                c.followed()
+            )
+            .as_bytes(),
+        );
+    }
+    body
 }
 
 /// `GET /metrics`: the counters in the Prometheus text exposition format
@@ -856,6 +1209,13 @@ fn publish_request(
         // the server writes, so it must be one.
         json::validate(req.body, &json::JsonLimits::from_config(&ctx.cfg))?;
     }
+    if let Some(c) = ctx.cluster.as_mut() {
+        // The id is Redis's: the answer waits for the script's reply.
+        let w = c.ticket(id);
+        c.publish(PublishFrom::Http(w), topic, event.as_ref(), data, kind)
+            .map_err(|f| Refusal::new(f.status, f.message))?;
+        return Ok(await_reply(w.ticket, now + c.timeout(), meta));
+    }
     let msg = publish(ctx, Some(id), topic, event.as_ref(), data, kind, now)?;
     let mut body = Vec::with_capacity(msg.id_text.len() + 10);
     body.extend_from_slice(b"{\"id\":");
@@ -913,7 +1273,22 @@ fn push_num(out: &mut Vec<u8>, n: usize) {
 
 /// `GET /topics/{t}`: its stats. A topic that does not exist is not
 /// created by asking: 404.
-fn topic_stats(ctx: &mut Ctx, out: &mut OutQueue, meta: ReqMeta, topic: &TopicName) -> Handled {
+fn topic_stats(
+    ctx: &mut Ctx,
+    id: ConnId,
+    out: &mut OutQueue,
+    meta: ReqMeta,
+    topic: &TopicName,
+    now: Instant,
+) -> Handled {
+    if let Some(c) = ctx.cluster.as_mut() {
+        // Read from Redis (asking does not create the topic, nor follow
+        // it), with every node's subscriber counts.
+        let w = c.ticket(id);
+        c.topic_info(w, topic)
+            .map_err(|f| Refusal::new(f.status, f.message))?;
+        return Ok(await_reply(w.ticket, now + c.timeout(), meta));
+    }
     let Some(info) = ctx.hub.topic_info(topic) else {
         return Err(Refusal::new(404, "no such topic"));
     };
@@ -924,7 +1299,13 @@ fn topic_stats(ctx: &mut Ctx, out: &mut OutQueue, meta: ReqMeta, topic: &TopicNa
 
 /// `GET /topics?prefix=P&after_topic=T&limit=N`: topics in name order,
 /// `next` is the `after_topic` of the next page (null on the last).
-fn list_topics(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
+fn list_topics(
+    ctx: &mut Ctx,
+    id: ConnId,
+    out: &mut OutQueue,
+    req: &Request,
+    now: Instant,
+) -> Handled {
     let meta = ReqMeta::of(req);
     let prefix = query(req, "prefix")?.unwrap_or_default();
     let after = query(req, "after_topic")?;
@@ -935,6 +1316,12 @@ fn list_topics(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
             _ => return Err(Refusal::new(400, "limit is 1 to 1000")),
         },
     };
+    if let Some(c) = ctx.cluster.as_mut() {
+        let w = c.ticket(id);
+        c.list_topics(w, &prefix, after.as_deref(), limit)
+            .map_err(|f| Refusal::new(f.status, f.message))?;
+        return Ok(await_reply(w.ticket, now + c.timeout(), meta));
+    }
     // One more than asked says whether there is a next page.
     let mut topics = ctx.hub.topics(&prefix, after.as_deref(), limit + 1);
     let more = topics.len() > limit;
@@ -958,7 +1345,23 @@ fn list_topics(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
 
 /// `DELETE /topics/{t}`: the history is dropped, the next message starts
 /// a new epoch, and live subscribers are told `gap`.
-fn delete_topic(ctx: &mut Ctx, out: &mut OutQueue, meta: ReqMeta, topic: &TopicName) -> Handled {
+fn delete_topic(
+    ctx: &mut Ctx,
+    id: ConnId,
+    out: &mut OutQueue,
+    req: &Request,
+    topic: &TopicName,
+    now: Instant,
+) -> Handled {
+    let meta = ReqMeta::of(req);
+    if let Some(c) = ctx.cluster.as_mut() {
+        // Every node's subscribers are told `gap` by the notice the script
+        // publishes; this node's too, through its own follower.
+        let w = c.ticket(id);
+        c.delete(w, topic)
+            .map_err(|f| Refusal::new(f.status, f.message))?;
+        return Ok(await_reply(w.ticket, now + c.timeout(), meta));
+    }
     let Some(deleted) = ctx.hub.delete(topic) else {
         return Err(Refusal::new(404, "no such topic"));
     };
@@ -1014,6 +1417,11 @@ fn stream_request(
     let claims = subscriber_claims(ctx, req, &topics)?;
     let expires = expiry(ctx, claims.as_ref(), now);
     let cursors = cursors(ctx, &topics, multi, cursor_text.as_deref(), Cursor::Live)?;
+    let linger = ctx.cfg.redis_linger;
+    let wanted: Vec<&Cursor> = cursors.iter().map(|(c, _)| c).collect();
+    if let Some(wait) = cluster_wait(ctx, id, &topics, &wanted, linger, now)? {
+        return Ok(wait);
+    }
     let mut starts = Vec::with_capacity(topics.len());
     for (topic, (cursor, text)) in topics.iter().zip(&cursors) {
         starts.push(start_position(ctx, topic, cursor, text, now)?);
@@ -1055,7 +1463,7 @@ fn stream_request(
             .expect("topics are capped at MAX_SUBS");
         if let Err(e) = ctx.hub.subscribe(topic, sub_id(id, slot), transport) {
             // The head is out; end the stream at once.
-            ctx.trace(|| format!("[{id}] subscribe failed: {e}"));
+            ctx.trace_conn(id, || format!("subscribe failed: {e}"));
             for (slot, sub) in subs.iter() {
                 ctx.hub.unsubscribe(&sub.topic, sub_id(id, slot));
             }
@@ -1086,7 +1494,9 @@ fn stream_request(
             format.queue_gap(out, gap, topic);
         }
     }
-    ctx.trace(|| format!("[{id}] {kind:?} stream on {} topic(s)", topics.len()));
+    ctx.trace_conn(id, || {
+        format!("{kind:?} stream on {} topic(s)", topics.len())
+    });
     Ok(Next::Stream(stream))
 }
 
@@ -1136,6 +1546,11 @@ fn poll_request(
             None => return Err(Refusal::new(400, "invalid timeout")),
         },
     };
+    let keep = ctx.cfg.redis_linger + timeout;
+    let wanted: Vec<&Cursor> = cursors.iter().map(|(c, _)| c).collect();
+    if let Some(wait) = cluster_wait(ctx, id, &topics, &wanted, keep, now)? {
+        return Ok(wait);
+    }
     let replays = poll_replays(ctx, &topics, &cursors, now)?;
     let anything = replays
         .iter()
@@ -1151,9 +1566,9 @@ fn poll_request(
         .park(id, &topics)
         .map_err(|e| Refusal::new(e.status(), e.to_string()))?;
     ctx.stats.polls_parked += 1;
-    ctx.trace(|| {
+    ctx.trace_conn(id, || {
         format!(
-            "[{id}] long poll parked on {} topic(s) for {timeout:?}",
+            "long poll parked on {} topic(s) for {timeout:?}",
             topics.len()
         )
     });
@@ -1286,7 +1701,9 @@ pub(crate) fn answer_parked(
     let anything = replays
         .iter()
         .any(|r| !r.messages.is_empty() || r.gap.is_some());
-    ctx.trace(|| format!("[{id}] long poll answered (timeout: {})", !anything));
+    ctx.trace_conn(id, || {
+        format!("long poll answered (timeout: {})", !anything)
+    });
     let meta = ReqMeta {
         version: p.version,
         head_only: p.head_only,
@@ -1333,6 +1750,7 @@ pub(crate) fn answer_parked(
 /// `GET /topics/{t}/messages`, `GET /messages?topic=…`: a short poll.
 fn messages_request(
     ctx: &mut Ctx,
+    id: ConnId,
     out: &mut OutQueue,
     req: &Request,
     topics: Vec<TopicName>,
@@ -1344,6 +1762,11 @@ fn messages_request(
     let text = query(req, "after")?;
     // No cursor: a short poll returns everything kept.
     let cursors = cursors(ctx, &topics, multi, text.as_deref(), Cursor::Earliest)?;
+    let linger = ctx.cfg.redis_linger;
+    let wanted: Vec<&Cursor> = cursors.iter().map(|(c, _)| c).collect();
+    if let Some(wait) = cluster_wait(ctx, id, &topics, &wanted, linger, now)? {
+        return Ok(wait);
+    }
     let replays = poll_replays(ctx, &topics, &cursors, now)?;
     Ok(respond_poll(
         ctx, out, meta, &topics, multi, &replays, false,
@@ -1373,6 +1796,14 @@ fn ws_request(
         allow(claims.as_ref(), t, Claims::may_subscribe)?;
     }
     let expires = expiry(ctx, claims.as_ref(), now);
+    if let Some(t) = &topic {
+        let linger = ctx.cfg.redis_linger;
+        let cursor = hub::parse_cursor(query(req, "after")?.as_deref())?;
+        let one = std::slice::from_ref(t);
+        if let Some(wait) = cluster_wait(ctx, id, one, &[&cursor], linger, now)? {
+            return Ok(wait);
+        }
+    }
     let start = match &topic {
         Some(t) => {
             let text = query(req, "after")?;
@@ -1425,9 +1856,9 @@ fn ws_request(
     let mut head = Vec::new();
     ws_handshake::write_accept(&mut head, &accept);
     out.push(&head);
-    ctx.trace(|| {
+    ctx.trace_conn(id, || {
         format!(
-            "[{id}] WebSocket open ({role:?}){}{}",
+            "WebSocket open ({role:?}){}{}",
             topic
                 .as_ref()
                 .map(|t| format!(" on {t}"))
@@ -1549,7 +1980,23 @@ pub(crate) fn process_ws(
                         .close(1008, "the token does not allow publishing", now, out);
                     break;
                 }
-                if let Err(e) = publish(ctx, Some(id), &topic, event.as_ref(), &data, kind, now) {
+                if data.len() > ctx.cfg.max_message_bytes && ctx.cluster.is_some() {
+                    // RFC 6455 §7.4.1: 1009, a message too big to process.
+                    ws.session.close(1009, "message too large", now, out);
+                    break;
+                }
+                if let Some(c) = ctx.cluster.as_mut() {
+                    // The sender receives its own message by the mirror,
+                    // like every subscriber.
+                    let from = PublishFrom::Nobody;
+                    if let Err(f) = c.publish(from, &topic, event.as_ref(), &data, kind) {
+                        // 1013 Try Again Later (IANA close code registry).
+                        ws.session.close(1013, &f.message, now, out);
+                        break;
+                    }
+                } else if let Err(e) =
+                    publish(ctx, Some(id), &topic, event.as_ref(), &data, kind, now)
+                {
                     ws.session.close(e.close_code(), &e.to_string(), now, out);
                     break;
                 }
@@ -1616,12 +2063,131 @@ fn mux_command(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, frame: &[u8], now: In
     let limits = MuxLimits::from_config(&ctx.cfg);
     let reply = match MuxCommand::parse(frame, &limits) {
         Err(e) => e.reply(),
+        Ok(cmd) if ctx.cluster.is_some() && matches!(cmd.op, MuxOp::Publish { .. }) => {
+            match cluster_mux_publish(ctx, id, conn, cmd) {
+                // Acked when Redis replies.
+                None => return,
+                Some(refused) => refused,
+            }
+        }
+        Ok(cmd) if ctx.cluster.is_some() && matches!(cmd.op, MuxOp::Subscribe { .. }) => {
+            match cluster_mux_wait(ctx, id, &cmd, frame, now) {
+                Ok(false) => run_mux(ctx, id, conn, cmd, now),
+                // Run again when the topic is in sync.
+                Ok(true) => return,
+                Err(status) => MuxReply::Error {
+                    reference: cmd.reference,
+                    status,
+                    message: Cow::Borrowed("Redis is unavailable"),
+                },
+            }
+        }
         Ok(cmd) => run_mux(ctx, id, conn, cmd, now),
     };
     let mut text = Vec::with_capacity(96);
     reply.write(&mut text);
     if let State::WebSocket(ws) = &mut conn.state {
         ws.session.send(MessageKind::Text, &text, &mut conn.out);
+    }
+}
+
+/// A `/ws` subscribe on Redis to a topic not yet in sync: `Ok(true)`
+/// when it waits (the frame runs again once the topic is live), `Ok(false)`
+/// to run it now, `Err(503)` when Redis is unreachable.
+fn cluster_mux_wait(
+    ctx: &mut Ctx,
+    id: ConnId,
+    cmd: &MuxCommand,
+    frame: &[u8],
+    now: Instant,
+) -> Result<bool, u16> {
+    let (MuxOp::Subscribe { topic, after }, Some(c)) = (&cmd.op, ctx.cluster.as_mut()) else {
+        return Ok(false);
+    };
+    // A bad name is refused by the command itself.
+    let Ok(topic) = TopicName::parse(topic) else {
+        return Ok(false);
+    };
+    let retried = ctx.sync_expired == Some(id);
+    match c.sync(&topic, ctx.hub.last_id(&topic), ctx.cfg.redis_linger, now) {
+        // A cursor past the mirror: one fresh read of Redis first (see
+        // `cluster_wait`).
+        Sync::Live if !retried && c.is_up() => match (after, ctx.hub.last_id(&topic)) {
+            (Cursor::After(want), Some(have))
+                if want.epoch != have.epoch || want.seq > have.seq =>
+            {
+                Ok(c.refresh_mux(&topic, id, frame))
+            }
+            _ => Ok(false),
+        },
+        Sync::Live => Ok(false),
+        Sync::Down => Err(503),
+        Sync::Pending if ctx.sync_expired == Some(id) => Err(503),
+        Sync::Pending => c.wait_mux(&topic, id, frame).then_some(true).ok_or(503),
+    }
+}
+
+/// A `/ws` subscribe that waited for its topic runs again (once: a second
+/// wait is answered 503).
+pub(crate) fn retry_mux(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, frame: &[u8], now: Instant) {
+    match &conn.state {
+        State::WebSocket(ws) if ws.role == WsRole::Multi && ws.session.is_open() => {}
+        _ => return,
+    }
+    ctx.sync_expired = Some(id);
+    mux_command(ctx, id, conn, frame, now);
+    ctx.sync_expired = None;
+}
+
+/// A `/ws` publish on Redis: queued, acked later by
+/// [`answer_mux_publish`]; `Some` is a refusal to send now.
+fn cluster_mux_publish(
+    ctx: &mut Ctx,
+    id: ConnId,
+    conn: &mut Conn,
+    cmd: MuxCommand,
+) -> Option<MuxReply<'static>> {
+    let reference = cmd.reference;
+    let error = |reference: Option<MuxRef>, status: u16, message: String| {
+        Some(MuxReply::Error {
+            reference,
+            status,
+            message: Cow::Owned(message),
+        })
+    };
+    let MuxOp::Publish { topic, event, data } = cmd.op else {
+        return error(reference, 500, "not a publish".into());
+    };
+    let State::WebSocket(ws) = &mut conn.state else {
+        return error(reference, 503, "closing".into());
+    };
+    if ws.claims.as_ref().is_some_and(|c| !c.may_publish(&topic)) {
+        let message = format!("the token does not allow publishing to {topic}");
+        return error(reference, 403, message);
+    }
+    let topic = match TopicName::parse(&topic) {
+        Ok(t) => t,
+        Err(e) => return error(reference, e.status(), e.to_string()),
+    };
+    let event = match event.as_deref().map(EventName::parse).transpose() {
+        Ok(e) => e,
+        Err(e) => return error(reference, e.status(), e.to_string()),
+    };
+    let (text, kind) = match &data {
+        MuxData::Text(t) => (&**t, PayloadKind::Text),
+        MuxData::Json(raw) => (*raw, PayloadKind::Json),
+    };
+    if text.len() > ctx.cfg.max_message_bytes {
+        return error(reference, 413, "message too large".into());
+    }
+    let c = ctx.cluster.as_mut()?;
+    let from = PublishFrom::Mux {
+        conn: id,
+        reference: reference.clone(),
+    };
+    match c.publish(from, &topic, event.as_ref(), text, kind) {
+        Ok(()) => None,
+        Err(f) => error(reference, f.status, f.message),
     }
 }
 
@@ -1722,8 +2288,9 @@ pub(crate) fn trace_ws(ctx: &mut Ctx, id: ConnId, session: &mut WsSession) {
     if !ctx.cfg.trace {
         return;
     }
+    let tag = ctx.conn_tag(id);
     for line in session.take_trace() {
-        ctx.log.push(format!("[{id}] {line}"));
+        ctx.log.push(format!("{tag} {line}"));
     }
 }
 
@@ -1789,15 +2356,16 @@ fn debug_drop(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
 }
 
 fn trace_request(ctx: &mut Ctx, id: ConnId, req: &Request) {
+    let tag = ctx.conn_tag(id);
     ctx.log.push(format!(
-        "[{id}] {} {} {}",
+        "{tag} {} {} {}",
         req.method().as_str(),
         req.target(),
         req.version().as_str()
     ));
     for h in &req.head.headers {
         ctx.log.push(format!(
-            "[{id}]     {}: {}",
+            "{tag}     {}: {}",
             String::from_utf8_lossy(h.name.get(req.buf)),
             String::from_utf8_lossy(h.value.get(req.buf))
         ));
@@ -1811,7 +2379,7 @@ fn trace_request(ctx: &mut Ctx, id: ConnId, req: &Request) {
         "no body".to_string()
     };
     ctx.log.push(format!(
-        "[{id}]     {framing}; connection {}",
+        "{tag}     {framing}; connection {}",
         if req.keep_alive {
             "kept alive"
         } else {

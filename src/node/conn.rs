@@ -53,6 +53,10 @@ pub enum Phase {
     Closing,
     /// Gone: the driver drops the socket.
     Closed,
+    /// Waiting for Redis (`--redis`): a publish's reply, or a topic's first
+    /// sync before its request is read again. Pipelined input stays
+    /// buffered. Bounded by `redis_timeout`.
+    AwaitingBroker,
 }
 
 /// What happened to a connection: the inputs of [`TRANSITIONS`].
@@ -89,6 +93,11 @@ pub enum Event {
     /// The socket failed, or the core found itself in a state it did not
     /// plan (see [`next`]).
     Reset,
+    /// A request needs Redis: it waits for the reply or the topic's sync.
+    AwaitBroker,
+    /// What the request waited for came (or its time ran out) and the
+    /// connection persists.
+    BrokerAnswered,
 }
 
 use Event as E;
@@ -136,6 +145,12 @@ pub const TRANSITIONS: &[(Phase, Event, Phase)] = &[
     (P::Closing, E::Flushed, P::Closed),
     // The peer did not take its last bytes (or its close frame) in time.
     (P::Closing, E::Deadline, P::Closed),
+    // Redis engine: a publish waits for its id, a subscribe for its topic.
+    (P::Http, E::AwaitBroker, P::AwaitingBroker),
+    (P::AwaitingBroker, E::BrokerAnswered, P::Http),
+    (P::AwaitingBroker, E::AnsweredLast, P::Closing),
+    (P::AwaitingBroker, E::PeerEof, P::Closing),
+    (P::AwaitingBroker, E::Ended, P::Closing),
 ];
 
 /// Where `event` leads from `from`; `None` for a pair the table does not
@@ -323,6 +338,30 @@ pub struct EioPoll {
     pub keep_alive: bool,
 }
 
+/// A request waiting for Redis (see [`Phase::AwaitingBroker`]).
+#[derive(Debug)]
+pub struct Awaiting {
+    pub http: Box<HttpConn>,
+    /// Names this wait (connection ids are reused).
+    pub ticket: u64,
+    pub deadline: Instant,
+    /// `None`: the request is still unread in the input buffer and is read
+    /// again when its topics are in sync. `Some`: it was consumed and its
+    /// answer is written when Redis replies.
+    pub reply: Option<ReplyTo>,
+    /// The wait was for a fresh look at Redis (a cursor ahead of the
+    /// mirror): read again, the request does not ask for another.
+    pub refresh: bool,
+}
+
+/// How to answer a consumed request later.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyTo {
+    pub version: Version,
+    pub keep_alive: bool,
+    pub head_only: bool,
+}
+
 /// What a WebSocket is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WsRole {
@@ -369,6 +408,7 @@ pub enum State {
     WebSocket(Box<WsConn>),
     Closing(Closing),
     Closed,
+    AwaitingBroker(Box<Awaiting>),
 }
 
 impl State {
@@ -381,6 +421,7 @@ impl State {
             State::WebSocket(_) => Phase::WebSocket,
             State::Closing(_) => Phase::Closing,
             State::Closed => Phase::Closed,
+            State::AwaitingBroker(_) => Phase::AwaitingBroker,
         }
     }
 
@@ -422,6 +463,9 @@ pub struct Conn {
     pub peer_closed: bool,
     /// The connection is in the core's ready queue.
     pub ready: bool,
+    /// Its first request head must be whole within `header_read_timeout`
+    /// of the accept (see [`crate::node::Node::bound_first_request`]).
+    pub first_head_due: bool,
     /// What the access log needs (only with `--access-log`: an idle
     /// connection without it carries one pointer).
     pub log: Option<Box<AccessLog>>,
@@ -450,6 +494,7 @@ impl Conn {
             read_paused: false,
             peer_closed: false,
             ready: false,
+            first_head_due: false,
             log: None,
         }
     }
@@ -463,7 +508,7 @@ impl Conn {
 mod tests {
     use super::*;
 
-    const PHASES: [Phase; 7] = [
+    const PHASES: [Phase; 8] = [
         P::Http,
         P::Parked,
         P::EioParked,
@@ -471,6 +516,7 @@ mod tests {
         P::WebSocket,
         P::Closing,
         P::Closed,
+        P::AwaitingBroker,
     ];
 
     #[test]

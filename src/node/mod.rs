@@ -28,6 +28,7 @@
 
 mod app;
 pub mod assets;
+mod cluster;
 mod conn;
 pub mod outq;
 mod routes;
@@ -49,6 +50,7 @@ use crate::proto::ws::MessageKind;
 use crate::wire::{chunked, sse};
 use crate::Config;
 
+pub use self::cluster::{UpstreamAction, UpstreamId, UPSTREAM};
 pub use self::conn::{next as next_phase, Event, Phase, TRANSITIONS};
 use self::conn::{Closing, Conn, State, StreamKind, Sub, TopicName};
 use self::outq::OutQueue;
@@ -126,6 +128,7 @@ fn conn_kind(state: &State) -> usize {
         State::WebSocket(_) => 4,
         State::Closing(_) => 5,
         State::Closed => 6,
+        State::AwaitingBroker(_) => 0,
     }
 }
 
@@ -157,6 +160,11 @@ pub(crate) struct Ctx {
     deletions: Vec<(TopicName, crate::hub::Deleted)>,
     /// Trace lines (with `--trace`) for the driver to print.
     log: Vec<String>,
+    /// Each connection's serial, by id: trace and access-log lines name a
+    /// connection by it, as ids (slab slots) are reused.
+    serials: Vec<u64>,
+    /// The serial of the last connection accepted (the first is 1).
+    last_serial: u64,
     /// Where a response is built before it is queued.
     scratch: Vec<u8>,
     /// Publish to queued-on-subscribers latency, once per fan-out.
@@ -175,12 +183,48 @@ pub(crate) struct Ctx {
     verifier: Option<crate::wire::jws::Verifier>,
     /// The Socket.IO and Engine.IO servers (node/sio.rs).
     sio: sio::SioGlue,
+    /// The Redis engine (`--redis`); `None`: the hub alone, in memory.
+    cluster: Option<Box<cluster::Cluster>>,
+    /// A connection whose wait for Redis ran out, while its request is
+    /// read again: that request is answered 503 instead of waiting again.
+    sync_expired: Option<ConnId>,
+    /// A connection whose request is read again after its topics were
+    /// looked at afresh in Redis: it is answered from the mirror now.
+    sync_refreshed: Option<ConnId>,
 }
 
 impl Ctx {
     fn trace(&mut self, line: impl FnOnce() -> String) {
         if self.cfg.trace {
             self.log.push(line());
+        }
+    }
+
+    /// How trace and access-log lines name connection `id`: `[serial]`,
+    /// never reused while the process lives.
+    pub(crate) fn conn_tag(&self, id: ConnId) -> ConnTag {
+        ConnTag(self.serials.get(id).copied().unwrap_or(0))
+    }
+
+    /// A trace line about connection `id`, after its tag.
+    pub(crate) fn trace_conn(&mut self, id: ConnId, line: impl FnOnce() -> String) {
+        if self.cfg.trace {
+            let tag = self.conn_tag(id);
+            self.log.push(format!("{tag} {}", line()));
+        }
+    }
+}
+
+/// A connection's serial as log lines show it: `[7]`, or `[-]` for no
+/// connection (a publish from outside, an internal step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConnTag(u64);
+
+impl std::fmt::Display for ConnTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            0 => f.write_str("[-]"),
+            n => write!(f, "[{n}]"),
         }
     }
 }
@@ -197,6 +241,18 @@ impl Node {
     /// A node with an empty hub. `epoch_base` is the wall-clock time in
     /// microseconds since the Unix epoch (see [`Hub::new`]).
     pub fn new(cfg: Arc<Config>, epoch_base: u64) -> Node {
+        let started = Instant::now();
+        let mut log = Vec::new();
+        // Config::validate has refused a URL that does not parse.
+        let cluster = cfg.redis.as_deref().and_then(|url| {
+            match cluster::Cluster::new(&cfg, url, epoch_base, started) {
+                Ok(c) => Some(Box::new(c)),
+                Err(e) => {
+                    log.push(format!("pushwire: --redis: {e}"));
+                    None
+                }
+            }
+        });
         Node {
             ctx: Ctx {
                 hub: Hub::new(HubLimits::from_config(&cfg), epoch_base),
@@ -212,12 +268,14 @@ impl Node {
                 shutdown_at: None,
                 drops: Vec::new(),
                 deletions: Vec::new(),
-                log: Vec::new(),
+                log,
+                serials: Vec::new(),
+                last_serial: 0,
                 scratch: Vec::new(),
                 latency: crate::wire::prometheus::LatencyHistogram::new(),
                 process: crate::procstat::ProcStat::default(),
                 started: None,
-                last_now: Instant::now(),
+                last_now: started,
                 last_reply: (0, 0),
                 // Config::validate has refused a policy that does not parse.
                 origins: crate::security::OriginPolicy::new(
@@ -230,6 +288,9 @@ impl Node {
                     .as_deref()
                     .map(crate::wire::jws::Verifier::new),
                 sio: sio::SioGlue::new(&cfg),
+                cluster,
+                sync_expired: None,
+                sync_refreshed: None,
                 cfg,
             },
             conns: Vec::new(),
@@ -303,9 +364,27 @@ impl Node {
             conn.log = Some(Box::default());
         }
         self.conns[id] = Some(conn);
-        self.ctx.trace(|| format!("[{id}] accepted"));
+        self.ctx.last_serial += 1;
+        if self.ctx.serials.len() <= id {
+            self.ctx.serials.resize(id + 1, 0);
+        }
+        self.ctx.serials[id] = self.ctx.last_serial;
+        self.ctx.trace_conn(id, || "accepted".to_string());
         self.settle(id, now);
         Ok(id)
+    }
+
+    /// Bounds the wait for `id`'s first request: its head must be whole
+    /// within `header_read_timeout` of the accept, or the connection is
+    /// closed (408 if part of a head came). The driver calls this for a TLS
+    /// connection, whose handshake the core never sees: a client that
+    /// stalls its handshake, or finishes it and sends nothing, would
+    /// otherwise hold its socket and session for the keep-alive timeout.
+    pub fn bound_first_request(&mut self, id: ConnId, now: Instant) {
+        if let Some(conn) = slot_of(&mut self.conns, id) {
+            conn.first_head_due = true;
+        }
+        self.settle(id, now);
     }
 
     /// Bytes read from connection `id`. The core consumes what it can and
@@ -334,6 +413,11 @@ impl Node {
         }
         self.settle(id, now);
         self.run_pending(now);
+        if self.ctx.cluster.is_some() {
+            // A request may have been answered by the engine at once (a
+            // refresh with nothing to ask).
+            self.apply_cluster(now);
+        }
     }
 
     /// The peer closed its sending side of `id`.
@@ -355,7 +439,7 @@ impl Node {
             conn.phase(),
             Phase::Parked | Phase::EioParked | Phase::Streaming | Phase::WebSocket
         ) {
-            ctx.trace(|| format!("[{id}] peer hung up"));
+            ctx.trace_conn(id, || "peer hung up".to_string());
             conn.out.clear_unstarted();
         }
         step(ctx, id, conn, Event::PeerEof, now, close_state);
@@ -386,6 +470,19 @@ impl Node {
     ) -> Result<String, HubError> {
         let topic = TopicName::parse(topic)?;
         let event = event.map(EventName::parse).transpose()?;
+        if let Some(c) = self.ctx.cluster.as_mut() {
+            // On Redis the id comes later, by the reply; this caller does
+            // not wait for it (an empty id says so).
+            c.publish(
+                cluster::PublishFrom::Nobody,
+                &topic,
+                event.as_ref(),
+                data,
+                PayloadKind::Text,
+            )
+            .map_err(|_| HubError::BrokerUnavailable)?;
+            return Ok(String::new());
+        }
         let msg = publish(
             &mut self.ctx,
             None,
@@ -434,6 +531,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.ctx.hub.handle_timeout(now);
         self.ctx.sio.handle_timeout(now);
+        self.cluster_timeout(now);
         while let Some(&(t, id)) = self.ctx.timers.first() {
             if t > now {
                 break;
@@ -538,10 +636,12 @@ impl Node {
     /// The earliest deadline: the driver sleeps until then.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = self.ctx.timers.first().map(|&(t, _)| t);
+        let engine = self.ctx.cluster.as_ref().and_then(|c| c.poll_timeout());
         for t in [
             self.ctx.hub.poll_timeout(),
             self.ctx.shutdown_at,
             self.ctx.sio.poll_timeout(),
+            engine,
         ]
         .into_iter()
         .flatten()
@@ -674,6 +774,7 @@ impl Node {
                     stats,
                     ready,
                     log,
+                    serials,
                     ..
                 } = &mut self.ctx;
                 // The subscriber list is read in place while connections
@@ -693,8 +794,9 @@ impl Node {
                             stats.deliveries_by[t] += 1;
                             delivered = true;
                             if cfg.trace {
+                                let tag = ConnTag(serials.get(sid).copied().unwrap_or(0));
                                 log.push(format!(
-                                    "[{sid}] -> id {} event {}",
+                                    "{tag} -> id {} event {}",
                                     msg.id_text,
                                     msg.event_name()
                                 ));
@@ -724,7 +826,9 @@ impl Node {
                         let ctx = &mut self.ctx;
                         ctx.stats.slow_disconnects += 1;
                         let cap = ctx.cfg.subscriber_queue_bytes;
-                        ctx.trace(|| format!("[{sid}] cut off: queue over its cap ({cap} bytes)"));
+                        ctx.trace_conn(sid, || {
+                            format!("cut off: queue over its cap ({cap} bytes)")
+                        });
                         // What was kept of the queue ends on a frame or
                         // chunk boundary.
                         conn.out.clear_unstarted();
@@ -737,7 +841,7 @@ impl Node {
                     if let Some(conn) = slot_of(&mut self.conns, pid) {
                         let ctx = &mut self.ctx;
                         ctx.stats.polls_woken += 1;
-                        ctx.trace(|| format!("[{pid}] long poll woken by {}", msg.id_text));
+                        ctx.trace_conn(pid, || format!("long poll woken by {}", msg.id_text));
                         app::answer_parked(ctx, pid, conn, now, false);
                         self.settle(pid, now);
                     }
@@ -772,8 +876,9 @@ fn step(
         return; // waiting for the driver to drop it: nothing more happens
     }
     let Some(to) = conn::next(from, event) else {
+        let tag = ctx.conn_tag(id);
         ctx.log.push(format!(
-            "[{id}] bug: {event:?} in {from:?} is not a transition"
+            "{tag} bug: {event:?} in {from:?} is not a transition"
         ));
         leave(ctx, id, &mut conn.state);
         ctx.stats.conns_by[conn_kind(&conn.state)] -= 1;
@@ -794,8 +899,9 @@ fn step(
     let old_kind = conn_kind(&old);
     let mut new = make(old);
     if new.phase() != to {
+        let tag = ctx.conn_tag(id);
         ctx.log.push(format!(
-            "[{id}] bug: {event:?} in {from:?} leads to {to:?}, not {:?}",
+            "{tag} bug: {event:?} in {from:?} leads to {to:?}, not {:?}",
             new.phase()
         ));
         leave(ctx, id, &mut new);
@@ -807,7 +913,7 @@ fn step(
         if matches!(to, Phase::Closing) {
             conn.idle_since = now;
         }
-        ctx.trace(|| format!("[{id}] {from:?} -> {to:?} ({event:?})"));
+        ctx.trace_conn(id, || format!("{from:?} -> {to:?} ({event:?})"));
     }
     conn.state = new;
 }
@@ -857,7 +963,11 @@ fn closing_done(conn: &Conn) -> bool {
 /// Whether input left over after `feed` must be kept for later.
 fn keeps_input(conn: &Conn) -> bool {
     match &conn.state {
-        State::Http(_) | State::Parked(_) | State::EioPoll(_) | State::WebSocket(_) => true,
+        State::Http(_)
+        | State::Parked(_)
+        | State::EioPoll(_)
+        | State::WebSocket(_)
+        | State::AwaitingBroker(_) => true,
         State::Closing(c) => c.ws.is_some(),
         State::Streaming(_) | State::Closed => false,
     }
@@ -887,7 +997,7 @@ fn feed(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, input: &mut [u8], now: Insta
                 app::process_ws(ctx, id, conn, &mut input[at..], now)
             }
             // Stays buffered until the poll is answered.
-            State::Parked(_) | State::EioPoll(_) => 0,
+            State::Parked(_) | State::EioPoll(_) | State::AwaitingBroker(_) => 0,
             // A stream's request is answered: later input is ignored (a
             // client does not pipeline after an event stream); a closing
             // connection reads only to avoid a reset that would destroy
@@ -905,13 +1015,16 @@ fn feed(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, input: &mut [u8], now: Insta
 /// The one deadline a connection is registered under.
 fn deadline_of(cfg: &Config, conn: &Conn) -> Option<Instant> {
     match &conn.state {
-        State::Http(http) => Some(
-            http.poll_timeout()
-                .unwrap_or(conn.idle_since + cfg.keep_alive_timeout),
-        ),
+        State::Http(http) => {
+            let due = http
+                .poll_timeout()
+                .unwrap_or(conn.idle_since + cfg.keep_alive_timeout);
+            Some(first_head_by(cfg, conn).map_or(due, |f| f.min(due)))
+        }
         State::Parked(p) => Some(p.deadline),
         // The session's timers answer it (node/sio.rs).
         State::EioPoll(_) => None,
+        State::AwaitingBroker(a) => Some(a.deadline),
         State::Streaming(s) => {
             let beat = s.last_write + cfg.heartbeat_interval;
             Some(s.expires.map_or(beat, |e| e.min(beat)))
@@ -933,16 +1046,38 @@ fn deadline_of(cfg: &Config, conn: &Conn) -> Option<Instant> {
     }
 }
 
+/// When a connection bound by [`Node::bound_first_request`] must have
+/// its first request head, while that head is still to come (the accept
+/// is `idle_since` until a request is served).
+fn first_head_by(cfg: &Config, conn: &Conn) -> Option<Instant> {
+    match &conn.state {
+        State::Http(http) if conn.first_head_due && http.served() == 0 && http.awaiting_head() => {
+            Some(conn.idle_since + cfg.header_read_timeout)
+        }
+        _ => None,
+    }
+}
+
 /// A connection's deadline passed.
 fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
+    let first_head_late = first_head_by(&ctx.cfg, conn).is_some_and(|by| now >= by);
     match &mut conn.state {
+        State::Http(http) if first_head_late => {
+            if http.in_progress() {
+                let e = crate::proto::http::HttpError::HeadTimeout;
+                app::answer_error(ctx, conn, &e.to_string(), e.status(), now);
+            } else {
+                ctx.trace_conn(id, || "no request within the header deadline".to_string());
+                step(ctx, id, conn, Event::Deadline, now, |_| State::Closed);
+            }
+        }
         State::Http(http) => {
             if http.in_progress() {
                 if let Err(e) = http.handle_timeout(now) {
                     app::answer_error(ctx, conn, &e.to_string(), e.status(), now);
                 }
             } else if now >= conn.idle_since + ctx.cfg.keep_alive_timeout {
-                ctx.trace(|| format!("[{id}] keep-alive timeout"));
+                ctx.trace_conn(id, || "keep-alive timeout".to_string());
                 step(ctx, id, conn, Event::Deadline, now, |_| State::Closed);
             }
         }
@@ -952,14 +1087,17 @@ fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
             ctx.stats.polls_expired += 1;
             app::answer_parked(ctx, id, conn, now, true);
         }
+        State::AwaitingBroker(_) => {
+            app::answer_broker(ctx, id, conn, Some(app::BrokerAnswer::TimedOut), now)
+        }
         State::Streaming(s) if s.expires.is_some_and(|e| e <= now) => {
             // Revocation by expiry: a long-lived stream ends when its token
             // does (DESIGN "Security").
-            ctx.trace(|| format!("[{id}] token expired"));
+            ctx.trace_conn(id, || "token expired".to_string());
             end_stream(ctx, id, conn, 1008, "token expired", now);
         }
         State::WebSocket(ws) if ws.expires.is_some_and(|e| e <= now) => {
-            ctx.trace(|| format!("[{id}] token expired"));
+            ctx.trace_conn(id, || "token expired".to_string());
             // RFC 6455 §7.4.1: 1008, the endpoint's policy.
             end_stream(ctx, id, conn, 1008, "token expired", now);
         }
@@ -1052,7 +1190,7 @@ impl Deflated {
             let frame = crate::proto::ws_deflate::compress_message(
                 &msg.parts(json),
                 crate::wire::ws_frame::Opcode::Text,
-                u32::from(cfg.ws_deflate_level.min(9) as u8),
+                cfg.ws_deflate_fanout_level.min(9),
                 cfg.ws_deflate_server_window_bits,
             );
             frame.into()
@@ -1366,10 +1504,10 @@ fn publish(
 ) -> Result<Arc<Message>, HubError> {
     let msg = ctx.hub.publish(topic, event, data, kind, now)?;
     ctx.stats.published += 1;
+    let tag = from.map_or(ConnTag(0), |id| ctx.conn_tag(id));
     ctx.trace(|| {
         format!(
-            "{} published {} on {topic} (event {}, {} bytes, {kind:?})",
-            from.map_or("[-]".to_string(), |id| format!("[{id}]")),
+            "{tag} published {} on {topic} (event {}, {} bytes, {kind:?})",
             msg.id_text,
             msg.event_name(),
             data.len()

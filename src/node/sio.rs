@@ -65,6 +65,7 @@ use crate::wire::{json, ws_handshake};
 use crate::Config;
 
 use super::app::{self, Next};
+use super::cluster::{PublishFrom, Sync};
 use super::conn::{EngineKind, Phase, State, Subs, TopicName, WsConn, WsRole, MAX_SUBS};
 use super::outq::OutQueue;
 use super::{close_state, new_sub, slot_of, start_position, step, ConnId, Ctx, Event, Node};
@@ -108,6 +109,9 @@ pub(crate) struct SioGlue {
     dirty: bool,
     /// Connection state recovery on namespace `/` (`--sio-recovery`).
     recovery: bool,
+    /// Cluster mode: subscribes waiting for their topic's first sync with
+    /// Redis, and when they give up.
+    waiting: Vec<(Instant, HubCall)>,
 }
 
 /// A namespace `/` socket.
@@ -130,6 +134,8 @@ struct Inbox {
     /// `?token=`), used when CONNECT carries none.
     tokens: HashMap<Sid, String>,
     calls: Vec<HubCall>,
+    /// Where recovery pids come from.
+    new_pid: SidSource,
 }
 
 enum HubCall {
@@ -156,24 +162,22 @@ fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
     inbox.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Where sids come from: the kernel's randomness; a counter under the
-/// fuzzer, whose property (the same bytes whether input comes whole or
-/// byte by byte) needs two runs of one input to agree.
+/// Where sids come from: the kernel's randomness (a sid is all that
+/// authenticates a polling request).
 fn sid_source() -> SidSource {
-    #[cfg(fuzzing)]
-    {
-        let mut n: u32 = 0;
-        Box::new(move || {
-            n = n.wrapping_add(1);
-            let mut bytes = [0u8; 20];
-            bytes[..4].copy_from_slice(&n.to_be_bytes());
-            Ok(Sid::from_bytes(bytes))
-        })
-    }
-    #[cfg(not(fuzzing))]
-    {
-        Box::new(crate::proto::engineio::random_sid)
-    }
+    Box::new(crate::proto::engineio::random_sid)
+}
+
+/// Sids from a counter: the same on every run (see
+/// [`Node::use_counter_sids`]).
+fn counter_sids() -> SidSource {
+    let mut n: u32 = 0;
+    Box::new(move || {
+        n = n.wrapping_add(1);
+        let mut bytes = [0u8; 20];
+        bytes[..4].copy_from_slice(&n.to_be_bytes());
+        Ok(Sid::from_bytes(bytes))
+    })
 }
 
 /// `{"message","data":{"status"}}`: a refused CONNECT's payload.
@@ -204,7 +208,6 @@ struct HubNamespace {
     inbox: Arc<Mutex<Inbox>>,
     /// Connection state recovery (see [`with_offset`]).
     recovery: bool,
-    new_pid: SidSource,
 }
 
 impl Namespace for HubNamespace {
@@ -244,7 +247,7 @@ impl Namespace for HubNamespace {
                     socket.set_pid(pid);
                 }
                 _ => {
-                    if let Ok(pid) = (self.new_pid)() {
+                    if let Ok(pid) = (inbox.new_pid)() {
                         socket.set_pid(pid);
                     }
                 }
@@ -295,6 +298,7 @@ impl SioGlue {
             date_secs: 0,
             tokens: HashMap::new(),
             calls: Vec::new(),
+            new_pid: sid_source(),
         }));
         let mut server = SioServer::with_parts(
             config,
@@ -306,7 +310,6 @@ impl SioGlue {
             Box::new(HubNamespace {
                 inbox: Arc::clone(&inbox),
                 recovery: cfg.sio_recovery,
-                new_pid: sid_source(),
             }),
         );
         SioGlue {
@@ -324,6 +327,7 @@ impl SioGlue {
             deadline: None,
             dirty: false,
             recovery: cfg.sio_recovery,
+            waiting: Vec::new(),
         }
     }
 
@@ -471,7 +475,8 @@ impl SioGlue {
         self.dirty = false;
         let echo = self.echo.as_ref().and_then(|(_, s)| s.poll_timeout());
         let expiry = self.socks.iter().flatten().filter_map(|s| s.expires).min();
-        self.deadline = [self.server.poll_timeout(), echo, expiry]
+        let waiting = self.waiting.iter().map(|(d, _)| *d).min();
+        self.deadline = [self.server.poll_timeout(), echo, expiry, waiting]
             .into_iter()
             .flatten()
             .min();
@@ -930,10 +935,33 @@ pub(super) fn deliver(
 
 /// Carries out what namespace `/` recorded; `true` if there was anything.
 fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
-    let calls = std::mem::take(&mut lock(&ctx.sio.inbox).calls);
-    if calls.is_empty() {
+    let mut calls = std::mem::take(&mut lock(&ctx.sio.inbox).calls);
+    let waited = ctx.sio.waiting.len();
+    if calls.is_empty() && waited == 0 {
         return false;
     }
+    let fresh = calls.len();
+    // Subscribes that waited for their topic's sync run again first; past
+    // their deadline they are refused (503), as every request that waits
+    // for Redis is.
+    let mut retry = Vec::new();
+    for (deadline, call) in std::mem::take(&mut ctx.sio.waiting) {
+        if now < deadline {
+            retry.push(call);
+            continue;
+        }
+        if let HubCall::Event {
+            addr,
+            ack: Some(ack),
+            ..
+        } = call
+        {
+            let refused = error_ack(503, "the topic did not sync with Redis in time");
+            ctx.sio.server.ack(&addr, ack, vec![refused], Vec::new());
+        }
+    }
+    retry.append(&mut calls);
+    let calls = retry;
     ctx.sio.dirty = true;
     for call in calls {
         match call {
@@ -964,7 +992,7 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                 };
                 ctx.sio.by_sid.insert(addr.eio, n);
                 if let Some(offset) = resume {
-                    resume_topics(ctx, n, &offset, now);
+                    resume_topics(ctx, &addr, &offset);
                 }
             }
             HubCall::Disconnect { addr } => {
@@ -989,28 +1017,52 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                     continue;
                 };
                 let reply = match name.as_str() {
-                    "subscribe" => subscribe(ctx, n, &args, now),
+                    "subscribe" => match cluster_sync(ctx, &args, now) {
+                        Ok(true) => subscribe(ctx, n, &args, now),
+                        Ok(false) => {
+                            // Waits for its topic, and runs again then.
+                            let deadline = now + ctx.cfg.redis_timeout;
+                            ctx.sio.waiting.push((
+                                deadline,
+                                HubCall::Event {
+                                    addr: addr.clone(),
+                                    name,
+                                    args,
+                                    attachments,
+                                    ack,
+                                },
+                            ));
+                            continue;
+                        }
+                        Err(refused) => Err(refused),
+                    },
                     "unsubscribe" => unsubscribe(ctx, n, &args),
-                    "publish" => publish(ctx, n, &args, &attachments, now),
+                    "publish" => publish(ctx, n, &args, &attachments, ack, now),
                     _ => Err((
                         404,
                         format!("unknown event {name:?}: subscribe, unsubscribe or publish"),
                     )),
                 };
+                let value = match reply {
+                    Ok(Some(v)) => v,
+                    Ok(None) => continue,
+                    Err((status, message)) => error_ack(status, &message),
+                };
                 if let Some(ack) = ack {
-                    let value = match reply {
-                        Ok(v) => v,
-                        Err((status, message)) => error_ack(status, &message),
-                    };
                     ctx.sio.server.ack(&addr, ack, vec![value], Vec::new());
                 }
             }
         }
     }
-    true
+    // Progress: new calls, or a waiting subscribe that ran or gave up (a
+    // subscribe still waiting is no reason to come back at once).
+    fresh > 0 || ctx.sio.waiting.len() != waited
 }
 
-type Reply = Result<Value, (u16, String)>;
+/// An ack's value now, `Ok(None)` when it comes later (cluster mode:
+/// Redis gives a publish's id; a subscribe waits for its topic's sync),
+/// or a refusal.
+type Reply = Result<Option<Value>, (u16, String)>;
 
 fn topic_arg(args: &[Value]) -> Result<TopicName, (u16, String)> {
     let name = args
@@ -1119,28 +1171,37 @@ fn join(
         }
     }
     let last_id = ctx.hub.last_id(&topic).unwrap_or(position).to_string();
-    Ok(Value::Object(vec![
+    Ok(Some(Value::Object(vec![
         ("last_id".into(), Value::String(last_id)),
         ("gap".into(), Value::Bool(start.gap.is_some())),
-    ]))
+    ])))
 }
 
-/// A recovering socket rejoins every topic of its offset where it stood
-/// (what the token allows; a malformed offset resumes nothing).
-fn resume_topics(ctx: &mut Ctx, n: usize, offset: &str, now: Instant) {
+/// A recovering socket rejoins every topic of its offset where it stood,
+/// as if it had sent `subscribe(topic, {after})` for each (so the token
+/// and, in cluster mode, the topic's sync apply); a malformed offset
+/// resumes nothing.
+fn resume_topics(ctx: &mut Ctx, addr: &SioAddr, offset: &str) {
     let limits = crate::wire::cursor::CursorLimits::from_config(&ctx.cfg);
     let Ok(cursor) = crate::wire::cursor::CombinedCursor::parse(offset, &limits) else {
         return;
     };
+    let mut inbox = lock(&ctx.sio.inbox);
     for t in cursor.topics() {
-        let Ok(topic) = TopicName::parse(&t.topic) else {
-            continue;
-        };
-        let text = match t.cursor {
+        let after = match t.cursor {
             Cursor::After(id) => id.to_string(),
             _ => "earliest".to_string(),
         };
-        let _ = join(ctx, n, &topic, &t.cursor, &text, now);
+        inbox.calls.push(HubCall::Event {
+            addr: addr.clone(),
+            name: "subscribe".into(),
+            args: vec![
+                Value::String(t.topic.clone()),
+                Value::Object(vec![("after".into(), Value::String(after))]),
+            ],
+            attachments: Vec::new(),
+            ack: None,
+        });
     }
 }
 
@@ -1152,10 +1213,10 @@ fn unsubscribe(ctx: &mut Ctx, n: usize, args: &[Value]) -> Reply {
             ctx.hub.unsubscribe(&topic, sub_number(n, slot));
         }
     }
-    Ok(Value::Object(vec![(
+    Ok(Some(Value::Object(vec![(
         "topic".into(),
         Value::String(topic.to_string()),
-    )]))
+    )])))
 }
 
 /// `publish(TOPIC, DATA, {event}, ack)`: acks `{"id"}`. A string is
@@ -1166,6 +1227,7 @@ fn publish(
     n: usize,
     args: &[Value],
     attachments: &[Vec<u8>],
+    ack: Option<AckId>,
     now: Instant,
 ) -> Reply {
     let topic = topic_arg(args)?;
@@ -1208,12 +1270,63 @@ fn publish(
     if text.len() > ctx.cfg.max_message_bytes {
         return Err((413, "message too large".into()));
     }
+    // Cluster mode: Redis gives the id; the ack waits for it.
+    if let Some(c) = ctx.cluster.as_mut() {
+        let from = match (ack, ctx.sio.socks.get(n)) {
+            (Some(ack), Some(Some(sock))) => PublishFrom::SocketIo {
+                eio: sock.addr.eio,
+                ack,
+            },
+            _ => PublishFrom::Nobody,
+        };
+        c.publish(from, &topic, event.as_ref(), &text, kind)
+            .map_err(|f| (f.status, f.message))?;
+        return Ok(None);
+    }
     let msg = super::publish(ctx, None, &topic, event.as_ref(), &text, kind, now)
         .map_err(|e| (e.status(), e.to_string()))?;
-    Ok(Value::Object(vec![(
+    Ok(Some(Value::Object(vec![(
         "id".into(),
         Value::String(msg.id_text.to_string()),
-    )]))
+    )])))
+}
+
+/// Cluster mode: whether a subscribe's topic is in sync with Redis (it
+/// starts following it if need be); `Ok(false)`: wait for it. Without
+/// Redis every topic is.
+fn cluster_sync(ctx: &mut Ctx, args: &[Value], now: Instant) -> Result<bool, (u16, String)> {
+    let Some(c) = ctx.cluster.as_mut() else {
+        return Ok(true);
+    };
+    // A bad name is refused by the subscribe itself.
+    let Ok(topic) = topic_arg(args) else {
+        return Ok(true);
+    };
+    match c.sync(&topic, ctx.hub.last_id(&topic), ctx.cfg.redis_linger, now) {
+        Sync::Live => Ok(true),
+        Sync::Pending => Ok(false),
+        Sync::Down => Err((503, "Redis is unavailable".into())),
+    }
+}
+
+/// A cluster publish's id (or failure) came back from Redis: the ack the
+/// socket waited for.
+pub(super) fn answer_publish(
+    ctx: &mut Ctx,
+    eio: Sid,
+    ack: AckId,
+    result: Result<hub::MessageId, super::cluster::Failure>,
+) {
+    let value = match result {
+        Ok(id) => Value::Object(vec![("id".into(), Value::String(id.to_string()))]),
+        Err(f) => error_ack(f.status, &f.message),
+    };
+    let addr = SioAddr {
+        eio,
+        nsp: "/".into(),
+    };
+    ctx.sio.server.ack(&addr, ack, vec![value], Vec::new());
+    ctx.sio.dirty = true;
 }
 
 // ---- the node's side -----------------------------------------------------------
@@ -1227,6 +1340,20 @@ impl Node {
     /// server's own configuration, never a peer's input).
     pub fn register_namespace(&mut self, name: &str, handlers: Box<dyn Namespace + Send>) {
         self.ctx.sio.register(name, handlers);
+    }
+
+    /// Engine.IO sids, Socket.IO ids and pids from counters instead of
+    /// the kernel's randomness, so that two runs of one script give the
+    /// same bytes: for simulated-time harnesses (`sim::Harness`, whose
+    /// fuzz property compares a run fed whole with one fed byte by byte).
+    /// Never for a server: anyone could then guess a session's sid.
+    pub fn use_counter_sids(&mut self) {
+        let sio = &mut self.ctx.sio;
+        sio.server.set_sid_sources(counter_sids(), counter_sids());
+        if let Some((_, s)) = &mut sio.echo {
+            s.set_sid_source(counter_sids());
+        }
+        lock(&sio.inbox).new_pid = counter_sids();
     }
 
     /// Applies everything the Engine.IO sessions want written to the

@@ -896,6 +896,11 @@ impl Sessions {
         &self.config
     }
 
+    /// Where new sids come from from now on (see [`SidSource`]).
+    pub fn set_sid_source(&mut self, new_sid: SidSource) {
+        self.new_sid = new_sid;
+    }
+
     pub fn len(&self) -> usize {
         self.sessions.len()
     }

@@ -229,6 +229,12 @@ impl HttpConn {
         self.head_started.is_some() || !matches!(self.phase, Phase::Head)
     }
 
+    /// Whether the current request's head is still to come or to finish
+    /// (no body is being read).
+    pub fn awaiting_head(&self) -> bool {
+        matches!(self.phase, Phase::Head)
+    }
+
     /// Parses the request at the start of `input` as far as it goes.
     ///
     /// `interim` receives `HTTP/1.1 100 Continue` when the client asked for

@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::proto::ws_deflate::{deflate_into, InflateError, Inflater, RSV1};
+use crate::proto::ws_deflate::{with_deflated, InflateError, Inflater, RSV1};
 use crate::wire::rand;
 use crate::wire::ws_extensions::DeflateParams;
 use crate::wire::ws_frame::{
@@ -70,7 +70,10 @@ pub enum Role {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WsDeflate {
     pub params: DeflateParams,
-    /// zlib level (0-9) for the messages we compress.
+    /// zlib level (0-9) for the messages this session compresses itself,
+    /// each for this connection alone (`Config::ws_deflate_level`); a
+    /// topic's messages are compressed once for all subscribers, at
+    /// `Config::ws_deflate_fanout_level`, and never come through here.
     pub level: u8,
     /// Messages shorter than this are sent uncompressed (RSV1 clear):
     /// for a few bytes, deflate costs more than it saves.
@@ -189,10 +192,10 @@ impl MessageWriter {
     pub fn send<T: Transmit>(&self, out: &mut T, kind: MessageKind, payload: &[u8]) {
         if let Some(bits) = self.compress_bits(payload.len()) {
             let Some(d) = self.deflate else { return };
-            let mut deflated = Vec::new();
-            deflate_into(&[payload], u32::from(d.level), bits, &mut deflated);
             // RFC 7692 §6: RSV1 on the first (here: only) frame.
-            write_frame(self.role, out, RSV1, kind.opcode(), &deflated);
+            with_deflated(&[payload], u32::from(d.level), bits, |deflated| {
+                write_frame(self.role, out, RSV1, kind.opcode(), deflated)
+            });
         } else {
             write_frame(self.role, out, 0, kind.opcode(), payload);
         }
@@ -1267,6 +1270,7 @@ fn preview(payload: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::ws_deflate::deflate_into;
     use crate::wire::ws_frame::apply_mask_bytewise;
 
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];

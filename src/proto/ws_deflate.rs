@@ -10,13 +10,28 @@
 //!
 //! No connection owns a compressor. The server always declares
 //! `server_no_context_takeover` (RFC 7692 §7.1.1.1 lets it), so every
-//! message is compressed on its own, by one compressor per thread that is
-//! reset after each message ([`deflate_into`]); a message published to a
-//! topic is compressed once and the frame shared ([`compress_message`]).
-//! That compressor is zlib's deflate state with `memLevel` 8 (flate2's
-//! choice): about 324 KiB resident at 15 window bits and level 6
-//! (`tests/ws_deflate_memory.rs` measures it) — once per thread, not per
+//! message is compressed on its own, by a compressor per thread and
+//! level that is reset after each message ([`deflate_into`]); a message
+//! published to a topic is compressed once and the frame shared
+//! ([`compress_message`]). A compressor is zlib's deflate state with
+//! `memLevel` 8 (flate2's choice): about 324 KiB resident at 15 window
+//! bits and level 6, 312 KiB at level 1 (`tests/ws_deflate_memory.rs`
+//! measures them). A thread keeps two ([`KEPT_COMPRESSORS`]: the fan-out
+//! level and the per-connection one), once per thread, not per
 //! connection.
+//!
+//! # Levels
+//!
+//! Who pays for a compression decides its level. A topic's message is
+//! compressed once for every subscriber, so a slow level costs little per
+//! delivery and buys bytes on every one (`Config::ws_deflate_fanout_level`,
+//! 6). A message for one connection (an echo, a reply) is compressed per
+//! send, so the default there is level 1 (`Config::ws_deflate_level`),
+//! zlib-rs's "quick" strategy: on 16 KiB of JSON text it takes about a
+//! quarter of level 6's CPU time for 2.8× instead of 4.3×
+//! (`bench/loadgen/src/bin/deflate-levels.rs`). `memLevel` (1-9) and
+//! window bits 12-15 change neither speed nor size at level 1, so they
+//! stay at zlib's defaults.
 //!
 //! Inflate state is per connection, and exists only while it is needed:
 //! [`Inflater::new`] is called when a compressed message starts, and the
@@ -39,9 +54,10 @@ pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// RSV1 in [`FrameHeader::rsv`]: "Per-Message Compressed" (RFC 7692 §6).
 pub const RSV1: u8 = 0b100;
 
-/// Output produced per inflate step: the most a message can overshoot the
-/// limit by before it is refused is nothing (see [`Inflater::feed`]); the
-/// step only bounds the size of one zero-filled extension of the buffer.
+/// The least room an inflate step gets in the output buffer: a whole
+/// 16 KiB message inflates into one allocation, with no copy on the
+/// final 4-byte tail. A message never overshoots the limit (see
+/// [`Inflater::feed`]).
 const INFLATE_STEP: usize = 32 * 1024;
 
 /// Why a compressed message could not be inflated. The session maps each
@@ -83,9 +99,10 @@ impl Inflater {
 
     /// Inflates `input` (the next piece of a message's payload), appending
     /// to `out`, and fails with [`InflateError::TooBig`] as soon as `out`
-    /// would hold more than `limit` bytes: output is produced in steps
-    /// that never go past `limit + 1`, so a small input that inflates to
-    /// gigabytes (a zip bomb) costs at most the limit.
+    /// would hold more than `limit` bytes: output goes into the spare
+    /// capacity of `out`, which is grown only up to `limit + 1` bytes, so
+    /// a small input that inflates to gigabytes (a zip bomb) costs at most
+    /// the limit (given an `out` that does not already hold more).
     pub fn feed(
         &mut self,
         input: &[u8],
@@ -107,16 +124,23 @@ impl Inflater {
             if out.len() > limit {
                 return Err(InflateError::TooBig);
             }
-            let room = INFLATE_STEP.min((limit - out.len()).saturating_add(1));
-            let start = out.len();
-            out.resize(start + room, 0);
+            if out.len() == out.capacity() {
+                // Room to inflate into, never zero-filled: at least a
+                // step, else as much again as the buffer holds (so a big
+                // message is not copied once per step), and never past
+                // `limit + 1` bytes of capacity.
+                let room = INFLATE_STEP
+                    .max(out.len())
+                    .min((limit - out.len()).saturating_add(1));
+                out.reserve_exact(room);
+            }
+            let spare = out.capacity() - out.len();
             let (in0, out0) = (self.inner.total_in(), self.inner.total_out());
-            let status =
-                self.inner
-                    .decompress(&input[used..], &mut out[start..], FlushDecompress::None);
+            let status = self
+                .inner
+                .decompress_vec(&input[used..], out, FlushDecompress::None);
             let took = (self.inner.total_in() - in0) as usize;
             let made = (self.inner.total_out() - out0) as usize;
-            out.truncate(start + made);
             used += took;
             match status {
                 Err(_) => return Err(InflateError::InvalidData),
@@ -135,7 +159,7 @@ impl Inflater {
             // Done when all input is in and the output had room to spare
             // (zlib holds nothing back then); no progress at all means it
             // needs input it does not have.
-            if (used == input.len() && made < room) || (took == 0 && made == 0) {
+            if (used == input.len() && made < spare) || (took == 0 && made == 0) {
                 return Ok(());
             }
         }
@@ -158,15 +182,23 @@ impl Inflater {
     }
 }
 
-/// The per-thread compressor: (level, window bits, state).
+/// A per-thread compressor: (level, window bits, state).
 struct Shared {
     level: u32,
     bits: u8,
     inner: Compress,
 }
 
+/// Compressors a thread keeps, most recently used first: one for the
+/// fan-out level and one for per-connection sends (two levels by
+/// default), so that a thread doing both does not build a fresh zlib
+/// state (hundreds of KiB) each time it switches. A third setting
+/// replaces the least recently used.
+const KEPT_COMPRESSORS: usize = 2;
+
 thread_local! {
-    static COMPRESSOR: RefCell<Option<Shared>> = const { RefCell::new(None) };
+    static COMPRESSORS: RefCell<[Option<Shared>; KEPT_COMPRESSORS]> =
+        const { RefCell::new([None, None]) };
 }
 
 /// Compresses one message (the concatenation of `parts`) on its own —
@@ -178,32 +210,78 @@ thread_local! {
 pub fn deflate_into(parts: &[&[u8]], level: u32, bits: u8, out: &mut Vec<u8>) {
     let level = level.min(9);
     let bits = bits.clamp(9, 15);
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let fresh = !matches!(&*slot, Some(s) if s.level == level && s.bits == bits);
-        if fresh {
-            *slot = Some(Shared {
-                level,
-                bits,
-                inner: Compress::new_with_window_bits(Compression::new(level), false, bits),
-            });
-        }
-        let Some(shared) = slot.as_mut() else {
+    COMPRESSORS.with(|cell| {
+        let Ok(mut slots) = cell.try_borrow_mut() else {
+            // Not reachable (nothing compresses while compressing); a
+            // state of its own is correct all the same.
+            let mut c = Compress::new_with_window_bits(Compression::new(level), false, bits);
+            compress_one(&mut c, parts, out);
             return;
         };
-        let c = &mut shared.inner;
-        let start = out.len();
-        for part in parts {
-            run(c, part, FlushCompress::None, out);
+        let kept = slots
+            .iter()
+            .position(|s| matches!(s, Some(s) if s.level == level && s.bits == bits));
+        match kept {
+            Some(i) => slots[..=i].rotate_right(1),
+            None => {
+                slots.rotate_right(1);
+                slots[0] = Some(Shared {
+                    level,
+                    bits,
+                    inner: Compress::new_with_window_bits(Compression::new(level), false, bits),
+                });
+            }
         }
-        run(c, &[], FlushCompress::Sync, out);
-        // RFC 7692 §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff)
-        // from the tail end." A sync flush always ends with them.
-        if out.len() >= start + 4 && out[out.len() - 4..] == TAIL {
-            out.truncate(out.len() - 4);
+        if let Some(shared) = slots[0].as_mut() {
+            compress_one(&mut shared.inner, parts, out);
         }
-        c.reset();
     });
+}
+
+/// Capacity of the per-thread output buffer [`with_deflated`] keeps
+/// between messages; a larger one (a message that compressed to more) is
+/// freed after use, so a thread holds at most this much for it.
+const KEPT_OUTPUT_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Compresses one message as [`deflate_into`] does, into a buffer the
+/// thread keeps, and hands the compressed bytes to `f`: a message sent to
+/// one connection (an echo, a reply) is compressed and copied into its
+/// frame without an allocation of its own.
+pub fn with_deflated<R>(parts: &[&[u8]], level: u32, bits: u8, f: impl FnOnce(&[u8]) -> R) -> R {
+    OUTPUT.with(|cell| {
+        let Ok(mut out) = cell.try_borrow_mut() else {
+            // `f` itself compressed a message: it gets a buffer of its own.
+            let mut out = Vec::new();
+            deflate_into(parts, level, bits, &mut out);
+            return f(&out);
+        };
+        out.clear();
+        deflate_into(parts, level, bits, &mut out);
+        let r = f(&out);
+        if out.capacity() > KEPT_OUTPUT_BYTES {
+            *out = Vec::new();
+        }
+        r
+    })
+}
+
+/// One message through `c`, which is left reset for the next.
+fn compress_one(c: &mut Compress, parts: &[&[u8]], out: &mut Vec<u8>) {
+    let start = out.len();
+    for part in parts {
+        run(c, part, FlushCompress::None, out);
+    }
+    run(c, &[], FlushCompress::Sync, out);
+    // RFC 7692 §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff)
+    // from the tail end." A sync flush always ends with them.
+    if out.len() >= start + 4 && out[out.len() - 4..] == TAIL {
+        out.truncate(out.len() - 4);
+    }
+    c.reset();
 }
 
 /// Feeds `input` to the compressor with `flush`, growing `out` until the
@@ -338,6 +416,61 @@ mod tests {
         assert!(out.len() <= (1 << 20) + 1);
         // Exactly at the limit is fine.
         assert_eq!(inflate(&bomb, 16 << 20).unwrap().len(), 16 << 20);
+    }
+
+    #[test]
+    fn kept_compressors_give_what_fresh_ones_do() {
+        // Alternating levels (fan-out and per-connection sends on one
+        // thread), and a third setting that evicts one, never changes the
+        // output: each message is compressed from a reset state.
+        let text = "{\"sym\":\"ACME\",\"px\":101.5,\"qty\":300}\n".repeat(300);
+        let fresh = |level, bits| {
+            let mut c = Compress::new_with_window_bits(Compression::new(level), false, bits);
+            let mut out = Vec::new();
+            compress_one(&mut c, &[text.as_bytes()], &mut out);
+            out
+        };
+        let (one, six, nine_12) = (fresh(1, 15), fresh(6, 15), fresh(9, 12));
+        assert_ne!(one, six);
+        for _ in 0..3 {
+            for (level, bits, want) in [(1, 15, &one), (6, 15, &six), (9, 12, &nine_12)] {
+                let mut out = Vec::new();
+                deflate_into(&[text.as_bytes()], level, bits, &mut out);
+                assert_eq!(&out, want, "level {level}, {bits} bits");
+                let kept = with_deflated(&[text.as_bytes()], level, bits, <[u8]>::to_vec);
+                assert_eq!(&kept, want);
+            }
+        }
+    }
+
+    #[test]
+    fn inflating_reserves_no_more_than_the_limit() {
+        // The output buffer's capacity, not only its length, stays within
+        // limit + 1, whatever the message inflates to.
+        let zeros = vec![0u8; 4 << 20];
+        let mut bomb = Vec::new();
+        deflate_into(&[&zeros], 9, 15, &mut bomb);
+        for limit in [0, 1, 1000, 40_000, (1 << 20) + 3] {
+            let mut i = Inflater::new(15);
+            let mut out = Vec::new();
+            assert_eq!(i.feed(&bomb, &mut out, limit), Err(InflateError::TooBig));
+            assert!(
+                out.capacity() <= limit + 1,
+                "{} for {limit}",
+                out.capacity()
+            );
+        }
+        // A 16 KiB message and its tail: one allocation, nothing spare
+        // beyond the step.
+        let text = "pushwire ".repeat(1820);
+        let mut z = Vec::new();
+        deflate_into(&[text.as_bytes()], 1, 15, &mut z);
+        let mut i = Inflater::new(15);
+        let mut out = Vec::new();
+        i.feed(&z, &mut out, 16 << 20).unwrap();
+        i.finish(&mut out, 16 << 20).unwrap();
+        assert_eq!(out, text.as_bytes());
+        assert_eq!(out.capacity(), INFLATE_STEP);
     }
 
     #[test]

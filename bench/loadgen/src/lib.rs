@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 pub use mio;
 
+pub mod tls;
+
 // ---- flags ---------------------------------------------------------------
 
 /// `--name value` flags; every flag takes a value.
@@ -81,16 +83,21 @@ pub fn die(usage: &str, msg: &str) -> ! {
 #[derive(Clone, Debug)]
 pub struct Url {
     pub addr: SocketAddr,
+    /// `https://` or `wss://`.
+    pub tls: bool,
     pub host: String,
     pub path: String,
 }
 
 impl Url {
     pub fn parse(s: &str) -> Result<Url, String> {
+        let tls = s.starts_with("https://") || s.starts_with("wss://");
         let rest = s
             .strip_prefix("http://")
             .or_else(|| s.strip_prefix("ws://"))
-            .ok_or_else(|| format!("{s:?}: only http:// and ws:// URLs"))?;
+            .or_else(|| s.strip_prefix("https://"))
+            .or_else(|| s.strip_prefix("wss://"))
+            .ok_or_else(|| format!("{s:?}: only http://, ws://, https:// and wss:// URLs"))?;
         let (host, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -104,6 +111,7 @@ impl Url {
         }
         Ok(Url {
             addr,
+            tls,
             host: host.to_string(),
             path: path.to_string(),
         })
@@ -311,7 +319,7 @@ pub fn connect_done(s: &mio::net::TcpStream) -> io::Result<bool> {
 
 /// Write as much of `out[*off..]` as the socket takes. `Ok(true)` when all
 /// of it is written.
-pub fn write_some(s: &mut mio::net::TcpStream, out: &[u8], off: &mut usize) -> io::Result<bool> {
+pub fn write_some<S: Write>(s: &mut S, out: &[u8], off: &mut usize) -> io::Result<bool> {
     while *off < out.len() {
         match s.write(&out[*off..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -331,7 +339,7 @@ pub enum ReadOutcome {
     Closed,
 }
 
-pub fn read_once(s: &mut mio::net::TcpStream, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+pub fn read_once<S: Read>(s: &mut S, buf: &mut [u8]) -> io::Result<ReadOutcome> {
     loop {
         match s.read(buf) {
             Ok(0) => return Ok(ReadOutcome::Closed),
