@@ -2059,4 +2059,32 @@ mod tests {
         let text = h.take_text(ws);
         assert!(text.contains("\"status\":503"), "{text}");
     }
+
+    #[test]
+    fn a_topic_is_followed_while_subscribed_plus_its_linger_then_read_on_from_the_mirror() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/l/sse"));
+        redis.publish_elsewhere("l", "m1");
+        redis.serve(&mut h);
+        assert!(redis.subscribed.contains(b"pushwire:{l}:live".as_slice()));
+        // The subscriber leaves; the topic is kept for the linger (30 s).
+        h.eof(sub);
+        pass(&mut h, &mut redis, Duration::from_secs(20));
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 1);
+        pass(&mut h, &mut redis, Duration::from_secs(20));
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 0);
+        assert!(redis.subscribed.is_empty(), "its channel is unsubscribed");
+        // Published meanwhile: a new subscriber here gets it from the
+        // stream, read on after what the mirror already has.
+        let m2 = redis.publish_elsewhere("l", "m2");
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get("/topics/l/messages?after=earliest"),
+        );
+        let text = h.take_text(c);
+        assert!(text.contains("m1") && text.contains("m2"), "{text}");
+        assert!(text.contains(&format!("\"last_id\":\"{m2}\"")), "{text}");
+        assert!(text.contains("\"gap\":false"), "{text}");
+    }
 }
