@@ -208,6 +208,7 @@ enum Call {
     Scan {
         listing: u64,
         cursor: u64,
+        prefix: String,
     },
 }
 
@@ -231,6 +232,9 @@ struct Followed {
     generation: u64,
     /// A replay is in flight.
     outstanding: bool,
+    /// A refresh was asked while a replay was in flight (which may have
+    /// run before what the refresh is for): read once more after it.
+    again: bool,
     /// A replay is wanted but could not be sent (the link is down).
     unsent: bool,
     /// The first replay is done: the mirror serves requests.
@@ -445,6 +449,7 @@ impl Cluster {
         self.send(Call::Scan {
             listing: n,
             cursor: 0,
+            prefix: prefix.to_string(),
         })?;
         self.listings.insert(
             n,
@@ -488,7 +493,13 @@ impl Cluster {
         }
         l.pages += 1;
         if cursor != 0 && l.pages < MAX_SCAN_PAGES && l.names.len() < MAX_LIST_NAMES {
-            if self.send(Call::Scan { listing: n, cursor }).is_err() {
+            let prefix = l.prefix.clone();
+            let call = Call::Scan {
+                listing: n,
+                cursor,
+                prefix,
+            };
+            if self.send(call).is_err() {
                 let l = self.listings.remove(&n).expect("checked");
                 let f = Failure::unavailable("too many Redis commands in flight");
                 self.outcomes.push(Outcome::Listed(l.waiter, Err(f)));
@@ -581,7 +592,7 @@ impl Cluster {
             Call::Info { topic, retried, .. } => {
                 broker::topic_info(&self.info_script, topic, &self.node_name, *retried)
             }
-            Call::Scan { cursor, .. } => broker::scan_topics(*cursor, "", SCAN_COUNT),
+            Call::Scan { cursor, prefix, .. } => broker::scan_topics(*cursor, prefix, SCAN_COUNT),
             Call::Follow {
                 topic,
                 after,
@@ -665,6 +676,7 @@ impl Cluster {
                 follower: TopicFollower::new(cursor, self.follow_limits),
                 generation: self.next_generation,
                 outstanding: false,
+                again: false,
                 unsent: false,
                 live: false,
                 keep_until: until,
@@ -685,7 +697,9 @@ impl Cluster {
         let Some(f) = self.topics.get_mut(topic.as_str()) else {
             return;
         };
-        if !f.outstanding {
+        if f.outstanding {
+            f.again = true;
+        } else {
             f.follower.handle_resubscribed();
         }
         f.waiters.push(waiter);
@@ -699,7 +713,9 @@ impl Cluster {
             return false;
         }
         if let Some(f) = self.topics.get_mut(topic.as_str()) {
-            if !f.outstanding {
+            if f.outstanding {
+                f.again = true;
+            } else {
                 f.follower.handle_resubscribed();
             }
         }
@@ -1103,7 +1119,12 @@ impl Cluster {
                 }
                 f.outstanding = false;
                 match broker::parse_replay(&value) {
-                    Ok(replay) => f.follower.handle_replay(replay),
+                    Ok(replay) => {
+                        f.follower.handle_replay(replay);
+                        if std::mem::take(&mut f.again) {
+                            f.follower.handle_resubscribed();
+                        }
+                    }
                     Err(e) => {
                         // Asked again at the next check, not at once: a
                         // Redis that answers nonsense would be asked in a
