@@ -715,7 +715,8 @@ pub(super) fn answer_poll(
     if !conn.inbuf.is_empty() {
         let mut input = std::mem::take(&mut conn.inbuf);
         let used = super::feed(ctx, id, conn, &mut input, now);
-        input.drain(..used.min(input.len()));
+        let used = used.min(input.len());
+        input.drain(..used);
         if super::keeps_input(conn) && !input.is_empty() {
             conn.inbuf = input;
         }
