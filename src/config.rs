@@ -204,6 +204,28 @@ pub struct Config {
     /// Most parked long-poll requests at once. Beyond it a new long poll
     /// is answered 503 at once.
     pub max_parked_polls: usize,
+
+    // ---- Cluster (Redis) ------------------------------------------------
+    /// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`: run the hub on Redis
+    /// (docs/protocol.md "Cluster"); `None`: the in-memory hub alone.
+    pub redis: Option<String>,
+    /// How long a request that needs Redis waits: a publish for its id, a
+    /// subscribe or poll for its topic's first sync, a connect, any reply.
+    /// At the limit the request is answered 503 (a reply that late also
+    /// fails the connection, which is then reopened).
+    pub redis_timeout: Duration,
+    /// How long a node keeps following a topic after its last local
+    /// subscriber left (long polls that come and go find it warm). At the
+    /// limit the topic's channel is unsubscribed; the next request for it
+    /// waits for a new sync.
+    pub redis_linger: Duration,
+    /// How often each followed topic's position is checked against Redis
+    /// (a message lost by pub/sub on a quiet topic is found then, not at
+    /// the next message).
+    pub redis_check_interval: Duration,
+    /// Most Redis commands in flight. At the limit a publish is answered
+    /// 503 at once: nothing waits in an unbounded queue.
+    pub redis_max_pending: usize,
 }
 
 impl Default for Config {
@@ -266,6 +288,11 @@ impl Default for Config {
             poll_default_timeout: Duration::from_secs(30),
             poll_max_timeout: Duration::from_secs(120),
             max_parked_polls: 100_000,
+            redis: None,
+            redis_timeout: Duration::from_secs(2),
+            redis_linger: Duration::from_secs(30),
+            redis_check_interval: Duration::from_secs(5),
+            redis_max_pending: 10_000,
         }
     }
 }
@@ -279,6 +306,12 @@ impl Config {
             .map_err(|e| format!("--allowed-origins / --cors-origin: {e}"))?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("--tls-cert and --tls-key go together".into());
+        }
+        if let Some(url) = &self.redis {
+            crate::proto::redis::RedisConfig::from_url(url).map_err(|e| format!("--redis: {e}"))?;
+        }
+        if self.redis_timeout.is_zero() {
+            return Err("--redis-timeout must be above 0".into());
         }
         if self.auth_secret.as_ref().is_some_and(|s| s.len() < 16) {
             return Err("--auth-secret must be at least 16 bytes".into());

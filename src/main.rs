@@ -496,6 +496,51 @@ const FLAGS: &[Flag] = &[
             Ok(())
         },
     },
+    Flag {
+        name: "redis",
+        value: "URL",
+        help: "redis://[:PASSWORD@]HOST:PORT[/DB]: run the hub on Redis (cluster mode) [off]",
+        set: |c, v| {
+            c.redis = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-timeout",
+        value: "MS",
+        help: "how long a request waits for Redis; then 503 [2000]",
+        set: |c, v| {
+            c.redis_timeout = Duration::from_millis(num(v)?);
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-linger",
+        value: "SECS",
+        help: "a topic stays followed this long after its last local subscriber [30]",
+        set: |c, v| {
+            c.redis_linger = secs(v)?;
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-check-interval",
+        value: "MS",
+        help: "how often followed topics are checked for lost messages [5000]",
+        set: |c, v| {
+            c.redis_check_interval = Duration::from_millis(num(v)?);
+            Ok(())
+        },
+    },
+    Flag {
+        name: "redis-max-pending",
+        value: "N",
+        help: "most Redis commands in flight; beyond: 503 [10000]",
+        set: |c, v| {
+            c.redis_max_pending = num(v)?;
+            Ok(())
+        },
+    },
 ];
 
 fn usage() -> String {

@@ -251,6 +251,10 @@ pub enum HubError {
     /// thread found no one to take it): 503.
     #[error("the server is stopping")]
     Stopped,
+    /// The Redis engine cannot take the request now (Redis is down, or too
+    /// many commands are in flight): 503, or close 1013 (try again later).
+    #[error("Redis is unavailable")]
+    BrokerUnavailable,
 }
 
 impl HubError {
@@ -259,7 +263,7 @@ impl HubError {
         match self {
             HubError::InvalidTopic | HubError::InvalidEvent => 400,
             HubError::MessageTooLarge { .. } => 413,
-            HubError::TooManyTopics { .. } | HubError::Stopped => 503,
+            HubError::TooManyTopics { .. } | HubError::Stopped | HubError::BrokerUnavailable => 503,
         }
     }
 
@@ -273,7 +277,7 @@ impl HubError {
             HubError::MessageTooLarge { .. } => 1009,
             // 1013 Try Again Later (IANA WebSocket close code registry,
             // RFC 6455 §11.7): the server is at a limit that frees itself.
-            HubError::TooManyTopics { .. } => 1013,
+            HubError::TooManyTopics { .. } | HubError::BrokerUnavailable => 1013,
             // RFC 6455 §7.4.1: 1001, "going away, such as a server going
             // down".
             HubError::Stopped => 1001,
@@ -599,6 +603,92 @@ impl Hub {
         self.evict_over_total();
         self.compact_order();
         Ok(message)
+    }
+
+    /// Appends a message whose id was assigned elsewhere (the Redis
+    /// engine's mirror of a topic, see `node::cluster`). Returns the
+    /// message and whether the history was started afresh for it; `None`
+    /// when the topic already holds that seq (a duplicate: ignored).
+    ///
+    /// - same epoch, the next seq: appended, as [`Hub::publish`] would;
+    /// - another epoch: the old history is dropped and this one begins at
+    ///   `id` (what came before it in that epoch is not kept);
+    /// - same epoch, a seq past the next: the kept history is dropped, so
+    ///   that a cursor inside the hole reads as older than the oldest kept
+    ///   (a gap), never as a position from which nothing is missing.
+    ///
+    /// After a fresh start (`true`), a live subscriber's position may not
+    /// be followed by this message: the caller replays each one from its
+    /// cursor, which reports the gap.
+    pub fn insert(
+        &mut self,
+        topic: &TopicName,
+        id: MessageId,
+        event: Option<&EventName>,
+        data: &str,
+        kind: PayloadKind,
+        now: Instant,
+    ) -> Result<Option<(Arc<Message>, bool)>, HubError> {
+        if data.len() > self.limits.max_message_bytes {
+            return Err(HubError::MessageTooLarge {
+                size: data.len(),
+                limit: self.limits.max_message_bytes,
+            });
+        }
+        if id.seq == 0 {
+            return Ok(None);
+        }
+        self.observe(now);
+        let keep = self.limits.history_messages;
+        let per_topic = self.limits.history_bytes_per_topic;
+        let order = self.next_order;
+        let (key, t) = self.topic_mut(topic, Some(now))?;
+        if t.epoch == id.epoch && id.seq <= t.last_seq {
+            return Ok(None);
+        }
+        let fresh = t.epoch != id.epoch || id.seq > t.last_seq.saturating_add(1);
+        let mut dropped = Evicted::default();
+        if fresh {
+            dropped = t.evict_while(|_| true);
+            t.epoch = id.epoch;
+            t.last_seq = id.seq - 1;
+        }
+        t.last_seq = id.seq;
+        let message = Arc::new(Message::new(topic, id, event, data, kind, now));
+        let bytes = charge(&message);
+        t.history.push_back(Kept {
+            order,
+            bytes,
+            message: Arc::clone(&message),
+        });
+        t.kept_bytes += bytes;
+        let evicted = t.evict_while(|t| t.history.len() > keep || t.kept_bytes > per_topic);
+        self.next_order += 1;
+        self.kept_messages = self.kept_messages + 1 - evicted.messages - dropped.messages;
+        self.kept_bytes = self.kept_bytes + bytes - evicted.bytes - dropped.bytes;
+        self.order.push_back((order, key));
+        self.evict_over_total();
+        self.compact_order();
+        Ok(Some((message, fresh)))
+    }
+
+    /// Moves a mirrored topic to stand at `id` (created if need be): where
+    /// its source says it is, when that is not where the last message left
+    /// it (the messages in between are gone, a new epoch began, the history
+    /// was deleted). The kept history is dropped unless `id` is already the
+    /// newest. Returns whether it was: `true` means live subscribers must
+    /// be replayed from their cursors (see [`Hub::insert`]).
+    pub fn mirror_position(&mut self, topic: &TopicName, id: MessageId) -> Result<bool, HubError> {
+        let (_, t) = self.topic_mut(topic, None)?;
+        if t.epoch == id.epoch && t.last_seq == id.seq {
+            return Ok(false);
+        }
+        let dropped = t.evict_while(|_| true);
+        t.epoch = id.epoch;
+        t.last_seq = id.seq;
+        self.kept_messages -= dropped.messages;
+        self.kept_bytes -= dropped.bytes;
+        Ok(true)
     }
 
     /// Evicts the globally oldest messages while the hub is over

@@ -22,9 +22,10 @@ use crate::wire::percent::{self, PercentError};
 use crate::wire::ws_extensions::DeflatePolicy;
 use crate::wire::{json, sse, ws_handshake};
 
+use super::cluster::{Failure, PublishFrom, Sync};
 use super::conn::{
-    sub_id, Closing, Conn, ParkedPoll, Phase, State, Stream, StreamKind, Subs, TopicName, WsConn,
-    WsRole, MAX_SUBS,
+    sub_id, Awaiting, Closing, Conn, ParkedPoll, Phase, ReplyTo, State, Stream, StreamKind, Subs,
+    TopicName, WsConn, WsRole, MAX_SUBS,
 };
 use super::outq::OutQueue;
 use super::routes::{route, Miss, Route};
@@ -44,6 +45,16 @@ pub(crate) enum Next {
     Park(Park),
     /// Speak WebSocket.
     Ws(Box<WsConn>),
+    /// Wait for Redis (`--redis`).
+    Await(Await),
+}
+
+/// A request about to wait for Redis (see [`super::conn::Awaiting`]).
+pub(crate) struct Await {
+    ticket: u64,
+    deadline: Instant,
+    /// `None`: read the request again when its topics are in sync.
+    reply: Option<ReplyTo>,
 }
 
 /// A long poll about to park.
@@ -238,6 +249,8 @@ pub(crate) fn process_http(
                     // Long-lived answers are logged when they end, with
                     // what they sent.
                     let kind = match &next {
+                        // Logged when it is read again, or not at all.
+                        Next::Await(_) => Some("await"),
                         Next::Continue | Next::Close => None,
                         Next::Stream(s) if s.kind == StreamKind::Sse => Some("sse"),
                         Next::Stream(_) => Some("stream"),
@@ -249,6 +262,7 @@ pub(crate) fn process_http(
                             "{} {entry} {status} {bytes} 0.000s http",
                             ctx.date_secs
                         )),
+                        Some("await") => {}
                         Some(kind) => {
                             if let Some(log) = log.as_mut() {
                                 log.open_entry = Some((now, entry.into(), kind));
@@ -259,7 +273,11 @@ pub(crate) fn process_http(
                 next
             }
         };
-        at += http.finish_request();
+        let used = http.finish_request();
+        // A request waiting for its topics stays unread, to be read again.
+        if !matches!(&next, Next::Await(a) if a.reply.is_none()) {
+            at += used;
+        }
         conn.idle_since = now;
         match next {
             Next::Continue => step(ctx, id, conn, Event::Answered, now, |s| s),
@@ -297,6 +315,178 @@ pub(crate) fn process_http(
                 });
                 return at;
             }
+            Next::Await(a) => {
+                step(ctx, id, conn, Event::AwaitBroker, now, |old| match old {
+                    State::Http(http) => State::AwaitingBroker(Box::new(Awaiting {
+                        http,
+                        ticket: a.ticket,
+                        deadline: a.deadline,
+                        reply: a.reply,
+                    })),
+                    other => other,
+                });
+                return at;
+            }
+        }
+    }
+}
+
+// ---- the Redis engine --------------------------------------------------------
+
+/// What a request waiting for Redis is answered with.
+pub(crate) enum BrokerAnswer {
+    Published(Result<hub::MessageId, Failure>),
+    Deleted(TopicName, Result<Option<(u64, hub::MessageId)>, Failure>),
+    /// `redis_timeout` passed.
+    TimedOut,
+}
+
+/// In cluster mode, whether `topics` can be served now: `None` (go on),
+/// a wait (the request is read again once they are in sync), or 503.
+/// Each topic stays followed for `keep` at least.
+fn cluster_wait(
+    ctx: &mut Ctx,
+    id: ConnId,
+    topics: &[TopicName],
+    keep: Duration,
+    now: Instant,
+) -> Result<Option<Next>, Refusal> {
+    let Some(c) = ctx.cluster.as_mut() else {
+        return Ok(None);
+    };
+    let mut pending = Vec::new();
+    for t in topics {
+        match c.sync(t, ctx.hub.last_id(t), keep, now) {
+            Sync::Live => {}
+            Sync::Pending => pending.push(t),
+            Sync::Down => return Err(Refusal::new(503, "Redis is unavailable")),
+        }
+    }
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    if ctx.sync_expired == Some(id) {
+        return Err(Refusal::new(503, "Redis did not answer in time"));
+    }
+    let w = c.ticket(id);
+    for t in pending {
+        c.wait_for(t, w);
+    }
+    Ok(Some(Next::Await(Await {
+        ticket: w.ticket,
+        deadline: now + c.timeout(),
+        reply: None,
+    })))
+}
+
+/// A request waiting in `AwaitingBroker` gets what it waited for: its
+/// answer (a publish, a delete, the timeout) or, for one waiting for its
+/// topics, another reading of it.
+pub(crate) fn answer_broker(
+    ctx: &mut Ctx,
+    id: ConnId,
+    conn: &mut Conn,
+    answer: Option<BrokerAnswer>,
+    now: Instant,
+) {
+    let State::AwaitingBroker(a) = &conn.state else {
+        return;
+    };
+    let next = match a.reply {
+        None => {
+            if matches!(answer, Some(BrokerAnswer::TimedOut)) {
+                ctx.sync_expired = Some(id);
+            }
+            Next::Continue
+        }
+        Some(to) => {
+            let meta = ReqMeta {
+                version: to.version,
+                head_only: to.head_only,
+                keep_alive: to.keep_alive,
+            };
+            let mut body = Vec::with_capacity(96);
+            let (status, ctype) = match answer {
+                Some(BrokerAnswer::Published(Ok(msg_id))) => {
+                    body.extend_from_slice(b"{\"id\":");
+                    json::write_str(&mut body, &msg_id.to_string());
+                    body.push(b'}');
+                    (200, JSON)
+                }
+                Some(BrokerAnswer::Deleted(topic, Ok(Some((dropped, last_id))))) => {
+                    body.extend_from_slice(b"{\"deleted\":");
+                    json::write_str(&mut body, &topic);
+                    body.extend_from_slice(b",\"dropped_messages\":");
+                    push_num(&mut body, dropped as usize);
+                    body.extend_from_slice(b",\"last_id\":");
+                    json::write_str(&mut body, &last_id.to_string());
+                    body.push(b'}');
+                    (200, JSON)
+                }
+                Some(BrokerAnswer::Deleted(_, Ok(None))) => {
+                    body.extend_from_slice(b"no such topic\n");
+                    (404, TEXT)
+                }
+                Some(BrokerAnswer::Published(Err(f)) | BrokerAnswer::Deleted(_, Err(f))) => {
+                    body.extend_from_slice(f.message.as_bytes());
+                    body.push(b'\n');
+                    (f.status, TEXT)
+                }
+                Some(BrokerAnswer::TimedOut) | None => {
+                    body.extend_from_slice(b"Redis did not answer in time\n");
+                    (503, TEXT)
+                }
+            };
+            if status != 200 {
+                *ctx.stats.refused.entry(status).or_default() += 1;
+            }
+            ctx.respond_body(&mut conn.out, meta, status, ctype, &[], &body)
+        }
+    };
+    conn.idle_since = now;
+    if let Next::Close = next {
+        step(ctx, id, conn, Event::AnsweredLast, now, close_state);
+        return;
+    }
+    step(ctx, id, conn, Event::BrokerAnswered, now, |old| match old {
+        State::AwaitingBroker(a) => State::Http(a.http),
+        other => other,
+    });
+    // The request read again (a wait for topics), and those pipelined
+    // behind it.
+    if !conn.inbuf.is_empty() {
+        let mut input = std::mem::take(&mut conn.inbuf);
+        let used = super::feed(ctx, id, conn, &mut input, now);
+        input.drain(..used.min(input.len()));
+        if super::keeps_input(conn) && !input.is_empty() {
+            conn.inbuf = input;
+        }
+    }
+    ctx.sync_expired = None;
+}
+
+/// The ack (or error) of a `/ws` publish command, once Redis answered.
+pub(crate) fn answer_mux_publish(
+    conn: &mut Conn,
+    reference: Option<MuxRef>,
+    result: Result<hub::MessageId, Failure>,
+) {
+    let reply = match result {
+        Ok(msg_id) => MuxReply::Published {
+            reference,
+            id: Cow::Owned(msg_id.to_string()),
+        },
+        Err(f) => MuxReply::Error {
+            reference,
+            status: f.status,
+            message: Cow::Owned(f.message),
+        },
+    };
+    let mut text = Vec::with_capacity(96);
+    reply.write(&mut text);
+    if let State::WebSocket(ws) = &mut conn.state {
+        if ws.role == WsRole::Multi {
+            ws.session.send(MessageKind::Text, &text, &mut conn.out);
         }
     }
 }
@@ -415,11 +605,11 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
                 Method::Delete => {
                     check_origin(ctx, req)?;
                     need_admin(ctx, req)?;
-                    delete_topic(ctx, out, meta, &topic)?
+                    delete_topic(ctx, id, out, req, &topic, now)?
                 }
                 _ => {
                     need_admin(ctx, req)?;
-                    topic_stats(ctx, out, meta, &topic)?
+                    topic_stats(ctx, id, out, meta, &topic, now)?
                 }
             }
         }
@@ -449,11 +639,11 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
             poll_request(ctx, id, out, req, topics, true, now)?
         }
         Route::Messages(raw) => {
-            messages_request(ctx, out, req, vec![topic_name(raw)?], false, now)?
+            messages_request(ctx, id, out, req, vec![topic_name(raw)?], false, now)?
         }
         Route::MultiMessages => {
             let topics = query_topics(ctx, req)?;
-            messages_request(ctx, out, req, topics, true, now)?
+            messages_request(ctx, id, out, req, topics, true, now)?
         }
         Route::TopicWs(raw) => {
             let topic = topic_name(raw)?;
@@ -502,7 +692,7 @@ fn stats_json(ctx: &Ctx, now: Instant) -> Vec<u8> {
     let uptime = ctx
         .started
         .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
-    format!(
+    let mut body = format!(
         "{{\"version\":\"{}\",\"uptime_seconds\":{uptime:.3},\"connections\":{},\"topics\":{},\"kept_messages\":{},\"kept_bytes\":{},\"subscribers\":{},\"parked_polls\":{},\"accepted\":{},\"requests\":{},\"published\":{},\"deliveries\":{},\"slow_disconnects\":{},\"refused_over_limit\":{},\"polls_woken\":{},\"polls_expired\":{},\"auth_failures\":{}}}",
         env!("CARGO_PKG_VERSION"),
         ctx.live,
@@ -521,7 +711,21 @@ fn stats_json(ctx: &Ctx, now: Instant) -> Vec<u8> {
         s.polls_expired,
         s.auth_failures,
     )
-    .into_bytes()
+    .into_bytes();
+    if let Some(c) = ctx.cluster.as_ref() {
+        // Cluster mode: whether Redis is reachable, and how many topics
+        // this node follows.
+        body.pop();
+        body.extend_from_slice(
+            format!(
+                ",\"redis\":{{\"up\":{},\"followed_topics\":{}}}}}",
+                c.is_up(),
+                c.followed()
+            )
+            .as_bytes(),
+        );
+    }
+    body
 }
 
 /// `GET /metrics`: the counters in the Prometheus text exposition format
@@ -819,6 +1023,21 @@ fn publish_request(
         // the server writes, so it must be one.
         json::validate(req.body, &json::JsonLimits::from_config(&ctx.cfg))?;
     }
+    if let Some(c) = ctx.cluster.as_mut() {
+        // The id is Redis's: the answer waits for the script's reply.
+        let w = c.ticket(id);
+        c.publish(PublishFrom::Http(w), topic, event.as_ref(), data, kind)
+            .map_err(|f| Refusal::new(f.status, f.message))?;
+        return Ok(Next::Await(Await {
+            ticket: w.ticket,
+            deadline: now + c.timeout(),
+            reply: Some(ReplyTo {
+                version: meta.version,
+                keep_alive: meta.keep_alive,
+                head_only: meta.head_only,
+            }),
+        }));
+    }
     let msg = publish(ctx, Some(id), topic, event.as_ref(), data, kind, now)?;
     let mut body = Vec::with_capacity(msg.id_text.len() + 10);
     body.extend_from_slice(b"{\"id\":");
@@ -876,7 +1095,18 @@ fn push_num(out: &mut Vec<u8>, n: usize) {
 
 /// `GET /topics/{t}`: its stats. A topic that does not exist is not
 /// created by asking: 404.
-fn topic_stats(ctx: &mut Ctx, out: &mut OutQueue, meta: ReqMeta, topic: &TopicName) -> Handled {
+fn topic_stats(
+    ctx: &mut Ctx,
+    id: ConnId,
+    out: &mut OutQueue,
+    meta: ReqMeta,
+    topic: &TopicName,
+    now: Instant,
+) -> Handled {
+    let linger = ctx.cfg.redis_linger;
+    if let Some(wait) = cluster_wait(ctx, id, std::slice::from_ref(topic), linger, now)? {
+        return Ok(wait);
+    }
     let Some(info) = ctx.hub.topic_info(topic) else {
         return Err(Refusal::new(404, "no such topic"));
     };
@@ -921,7 +1151,31 @@ fn list_topics(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
 
 /// `DELETE /topics/{t}`: the history is dropped, the next message starts
 /// a new epoch, and live subscribers are told `gap`.
-fn delete_topic(ctx: &mut Ctx, out: &mut OutQueue, meta: ReqMeta, topic: &TopicName) -> Handled {
+fn delete_topic(
+    ctx: &mut Ctx,
+    id: ConnId,
+    out: &mut OutQueue,
+    req: &Request,
+    topic: &TopicName,
+    now: Instant,
+) -> Handled {
+    let meta = ReqMeta::of(req);
+    if let Some(c) = ctx.cluster.as_mut() {
+        // Every node's subscribers are told `gap` by the notice the script
+        // publishes; this node's too, through its own follower.
+        let w = c.ticket(id);
+        c.delete(w, topic)
+            .map_err(|f| Refusal::new(f.status, f.message))?;
+        return Ok(Next::Await(Await {
+            ticket: w.ticket,
+            deadline: now + c.timeout(),
+            reply: Some(ReplyTo {
+                version: meta.version,
+                keep_alive: meta.keep_alive,
+                head_only: meta.head_only,
+            }),
+        }));
+    }
     let Some(deleted) = ctx.hub.delete(topic) else {
         return Err(Refusal::new(404, "no such topic"));
     };
@@ -977,6 +1231,10 @@ fn stream_request(
     let claims = subscriber_claims(ctx, req, &topics)?;
     let expires = expiry(ctx, claims.as_ref(), now);
     let cursors = cursors(ctx, &topics, multi, cursor_text.as_deref(), Cursor::Live)?;
+    let linger = ctx.cfg.redis_linger;
+    if let Some(wait) = cluster_wait(ctx, id, &topics, linger, now)? {
+        return Ok(wait);
+    }
     let mut starts = Vec::with_capacity(topics.len());
     for (topic, (cursor, text)) in topics.iter().zip(&cursors) {
         starts.push(start_position(ctx, topic, cursor, text, now)?);
@@ -1099,6 +1357,10 @@ fn poll_request(
             None => return Err(Refusal::new(400, "invalid timeout")),
         },
     };
+    let keep = ctx.cfg.redis_linger + timeout;
+    if let Some(wait) = cluster_wait(ctx, id, &topics, keep, now)? {
+        return Ok(wait);
+    }
     let replays = poll_replays(ctx, &topics, &cursors, now)?;
     let anything = replays
         .iter()
@@ -1296,6 +1558,7 @@ pub(crate) fn answer_parked(
 /// `GET /topics/{t}/messages`, `GET /messages?topic=…`: a short poll.
 fn messages_request(
     ctx: &mut Ctx,
+    id: ConnId,
     out: &mut OutQueue,
     req: &Request,
     topics: Vec<TopicName>,
@@ -1307,6 +1570,10 @@ fn messages_request(
     let text = query(req, "after")?;
     // No cursor: a short poll returns everything kept.
     let cursors = cursors(ctx, &topics, multi, text.as_deref(), Cursor::Earliest)?;
+    let linger = ctx.cfg.redis_linger;
+    if let Some(wait) = cluster_wait(ctx, id, &topics, linger, now)? {
+        return Ok(wait);
+    }
     let replays = poll_replays(ctx, &topics, &cursors, now)?;
     Ok(respond_poll(
         ctx, out, meta, &topics, multi, &replays, false,
@@ -1336,6 +1603,12 @@ fn ws_request(
         allow(claims.as_ref(), t, Claims::may_subscribe)?;
     }
     let expires = expiry(ctx, claims.as_ref(), now);
+    if let Some(t) = &topic {
+        let linger = ctx.cfg.redis_linger;
+        if let Some(wait) = cluster_wait(ctx, id, std::slice::from_ref(t), linger, now)? {
+            return Ok(wait);
+        }
+    }
     let start = match &topic {
         Some(t) => {
             let text = query(req, "after")?;
@@ -1506,7 +1779,18 @@ pub(crate) fn process_ws(
                         .close(1008, "the token does not allow publishing", now, out);
                     break;
                 }
-                if let Err(e) = publish(ctx, Some(id), &topic, event.as_ref(), &data, kind, now) {
+                if let Some(c) = ctx.cluster.as_mut() {
+                    // The sender receives its own message by the mirror,
+                    // like every subscriber.
+                    let from = PublishFrom::Nobody;
+                    if let Err(f) = c.publish(from, &topic, event.as_ref(), &data, kind) {
+                        // 1013 Try Again Later (IANA close code registry).
+                        ws.session.close(1013, &f.message, now, out);
+                        break;
+                    }
+                } else if let Err(e) =
+                    publish(ctx, Some(id), &topic, event.as_ref(), &data, kind, now)
+                {
                     ws.session.close(e.close_code(), &e.to_string(), now, out);
                     break;
                 }
@@ -1568,12 +1852,71 @@ fn mux_command(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, frame: &[u8], now: In
     let limits = MuxLimits::from_config(&ctx.cfg);
     let reply = match MuxCommand::parse(frame, &limits) {
         Err(e) => e.reply(),
+        Ok(cmd) if ctx.cluster.is_some() && matches!(cmd.op, MuxOp::Publish { .. }) => {
+            match cluster_mux_publish(ctx, id, conn, cmd) {
+                // Acked when Redis replies.
+                None => return,
+                Some(refused) => refused,
+            }
+        }
         Ok(cmd) => run_mux(ctx, id, conn, cmd, now),
     };
     let mut text = Vec::with_capacity(96);
     reply.write(&mut text);
     if let State::WebSocket(ws) = &mut conn.state {
         ws.session.send(MessageKind::Text, &text, &mut conn.out);
+    }
+}
+
+/// A `/ws` publish on Redis: queued, acked later by
+/// [`answer_mux_publish`]; `Some` is a refusal to send now.
+fn cluster_mux_publish(
+    ctx: &mut Ctx,
+    id: ConnId,
+    conn: &mut Conn,
+    cmd: MuxCommand,
+) -> Option<MuxReply<'static>> {
+    let reference = cmd.reference;
+    let error = |reference: Option<MuxRef>, status: u16, message: String| {
+        Some(MuxReply::Error {
+            reference,
+            status,
+            message: Cow::Owned(message),
+        })
+    };
+    let MuxOp::Publish { topic, event, data } = cmd.op else {
+        return error(reference, 500, "not a publish".into());
+    };
+    let State::WebSocket(ws) = &mut conn.state else {
+        return error(reference, 503, "closing".into());
+    };
+    if ws.claims.as_ref().is_some_and(|c| !c.may_publish(&topic)) {
+        let message = format!("the token does not allow publishing to {topic}");
+        return error(reference, 403, message);
+    }
+    let topic = match TopicName::parse(&topic) {
+        Ok(t) => t,
+        Err(e) => return error(reference, e.status(), e.to_string()),
+    };
+    let event = match event.as_deref().map(EventName::parse).transpose() {
+        Ok(e) => e,
+        Err(e) => return error(reference, e.status(), e.to_string()),
+    };
+    let (text, kind) = match &data {
+        MuxData::Text(t) => (&**t, PayloadKind::Text),
+        MuxData::Json(raw) => (*raw, PayloadKind::Json),
+    };
+    if text.len() > ctx.cfg.max_message_bytes {
+        return error(reference, 413, "message too large".into());
+    }
+    let c = ctx.cluster.as_mut()?;
+    let from = PublishFrom::Mux {
+        conn: id,
+        reference: reference.clone(),
+    };
+    match c.publish(from, &topic, event.as_ref(), text, kind) {
+        Ok(()) => None,
+        Err(f) => error(reference, f.status, f.message),
     }
 }
 

@@ -48,6 +48,10 @@ pub enum Phase {
     Closing,
     /// Gone: the driver drops the socket.
     Closed,
+    /// Waiting for Redis (`--redis`): a publish's reply, or a topic's first
+    /// sync before its request is read again. Pipelined input stays
+    /// buffered. Bounded by `redis_timeout`.
+    AwaitingBroker,
 }
 
 /// What happened to a connection: the inputs of [`TRANSITIONS`].
@@ -82,6 +86,11 @@ pub enum Event {
     /// The socket failed, or the core found itself in a state it did not
     /// plan (see [`next`]).
     Reset,
+    /// A request needs Redis: it waits for the reply or the topic's sync.
+    AwaitBroker,
+    /// What the request waited for came (or its time ran out) and the
+    /// connection persists.
+    BrokerAnswered,
 }
 
 use Event as E;
@@ -120,6 +129,12 @@ pub const TRANSITIONS: &[(Phase, Event, Phase)] = &[
     (P::Closing, E::Flushed, P::Closed),
     // The peer did not take its last bytes (or its close frame) in time.
     (P::Closing, E::Deadline, P::Closed),
+    // Redis engine: a publish waits for its id, a subscribe for its topic.
+    (P::Http, E::AwaitBroker, P::AwaitingBroker),
+    (P::AwaitingBroker, E::BrokerAnswered, P::Http),
+    (P::AwaitingBroker, E::AnsweredLast, P::Closing),
+    (P::AwaitingBroker, E::PeerEof, P::Closing),
+    (P::AwaitingBroker, E::Ended, P::Closing),
 ];
 
 /// Where `event` leads from `from`; `None` for a pair the table does not
@@ -288,6 +303,27 @@ pub struct ParkedPoll {
     pub head_only: bool,
 }
 
+/// A request waiting for Redis (see [`Phase::AwaitingBroker`]).
+#[derive(Debug)]
+pub struct Awaiting {
+    pub http: Box<HttpConn>,
+    /// Names this wait (connection ids are reused).
+    pub ticket: u64,
+    pub deadline: Instant,
+    /// `None`: the request is still unread in the input buffer and is read
+    /// again when its topics are in sync. `Some`: it was consumed and its
+    /// answer is written when Redis replies.
+    pub reply: Option<ReplyTo>,
+}
+
+/// How to answer a consumed request later.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyTo {
+    pub version: Version,
+    pub keep_alive: bool,
+    pub head_only: bool,
+}
+
 /// What a WebSocket is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WsRole {
@@ -327,6 +363,7 @@ pub enum State {
     WebSocket(Box<WsConn>),
     Closing(Closing),
     Closed,
+    AwaitingBroker(Box<Awaiting>),
 }
 
 impl State {
@@ -338,6 +375,7 @@ impl State {
             State::WebSocket(_) => Phase::WebSocket,
             State::Closing(_) => Phase::Closing,
             State::Closed => Phase::Closed,
+            State::AwaitingBroker(_) => Phase::AwaitingBroker,
         }
     }
 
@@ -420,13 +458,14 @@ impl Conn {
 mod tests {
     use super::*;
 
-    const PHASES: [Phase; 6] = [
+    const PHASES: [Phase; 7] = [
         P::Http,
         P::Parked,
         P::Streaming,
         P::WebSocket,
         P::Closing,
         P::Closed,
+        P::AwaitingBroker,
     ];
 
     #[test]

@@ -28,6 +28,7 @@
 
 mod app;
 pub mod assets;
+mod cluster;
 mod conn;
 pub mod outq;
 mod routes;
@@ -48,6 +49,7 @@ use crate::proto::ws::MessageKind;
 use crate::wire::{chunked, sse};
 use crate::Config;
 
+pub use self::cluster::{UpstreamAction, UpstreamId, UPSTREAM};
 pub use self::conn::{next as next_phase, Event, Phase, TRANSITIONS};
 use self::conn::{Closing, Conn, State, StreamKind, Sub, TopicName};
 use self::outq::OutQueue;
@@ -125,6 +127,7 @@ fn conn_kind(state: &State) -> usize {
         State::WebSocket(_) => 4,
         State::Closing(_) => 5,
         State::Closed => 6,
+        State::AwaitingBroker(_) => 0,
     }
 }
 
@@ -172,6 +175,11 @@ pub(crate) struct Ctx {
     origins: crate::security::OriginPolicy,
     /// Token verification, when `--auth-secret` is set.
     verifier: Option<crate::wire::jws::Verifier>,
+    /// The Redis engine (`--redis`); `None`: the hub alone, in memory.
+    cluster: Option<Box<cluster::Cluster>>,
+    /// A connection whose wait for Redis ran out, while its request is
+    /// read again: that request is answered 503 instead of waiting again.
+    sync_expired: Option<ConnId>,
 }
 
 impl Ctx {
@@ -194,6 +202,18 @@ impl Node {
     /// A node with an empty hub. `epoch_base` is the wall-clock time in
     /// microseconds since the Unix epoch (see [`Hub::new`]).
     pub fn new(cfg: Arc<Config>, epoch_base: u64) -> Node {
+        let started = Instant::now();
+        let mut log = Vec::new();
+        // Config::validate has refused a URL that does not parse.
+        let cluster = cfg.redis.as_deref().and_then(|url| {
+            match cluster::Cluster::new(&cfg, url, epoch_base, started) {
+                Ok(c) => Some(Box::new(c)),
+                Err(e) => {
+                    log.push(format!("pushwire: --redis: {e}"));
+                    None
+                }
+            }
+        });
         Node {
             ctx: Ctx {
                 hub: Hub::new(HubLimits::from_config(&cfg), epoch_base),
@@ -209,12 +229,12 @@ impl Node {
                 shutdown_at: None,
                 drops: Vec::new(),
                 deletions: Vec::new(),
-                log: Vec::new(),
+                log,
                 scratch: Vec::new(),
                 latency: crate::wire::prometheus::LatencyHistogram::new(),
                 process: crate::procstat::ProcStat::default(),
                 started: None,
-                last_now: Instant::now(),
+                last_now: started,
                 last_reply: (0, 0),
                 // Config::validate has refused a policy that does not parse.
                 origins: crate::security::OriginPolicy::new(
@@ -226,6 +246,8 @@ impl Node {
                     .auth_secret
                     .as_deref()
                     .map(crate::wire::jws::Verifier::new),
+                cluster,
+                sync_expired: None,
                 cfg,
             },
             conns: Vec::new(),
@@ -381,6 +403,19 @@ impl Node {
     ) -> Result<String, HubError> {
         let topic = TopicName::parse(topic)?;
         let event = event.map(EventName::parse).transpose()?;
+        if let Some(c) = self.ctx.cluster.as_mut() {
+            // On Redis the id comes later, by the reply; this caller does
+            // not wait for it (an empty id says so).
+            c.publish(
+                cluster::PublishFrom::Nobody,
+                &topic,
+                event.as_ref(),
+                data,
+                PayloadKind::Text,
+            )
+            .map_err(|_| HubError::BrokerUnavailable)?;
+            return Ok(String::new());
+        }
         let msg = publish(
             &mut self.ctx,
             None,
@@ -423,6 +458,7 @@ impl Node {
     /// the hub's evictions.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.ctx.hub.handle_timeout(now);
+        self.cluster_timeout(now);
         while let Some(&(t, id)) = self.ctx.timers.first() {
             if t > now {
                 break;
@@ -527,7 +563,8 @@ impl Node {
     /// The earliest deadline: the driver sleeps until then.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = self.ctx.timers.first().map(|&(t, _)| t);
-        for t in [self.ctx.hub.poll_timeout(), self.ctx.shutdown_at]
+        let engine = self.ctx.cluster.as_ref().and_then(|c| c.poll_timeout());
+        for t in [self.ctx.hub.poll_timeout(), self.ctx.shutdown_at, engine]
             .into_iter()
             .flatten()
         {
@@ -822,7 +859,7 @@ fn closing_done(conn: &Conn) -> bool {
 /// Whether input left over after `feed` must be kept for later.
 fn keeps_input(conn: &Conn) -> bool {
     match &conn.state {
-        State::Http(_) | State::Parked(_) | State::WebSocket(_) => true,
+        State::Http(_) | State::Parked(_) | State::WebSocket(_) | State::AwaitingBroker(_) => true,
         State::Closing(c) => c.ws.is_some(),
         State::Streaming(_) | State::Closed => false,
     }
@@ -852,7 +889,7 @@ fn feed(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, input: &mut [u8], now: Insta
                 app::process_ws(ctx, id, conn, &mut input[at..], now)
             }
             // Stays buffered until the poll is answered.
-            State::Parked(_) => 0,
+            State::Parked(_) | State::AwaitingBroker(_) => 0,
             // A stream's request is answered: later input is ignored (a
             // client does not pipeline after an event stream); a closing
             // connection reads only to avoid a reset that would destroy
@@ -875,6 +912,7 @@ fn deadline_of(cfg: &Config, conn: &Conn) -> Option<Instant> {
                 .unwrap_or(conn.idle_since + cfg.keep_alive_timeout),
         ),
         State::Parked(p) => Some(p.deadline),
+        State::AwaitingBroker(a) => Some(a.deadline),
         State::Streaming(s) => {
             let beat = s.last_write + cfg.heartbeat_interval;
             Some(s.expires.map_or(beat, |e| e.min(beat)))
@@ -912,6 +950,9 @@ fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
         State::Parked(_) => {
             ctx.stats.polls_expired += 1;
             app::answer_parked(ctx, id, conn, now, true);
+        }
+        State::AwaitingBroker(_) => {
+            app::answer_broker(ctx, id, conn, Some(app::BrokerAnswer::TimedOut), now)
         }
         State::Streaming(s) if s.expires.is_some_and(|e| e <= now) => {
             // Revocation by expiry: a long-lived stream ends when its token

@@ -19,7 +19,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::hub::HubError;
 use crate::node::outq::MAX_IOVECS;
-use crate::node::{ConnId, ConnStatus, Node};
+use crate::node::{ConnId, ConnStatus, Node, UpstreamAction, UPSTREAM};
 use crate::proto::tls::{server_config, ServerConfig, TlsSession};
 use crate::Config;
 
@@ -27,6 +27,8 @@ pub use crate::node::{route, Miss, Route, Stats};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+/// The Redis engine's socket (`--redis`).
+const UPSTREAM_TOKEN: Token = Token(usize::MAX - 3);
 
 /// Size of the loop's shared read buffer. Reads land here and the core
 /// keeps only an unconsumed tail, so idle connections hold no buffer.
@@ -101,6 +103,16 @@ pub struct Server {
     /// TLS connections with ciphertext the socket did not take on a read.
     tls_pending: Vec<ConnId>,
     started: Instant,
+    /// The Redis engine's socket, while it has one.
+    upstream: Option<Upstream>,
+}
+
+/// The socket to Redis: the core says when to open and close it and what
+/// to write; this only moves the bytes.
+struct Upstream {
+    stream: TcpStream,
+    /// The non-blocking connect has completed.
+    connected: bool,
 }
 
 struct Socket {
@@ -166,6 +178,7 @@ impl Server {
             plain: Vec::new(),
             tls_pending: Vec::new(),
             started: Instant::now(),
+            upstream: None,
         })
     }
 
@@ -216,6 +229,7 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept(now),
                     WAKER => self.run_commands(now),
+                    UPSTREAM_TOKEN => self.upstream_event(event, now),
                     Token(id) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             // Data and the peer's FIN can come in one edge:
@@ -230,7 +244,10 @@ impl Server {
                 }
             }
             self.node.handle_timeout(Instant::now());
+            self.service_upstream(Instant::now());
             self.service(Instant::now());
+            // Serving may have read requests that need Redis.
+            self.service_upstream(Instant::now());
             let trace = self.node.config().trace;
             let elapsed = self.started.elapsed().as_secs_f64();
             for line in self.node.poll_log() {
@@ -477,6 +494,126 @@ impl Server {
                     // meanwhile raise no edge. Reading may queue more, and
                     // the connection comes back through the ready queue.
                     self.read_conn(id, false, now);
+                }
+            }
+        }
+    }
+
+    /// Does what the engine asks for its socket (connect, close), then
+    /// writes what it has queued.
+    fn service_upstream(&mut self, now: Instant) {
+        while let Some(action) = self.node.poll_upstream() {
+            match action {
+                UpstreamAction::Close { .. } => {
+                    if let Some(mut up) = self.upstream.take() {
+                        let _ = self.poll.registry().deregister(&mut up.stream);
+                    }
+                }
+                UpstreamAction::Connect { addr, .. } => {
+                    if let Some(mut up) = self.upstream.take() {
+                        let _ = self.poll.registry().deregister(&mut up.stream);
+                    }
+                    match self.connect_upstream(&addr) {
+                        Ok(up) => self.upstream = Some(up),
+                        Err(e) => self.node.handle_upstream_error(UPSTREAM, e.kind(), now),
+                    }
+                }
+            }
+        }
+        self.write_upstream(now);
+    }
+
+    /// Starts a non-blocking connect (the name is resolved here, blocking:
+    /// use an address, not a name that needs DNS, for a reconnect that
+    /// never stalls the loop).
+    fn connect_upstream(&mut self, addr: &str) -> io::Result<Upstream> {
+        use std::net::ToSocketAddrs;
+        let target = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
+        let mut stream = TcpStream::connect(target)?;
+        let _ = stream.set_nodelay(true);
+        self.poll.registry().register(
+            &mut stream,
+            UPSTREAM_TOKEN,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        Ok(Upstream {
+            stream,
+            connected: false,
+        })
+    }
+
+    fn write_upstream(&mut self, now: Instant) {
+        loop {
+            let Some(up) = self.upstream.as_mut().filter(|u| u.connected) else {
+                return;
+            };
+            let Some(bytes) = self.node.upstream_transmit(UPSTREAM) else {
+                return;
+            };
+            match up.stream.write(bytes) {
+                Ok(0) => {
+                    self.node
+                        .handle_upstream_error(UPSTREAM, io::ErrorKind::WriteZero, now);
+                    return;
+                }
+                Ok(n) => self.node.handle_upstream_sent(UPSTREAM, n, now),
+                // The next WRITABLE edge brings us back.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.node.handle_upstream_error(UPSTREAM, e.kind(), now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn upstream_event(&mut self, event: &mio::event::Event, now: Instant) {
+        let Some(up) = self.upstream.as_mut() else {
+            return;
+        };
+        if !up.connected {
+            // connect(2): the socket becomes writable when the connect
+            // completed or failed; SO_ERROR (take_error) says which.
+            if !(event.is_writable() || event.is_error() || event.is_write_closed()) {
+                return;
+            }
+            match (up.stream.take_error(), up.stream.peer_addr()) {
+                (Ok(None), Ok(_)) => {
+                    up.connected = true;
+                    self.node.handle_upstream_connected(UPSTREAM, now);
+                }
+                (Ok(Some(e)) | Err(e), _) | (_, Err(e)) => {
+                    if e.kind() == io::ErrorKind::NotConnected && !event.is_error() {
+                        return; // still in progress: a spurious edge
+                    }
+                    self.node.handle_upstream_error(UPSTREAM, e.kind(), now);
+                    return;
+                }
+            }
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            loop {
+                let Some(up) = self.upstream.as_mut() else {
+                    return;
+                };
+                match up.stream.read(&mut self.rbuf) {
+                    Ok(0) => {
+                        self.node.handle_upstream_eof(UPSTREAM, now);
+                        return;
+                    }
+                    Ok(n) => self
+                        .node
+                        .handle_upstream_read(UPSTREAM, &self.rbuf[..n], now),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.node.handle_upstream_error(UPSTREAM, e.kind(), now);
+                        return;
+                    }
                 }
             }
         }

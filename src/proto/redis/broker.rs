@@ -62,6 +62,9 @@ if not epoch then
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
 end
 local seq = string.format('%d', redis.call('HINCRBY', KEYS[1], 'seq', 1))
+-- A meta key created by a follower or a delete expires while unused; one
+-- that names published messages must not.
+redis.call('PERSIST', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0',
   'e', ARGV[3], 'k', ARGV[4], 'd', ARGV[5])
 if tonumber(ARGV[6]) > 0 then
@@ -89,6 +92,59 @@ end
 return {meta[1], meta[2], oldest,
   redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])}
 "#;
+
+/// [`REPLAY_SCRIPT`] for a node that follows a topic: a topic without a
+/// meta key gets one (a fresh epoch at seq 0, the stream deleted), so
+/// that `<epoch>-0`, the cursor of an empty topic, names the same history
+/// on every node. KEYS: meta, stream. ARGV: first stream id wanted, most
+/// entries, how long (ms) a meta key created here lives unless a publish
+/// keeps it (0: for ever). Returns what [`REPLAY_SCRIPT`] returns.
+pub const FOLLOW_SCRIPT: &str = r#"
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+if not meta[1] then
+  local t = redis.call('TIME')
+  local epoch = t[1] .. string.format('%06d', tonumber(t[2]))
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  if tonumber(ARGV[3]) > 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  end
+  return {epoch, 0, false, {}}
+end
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local oldest = false
+if #first > 0 then
+  oldest = first[1][1]
+end
+return {meta[1], meta[2], oldest,
+  redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])}
+"#;
+
+/// `DELETE /topics/{t}` on Redis: drops the stream, starts a new epoch at
+/// seq 0 at once (so every node agrees on the new `<epoch>-0`), and tells
+/// every node on the live channel ([`DELETED_NOTICE`]). KEYS: meta,
+/// stream. ARGV: channel, notice, meta lifetime in ms as for
+/// [`FOLLOW_SCRIPT`]. Returns `false` for a topic without a meta key, else
+/// `{entries dropped, new epoch}`.
+pub const DELETE_SCRIPT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+local n = redis.call('XLEN', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2])
+local t = redis.call('TIME')
+local epoch = t[1] .. string.format('%06d', tonumber(t[2]))
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+if tonumber(ARGV[3]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return {n, epoch}
+"#;
+
+/// What [`DELETE_SCRIPT`] publishes on the live channel. It has no LF, so
+/// it is never a message (a live payload has at least three).
+pub const DELETED_NOTICE: &[u8] = b"deleted";
 
 /// The SHA1 that `EVALSHA` names a script by (hex, lowercase).
 pub fn script_sha1(script: &str) -> String {
@@ -533,6 +589,64 @@ pub fn parse_replay(reply: &Value) -> Result<Replay, BrokerError> {
         oldest_seq,
         records: parse_entries(entries, epoch)?,
     })
+}
+
+/// [`replay`] through [`FOLLOW_SCRIPT`]: `meta_ttl_ms` is how long a meta
+/// key it has to create lives without a publish (0: for ever).
+pub fn follow(
+    script: &Script,
+    topic: &str,
+    after: Option<u64>,
+    count: usize,
+    meta_ttl_ms: u64,
+    eval: bool,
+) -> Command {
+    let keys = TopicKeys::new(topic);
+    let start = match after {
+        Some(seq) => seq.saturating_add(1).to_string(),
+        None => "-".to_string(),
+    };
+    let count = count.to_string();
+    let ttl = meta_ttl_ms.to_string();
+    let k = [keys.meta.as_slice(), keys.stream.as_slice()];
+    let argv: [&[u8]; 3] = [start.as_bytes(), count.as_bytes(), ttl.as_bytes()];
+    if eval {
+        script.eval(k, &argv)
+    } else {
+        script.evalsha(k, &argv)
+    }
+}
+
+/// The call of [`DELETE_SCRIPT`] for `topic`.
+pub fn delete(script: &Script, topic: &str, meta_ttl_ms: u64, eval: bool) -> Command {
+    let keys = TopicKeys::new(topic);
+    let ttl = meta_ttl_ms.to_string();
+    let k = [keys.meta.as_slice(), keys.stream.as_slice()];
+    let argv: [&[u8]; 3] = [&keys.channel, DELETED_NOTICE, ttl.as_bytes()];
+    if eval {
+        script.eval(k, &argv)
+    } else {
+        script.evalsha(k, &argv)
+    }
+}
+
+/// The reply of [`DELETE_SCRIPT`]: `None` for a topic that did not exist,
+/// else the entries dropped and the new history's `<epoch>-0`.
+pub fn parse_delete(reply: &Value) -> Result<Option<(u64, MessageId)>, BrokerError> {
+    refused(reply)?;
+    if reply.is_null() || matches!(reply, Value::Boolean(false)) {
+        return Ok(None);
+    }
+    match reply.as_items() {
+        Some([n, epoch]) => Ok(Some((
+            number_value(n).ok_or(BrokerError::Malformed("dropped count"))?,
+            MessageId {
+                epoch: number_value(epoch).ok_or(BrokerError::Malformed("epoch"))?,
+                seq: 0,
+            },
+        ))),
+        _ => Err(BrokerError::Malformed("delete reply is not {n, epoch}")),
+    }
 }
 
 /// `SCAN cursor MATCH pushwire:{<prefix>*}:meta COUNT count`: one page of
