@@ -23,6 +23,8 @@
 #
 #   bench/cluster.sh    SUBS=5000 RATE=10 WINDOW=4 DURATION=10 PUB_CONNS=64 PUB_SECS=10
 #   CASES="pw2 nchan2" PUB=0 bench/cluster.sh      (a subset; no publish-rate part)
+#   SERVER_CPU=0,1 LOAD_CPU=0,1 CASES= PUB_CASES="pw1r pw2" bench/cluster.sh
+#                   (publish rate with the nodes free to use both cores)
 source "$(dirname "$0")/lib.sh"
 SUBS="${SUBS:-5000}"
 RATE="${RATE:-10}"
@@ -42,6 +44,7 @@ PORT_NGINX=(18090 18091)
 
 CASE_PIDS=()      # every process of the running case (stopped after it)
 CPU_PIDS=()       # the processes whose CPU counts
+CPU_NAMES=()      # what each of them is
 SUB_URLS=()
 CASE_DIRS=()
 trap 'stop_case; cleanup' EXIT
@@ -67,7 +70,7 @@ start_redis() {
     taskset -c "$SERVER_CPU" redis-server --port "$PORT_REDIS" --bind 127.0.0.1 \
         --save "" --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
     pid=$!
-    STARTED_PIDS+=("$pid"); CASE_PIDS+=("$pid"); CPU_PIDS+=("$pid")
+    STARTED_PIDS+=("$pid"); CASE_PIDS+=("$pid"); CPU_PIDS+=("$pid"); CPU_NAMES+=(redis)
     wait_port "$PORT_REDIS"
 }
 
@@ -79,7 +82,7 @@ start_node() {
     taskset -c "$SERVER_CPU" "$PUSHWIRE_SNAPSHOT" --listen "127.0.0.1:$port" "${args[@]}" \
         >/dev/null 2>"/tmp/bench-cluster-node$1.$$.log" &
     pid=$!
-    STARTED_PIDS+=("$pid"); CASE_PIDS+=("$pid"); CPU_PIDS+=("$pid")
+    STARTED_PIDS+=("$pid"); CASE_PIDS+=("$pid"); CPU_PIDS+=("$pid"); CPU_NAMES+=("node$1")
     wait_port "$port"
     SUB_URLS+=("http://127.0.0.1:$port/topics/{t}/sse")
 }
@@ -94,7 +97,7 @@ start_nchan() {
         "$BENCH_DIR/nchan/nginx-redis.conf" >"$dir/nginx.conf"
     taskset -c "$SERVER_CPU" nginx -p "$dir" -e stderr -c "$dir/nginx.conf" 2>"$dir/logs/stderr.log" &
     pid=$!
-    STARTED_PIDS+=("$pid"); CASE_PIDS+=("$pid"); CPU_PIDS+=("$pid")
+    STARTED_PIDS+=("$pid"); CASE_PIDS+=("$pid"); CPU_PIDS+=("$pid"); CPU_NAMES+=("nginx$1-master")
     wait_port "$port"
     for i in $(seq 50); do
         worker="$(pgrep -P "$pid" | head -1 || true)"
@@ -102,7 +105,7 @@ start_nchan() {
         sleep 0.1
     done
     [[ -n "$worker" ]] || { echo "nginx $pid has no worker" >&2; return 1; }
-    CPU_PIDS+=("$worker")
+    CPU_PIDS+=("$worker"); CPU_NAMES+=("nginx$1-worker")
     SUB_URLS+=("http://127.0.0.1:$port/sub/{t}")
 }
 
@@ -111,7 +114,7 @@ stop_case() {
     for pid in "${CASE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${CASE_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     for d in "${CASE_DIRS[@]}"; do rm -rf "$d"; done
-    CASE_PIDS=(); CPU_PIDS=(); SUB_URLS=(); CASE_DIRS=()
+    CASE_PIDS=(); CPU_PIDS=(); CPU_NAMES=(); SUB_URLS=(); CASE_DIRS=()
     sleep 0.5
 }
 
@@ -163,6 +166,7 @@ for c in $CASES; do
     stop_case
 done
 
+if [[ -n "${CASES// /}" ]]; then
 echo
 echo "## fan-out, $SUBS SSE subscribers"
 printf "%-30s" ""; for c in $CASES; do printf " %12s" "$c"; done; echo
@@ -188,6 +192,7 @@ fi
 if [[ -n "${R[pw1r.throughput.deliveries_per_cpu_s]:-}" && -n "${R[pw1.throughput.deliveries_per_cpu_s]:-}" ]]; then
     echo "pw1r / pw1 deliveries per CPU-s (the engine's cost): $(ratio "${R[pw1r.throughput.deliveries_per_cpu_s]}" "${R[pw1.throughput.deliveries_per_cpu_s]}")"
 fi
+fi
 
 [[ "$PUB" == 1 ]] || exit 0
 
@@ -210,6 +215,7 @@ for c in $PUB_CASES; do
     start_case "$c"
     wait_quiet
     t0="$(cpu_ticks "${CPU_PIDS[@]}")"
+    each0=(); for pid in "${CPU_PIDS[@]}"; do each0+=("$(cpu_ticks "$pid")"); done
     outs=(); wrk_pids=()
     i=0
     for u in "${SUB_URLS[@]}"; do
@@ -221,6 +227,10 @@ for c in $PUB_CASES; do
     done
     wait "${wrk_pids[@]}" || true
     t1="$(cpu_ticks "${CPU_PIDS[@]}")"
+    split=""
+    for i in "${!CPU_PIDS[@]}"; do
+        split+=" ${CPU_NAMES[$i]}=$(awk -v t=$(( $(cpu_ticks "${CPU_PIDS[$i]}") - each0[i] )) 'BEGIN { printf "%.2f", t / 100 }')s"
+    done
     rps=0; errs=""
     for out in "${outs[@]}"; do
         r="$(awk '/^Requests\/sec:/ { print $2 }' "$out")"
@@ -230,7 +240,7 @@ for c in $PUB_CASES; do
     cpu_s="$(awk -v t=$((t1 - t0)) 'BEGIN { printf "%.2f", t / 100 }')"
     per="$(awk -v r="$rps" -v d="$PUB_SECS" -v c="$cpu_s" 'BEGIN { if (c + 0 == 0) print "-"; else printf "%.0f", r * d / c }')"
     P[$c.rps]="$rps"; P[$c.per]="$per"; P[$c.cpu]="$cpu_s"
-    echo "$c publish: publishes/s=$rps server_cpu_s=$cpu_s publishes_per_cpu_s=$per ${errs:+ERRORS: $errs}"
+    echo "$c publish: publishes/s=$rps server_cpu_s=$cpu_s publishes_per_cpu_s=$per cpu_by_process:$split ${errs:+ERRORS: $errs}"
     stop_case
 done
 echo
