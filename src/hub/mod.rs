@@ -1841,4 +1841,82 @@ mod tests {
         let info = hub.topic_info(&tn("t")).unwrap();
         assert_eq!((info.epoch, info.first_id), (next.epoch, Some(next)));
     }
+
+    fn mid(epoch: u64, seq: u64) -> MessageId {
+        MessageId { epoch, seq }
+    }
+
+    fn insert(hub: &mut Hub, id: MessageId, t0: Instant) -> Option<bool> {
+        hub.insert(&tn("t"), id, None, "x", PayloadKind::Text, t0)
+            .unwrap()
+            .map(|(m, fresh)| {
+                assert_eq!(m.id, id);
+                fresh
+            })
+    }
+
+    #[test]
+    fn insert_mirrors_ids_given_elsewhere_and_drops_what_a_hole_skipped() {
+        let t0 = Instant::now();
+        let mut hub = Hub::new(limits(10), 1);
+        // The first message of a mirror starts its history at its own id.
+        assert_eq!(insert(&mut hub, mid(500, 3), t0), Some(true));
+        assert_eq!(insert(&mut hub, mid(500, 4), t0), Some(false));
+        // A duplicate (or an older seq) changes nothing.
+        assert_eq!(insert(&mut hub, mid(500, 4), t0), None);
+        assert_eq!(insert(&mut hub, mid(500, 1), t0), None);
+        assert_eq!(hub.last_id(&tn("t")), Some(mid(500, 4)));
+        // A cursor before the mirror's start is a gap, not a silent skip.
+        let r = replay(&mut hub, after(mid(500, 1)), t0, 100);
+        assert_eq!((seqs(&r), r.gap.is_some()), (vec![3, 4], true));
+        let r = replay(&mut hub, after(mid(500, 2)), t0, 100);
+        assert_eq!((seqs(&r), r.gap.is_some()), (vec![3, 4], false));
+        // A seq jump empties the history before it: a cursor in the hole
+        // reads as older than the oldest kept.
+        assert_eq!(insert(&mut hub, mid(500, 8), t0), Some(true));
+        let r = replay(&mut hub, after(mid(500, 4)), t0, 100);
+        assert_eq!((seqs(&r), r.gap.is_some()), (vec![8], true));
+        assert_eq!((hub.stats().messages, hub.stats().topics), (1, 1));
+        // Another epoch: a history of its own, old cursors are a gap.
+        assert_eq!(insert(&mut hub, mid(900, 1), t0), Some(true));
+        let r = replay(&mut hub, after(mid(500, 8)), t0, 100);
+        assert_eq!((seqs(&r), r.gap.is_some()), (vec![1], true));
+        assert_eq!(hub.stats().messages, 1);
+        // The limits apply as on publish.
+        for seq in 2..=20 {
+            insert(&mut hub, mid(900, seq), t0);
+        }
+        assert_eq!(hub.stats().messages, 10);
+        let big = "x".repeat(1025);
+        let e = hub.insert(&tn("t"), mid(900, 21), None, &big, PayloadKind::Text, t0);
+        assert_eq!(e.unwrap_err().status(), 413);
+        // A seq of 0 is no message.
+        assert_eq!(insert(&mut hub, mid(900, 0), t0), None);
+    }
+
+    #[test]
+    fn mirror_position_moves_a_topic_where_its_source_stands() {
+        let t0 = Instant::now();
+        let mut hub = Hub::new(limits(10), 1);
+        // An empty topic of a known epoch: `<epoch>-0` is a cursor of it.
+        assert!(hub.mirror_position(&tn("t"), mid(700, 0)).unwrap());
+        let r = replay(&mut hub, after(mid(700, 0)), t0, 100);
+        assert_eq!(
+            (seqs(&r), r.gap.is_some(), r.last_id),
+            (vec![], false, mid(700, 0))
+        );
+        assert_eq!(insert(&mut hub, mid(700, 1), t0), Some(false));
+        assert_eq!(insert(&mut hub, mid(700, 2), t0), Some(false));
+        // Where it already is: nothing changes.
+        assert!(!hub.mirror_position(&tn("t"), mid(700, 2)).unwrap());
+        assert_eq!(hub.stats().messages, 2);
+        // Ahead (the messages in between are gone): history dropped.
+        assert!(hub.mirror_position(&tn("t"), mid(700, 5)).unwrap());
+        assert_eq!((hub.stats().messages, hub.stats().kept_bytes), (0, 0));
+        let r = replay(&mut hub, after(mid(700, 2)), t0, 100);
+        assert_eq!((r.gap.is_some(), r.last_id), (true, mid(700, 5)));
+        // A new epoch (the history was deleted elsewhere).
+        assert!(hub.mirror_position(&tn("t"), mid(800, 0)).unwrap());
+        assert_eq!(hub.topic_info(&tn("t")).unwrap().epoch, 800);
+    }
 }

@@ -32,6 +32,7 @@ use super::routes::{route, Miss, Route};
 use super::{
     assets, close_state, new_sub, publish, start_position, step, ConnId, Ctx, Event, Format,
 };
+use crate::proto::redis::broker::TopicState;
 
 /// What a connection becomes after a response.
 pub(crate) enum Next {
@@ -337,8 +338,42 @@ pub(crate) fn process_http(
 pub(crate) enum BrokerAnswer {
     Published(Result<hub::MessageId, Failure>),
     Deleted(TopicName, Result<Option<(u64, hub::MessageId)>, Failure>),
+    Info(TopicName, Result<Option<TopicState>, Failure>),
+    Listed(Result<(Vec<(TopicName, TopicState)>, bool), Failure>),
     /// `redis_timeout` passed.
     TimedOut,
+}
+
+/// A topic's stats in cluster mode: Redis's position and stream length,
+/// the other nodes' subscriber counts plus this node's own (live), and the
+/// bytes this node's mirror holds of it.
+fn cluster_topic_info(ctx: &Ctx, topic: TopicName, s: &TopicState) -> hub::TopicInfo {
+    let local = ctx.hub.topic_info(&topic);
+    let mut c = local
+        .as_ref()
+        .map(|i| i.subscribers_by_transport)
+        .unwrap_or_default();
+    let [sse, ws, poll, stream, socketio] = s.others.map(|n| usize::try_from(n).unwrap_or(0));
+    c.sse += sse;
+    c.ws += ws;
+    c.poll += poll;
+    c.stream += stream;
+    c.socketio += socketio;
+    hub::TopicInfo {
+        name: topic,
+        subscribers_by_transport: c,
+        kept_messages: usize::try_from(s.kept).unwrap_or(usize::MAX),
+        kept_bytes: local.map_or(0, |i| i.kept_bytes),
+        first_id: s.oldest_seq.map(|seq| hub::MessageId {
+            epoch: s.epoch,
+            seq,
+        }),
+        last_id: hub::MessageId {
+            epoch: s.epoch,
+            seq: s.last_seq,
+        },
+        epoch: s.epoch,
+    }
 }
 
 /// In cluster mode, whether `topics` can be served now: `None` (go on),
@@ -379,6 +414,19 @@ fn cluster_wait(
     })))
 }
 
+/// A request that waits for Redis's reply to answer it.
+fn await_reply(ticket: u64, deadline: Instant, meta: ReqMeta) -> Next {
+    Next::Await(Await {
+        ticket,
+        deadline,
+        reply: Some(ReplyTo {
+            version: meta.version,
+            keep_alive: meta.keep_alive,
+            head_only: meta.head_only,
+        }),
+    })
+}
+
 /// A request waiting in `AwaitingBroker` gets what it waited for: its
 /// answer (a publish, a delete, the timeout) or, for one waiting for its
 /// topics, another reading of it.
@@ -406,6 +454,10 @@ pub(crate) fn answer_broker(
                 keep_alive: to.keep_alive,
             };
             let mut body = Vec::with_capacity(96);
+            let is_stats = matches!(
+                answer,
+                Some(BrokerAnswer::Info(..) | BrokerAnswer::Listed(..))
+            );
             let (status, ctype) = match answer {
                 Some(BrokerAnswer::Published(Ok(msg_id))) => {
                     body.extend_from_slice(b"{\"id\":");
@@ -423,11 +475,40 @@ pub(crate) fn answer_broker(
                     body.push(b'}');
                     (200, JSON)
                 }
-                Some(BrokerAnswer::Deleted(_, Ok(None))) => {
+                Some(BrokerAnswer::Deleted(_, Ok(None)) | BrokerAnswer::Info(_, Ok(None))) => {
                     body.extend_from_slice(b"no such topic\n");
                     (404, TEXT)
                 }
-                Some(BrokerAnswer::Published(Err(f)) | BrokerAnswer::Deleted(_, Err(f))) => {
+                Some(BrokerAnswer::Info(topic, Ok(Some(state)))) => {
+                    let info = cluster_topic_info(ctx, topic, &state);
+                    write_topic_info(&mut body, &info);
+                    (200, JSON)
+                }
+                Some(BrokerAnswer::Listed(Ok((page, more)))) => {
+                    body.extend_from_slice(b"{\"topics\":[");
+                    let mut last = None;
+                    for (i, (topic, state)) in page.into_iter().enumerate() {
+                        if i > 0 {
+                            body.push(b',');
+                        }
+                        let info = cluster_topic_info(ctx, topic, &state);
+                        write_topic_info(&mut body, &info);
+                        last = Some(info.name);
+                    }
+                    body.extend_from_slice(b"],\"next\":");
+                    match last {
+                        Some(name) if more => json::write_str(&mut body, &name),
+                        _ => body.extend_from_slice(b"null"),
+                    }
+                    body.push(b'}');
+                    (200, JSON)
+                }
+                Some(
+                    BrokerAnswer::Published(Err(f))
+                    | BrokerAnswer::Deleted(_, Err(f))
+                    | BrokerAnswer::Info(_, Err(f))
+                    | BrokerAnswer::Listed(Err(f)),
+                ) => {
                     body.extend_from_slice(f.message.as_bytes());
                     body.push(b'\n');
                     (f.status, TEXT)
@@ -440,7 +521,9 @@ pub(crate) fn answer_broker(
             if status != 200 {
                 *ctx.stats.refused.entry(status).or_default() += 1;
             }
-            ctx.respond_body(&mut conn.out, meta, status, ctype, &[], &body)
+            // Stats are of a moment: as in memory mode, not to be cached.
+            let extra: &[(&str, &str)] = if is_stats { &[NO_CACHE] } else { &[] };
+            ctx.respond_body(&mut conn.out, meta, status, ctype, extra, &body)
         }
     };
     conn.idle_since = now;
@@ -580,6 +663,11 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
         Err(Miss::Options(allow)) => return Ok(preflight(ctx, out, meta, allow)),
     };
     Ok(match route {
+        // Cluster mode: a node that cannot reach Redis cannot take
+        // publishes or new topics; a load balancer should send elsewhere.
+        Route::Healthz if ctx.cluster.as_ref().is_some_and(|c| !c.is_up()) => {
+            ctx.respond_body(out, meta, 503, TEXT, &[], b"redis unavailable")
+        }
         Route::Healthz => ctx.respond_body(out, meta, 200, TEXT, &[], b"ok"),
         Route::Page(name) | Route::Asset(name) => {
             match assets::get(name, ctx.cfg.assets_dir.as_deref()) {
@@ -615,7 +703,7 @@ fn handle(ctx: &mut Ctx, id: ConnId, out: &mut OutQueue, req: &Request, now: Ins
         }
         Route::Topics => {
             need_admin(ctx, req)?;
-            list_topics(ctx, out, req)?
+            list_topics(ctx, id, out, req, now)?
         }
         Route::Sse(raw) => {
             let topics = vec![topic_name(raw)?];
@@ -1103,9 +1191,13 @@ fn topic_stats(
     topic: &TopicName,
     now: Instant,
 ) -> Handled {
-    let linger = ctx.cfg.redis_linger;
-    if let Some(wait) = cluster_wait(ctx, id, std::slice::from_ref(topic), linger, now)? {
-        return Ok(wait);
+    if let Some(c) = ctx.cluster.as_mut() {
+        // Read from Redis (asking does not create the topic, nor follow
+        // it), with every node's subscriber counts.
+        let w = c.ticket(id);
+        c.topic_info(w, topic)
+            .map_err(|f| Refusal::new(f.status, f.message))?;
+        return Ok(await_reply(w.ticket, now + c.timeout(), meta));
     }
     let Some(info) = ctx.hub.topic_info(topic) else {
         return Err(Refusal::new(404, "no such topic"));
@@ -1117,7 +1209,13 @@ fn topic_stats(
 
 /// `GET /topics?prefix=P&after_topic=T&limit=N`: topics in name order,
 /// `next` is the `after_topic` of the next page (null on the last).
-fn list_topics(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
+fn list_topics(
+    ctx: &mut Ctx,
+    id: ConnId,
+    out: &mut OutQueue,
+    req: &Request,
+    now: Instant,
+) -> Handled {
     let meta = ReqMeta::of(req);
     let prefix = query(req, "prefix")?.unwrap_or_default();
     let after = query(req, "after_topic")?;
@@ -1128,6 +1226,12 @@ fn list_topics(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
             _ => return Err(Refusal::new(400, "limit is 1 to 1000")),
         },
     };
+    if let Some(c) = ctx.cluster.as_mut() {
+        let w = c.ticket(id);
+        c.list_topics(w, &prefix, after.as_deref(), limit)
+            .map_err(|f| Refusal::new(f.status, f.message))?;
+        return Ok(await_reply(w.ticket, now + c.timeout(), meta));
+    }
     // One more than asked says whether there is a next page.
     let mut topics = ctx.hub.topics(&prefix, after.as_deref(), limit + 1);
     let more = topics.len() > limit;
@@ -1779,6 +1883,11 @@ pub(crate) fn process_ws(
                         .close(1008, "the token does not allow publishing", now, out);
                     break;
                 }
+                if data.len() > ctx.cfg.max_message_bytes && ctx.cluster.is_some() {
+                    // RFC 6455 §7.4.1: 1009, a message too big to process.
+                    ws.session.close(1009, "message too large", now, out);
+                    break;
+                }
                 if let Some(c) = ctx.cluster.as_mut() {
                     // The sender receives its own message by the mirror,
                     // like every subscriber.
@@ -1859,6 +1968,18 @@ fn mux_command(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, frame: &[u8], now: In
                 Some(refused) => refused,
             }
         }
+        Ok(cmd) if ctx.cluster.is_some() && matches!(cmd.op, MuxOp::Subscribe { .. }) => {
+            match cluster_mux_wait(ctx, id, &cmd, frame, now) {
+                Ok(false) => run_mux(ctx, id, conn, cmd, now),
+                // Run again when the topic is in sync.
+                Ok(true) => return,
+                Err(status) => MuxReply::Error {
+                    reference: cmd.reference,
+                    status,
+                    message: Cow::Borrowed("Redis is unavailable"),
+                },
+            }
+        }
         Ok(cmd) => run_mux(ctx, id, conn, cmd, now),
     };
     let mut text = Vec::with_capacity(96);
@@ -1866,6 +1987,43 @@ fn mux_command(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, frame: &[u8], now: In
     if let State::WebSocket(ws) = &mut conn.state {
         ws.session.send(MessageKind::Text, &text, &mut conn.out);
     }
+}
+
+/// A `/ws` subscribe on Redis to a topic not yet in sync: `Ok(true)`
+/// when it waits (the frame runs again once the topic is live), `Ok(false)`
+/// to run it now, `Err(503)` when Redis is unreachable.
+fn cluster_mux_wait(
+    ctx: &mut Ctx,
+    id: ConnId,
+    cmd: &MuxCommand,
+    frame: &[u8],
+    now: Instant,
+) -> Result<bool, u16> {
+    let (MuxOp::Subscribe { topic, .. }, Some(c)) = (&cmd.op, ctx.cluster.as_mut()) else {
+        return Ok(false);
+    };
+    // A bad name is refused by the command itself.
+    let Ok(topic) = TopicName::parse(topic) else {
+        return Ok(false);
+    };
+    match c.sync(&topic, ctx.hub.last_id(&topic), ctx.cfg.redis_linger, now) {
+        Sync::Live => Ok(false),
+        Sync::Down => Err(503),
+        Sync::Pending if ctx.sync_expired == Some(id) => Err(503),
+        Sync::Pending => c.wait_mux(&topic, id, frame).then_some(true).ok_or(503),
+    }
+}
+
+/// A `/ws` subscribe that waited for its topic runs again (once: a second
+/// wait is answered 503).
+pub(crate) fn retry_mux(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, frame: &[u8], now: Instant) {
+    match &conn.state {
+        State::WebSocket(ws) if ws.role == WsRole::Multi && ws.session.is_open() => {}
+        _ => return,
+    }
+    ctx.sync_expired = Some(id);
+    mux_command(ctx, id, conn, frame, now);
+    ctx.sync_expired = None;
 }
 
 /// A `/ws` publish on Redis: queued, acked later by

@@ -43,12 +43,12 @@
 //! gap. Publishes while the link is down are refused at once (503), and
 //! commands in flight are bounded by `redis_max_pending`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::hub::{Cursor, EventName, MessageId, PayloadKind, TopicName};
 use crate::proto::mux::MuxRef;
-use crate::proto::redis::broker::{self, HistoryLimits, Record, Script, TopicKeys};
+use crate::proto::redis::broker::{self, HistoryLimits, Record, Script, TopicKeys, TopicState};
 use crate::proto::redis::follow::{FollowEvent, FollowLimits, TopicFollower};
 use crate::proto::redis::{Backoff, RedisConfig, RedisConn, RedisEvent, RequestId};
 use crate::wire::resp::Value;
@@ -135,9 +135,41 @@ pub(crate) enum Outcome {
     /// Connections whose topics became live (or whose Redis went down):
     /// they try their requests again.
     Wake(Vec<Waiter>),
+    /// `/ws` subscribe commands that waited for their topic: run again.
+    MuxRetry(Vec<(ConnId, Vec<u8>)>),
     Published(PublishFrom, Result<MessageId, Failure>),
     /// A `DELETE`: `None` for a topic Redis does not know.
     Deleted(Waiter, TopicName, Result<Option<(u64, MessageId)>, Failure>),
+    /// `GET /topics/{t}`: `None` for a topic Redis does not know.
+    Info(Waiter, TopicName, Result<Option<TopicState>, Failure>),
+    /// `GET /topics`: a page of topics, and whether more follow.
+    Listed(
+        Waiter,
+        Result<(Vec<(TopicName, TopicState)>, bool), Failure>,
+    ),
+}
+
+/// Most topic names one `GET /topics` collects from SCAN (they are sorted
+/// before a page is cut); past it the listing is of those found first.
+const MAX_LIST_NAMES: usize = 100_000;
+
+/// Most SCAN pages one `GET /topics` reads (`SCAN_COUNT` keys each).
+const MAX_SCAN_PAGES: usize = 10_000;
+const SCAN_COUNT: usize = 1000;
+
+/// A `GET /topics` in progress: SCAN pages, then one info call per topic
+/// of the page.
+#[derive(Debug)]
+struct Listing {
+    waiter: Waiter,
+    prefix: String,
+    after: Option<String>,
+    limit: usize,
+    names: BTreeSet<String>,
+    pages: usize,
+    infos: Vec<(TopicName, Option<TopicState>)>,
+    left: usize,
+    more: bool,
 }
 
 /// What a command in flight is for.
@@ -163,6 +195,22 @@ enum Call {
         waiter: Waiter,
         topic: TopicName,
         retried: bool,
+    },
+    Presence {
+        topic: TopicName,
+        counts: Option<[usize; 5]>,
+        retried: bool,
+    },
+    Info {
+        waiter: Waiter,
+        topic: TopicName,
+        /// Part of a listing: its number and this topic's place in it.
+        listing: Option<(u64, usize)>,
+        retried: bool,
+    },
+    Scan {
+        listing: u64,
+        cursor: u64,
     },
 }
 
@@ -193,7 +241,13 @@ struct Followed {
     /// Followed at least until then (subscribers extend it).
     keep_until: Instant,
     waiters: Vec<Waiter>,
+    /// `/ws` subscribe commands (their frames) waiting for the first sync.
+    mux_waiters: Vec<(ConnId, Vec<u8>)>,
 }
+
+/// Most `/ws` subscribe commands waiting for one topic's first sync;
+/// beyond it they are refused (503) rather than held.
+const MAX_MUX_WAITERS: usize = 10_000;
 
 /// The Redis engine's state (see the module documentation).
 #[derive(Debug)]
@@ -205,6 +259,12 @@ pub(crate) struct Cluster {
     publish_script: Script,
     follow_script: Script,
     delete_script: Script,
+    presence_script: Script,
+    info_script: Script,
+    /// This node's name in presence entries.
+    node_name: String,
+    listings: HashMap<u64, Listing>,
+    next_listing: u64,
     calls: HashMap<RequestId, Call>,
     topics: HashMap<Box<str>, Followed>,
     outcomes: Vec<Outcome>,
@@ -240,6 +300,11 @@ impl Cluster {
             publish_script: Script::publish(),
             follow_script: Script::new(broker::FOLLOW_SCRIPT),
             delete_script: Script::new(broker::DELETE_SCRIPT),
+            presence_script: Script::new(broker::PRESENCE_SCRIPT),
+            info_script: Script::new(broker::TOPIC_INFO_SCRIPT),
+            node_name: format!("{seed:x}"),
+            listings: HashMap::new(),
+            next_listing: 0,
             calls: HashMap::new(),
             topics: HashMap::new(),
             outcomes: Vec::new(),
@@ -323,9 +388,186 @@ impl Cluster {
         })
     }
 
+    /// Records this node's subscriber counts of `topic` (`None`: it has
+    /// none and stops following), for every node's `GET /topics`. Entries
+    /// live three check intervals unless refreshed.
+    pub fn presence(&mut self, topic: &TopicName, counts: Option<[usize; 5]>) {
+        if self.link == Link::Up {
+            let _ = self.send(Call::Presence {
+                topic: topic.clone(),
+                counts,
+                retried: false,
+            });
+        }
+    }
+
+    /// Queues `GET /topics/{t}`'s read.
+    pub fn topic_info(&mut self, waiter: Waiter, topic: &TopicName) -> Result<(), Failure> {
+        if self.link != Link::Up {
+            return Err(Failure::unavailable("Redis is unavailable"));
+        }
+        self.send(Call::Info {
+            waiter,
+            topic: topic.clone(),
+            listing: None,
+            retried: false,
+        })
+    }
+
+    /// Starts `GET /topics`: every topic starting with `prefix` (SCAN),
+    /// sorted, those after `after`, at most `limit`.
+    pub fn list_topics(
+        &mut self,
+        waiter: Waiter,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(), Failure> {
+        if self.link != Link::Up {
+            return Err(Failure::unavailable("Redis is unavailable"));
+        }
+        self.next_listing += 1;
+        let n = self.next_listing;
+        self.send(Call::Scan {
+            listing: n,
+            cursor: 0,
+        })?;
+        self.listings.insert(
+            n,
+            Listing {
+                waiter,
+                prefix: prefix.to_string(),
+                after: after.map(str::to_string),
+                limit,
+                names: BTreeSet::new(),
+                pages: 0,
+                infos: Vec::new(),
+                left: 0,
+                more: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// A SCAN page of listing `n` came in: scan on, or ask for the page's
+    /// topics.
+    fn on_scan(&mut self, n: u64, value: &Value) {
+        let Some(l) = self.listings.get_mut(&n) else {
+            return;
+        };
+        let (cursor, names) = match broker::parse_scan(value) {
+            Ok(page) => page,
+            Err(e) => {
+                let l = self.listings.remove(&n).expect("checked");
+                let f = Failure {
+                    status: e.status(),
+                    message: e.to_string(),
+                };
+                self.outcomes.push(Outcome::Listed(l.waiter, Err(f)));
+                return;
+            }
+        };
+        for name in names {
+            if l.names.len() < MAX_LIST_NAMES && name.starts_with(l.prefix.as_str()) {
+                l.names.insert(name);
+            }
+        }
+        l.pages += 1;
+        if cursor != 0 && l.pages < MAX_SCAN_PAGES && l.names.len() < MAX_LIST_NAMES {
+            if self.send(Call::Scan { listing: n, cursor }).is_err() {
+                let l = self.listings.remove(&n).expect("checked");
+                let f = Failure::unavailable("too many Redis commands in flight");
+                self.outcomes.push(Outcome::Listed(l.waiter, Err(f)));
+            }
+            return;
+        }
+        let after = l.after.clone();
+        let mut page: Vec<TopicName> = l
+            .names
+            .iter()
+            .filter(|name| after.as_deref().is_none_or(|a| name.as_str() > a))
+            .take(l.limit + 1)
+            .filter_map(|name| TopicName::parse(name).ok())
+            .collect();
+        l.more = page.len() > l.limit;
+        page.truncate(l.limit);
+        l.names = BTreeSet::new();
+        l.left = page.len();
+        l.infos = page.iter().map(|t| (t.clone(), None)).collect();
+        let waiter = l.waiter;
+        if page.is_empty() {
+            let l = self.listings.remove(&n).expect("checked");
+            self.outcomes
+                .push(Outcome::Listed(l.waiter, Ok((Vec::new(), false))));
+            return;
+        }
+        for (i, topic) in page.into_iter().enumerate() {
+            let call = Call::Info {
+                waiter,
+                topic,
+                listing: Some((n, i)),
+                retried: false,
+            };
+            if self.send(call).is_err() {
+                let l = self.listings.remove(&n).expect("checked");
+                let f = Failure::unavailable("too many Redis commands in flight");
+                self.outcomes.push(Outcome::Listed(l.waiter, Err(f)));
+                return;
+            }
+        }
+    }
+
+    /// One topic of a listing came in; the listing is answered with the
+    /// last.
+    fn on_listed_info(&mut self, n: u64, i: usize, result: Result<Option<TopicState>, Failure>) {
+        let Some(l) = self.listings.get_mut(&n) else {
+            return;
+        };
+        match result {
+            Ok(state) => {
+                if let Some(slot) = l.infos.get_mut(i) {
+                    slot.1 = state;
+                }
+            }
+            Err(f) => {
+                let l = self.listings.remove(&n).expect("checked");
+                self.outcomes.push(Outcome::Listed(l.waiter, Err(f)));
+                return;
+            }
+        }
+        l.left = l.left.saturating_sub(1);
+        if l.left == 0 {
+            let l = self.listings.remove(&n).expect("checked");
+            // A topic deleted between SCAN and its read is left out.
+            let page = l
+                .infos
+                .into_iter()
+                .filter_map(|(t, s)| s.map(|s| (t, s)))
+                .collect();
+            self.outcomes
+                .push(Outcome::Listed(l.waiter, Ok((page, l.more))));
+        }
+    }
+
     fn command_of(&self, call: &Call) -> Option<broker::Command> {
         Some(match call {
             Call::ScriptLoad => return None,
+            Call::Presence {
+                topic,
+                counts,
+                retried,
+            } => broker::presence(
+                &self.presence_script,
+                topic,
+                &self.node_name,
+                *counts,
+                3 * u64::try_from(self.check_interval.as_millis()).unwrap_or(u64::MAX / 4),
+                *retried,
+            ),
+            Call::Info { topic, retried, .. } => {
+                broker::topic_info(&self.info_script, topic, &self.node_name, *retried)
+            }
+            Call::Scan { cursor, .. } => broker::scan_topics(*cursor, "", SCAN_COUNT),
             Call::Publish {
                 topic,
                 event,
@@ -391,6 +633,11 @@ impl Cluster {
         now: Instant,
     ) -> Sync {
         let until = now + keep.max(self.linger);
+        if mirror_last.is_none() && self.topics.get(topic.as_str()).is_some_and(|f| f.live) {
+            // The hub freed the mirror (idle past history_age): follow the
+            // topic afresh rather than serve a history of the hub's own.
+            self.unfollow(topic);
+        }
         if let Some(f) = self.topics.get_mut(topic.as_str()) {
             f.keep_until = f.keep_until.max(until);
             return if f.live {
@@ -424,6 +671,7 @@ impl Cluster {
                 live: false,
                 keep_until: until,
                 waiters: Vec::new(),
+                mux_waiters: Vec::new(),
             },
         );
         self.settle_topic(topic.as_str(), false);
@@ -442,13 +690,25 @@ impl Cluster {
         }
     }
 
+    /// A `/ws` subscribe command runs again when `topic` is live (or Redis
+    /// is down); `false`: too many wait already.
+    pub fn wait_mux(&mut self, topic: &TopicName, conn: ConnId, frame: &[u8]) -> bool {
+        match self.topics.get_mut(topic.as_str()) {
+            Some(f) if f.mux_waiters.len() < MAX_MUX_WAITERS => {
+                f.mux_waiters.push((conn, frame.to_vec()));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Topics whose linger ran out; the node says for each whether it
     /// still has subscribers ([`Cluster::keep`]) or not
     /// ([`Cluster::unfollow`]).
     pub fn lingering(&self, now: Instant) -> Vec<TopicName> {
         self.topics
             .values()
-            .filter(|f| f.keep_until <= now && f.waiters.is_empty())
+            .filter(|f| f.keep_until <= now && f.waiters.is_empty() && f.mux_waiters.is_empty())
             .map(|f| f.topic.clone())
             .collect()
     }
@@ -465,7 +725,13 @@ impl Cluster {
         if self.topics.remove(topic.as_str()).is_some() {
             let keys = TopicKeys::new(topic);
             let _ = self.conn.unsubscribe(&[&keys.channel]);
+            self.presence(topic, None);
         }
+    }
+
+    /// The topics this node follows.
+    pub fn followed_topics(&self) -> Vec<TopicName> {
+        self.topics.values().map(|f| f.topic.clone()).collect()
     }
 
     /// Sends the follower's replay requests, reports its events, and marks
@@ -530,6 +796,10 @@ impl Cluster {
             let waiters = std::mem::take(&mut f.waiters);
             if !waiters.is_empty() {
                 self.outcomes.push(Outcome::Wake(waiters));
+            }
+            let mux = std::mem::take(&mut f.mux_waiters);
+            if !mux.is_empty() {
+                self.outcomes.push(Outcome::MuxRetry(mux));
             }
         }
     }
@@ -649,6 +919,8 @@ impl Cluster {
             &self.publish_script,
             &self.follow_script,
             &self.delete_script,
+            &self.presence_script,
+            &self.info_script,
         ] {
             if let Ok(id) = self.conn.command(&script.load().args()) {
                 self.calls.insert(id, Call::ScriptLoad);
@@ -695,16 +967,34 @@ impl Cluster {
                         f.follower.handle_replay_failed();
                     }
                 }
+                Call::Info {
+                    waiter,
+                    topic,
+                    listing: None,
+                    ..
+                } => self
+                    .outcomes
+                    .push(Outcome::Info(waiter, topic, Err(failure.clone()))),
+                Call::Presence { .. } | Call::Info { .. } | Call::Scan { .. } => {}
             }
+        }
+        for (_, l) in self.listings.drain() {
+            self.outcomes
+                .push(Outcome::Listed(l.waiter, Err(failure.clone())));
         }
         // Requests waiting for a first sync are answered now (503), not at
         // their deadline.
         let mut waiters = Vec::new();
+        let mut mux = Vec::new();
         for f in self.topics.values_mut() {
             waiters.append(&mut f.waiters);
+            mux.append(&mut f.mux_waiters);
         }
         if !waiters.is_empty() {
             self.outcomes.push(Outcome::Wake(waiters));
+        }
+        if !mux.is_empty() {
+            self.outcomes.push(Outcome::MuxRetry(mux));
         }
     }
 
@@ -718,8 +1008,10 @@ impl Cluster {
             let retried = match &mut call {
                 Call::Publish { retried, .. }
                 | Call::Follow { retried, .. }
-                | Call::Delete { retried, .. } => retried,
-                Call::ScriptLoad => return,
+                | Call::Delete { retried, .. }
+                | Call::Presence { retried, .. }
+                | Call::Info { retried, .. } => retried,
+                Call::ScriptLoad | Call::Scan { .. } => return,
             };
             if !*retried {
                 *retried = true;
@@ -732,7 +1024,23 @@ impl Cluster {
             }
         }
         match call {
-            Call::ScriptLoad => {}
+            Call::ScriptLoad | Call::Presence { .. } => {}
+            Call::Scan { listing, .. } => self.on_scan(listing, &value),
+            Call::Info {
+                waiter,
+                topic,
+                listing,
+                ..
+            } => {
+                let result = broker::parse_topic_info(&value).map_err(|e| Failure {
+                    status: e.status(),
+                    message: e.to_string(),
+                });
+                match listing {
+                    Some((n, i)) => self.on_listed_info(n, i, result),
+                    None => self.outcomes.push(Outcome::Info(waiter, topic, result)),
+                }
+            }
             Call::Publish { from, .. } => {
                 let result = broker::parse_publish(&value).map_err(|e| Failure {
                     status: e.status(),
@@ -903,6 +1211,16 @@ impl Node {
                     c.keep(&topic, now);
                 }
             }
+            // Presence: this node's counts of what it follows, for the
+            // other nodes' GET /topics.
+            let c = self.ctx.cluster.as_mut().expect("checked");
+            for topic in c.followed_topics() {
+                let counts = self.ctx.hub.topic_info(&topic).map(|i| {
+                    let s = i.subscribers_by_transport;
+                    [s.sse, s.ws, s.poll, s.stream, s.socketio]
+                });
+                c.presence(&topic, Some(counts.unwrap_or_default()));
+            }
         }
         self.apply_cluster(now);
     }
@@ -965,8 +1283,20 @@ impl Node {
                 }
             }
             Outcome::Wake(waiters) => {
+                // Messages mirrored before the wake go out first: a poll
+                // read again must not be woken by a message it has seen.
+                self.run_pending(now);
                 for w in waiters {
                     self.wake(w, None, now);
+                }
+            }
+            Outcome::MuxRetry(frames) => {
+                self.run_pending(now);
+                for (cid, frame) in frames {
+                    if let Some(c) = slot_of(&mut self.conns, cid) {
+                        super::app::retry_mux(&mut self.ctx, cid, c, &frame, now);
+                        self.settle(cid, now);
+                    }
                 }
             }
             Outcome::Published(from, result) => {
@@ -992,6 +1322,12 @@ impl Node {
                 Some(super::app::BrokerAnswer::Deleted(topic, result)),
                 now,
             ),
+            Outcome::Info(w, topic, result) => {
+                self.wake(w, Some(super::app::BrokerAnswer::Info(topic, result)), now)
+            }
+            Outcome::Listed(w, result) => {
+                self.wake(w, Some(super::app::BrokerAnswer::Listed(result)), now)
+            }
         }
     }
 
@@ -1029,5 +1365,576 @@ impl Node {
         }
         super::app::answer_broker(&mut self.ctx, w.conn, c, answer, now);
         self.settle(w.conn, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The engine in simulated time against a scripted Redis: a few lines
+    //! of Redis semantics (the three scripts, SUBSCRIBE, pub/sub) fed
+    //! through the upstream API as RESP, so every scenario is exact and
+    //! instant — including the ones a real Redis will not stage on cue
+    //! (a lost pub/sub message, a restart that loses everything).
+
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::node::sim::Harness;
+    use crate::wire::resp::{parse, RespLimits};
+
+    #[derive(Default)]
+    struct FakeTopic {
+        epoch: Option<u64>,
+        seq: u64,
+        stream: BTreeMap<u64, [Vec<u8>; 3]>,
+    }
+
+    /// Just enough Redis: HELLO, SCRIPT LOAD, (UN)SUBSCRIBE, and our three
+    /// scripts (recognised by their SHA1 or text).
+    struct FakeRedis {
+        up: bool,
+        connected: bool,
+        /// Live messages are dropped, as pub/sub does during a reconnect.
+        lose_live: bool,
+        /// Replies are withheld (a Redis that stopped answering).
+        mute: bool,
+        topics: HashMap<String, FakeTopic>,
+        subscribed: BTreeSet<Vec<u8>>,
+        input: Vec<u8>,
+        /// Pushes caused by other nodes, for the next [`FakeRedis::serve`].
+        pending_push: Vec<u8>,
+        clock: u64,
+        publish: Script,
+        follow: Script,
+        delete: Script,
+    }
+
+    fn bulk(b: impl AsRef<[u8]>) -> Value {
+        Value::Bulk(b.as_ref().to_vec())
+    }
+
+    fn topic_of_key(key: &[u8]) -> String {
+        let s = String::from_utf8_lossy(key);
+        let start = s.find('{').unwrap() + 1;
+        let end = s.rfind('}').unwrap();
+        s[start..end].to_string()
+    }
+
+    impl FakeRedis {
+        fn new() -> FakeRedis {
+            FakeRedis {
+                up: true,
+                connected: false,
+                lose_live: false,
+                mute: false,
+                topics: HashMap::new(),
+                subscribed: BTreeSet::new(),
+                input: Vec::new(),
+                pending_push: Vec::new(),
+                clock: 1_796_100_000_000_000,
+                publish: Script::publish(),
+                follow: Script::new(broker::FOLLOW_SCRIPT),
+                delete: Script::new(broker::DELETE_SCRIPT),
+            }
+        }
+
+        fn new_epoch(&mut self) -> u64 {
+            self.clock += 1_000;
+            self.clock
+        }
+
+        /// Redis restarts empty: the node sees its connection close.
+        fn restart_empty(&mut self, h: &mut Harness) {
+            self.topics.clear();
+            self.subscribed.clear();
+            self.input.clear();
+            self.connected = false;
+            h.node.handle_upstream_eof(UPSTREAM, h.now);
+            h.settle();
+        }
+
+        fn is_script(&self, name: &[u8], script: &Script) -> bool {
+            name == script.sha1.as_bytes() || name == script.text.as_bytes()
+        }
+
+        /// Answers one command; pushes go out before the reply, as Redis
+        /// writes a script's PUBLISH to a subscriber before the script's
+        /// own reply on the same connection.
+        fn command(&mut self, args: &[Vec<u8>], out: &mut Vec<u8>) {
+            let verb = args[0].to_ascii_uppercase();
+            let reply = match verb.as_slice() {
+                b"HELLO" => Value::Map(vec![(bulk("proto"), Value::Integer(3))]),
+                b"SCRIPT" => bulk("sha"),
+                b"SUBSCRIBE" | b"UNSUBSCRIBE" => {
+                    for ch in &args[1..] {
+                        if verb == b"SUBSCRIBE" {
+                            self.subscribed.insert(ch.clone());
+                        } else {
+                            self.subscribed.remove(ch);
+                        }
+                        let kind = if verb == b"SUBSCRIBE" {
+                            "subscribe"
+                        } else {
+                            "unsubscribe"
+                        };
+                        let n = self.subscribed.len() as i64;
+                        Value::Push(vec![bulk(kind), bulk(ch), Value::Integer(n)]).encode(out);
+                    }
+                    return;
+                }
+                b"EVALSHA" | b"EVAL" => self.script(args, out),
+                _ => Value::Error(b"ERR unknown".to_vec()),
+            };
+            reply.encode(out);
+        }
+
+        fn script(&mut self, args: &[Vec<u8>], out: &mut Vec<u8>) -> Value {
+            let name = args[1].clone();
+            let topic = topic_of_key(&args[3]);
+            let argv = &args[5..];
+            if self.is_script(&name, &self.publish.clone()) {
+                if self.topics.get(&topic).is_none_or(|t| t.epoch.is_none()) {
+                    let epoch = self.new_epoch();
+                    let t = self.topics.entry(topic.clone()).or_default();
+                    *t = FakeTopic {
+                        epoch: Some(epoch),
+                        ..FakeTopic::default()
+                    };
+                }
+                let t = self.topics.get_mut(&topic).unwrap();
+                t.seq += 1;
+                let (epoch, seq) = (t.epoch.unwrap(), t.seq);
+                t.stream
+                    .insert(seq, [argv[2].clone(), argv[3].clone(), argv[4].clone()]);
+                let max = String::from_utf8_lossy(&argv[1]).parse::<usize>().unwrap();
+                while t.stream.len() > max {
+                    t.stream.pop_first();
+                }
+                if self.subscribed.contains(&argv[0]) && !self.lose_live {
+                    let mut payload = format!("{epoch}-{seq}\n").into_bytes();
+                    for part in [&argv[2], &argv[3]] {
+                        payload.extend_from_slice(part);
+                        payload.push(b'\n');
+                    }
+                    payload.extend_from_slice(&argv[4]);
+                    Value::Push(vec![bulk("message"), bulk(&argv[0]), bulk(payload)]).encode(out);
+                }
+                return Value::Array(vec![bulk(epoch.to_string()), bulk(seq.to_string())]);
+            }
+            if self.is_script(&name, &self.follow.clone()) {
+                if self.topics.get(&topic).is_none_or(|t| t.epoch.is_none()) {
+                    let epoch = self.new_epoch();
+                    self.topics.insert(
+                        topic.clone(),
+                        FakeTopic {
+                            epoch: Some(epoch),
+                            ..FakeTopic::default()
+                        },
+                    );
+                    return Value::Array(vec![
+                        bulk(epoch.to_string()),
+                        Value::Integer(0),
+                        Value::Null,
+                        Value::Array(vec![]),
+                    ]);
+                }
+                let t = &self.topics[&topic];
+                let start = match argv[0].as_slice() {
+                    b"-" => 0,
+                    n => String::from_utf8_lossy(n).parse().unwrap(),
+                };
+                let count: usize = String::from_utf8_lossy(&argv[1]).parse().unwrap();
+                let entries = t
+                    .stream
+                    .range(start..)
+                    .take(count)
+                    .map(|(seq, [e, k, d])| {
+                        Value::Array(vec![
+                            bulk(format!("{seq}-0")),
+                            Value::Array(vec![
+                                bulk("e"),
+                                bulk(e),
+                                bulk("k"),
+                                bulk(k),
+                                bulk("d"),
+                                bulk(d),
+                            ]),
+                        ])
+                    })
+                    .collect();
+                let oldest = match t.stream.keys().next() {
+                    Some(seq) => bulk(format!("{seq}-0")),
+                    None => Value::Null,
+                };
+                return Value::Array(vec![
+                    bulk(t.epoch.unwrap().to_string()),
+                    bulk(t.seq.to_string()),
+                    oldest,
+                    Value::Array(entries),
+                ]);
+            }
+            if self.is_script(&name, &self.delete.clone()) {
+                let Some(t) = self.topics.get(&topic).filter(|t| t.epoch.is_some()) else {
+                    return Value::Null;
+                };
+                let n = t.stream.len() as i64;
+                let epoch = self.new_epoch();
+                self.topics.insert(
+                    topic,
+                    FakeTopic {
+                        epoch: Some(epoch),
+                        ..FakeTopic::default()
+                    },
+                );
+                if self.subscribed.contains(&argv[0]) {
+                    Value::Push(vec![bulk("message"), bulk(&argv[0]), bulk(&argv[1])]).encode(out);
+                }
+                return Value::Array(vec![Value::Integer(n), bulk(epoch.to_string())]);
+            }
+            Value::Error(b"NOSCRIPT No matching script".to_vec())
+        }
+
+        /// Does what the node asks until nothing is left: connects, reads
+        /// its commands, answers them.
+        fn serve(&mut self, h: &mut Harness) {
+            for _ in 0..1000 {
+                let mut busy = false;
+                while let Some(action) = h.node.poll_upstream() {
+                    busy = true;
+                    match action {
+                        UpstreamAction::Connect { .. } if self.up => {
+                            self.connected = true;
+                            self.input.clear();
+                            self.subscribed.clear();
+                            h.node.handle_upstream_connected(UPSTREAM, h.now);
+                        }
+                        UpstreamAction::Connect { .. } => h.node.handle_upstream_error(
+                            UPSTREAM,
+                            std::io::ErrorKind::ConnectionRefused,
+                            h.now,
+                        ),
+                        UpstreamAction::Close { .. } => self.connected = false,
+                    }
+                }
+                if self.connected {
+                    if let Some(bytes) = h.node.upstream_transmit(UPSTREAM) {
+                        let bytes = bytes.to_vec();
+                        h.node.handle_upstream_sent(UPSTREAM, bytes.len(), h.now);
+                        self.input.extend_from_slice(&bytes);
+                        busy = true;
+                    }
+                    if !self.mute {
+                        let mut out = std::mem::take(&mut self.pending_push);
+                        while let Ok(Some((v, n))) = parse(&self.input, &RespLimits::default()) {
+                            self.input.drain(..n);
+                            let args: Vec<Vec<u8>> = v
+                                .as_items()
+                                .unwrap()
+                                .iter()
+                                .map(|a| a.as_bytes().unwrap().to_vec())
+                                .collect();
+                            self.command(&args, &mut out);
+                        }
+                        if !out.is_empty() {
+                            busy = true;
+                            h.node.handle_upstream_read(UPSTREAM, &out, h.now);
+                        }
+                    }
+                }
+                h.settle();
+                if !busy {
+                    return;
+                }
+            }
+            panic!("the node and the fake Redis never settled");
+        }
+
+        /// Another node's publish: straight into the fake.
+        fn publish_elsewhere(&mut self, topic: &str, data: &str) -> MessageId {
+            let limits = HistoryLimits {
+                max_len: 1000,
+                max_age_ms: 0,
+            };
+            let cmd = broker::publish(
+                &self.publish,
+                topic,
+                None,
+                broker::PayloadKind::Text,
+                data,
+                limits,
+            );
+            let mut out = Vec::new();
+            let reply = self.script(&cmd.0, &mut out);
+            self.pending_push.extend_from_slice(&out);
+            broker::parse_publish(&reply).unwrap()
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            redis: Some("redis://127.0.0.1:6379".into()),
+            redis_timeout: Duration::from_millis(500),
+            ..Config::default()
+        }
+    }
+
+    /// A node connected to a fake Redis.
+    fn start() -> (Harness, FakeRedis) {
+        let mut h = Harness::new(config());
+        let mut redis = FakeRedis::new();
+        h.advance(Duration::from_millis(1));
+        redis.serve(&mut h);
+        assert!(h.node.ctx.cluster.as_ref().unwrap().is_up());
+        (h, redis)
+    }
+
+    /// Time passes with the fake Redis answering all along (as a driver
+    /// connects and reads at once), in steps of 50 ms.
+    fn pass(h: &mut Harness, redis: &mut FakeRedis, d: Duration) {
+        let step = Duration::from_millis(50);
+        let mut left = d;
+        while !left.is_zero() {
+            let s = step.min(left);
+            h.advance(s);
+            redis.serve(h);
+            left -= s;
+        }
+    }
+
+    fn request(h: &mut Harness, redis: &mut FakeRedis, text: &str) -> usize {
+        let id = h.connect();
+        h.send(id, text.as_bytes());
+        redis.serve(h);
+        id
+    }
+
+    fn post(topic: &str, body: &str) -> String {
+        format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn get(target: &str) -> String {
+        format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n")
+    }
+
+    fn sse_events(text: &str) -> Vec<(String, String)> {
+        // (id or event name, data) of each event after the head.
+        let body = text
+            .split("\r\n\r\n")
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\r\n\r\n");
+        let mut events = Vec::new();
+        for block in body.split("\n\n") {
+            let mut key = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    key = v.to_string();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    key = v.to_string();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = v.to_string();
+                }
+            }
+            if !data.is_empty() {
+                events.push((key, data));
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn publish_answers_redis_id_and_the_message_comes_back_by_the_mirror() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/t/sse"));
+        let c = request(&mut h, &mut redis, &post("t", "hello"));
+        let text = h.take_text(c);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        let epoch = redis.topics["t"].epoch.unwrap();
+        assert!(
+            text.ends_with(&format!("{{\"id\":\"{epoch}-1\"}}")),
+            "{text}"
+        );
+        assert_eq!(
+            sse_events(&h.text(sub)),
+            [(format!("{epoch}-1"), "hello".to_string())]
+        );
+        // Pipelined behind a publish: answered after it, in order.
+        let both = format!("{}{}", post("t", "a"), post("t", "b"));
+        let c = request(&mut h, &mut redis, &both);
+        let text = h.take_text(c);
+        let first = text.find(&format!("{epoch}-2")).unwrap();
+        let second = text.find(&format!("{epoch}-3")).unwrap();
+        assert!(first < second, "{text}");
+        assert_eq!(h.node.stats().published, 3);
+    }
+
+    #[test]
+    fn publish_while_redis_is_down_is_503_in_bounded_time() {
+        let (mut h, mut redis) = start();
+        // Redis stops answering: the publish waits redis_timeout, no more.
+        redis.mute = true;
+        let c = request(&mut h, &mut redis, &post("t", "x"));
+        assert_eq!(h.text(c), "");
+        h.advance(Duration::from_millis(500));
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        // Meanwhile the connection failed (its reply timed out too), and
+        // reconnecting is refused: a publish now is 503 at once.
+        redis.up = false;
+        redis.mute = false;
+        redis.serve(&mut h);
+        let c = request(&mut h, &mut redis, &post("t", "y"));
+        assert!(h.take_text(c).starts_with("HTTP/1.1 503"));
+        let c = request(&mut h, &mut redis, &get("/healthz"));
+        assert!(h.take_text(c).starts_with("HTTP/1.1 503"));
+        // Redis back: the backoff retries on its own.
+        redis.up = true;
+        pass(&mut h, &mut redis, Duration::from_secs(6));
+        let c = request(&mut h, &mut redis, &post("t", "z"));
+        assert!(h.take_text(c).starts_with("HTTP/1.1 200"));
+    }
+
+    #[test]
+    fn a_subscriber_resumes_from_a_cursor_issued_by_another_node() {
+        let (mut h, mut redis) = start();
+        let ids: Vec<MessageId> = (1..=3)
+            .map(|i| redis.publish_elsewhere("r", &format!("m{i}")))
+            .collect();
+        let sse = format!(
+            "GET /topics/r/sse HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {}\r\n\r\n",
+            ids[0]
+        );
+        let sub = request(&mut h, &mut redis, &sse);
+        assert_eq!(
+            sse_events(&h.text(sub)),
+            [
+                (ids[1].to_string(), "m2".to_string()),
+                (ids[2].to_string(), "m3".to_string())
+            ]
+        );
+        // Then live: another node's publish arrives by pub/sub.
+        let id4 = redis.publish_elsewhere("r", "m4");
+        redis.serve(&mut h);
+        assert_eq!(sse_events(&h.text(sub)).last().unwrap().0, id4.to_string());
+        // A short poll resumes the same way, with no gap.
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get(&format!("/topics/r/messages?after={}", ids[2])),
+        );
+        let text = h.take_text(c);
+        assert!(text.contains("\"data\":\"m4\""), "{text}");
+        assert!(text.contains("\"gap\":false"), "{text}");
+    }
+
+    #[test]
+    fn a_hole_in_pub_sub_is_filled_from_the_stream() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/h/sse"));
+        redis.publish_elsewhere("h", "m1");
+        redis.serve(&mut h);
+        // Pub/sub loses m2; m3 shows the hole, and the stream fills it.
+        redis.lose_live = true;
+        redis.publish_elsewhere("h", "m2");
+        redis.lose_live = false;
+        redis.publish_elsewhere("h", "m3");
+        redis.serve(&mut h);
+        let data: Vec<String> = sse_events(&h.text(sub)).into_iter().map(|e| e.1).collect();
+        assert_eq!(data, ["m1", "m2", "m3"]);
+        // On a quiet topic no later message shows the hole: the periodic
+        // position check finds it.
+        redis.lose_live = true;
+        redis.publish_elsewhere("h", "m4");
+        redis.lose_live = false;
+        redis.serve(&mut h);
+        assert_eq!(sse_events(&h.text(sub)).len(), 3);
+        pass(&mut h, &mut redis, Duration::from_secs(6));
+        let data: Vec<String> = sse_events(&h.text(sub)).into_iter().map(|e| e.1).collect();
+        assert_eq!(data, ["m1", "m2", "m3", "m4"]);
+    }
+
+    #[test]
+    fn redis_back_empty_is_a_new_epoch_and_a_gap_never_a_stale_replay() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/e/sse"));
+        let old = redis.publish_elsewhere("e", "before");
+        redis.serve(&mut h);
+        redis.restart_empty(&mut h);
+        pass(&mut h, &mut redis, Duration::from_secs(6));
+        let events = sse_events(&h.text(sub));
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[1].0, "gap");
+        assert!(events[1].1.contains(&old.to_string()), "{events:?}");
+        // The new epoch counts from 1, and old cursors are a gap.
+        let new = redis.publish_elsewhere("e", "after");
+        redis.serve(&mut h);
+        assert_ne!(new.epoch, old.epoch);
+        assert_eq!(new.seq, 1);
+        assert_eq!(
+            sse_events(&h.text(sub))[2],
+            (new.to_string(), "after".to_string())
+        );
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get(&format!("/topics/e/messages?after={old}")),
+        );
+        let text = h.take_text(c);
+        assert!(text.contains("\"gap\":true"), "{text}");
+        assert!(!text.contains("before"), "{text}");
+    }
+
+    #[test]
+    fn a_request_for_a_topic_not_in_sync_waits_and_is_bounded() {
+        let (mut h, mut redis) = start();
+        redis.publish_elsewhere("w", "kept");
+        // Redis is slow: the short poll waits for the topic's first sync.
+        redis.mute = true;
+        let c = request(&mut h, &mut redis, &get("/topics/w/messages"));
+        assert_eq!(h.text(c), "");
+        redis.mute = false;
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        assert!(text.contains("\"data\":\"kept\""), "{text}");
+        // A topic whose sync never comes: 503 at redis_timeout.
+        redis.mute = true;
+        let c = request(&mut h, &mut redis, &get("/topics/never/messages"));
+        h.advance(Duration::from_millis(500));
+        let text = h.take_text(c);
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    }
+
+    #[test]
+    fn delete_starts_a_new_epoch_and_tells_subscribers_gap() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/d/sse"));
+        redis.publish_elsewhere("d", "old");
+        redis.serve(&mut h);
+        let c = request(
+            &mut h,
+            &mut redis,
+            "DELETE /topics/d HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        let text = h.take_text(c);
+        let epoch = redis.topics["d"].epoch.unwrap();
+        assert!(
+            text.contains(&format!("\"last_id\":\"{epoch}-0\"")),
+            "{text}"
+        );
+        assert!(text.contains("\"dropped_messages\":1"), "{text}");
+        let events = sse_events(&h.text(sub));
+        assert_eq!(events.last().unwrap().0, "gap", "{events:?}");
+        let c = request(
+            &mut h,
+            &mut redis,
+            "DELETE /topics/zz HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        assert!(h.take_text(c).starts_with("HTTP/1.1 404"));
     }
 }

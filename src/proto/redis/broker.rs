@@ -142,6 +142,67 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return {n, epoch}
 "#;
 
+/// Records one node's subscriber counts of a topic. KEYS: presence.
+/// ARGV: node name, counts (`sse ws poll stream socketio`, or empty to
+/// remove the node's entry), lifetime in ms. Each entry carries its own
+/// expiry (a hash field cannot expire on its own before Redis 7.4): stale
+/// ones are dropped here and ignored by [`TOPIC_INFO_SCRIPT`], and the
+/// whole hash expires when no node refreshes it.
+pub const PRESENCE_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local exp = tonumber(string.match(fields[i + 1], '^(%d+)'))
+  if exp == nil or exp < now then
+    redis.call('HDEL', KEYS[1], fields[i])
+  end
+end
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', now + tonumber(ARGV[3])) .. ' ' .. ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 1
+"#;
+
+/// A topic's stats as `GET /topics/{t}` reports them. KEYS: meta,
+/// stream, presence. ARGV: the asking node's name (its own counts it
+/// knows better). Returns `false` for a topic without a meta key, else
+/// `{epoch, seq, kept, oldest stream id|false, {sse, ws, poll, stream,
+/// socketio}}`, the counts summed over the other nodes' live entries.
+pub const TOPIC_INFO_SCRIPT: &str = r#"
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+if not meta[1] then
+  return false
+end
+local n = redis.call('XLEN', KEYS[2])
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local oldest = false
+if #first > 0 then
+  oldest = first[1][1]
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local sums = {0, 0, 0, 0, 0}
+local fields = redis.call('HGETALL', KEYS[3])
+for i = 1, #fields, 2 do
+  if fields[i] ~= ARGV[1] then
+    local parts = {}
+    for w in string.gmatch(fields[i + 1], '%d+') do
+      parts[#parts + 1] = tonumber(w)
+    end
+    if parts[1] and parts[1] >= now then
+      for j = 1, 5 do
+        sums[j] = sums[j] + (parts[j + 1] or 0)
+      end
+    end
+  end
+end
+return {meta[1], meta[2], n, oldest, sums}
+"#;
+
 /// What [`DELETE_SCRIPT`] publishes on the live channel. It has no LF, so
 /// it is never a message (a live payload has at least three).
 pub const DELETED_NOTICE: &[u8] = b"deleted";
@@ -214,6 +275,23 @@ impl Script {
         self.call(b"EVAL", self.text.as_bytes(), keys, argv)
     }
 
+    /// `EVALSHA` (or, `eval`, `EVAL`) with any number of keys.
+    pub fn call_keys(&self, keys: &[&[u8]], argv: &[&[u8]], eval: bool) -> Command {
+        let (verb, script): (&[u8], &[u8]) = if eval {
+            (b"EVAL", self.text.as_bytes())
+        } else {
+            (b"EVALSHA", self.sha1.as_bytes())
+        };
+        let mut args = vec![
+            verb.to_vec(),
+            script.to_vec(),
+            keys.len().to_string().into_bytes(),
+        ];
+        args.extend(keys.iter().map(|k| k.to_vec()));
+        args.extend(argv.iter().map(|a| a.to_vec()));
+        Command(args)
+    }
+
     fn call(&self, verb: &[u8], script: &[u8], keys: [&[u8]; 2], argv: &[&[u8]]) -> Command {
         let mut args = vec![verb.to_vec(), script.to_vec(), b"2".to_vec()];
         args.extend(keys.iter().map(|k| k.to_vec()));
@@ -228,6 +306,8 @@ pub struct TopicKeys {
     pub meta: Vec<u8>,
     pub stream: Vec<u8>,
     pub channel: Vec<u8>,
+    /// `pushwire:{T}:presence`, a hash: each node's subscriber counts.
+    pub presence: Vec<u8>,
 }
 
 const PREFIX: &str = "pushwire:{";
@@ -242,6 +322,7 @@ impl TopicKeys {
             meta: name("meta"),
             stream: name("stream"),
             channel: name("live"),
+            presence: name("presence"),
         }
     }
 }
@@ -647,6 +728,79 @@ pub fn parse_delete(reply: &Value) -> Result<Option<(u64, MessageId)>, BrokerErr
         ))),
         _ => Err(BrokerError::Malformed("delete reply is not {n, epoch}")),
     }
+}
+
+/// The call of [`PRESENCE_SCRIPT`]: `counts` in [`crate::hub::Transport::ALL`]
+/// order; `None` removes this node's entry.
+pub fn presence(
+    script: &Script,
+    topic: &str,
+    node: &str,
+    counts: Option<[usize; 5]>,
+    ttl_ms: u64,
+    eval: bool,
+) -> Command {
+    let keys = TopicKeys::new(topic);
+    let counts = counts
+        .map(|c| c.iter().map(usize::to_string).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let ttl = ttl_ms.to_string();
+    let argv: [&[u8]; 3] = [node.as_bytes(), counts.as_bytes(), ttl.as_bytes()];
+    script.call_keys(&[&keys.presence], &argv, eval)
+}
+
+/// The call of [`TOPIC_INFO_SCRIPT`] from node `node`.
+pub fn topic_info(script: &Script, topic: &str, node: &str, eval: bool) -> Command {
+    let keys = TopicKeys::new(topic);
+    let k: [&[u8]; 3] = [&keys.meta, &keys.stream, &keys.presence];
+    script.call_keys(&k, &[node.as_bytes()], eval)
+}
+
+/// A topic as Redis holds it, for `GET /topics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicState {
+    pub epoch: u64,
+    pub last_seq: u64,
+    /// Entries in the stream.
+    pub kept: u64,
+    pub oldest_seq: Option<u64>,
+    /// Subscribers on the other nodes, in [`crate::hub::Transport::ALL`]
+    /// order.
+    pub others: [u64; 5],
+}
+
+/// The reply of [`TOPIC_INFO_SCRIPT`]: `None` for a topic Redis does not
+/// know.
+pub fn parse_topic_info(reply: &Value) -> Result<Option<TopicState>, BrokerError> {
+    refused(reply)?;
+    if reply.is_null() || matches!(reply, Value::Boolean(false)) {
+        return Ok(None);
+    }
+    let Some([epoch, seq, kept, oldest, sums]) = reply.as_items() else {
+        return Err(BrokerError::Malformed("topic info is not 5 items"));
+    };
+    let mut others = [0u64; 5];
+    let sums = sums
+        .as_items()
+        .ok_or(BrokerError::Malformed("presence sums"))?;
+    for (slot, v) in others.iter_mut().zip(sums) {
+        *slot = number_value(v).ok_or(BrokerError::Malformed("presence count"))?;
+    }
+    let oldest_seq = match oldest {
+        v if v.is_null() || matches!(v, Value::Boolean(false)) => None,
+        v => Some(
+            v.as_bytes()
+                .and_then(stream_seq)
+                .ok_or(BrokerError::Malformed("oldest id"))?,
+        ),
+    };
+    Ok(Some(TopicState {
+        epoch: number_value(epoch).ok_or(BrokerError::Malformed("epoch"))?,
+        last_seq: number_value(seq).ok_or(BrokerError::Malformed("seq"))?,
+        kept: number_value(kept).ok_or(BrokerError::Malformed("kept"))?,
+        oldest_seq,
+        others,
+    }))
 }
 
 /// `SCAN cursor MATCH pushwire:{<prefix>*}:meta COUNT count`: one page of
