@@ -615,12 +615,7 @@ fn subscribers_total(addr: SocketAddr, topic: &str) -> f64 {
         .unwrap_or(-1.0)
 }
 
-// An `#[ignore]` below names what the engine does not do yet, found by
-// running the test: the test is the specification, to be run with
-// `--ignored` until the engine does it.
-
 #[test]
-#[ignore = "engine: GET /topics lists only the topics this node has in memory, not the cluster's"]
 fn a_node_lists_and_describes_a_topic_only_another_node_has_seen() {
     let c = cluster!(3);
     let (a, b, n3) = (c.addr(0), c.addr(1), c.addr(2));
@@ -642,7 +637,6 @@ fn a_node_lists_and_describes_a_topic_only_another_node_has_seen() {
 }
 
 #[test]
-#[ignore = "engine: /topics/{t} counts only this node's subscribers, not the cluster's sum"]
 fn presence_is_summed_over_the_nodes() {
     let c = cluster!(3);
     let (a, b, n3) = (c.addr(0), c.addr(1), c.addr(2));
