@@ -652,6 +652,77 @@ fn redis_restarted_empty_gives_503_meanwhile_then_a_gap_not_loss_nor_stale_repla
     }
 }
 
+// ---- 4b. a node's Redis connection cut, data kept ---------------------------------
+
+#[test]
+fn subscriber_connections_cut_by_redis_lose_nothing_and_report_no_gap() {
+    // A short position check, so that a message published while a node
+    // was resubscribing is found even on a topic that then goes quiet.
+    let flags = [NODE_FLAGS, &["--redis-check-interval", "500"]].concat();
+    let Some(c) = Cluster::start(2, &flags) else {
+        return;
+    };
+    let (a, b) = (c.addr(0), c.addr(1));
+    let start = publish_on(a, "cut", "start");
+    let mut sse = RawSse::open(b, "/topics/cut/sse", &[("Last-Event-ID", &start)]);
+    let mut multi = RawSse::open(
+        b,
+        "/sse?topic=cut&topic=cut.quiet",
+        &[("Last-Event-ID", &format!("cut={start}"))],
+    );
+    let mut ws = WsClient::connect_timeout(
+        b,
+        &format!("/topics/cut/ws?after={start}"),
+        Some(Duration::from_secs(8)),
+    )
+    .expect("WebSocket");
+    // Every subscriber is live before the cuts begin.
+    let probe = publish_on(a, "cut", "probe");
+    assert_eq!(sse.next_event().last_event_id, probe);
+    assert!(multi.next_event().data.contains(&probe));
+    assert_eq!(ws_message(&mut ws).id, probe);
+
+    // Redis drops every subscribed connection (node B's), again and
+    // again, while node A publishes: what pub/sub did not carry must come
+    // from the stream.
+    let mut sent = Vec::new();
+    let mut cut = 0;
+    for round in 0..20 {
+        let reply = c.redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+        cut += reply.trim_start_matches(':').parse::<u32>().unwrap_or(0);
+        for k in 0..3 {
+            sent.push(publish_on(a, "cut", &format!("r{round}-{k}")));
+        }
+    }
+    assert!(cut > 0, "CLIENT KILL found no subscribed connection");
+
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        let e = sse.next_event_within(PATIENCE).expect("SSE");
+        assert_ne!(e.event_type, "gap", "SSE: no message was lost: {e:?}");
+        got.push(e.last_event_id);
+    }
+    assert_eq!(
+        got, sent,
+        "SSE: each once, in order (connections cut {cut} times)"
+    );
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        let e = multi.next_event_within(PATIENCE).expect("multiplexed SSE");
+        assert_ne!(e.event_type, "gap", "multiplexed SSE: {e:?}");
+        got.push(parse_json(&e.data).str_field("id").to_string());
+    }
+    assert_eq!(got, sent, "multiplexed SSE");
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        match ws_delivery(&mut ws) {
+            Delivery::Message(m) => got.push(m.id),
+            gap => panic!("WebSocket: no message was lost: {gap:?}"),
+        }
+    }
+    assert_eq!(got, sent, "WebSocket");
+}
+
 // ---- 5. topic management across the cluster ---------------------------------------
 
 fn subscribers_total(addr: SocketAddr, topic: &str) -> f64 {

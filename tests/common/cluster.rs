@@ -129,6 +129,29 @@ impl RedisProcess {
         }
     }
 
+    /// Sends one command (as a RESP array of bulk strings) on a fresh
+    /// connection and returns the first line of the reply: enough for the
+    /// integer and status replies of administrative commands such as
+    /// `CLIENT KILL TYPE pubsub` (":2").
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes()).expect("write to redis");
+        let mut reply = Vec::new();
+        let mut b = [0u8; 512];
+        while !reply.ends_with(b"\r\n") {
+            let n = s.read(&mut b).expect("redis reply");
+            assert!(n > 0, "redis closed before replying to {args:?}");
+            reply.extend_from_slice(&b[..n]);
+        }
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        text.lines().next().unwrap_or("").to_string()
+    }
+
     /// A new, empty `redis-server` on the same port.
     pub fn restart_empty(&mut self) {
         self.kill();
