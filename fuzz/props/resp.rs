@@ -229,6 +229,11 @@ fn broker_parsers(data: &[u8], values: &[Value]) {
         let _ = broker::parse_entries(v, 1);
         let _ = broker::parse_replay(v);
         let _ = broker::parse_scan(v);
+        // A delete always starts the new history at seq 0.
+        if let Ok(Some((_, id))) = broker::parse_delete(v) {
+            assert_eq!(id.seq, 0);
+        }
+        let _ = broker::parse_topic_info(v);
     }
     if let Ok(r) = broker::parse_live(data) {
         let again = format!(

@@ -56,6 +56,7 @@ pub(crate) struct Await {
     deadline: Instant,
     /// `None`: read the request again when its topics are in sync.
     reply: Option<ReplyTo>,
+    refresh: bool,
 }
 
 /// A long poll about to park.
@@ -250,8 +251,10 @@ pub(crate) fn process_http(
                     // Long-lived answers are logged when they end, with
                     // what they sent.
                     let kind = match &next {
-                        // Logged when it is read again, or not at all.
-                        Next::Await(_) => Some("await"),
+                        // Logged when it is read again.
+                        Next::Await(a) if a.reply.is_none() => Some("await"),
+                        // Logged when Redis's answer is written.
+                        Next::Await(_) => Some("http"),
                         Next::Continue | Next::Close => None,
                         Next::Stream(s) if s.kind == StreamKind::Sse => Some("sse"),
                         Next::Stream(_) => Some("stream"),
@@ -323,6 +326,7 @@ pub(crate) fn process_http(
                         ticket: a.ticket,
                         deadline: a.deadline,
                         reply: a.reply,
+                        refresh: a.refresh,
                     })),
                     other => other,
                 });
@@ -379,10 +383,16 @@ fn cluster_topic_info(ctx: &Ctx, topic: TopicName, s: &TopicState) -> hub::Topic
 /// In cluster mode, whether `topics` can be served now: `None` (go on),
 /// a wait (the request is read again once they are in sync), or 503.
 /// Each topic stays followed for `keep` at least.
+///
+/// A cursor past the mirror's newest id, or of another epoch, may be one
+/// another node just handed out (its message is on its way here by
+/// pub/sub): the request waits for one fresh read of Redis before it is
+/// answered, so that it is not told `gap` for a message that exists.
 fn cluster_wait(
     ctx: &mut Ctx,
     id: ConnId,
     topics: &[TopicName],
+    cursors: &[&Cursor],
     keep: Duration,
     now: Instant,
 ) -> Result<Option<Next>, Refusal> {
@@ -398,7 +408,33 @@ fn cluster_wait(
         }
     }
     if pending.is_empty() {
-        return Ok(None);
+        if ctx.sync_refreshed == Some(id) || !c.is_up() {
+            return Ok(None);
+        }
+        let ahead: Vec<&TopicName> = topics
+            .iter()
+            .zip(cursors)
+            .filter(|(t, cursor)| match (cursor, ctx.hub.last_id(t)) {
+                (Cursor::After(want), Some(have)) => {
+                    want.epoch != have.epoch || want.seq > have.seq
+                }
+                _ => false,
+            })
+            .map(|(t, _)| t)
+            .collect();
+        if ahead.is_empty() {
+            return Ok(None);
+        }
+        let w = c.ticket(id);
+        for t in ahead {
+            c.refresh(t, w);
+        }
+        return Ok(Some(Next::Await(Await {
+            ticket: w.ticket,
+            deadline: now + c.timeout(),
+            reply: None,
+            refresh: true,
+        })));
     }
     if ctx.sync_expired == Some(id) {
         return Err(Refusal::new(503, "Redis did not answer in time"));
@@ -411,6 +447,7 @@ fn cluster_wait(
         ticket: w.ticket,
         deadline: now + c.timeout(),
         reply: None,
+        refresh: false,
     })))
 }
 
@@ -424,6 +461,7 @@ fn await_reply(ticket: u64, deadline: Instant, meta: ReqMeta) -> Next {
             keep_alive: meta.keep_alive,
             head_only: meta.head_only,
         }),
+        refresh: false,
     })
 }
 
@@ -444,6 +482,12 @@ pub(crate) fn answer_broker(
         None => {
             if matches!(answer, Some(BrokerAnswer::TimedOut)) {
                 ctx.sync_expired = Some(id);
+            }
+            if a.refresh {
+                // Answered from the mirror now, whatever it holds (a
+                // refresh that timed out is not a reason to fail).
+                ctx.sync_refreshed = Some(id);
+                ctx.sync_expired = None;
             }
             Next::Continue
         }
@@ -523,7 +567,17 @@ pub(crate) fn answer_broker(
             }
             // Stats are of a moment: as in memory mode, not to be cached.
             let extra: &[(&str, &str)] = if is_stats { &[NO_CACHE] } else { &[] };
-            ctx.respond_body(&mut conn.out, meta, status, ctype, extra, &body)
+            let next = ctx.respond_body(&mut conn.out, meta, status, ctype, extra, &body);
+            if let Some((since, entry, kind)) = conn.log.as_mut().and_then(|l| l.open_entry.take())
+            {
+                let took = now.saturating_duration_since(since).as_secs_f64();
+                let (status, bytes) = ctx.last_reply;
+                ctx.log.push(format!(
+                    "{} {entry} {status} {bytes} {took:.3}s {kind}",
+                    ctx.date_secs
+                ));
+            }
+            next
         }
     };
     conn.idle_since = now;
@@ -546,6 +600,7 @@ pub(crate) fn answer_broker(
         }
     }
     ctx.sync_expired = None;
+    ctx.sync_refreshed = None;
 }
 
 /// The ack (or error) of a `/ws` publish command, once Redis answered.
@@ -843,6 +898,18 @@ fn metrics(ctx: &Ctx, now: Instant) -> Vec<u8> {
         ctx.parking.len() as f64,
     );
     w.gauge("pushwire_topics", "Topics in the hub.", h.topics as f64);
+    if let Some(c) = ctx.cluster.as_ref() {
+        w.gauge(
+            "pushwire_redis_up",
+            "1 while the node is connected to Redis (--redis).",
+            if c.is_up() { 1.0 } else { 0.0 },
+        );
+        w.gauge(
+            "pushwire_redis_followed_topics",
+            "Topics this node follows on Redis (one subscription each).",
+            c.followed() as f64,
+        );
+    }
     w.gauge(
         "pushwire_kept_messages",
         "Messages kept in the histories.",
@@ -1116,15 +1183,7 @@ fn publish_request(
         let w = c.ticket(id);
         c.publish(PublishFrom::Http(w), topic, event.as_ref(), data, kind)
             .map_err(|f| Refusal::new(f.status, f.message))?;
-        return Ok(Next::Await(Await {
-            ticket: w.ticket,
-            deadline: now + c.timeout(),
-            reply: Some(ReplyTo {
-                version: meta.version,
-                keep_alive: meta.keep_alive,
-                head_only: meta.head_only,
-            }),
-        }));
+        return Ok(await_reply(w.ticket, now + c.timeout(), meta));
     }
     let msg = publish(ctx, Some(id), topic, event.as_ref(), data, kind, now)?;
     let mut body = Vec::with_capacity(msg.id_text.len() + 10);
@@ -1270,15 +1329,7 @@ fn delete_topic(
         let w = c.ticket(id);
         c.delete(w, topic)
             .map_err(|f| Refusal::new(f.status, f.message))?;
-        return Ok(Next::Await(Await {
-            ticket: w.ticket,
-            deadline: now + c.timeout(),
-            reply: Some(ReplyTo {
-                version: meta.version,
-                keep_alive: meta.keep_alive,
-                head_only: meta.head_only,
-            }),
-        }));
+        return Ok(await_reply(w.ticket, now + c.timeout(), meta));
     }
     let Some(deleted) = ctx.hub.delete(topic) else {
         return Err(Refusal::new(404, "no such topic"));
@@ -1336,7 +1387,8 @@ fn stream_request(
     let expires = expiry(ctx, claims.as_ref(), now);
     let cursors = cursors(ctx, &topics, multi, cursor_text.as_deref(), Cursor::Live)?;
     let linger = ctx.cfg.redis_linger;
-    if let Some(wait) = cluster_wait(ctx, id, &topics, linger, now)? {
+    let wanted: Vec<&Cursor> = cursors.iter().map(|(c, _)| c).collect();
+    if let Some(wait) = cluster_wait(ctx, id, &topics, &wanted, linger, now)? {
         return Ok(wait);
     }
     let mut starts = Vec::with_capacity(topics.len());
@@ -1462,7 +1514,8 @@ fn poll_request(
         },
     };
     let keep = ctx.cfg.redis_linger + timeout;
-    if let Some(wait) = cluster_wait(ctx, id, &topics, keep, now)? {
+    let wanted: Vec<&Cursor> = cursors.iter().map(|(c, _)| c).collect();
+    if let Some(wait) = cluster_wait(ctx, id, &topics, &wanted, keep, now)? {
         return Ok(wait);
     }
     let replays = poll_replays(ctx, &topics, &cursors, now)?;
@@ -1675,7 +1728,8 @@ fn messages_request(
     // No cursor: a short poll returns everything kept.
     let cursors = cursors(ctx, &topics, multi, text.as_deref(), Cursor::Earliest)?;
     let linger = ctx.cfg.redis_linger;
-    if let Some(wait) = cluster_wait(ctx, id, &topics, linger, now)? {
+    let wanted: Vec<&Cursor> = cursors.iter().map(|(c, _)| c).collect();
+    if let Some(wait) = cluster_wait(ctx, id, &topics, &wanted, linger, now)? {
         return Ok(wait);
     }
     let replays = poll_replays(ctx, &topics, &cursors, now)?;
@@ -1709,7 +1763,9 @@ fn ws_request(
     let expires = expiry(ctx, claims.as_ref(), now);
     if let Some(t) = &topic {
         let linger = ctx.cfg.redis_linger;
-        if let Some(wait) = cluster_wait(ctx, id, std::slice::from_ref(t), linger, now)? {
+        let cursor = hub::parse_cursor(query(req, "after")?.as_deref())?;
+        let one = std::slice::from_ref(t);
+        if let Some(wait) = cluster_wait(ctx, id, one, &[&cursor], linger, now)? {
             return Ok(wait);
         }
     }
@@ -1999,14 +2055,25 @@ fn cluster_mux_wait(
     frame: &[u8],
     now: Instant,
 ) -> Result<bool, u16> {
-    let (MuxOp::Subscribe { topic, .. }, Some(c)) = (&cmd.op, ctx.cluster.as_mut()) else {
+    let (MuxOp::Subscribe { topic, after }, Some(c)) = (&cmd.op, ctx.cluster.as_mut()) else {
         return Ok(false);
     };
     // A bad name is refused by the command itself.
     let Ok(topic) = TopicName::parse(topic) else {
         return Ok(false);
     };
+    let retried = ctx.sync_expired == Some(id);
     match c.sync(&topic, ctx.hub.last_id(&topic), ctx.cfg.redis_linger, now) {
+        // A cursor past the mirror: one fresh read of Redis first (see
+        // `cluster_wait`).
+        Sync::Live if !retried && c.is_up() => match (after, ctx.hub.last_id(&topic)) {
+            (Cursor::After(want), Some(have))
+                if want.epoch != have.epoch || want.seq > have.seq =>
+            {
+                Ok(c.refresh_mux(&topic, id, frame))
+            }
+            _ => Ok(false),
+        },
         Sync::Live => Ok(false),
         Sync::Down => Err(503),
         Sync::Pending if ctx.sync_expired == Some(id) => Err(503),

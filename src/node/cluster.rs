@@ -176,13 +176,10 @@ struct Listing {
 #[derive(Debug)]
 enum Call {
     ScriptLoad,
+    /// The message itself is not kept while Redis works on it (commands
+    /// in flight hold no payloads): on NOSCRIPT it is refused, not resent.
     Publish {
         from: PublishFrom,
-        topic: TopicName,
-        event: Option<EventName>,
-        kind: PayloadKind,
-        data: String,
-        retried: bool,
     },
     Follow {
         topic: TopicName,
@@ -211,6 +208,7 @@ enum Call {
     Scan {
         listing: u64,
         cursor: u64,
+        prefix: String,
     },
 }
 
@@ -234,6 +232,9 @@ struct Followed {
     generation: u64,
     /// A replay is in flight.
     outstanding: bool,
+    /// A refresh was asked while a replay was in flight (which may have
+    /// run before what the refresh is for): read once more after it.
+    again: bool,
     /// A replay is wanted but could not be sent (the link is down).
     unsent: bool,
     /// The first replay is done: the mirror serves requests.
@@ -292,6 +293,7 @@ impl Cluster {
         redis.limits.connect_timeout = cfg.redis_timeout;
         redis.limits.max_pending = cfg.redis_max_pending.max(1);
         let age_ms = u64::try_from(cfg.history_age.as_millis()).unwrap_or(u64::MAX);
+        let max_input = redis.limits.max_input_bytes;
         Ok(Cluster {
             conn: RedisConn::new(redis),
             link: Link::Down { retry_at: now },
@@ -313,8 +315,14 @@ impl Cluster {
                 max_age_ms: age_ms,
             },
             follow_limits: FollowLimits {
-                page: cfg.max_batch.clamp(1, 1000),
-                max_buffered: 10_000,
+                // A replay's reply must fit the connection's input limit
+                // (past it the connection fails, and would fail again on
+                // the same replay): as many of the largest messages as fit
+                // in half of it.
+                page: (max_input / 2 / cfg.max_message_bytes.max(1)).clamp(1, 1000),
+                // Live messages held while a replay is out; past it they are
+                // dropped and read again from the stream.
+                max_buffered: 1000,
             },
             meta_ttl_ms: age_ms.max(1000),
             timeout: cfg.redis_timeout,
@@ -365,15 +373,25 @@ impl Cluster {
         if self.link != Link::Up {
             return Err(Failure::unavailable("Redis is unavailable"));
         }
-        let call = Call::Publish {
-            from,
-            topic: topic.clone(),
-            event: event.cloned(),
-            kind,
-            data: data.to_string(),
-            retried: false,
-        };
-        self.send(call)
+        let ev = event.map(|e| e.as_str());
+        let cmd = broker::publish(
+            &self.publish_script,
+            topic,
+            ev,
+            broker_kind(kind),
+            data,
+            self.history,
+        );
+        match self.conn.command(&cmd.args()) {
+            Ok(id) => {
+                self.calls.insert(id, Call::Publish { from });
+                Ok(())
+            }
+            Err(e) => Err(Failure {
+                status: 503,
+                message: e.to_string(),
+            }),
+        }
     }
 
     /// Queues `DELETE /topics/{t}`'s script.
@@ -431,6 +449,7 @@ impl Cluster {
         self.send(Call::Scan {
             listing: n,
             cursor: 0,
+            prefix: prefix.to_string(),
         })?;
         self.listings.insert(
             n,
@@ -474,7 +493,13 @@ impl Cluster {
         }
         l.pages += 1;
         if cursor != 0 && l.pages < MAX_SCAN_PAGES && l.names.len() < MAX_LIST_NAMES {
-            if self.send(Call::Scan { listing: n, cursor }).is_err() {
+            let prefix = l.prefix.clone();
+            let call = Call::Scan {
+                listing: n,
+                cursor,
+                prefix,
+            };
+            if self.send(call).is_err() {
                 let l = self.listings.remove(&n).expect("checked");
                 let f = Failure::unavailable("too many Redis commands in flight");
                 self.outcomes.push(Outcome::Listed(l.waiter, Err(f)));
@@ -551,7 +576,7 @@ impl Cluster {
 
     fn command_of(&self, call: &Call) -> Option<broker::Command> {
         Some(match call {
-            Call::ScriptLoad => return None,
+            Call::ScriptLoad | Call::Publish { .. } => return None,
             Call::Presence {
                 topic,
                 counts,
@@ -567,23 +592,7 @@ impl Cluster {
             Call::Info { topic, retried, .. } => {
                 broker::topic_info(&self.info_script, topic, &self.node_name, *retried)
             }
-            Call::Scan { cursor, .. } => broker::scan_topics(*cursor, "", SCAN_COUNT),
-            Call::Publish {
-                topic,
-                event,
-                kind,
-                data,
-                retried,
-                ..
-            } => {
-                let ev = event.as_ref().map(|e| e.as_str());
-                let k = broker_kind(*kind);
-                if *retried {
-                    broker::publish_eval(&self.publish_script, topic, ev, k, data, self.history)
-                } else {
-                    broker::publish(&self.publish_script, topic, ev, k, data, self.history)
-                }
-            }
+            Call::Scan { cursor, prefix, .. } => broker::scan_topics(*cursor, prefix, SCAN_COUNT),
             Call::Follow {
                 topic,
                 after,
@@ -667,6 +676,7 @@ impl Cluster {
                 follower: TopicFollower::new(cursor, self.follow_limits),
                 generation: self.next_generation,
                 outstanding: false,
+                again: false,
                 unsent: false,
                 live: false,
                 keep_until: until,
@@ -679,6 +689,38 @@ impl Cluster {
             Some(f) if f.live => Sync::Live,
             _ => Sync::Pending,
         }
+    }
+
+    /// `waiter` tries again once `topic` has been read afresh from Redis
+    /// (a position check now), or Redis is down.
+    pub fn refresh(&mut self, topic: &TopicName, waiter: Waiter) {
+        let Some(f) = self.topics.get_mut(topic.as_str()) else {
+            return;
+        };
+        if f.outstanding {
+            f.again = true;
+        } else {
+            f.follower.handle_resubscribed();
+        }
+        f.waiters.push(waiter);
+        self.settle_topic(topic.as_str(), false);
+    }
+
+    /// [`Cluster::refresh`] for a `/ws` subscribe command; `false`: it
+    /// runs now (too many wait).
+    pub fn refresh_mux(&mut self, topic: &TopicName, conn: ConnId, frame: &[u8]) -> bool {
+        if !self.wait_mux(topic, conn, frame) {
+            return false;
+        }
+        if let Some(f) = self.topics.get_mut(topic.as_str()) {
+            if f.outstanding {
+                f.again = true;
+            } else {
+                f.follower.handle_resubscribed();
+            }
+        }
+        self.settle_topic(topic.as_str(), false);
+        true
     }
 
     /// `waiter` tries again when `topic` is live (or Redis is down).
@@ -791,7 +833,8 @@ impl Cluster {
                 }
             }
         }
-        if !f.live && !f.outstanding && !f.unsent {
+        if !f.outstanding && !f.unsent {
+            // In sync: first time, or after a refresh.
             f.live = true;
             let waiters = std::mem::take(&mut f.waiters);
             if !waiters.is_empty() {
@@ -1005,13 +1048,23 @@ impl Cluster {
         // After a restart or SCRIPT FLUSH Redis has forgotten the scripts:
         // the same call once more as EVAL, which caches it again.
         if broker::is_noscript(&value) {
+            if let Call::Publish { from } = call {
+                // The scripts are loaded on every connect, before any
+                // publish: only SCRIPT FLUSH gets here. Load it again; this
+                // one is refused (the payload was not kept to resend).
+                if let Ok(id) = self.conn.command(&self.publish_script.load().args()) {
+                    self.calls.insert(id, Call::ScriptLoad);
+                }
+                let f = Failure::unavailable("Redis lost the publish script; try again");
+                self.outcomes.push(Outcome::Published(from, Err(f)));
+                return;
+            }
             let retried = match &mut call {
-                Call::Publish { retried, .. }
-                | Call::Follow { retried, .. }
+                Call::Follow { retried, .. }
                 | Call::Delete { retried, .. }
                 | Call::Presence { retried, .. }
                 | Call::Info { retried, .. } => retried,
-                Call::ScriptLoad | Call::Scan { .. } => return,
+                Call::ScriptLoad | Call::Scan { .. } | Call::Publish { .. } => return,
             };
             if !*retried {
                 *retried = true;
@@ -1066,7 +1119,12 @@ impl Cluster {
                 }
                 f.outstanding = false;
                 match broker::parse_replay(&value) {
-                    Ok(replay) => f.follower.handle_replay(replay),
+                    Ok(replay) => {
+                        f.follower.handle_replay(replay);
+                        if std::mem::take(&mut f.again) {
+                            f.follower.handle_resubscribed();
+                        }
+                    }
                     Err(e) => {
                         // Asked again at the next check, not at once: a
                         // Redis that answers nonsense would be asked in a
@@ -1936,5 +1994,118 @@ mod tests {
             "DELETE /topics/zz HTTP/1.1\r\nHost: t\r\n\r\n",
         );
         assert!(h.take_text(c).starts_with("HTTP/1.1 404"));
+    }
+
+    #[test]
+    fn a_cursor_just_issued_by_another_node_is_not_a_gap() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/a/sse"));
+        // Another node published; its pub/sub message is still on the way
+        // when a client arrives here with the id it was given.
+        let id = redis.publish_elsewhere("a", "m1");
+        let c = h.connect();
+        h.send(c, get(&format!("/topics/a/messages?after={id}")).as_bytes());
+        assert_eq!(h.text(c), "", "waits for a fresh look at Redis");
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        assert!(text.contains("\"messages\":[]"), "{text}");
+        assert!(text.contains("\"gap\":false"), "{text}");
+        assert_eq!(sse_events(&h.text(sub)).len(), 1);
+        // A cursor of a history Redis never had is still a gap.
+        let c = request(&mut h, &mut redis, &get("/topics/a/messages?after=5-5"));
+        let text = h.take_text(c);
+        assert!(text.contains("\"gap\":true"), "{text}");
+        assert!(text.contains("m1"), "{text}");
+    }
+
+    fn ws_text(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::wire::ws_frame::write_masked_frame(
+            &mut out,
+            true,
+            crate::wire::ws_frame::Opcode::Text,
+            text.as_bytes(),
+            [1, 2, 3, 4],
+        );
+        out
+    }
+
+    #[test]
+    fn a_ws_subscribe_waits_for_its_topic_and_a_ws_publish_is_acked_with_redis_id() {
+        let (mut h, mut redis) = start();
+        let old = redis.publish_elsewhere("m", "kept");
+        let ws = request(
+            &mut h,
+            &mut redis,
+            "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        assert!(h.take_text(ws).starts_with("HTTP/1.1 101 "));
+        // Redis is slow: the subscribe's ack waits for the topic's sync,
+        // then names Redis's last id, and the replay follows.
+        redis.mute = true;
+        h.send(
+            ws,
+            &ws_text(r#"{"type":"subscribe","topic":"m","after":"earliest","ref":1}"#),
+        );
+        redis.serve(&mut h);
+        assert_eq!(h.text(ws), "");
+        redis.mute = false;
+        redis.serve(&mut h);
+        let text = h.take_text(ws);
+        assert!(text.contains(&format!("\"last_id\":\"{old}\"")), "{text}");
+        assert!(text.contains("kept"), "{text}");
+        // A publish is acked with the id Redis gave, and comes back.
+        h.send(
+            ws,
+            &ws_text(r#"{"type":"publish","topic":"m","data":"new","ref":2}"#),
+        );
+        redis.serve(&mut h);
+        let text = h.take_text(ws);
+        let new = MessageId {
+            epoch: old.epoch,
+            seq: 2,
+        };
+        assert!(
+            text.contains(&format!("\"ref\":2,\"id\":\"{new}\"")),
+            "{text}"
+        );
+        assert!(text.contains("\"data\":\"new\""), "{text}");
+        // Redis down: a publish is refused at once, with its ref.
+        redis.restart_empty(&mut h);
+        redis.up = false;
+        h.send(
+            ws,
+            &ws_text(r#"{"type":"publish","topic":"m","data":"x","ref":3}"#),
+        );
+        let text = h.take_text(ws);
+        assert!(text.contains("\"status\":503"), "{text}");
+    }
+
+    #[test]
+    fn a_topic_is_followed_while_subscribed_plus_its_linger_then_read_on_from_the_mirror() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/l/sse"));
+        redis.publish_elsewhere("l", "m1");
+        redis.serve(&mut h);
+        assert!(redis.subscribed.contains(b"pushwire:{l}:live".as_slice()));
+        // The subscriber leaves; the topic is kept for the linger (30 s).
+        h.eof(sub);
+        pass(&mut h, &mut redis, Duration::from_secs(20));
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 1);
+        pass(&mut h, &mut redis, Duration::from_secs(20));
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 0);
+        assert!(redis.subscribed.is_empty(), "its channel is unsubscribed");
+        // Published meanwhile: a new subscriber here gets it from the
+        // stream, read on after what the mirror already has.
+        let m2 = redis.publish_elsewhere("l", "m2");
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get("/topics/l/messages?after=earliest"),
+        );
+        let text = h.take_text(c);
+        assert!(text.contains("m1") && text.contains("m2"), "{text}");
+        assert!(text.contains(&format!("\"last_id\":\"{m2}\"")), "{text}");
+        assert!(text.contains("\"gap\":false"), "{text}");
     }
 }

@@ -314,6 +314,9 @@ pub struct Awaiting {
     /// again when its topics are in sync. `Some`: it was consumed and its
     /// answer is written when Redis replies.
     pub reply: Option<ReplyTo>,
+    /// The wait was for a fresh look at Redis (a cursor ahead of the
+    /// mirror): read again, the request does not ask for another.
+    pub refresh: bool,
 }
 
 /// How to answer a consumed request later.

@@ -180,6 +180,9 @@ pub(crate) struct Ctx {
     /// A connection whose wait for Redis ran out, while its request is
     /// read again: that request is answered 503 instead of waiting again.
     sync_expired: Option<ConnId>,
+    /// A connection whose request is read again after its topics were
+    /// looked at afresh in Redis: it is answered from the mirror now.
+    sync_refreshed: Option<ConnId>,
 }
 
 impl Ctx {
@@ -214,9 +217,12 @@ impl Node {
                 }
             }
         });
+        let mut hub = Hub::new(HubLimits::from_config(&cfg), epoch_base);
+        // On Redis the hub is a mirror: nothing may number a message here.
+        hub.set_mirror(cluster.is_some());
         Node {
             ctx: Ctx {
-                hub: Hub::new(HubLimits::from_config(&cfg), epoch_base),
+                hub,
                 parking: Parking::new(cfg.max_parked_polls),
                 http_limits: HttpLimits::from_config(&cfg),
                 date: http_date(0),
@@ -248,6 +254,7 @@ impl Node {
                     .map(crate::wire::jws::Verifier::new),
                 cluster,
                 sync_expired: None,
+                sync_refreshed: None,
                 cfg,
             },
             conns: Vec::new(),
@@ -351,6 +358,11 @@ impl Node {
         }
         self.settle(id, now);
         self.run_pending(now);
+        if self.ctx.cluster.is_some() {
+            // A request may have been answered by the engine at once (a
+            // refresh with nothing to ask).
+            self.apply_cluster(now);
+        }
     }
 
     /// The peer closed its sending side of `id`.

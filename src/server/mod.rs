@@ -528,9 +528,14 @@ impl Server {
     /// never stalls the loop).
     fn connect_upstream(&mut self, addr: &str) -> io::Result<Upstream> {
         use std::net::ToSocketAddrs;
-        let target = addr
-            .to_socket_addrs()?
-            .next()
+        // `localhost` resolves to ::1 first on many systems, while Redis
+        // listens on 127.0.0.1 by default: IPv4 first.
+        let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+        let target = addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
         let mut stream = TcpStream::connect(target)?;
         let _ = stream.set_nodelay(true);
