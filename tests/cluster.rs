@@ -737,6 +737,68 @@ fn subscriber_connections_cut_by_redis_lose_nothing_and_report_no_gap() {
     assert_eq!(got, sent, "WebSocket");
 }
 
+#[test]
+fn a_stalled_redis_gives_503_within_the_timeout_and_no_hole_in_the_sequence() {
+    let flags = [NODE_FLAGS, &["--redis-timeout", REDIS_TIMEOUT_MS]].concat();
+    let Some(c) = Cluster::start(2, &flags) else {
+        return;
+    };
+    let (a, b) = (c.addr(0), c.addr(1));
+    let start = publish_on(a, "stall", "start");
+    let mut sse = RawSse::open(b, "/topics/stall/sse", &[("Last-Event-ID", &start)]);
+    let probe = publish_on(a, "stall", "probe");
+    assert_eq!(sse.next_event().last_event_id, probe);
+
+    // Redis stops answering writes (it accepts the command and holds it)
+    // for longer than the nodes' timeout.
+    assert_eq!(
+        c.redis.command(&["CLIENT", "PAUSE", "2500", "WRITE"]),
+        "+OK"
+    );
+    let t = Instant::now();
+    let (status, body) = call(a, "POST", "/topics/stall", b"during");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        t.elapsed() < UNAVAILABLE_WITHIN,
+        "503 took {:?}",
+        t.elapsed()
+    );
+    assert!(sse.next_event_within(Duration::from_secs(2)).is_none());
+    assert!(!sse.closed, "the stream stays open");
+
+    // Once Redis answers again, publishing goes on; whatever happened to
+    // the publish that timed out, the history and the live stream agree
+    // on it, with no hole and no gap.
+    let until = Instant::now() + PATIENCE;
+    let after = loop {
+        let (status, body) = call(a, "POST", "/topics/stall", b"after");
+        if status == 200 {
+            break parse_json(&body).str_field("id").to_string();
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < until, "Redis never answered again");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut live = Vec::new();
+    while live.last() != Some(&after) {
+        let e = sse.next_event_within(PATIENCE).expect("live event");
+        assert_ne!(e.event_type, "gap", "{e:?}");
+        live.push(e.last_event_id);
+    }
+    let first = split_id(&probe).1 + 1;
+    let seqs: Vec<u64> = live.iter().map(|id| split_id(id).1).collect();
+    assert_eq!(
+        seqs,
+        (first..first + seqs.len() as u64).collect::<Vec<_>>(),
+        "no hole: {live:?}"
+    );
+    for addr in [a, b] {
+        let history = http(addr).batch(&format!("/topics/stall/messages?after={probe}"));
+        assert!(!history.gap, "{history:?}");
+        assert_eq!(ids(&history), live, "history on {addr} = what was live");
+    }
+}
+
 // ---- 5. topic management across the cluster ---------------------------------------
 
 fn subscribers_total(addr: SocketAddr, topic: &str) -> f64 {
