@@ -11,6 +11,8 @@
 //! - Redis restarted empty: 503 while it is down, streams stay open, and
 //!   old cursors get a gap afterwards — never silent loss, never a replay
 //!   of the lost history;
+//! - Redis cutting a node's connection, or stalling past the timeout:
+//!   nothing lost, no hole, no gap;
 //! - topic listing, deletion and presence across nodes.
 //!
 //! Each test starts its own Redis and nodes and kills them by PID; every
@@ -33,7 +35,7 @@ use nodes::{Cluster, RoundRobinProxy};
 /// that a test can see a stream stay open while Redis is away.
 const NODE_FLAGS: &[&str] = &["--heartbeat-interval", "1"];
 
-/// The Redis timeout (`--redis-timeout`, ms) of the Redis-restart test,
+/// The Redis timeout (`--redis-timeout`, ms) of the outage tests,
 /// and how long a publish may take to answer 503 once Redis is gone: that
 /// timeout plus scheduling slack on a loaded machine.
 const REDIS_TIMEOUT_MS: &str = "1000";
@@ -666,7 +668,7 @@ fn redis_restarted_empty_gives_503_meanwhile_then_a_gap_not_loss_nor_stale_repla
     }
 }
 
-// ---- 4b. a node's Redis connection cut, data kept ---------------------------------
+// ---- 4b. Redis cuts or stalls a node's connection, data kept -----------------------
 
 #[test]
 fn subscriber_connections_cut_by_redis_lose_nothing_and_report_no_gap() {
