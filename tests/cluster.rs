@@ -372,6 +372,52 @@ fn ws_follower(first: WsClient) -> Follower {
     })
 }
 
+/// The multiplexed WebSocket: `/ws`, then a subscribe command with the
+/// cursor, again after every reconnect.
+fn mws_follower(first: WsClient) -> Follower {
+    Box::new(move |proxy, mut cursor, last| {
+        let deadline = Instant::now() + PATIENCE;
+        let mut log = Log::default();
+        let subscribe = |w: &mut WsClient, cursor: &str| {
+            w.send_text(&format!(
+                r#"{{"type":"subscribe","topic":"rr","after":"{cursor}"}}"#
+            ))
+        };
+        let mut ws = Some(first);
+        subscribe(ws.as_mut().unwrap(), &cursor).expect("subscribe");
+        while !log.done(&last) && Instant::now() < deadline {
+            let Some(w) = ws.as_mut() else {
+                std::thread::sleep(Duration::from_millis(50));
+                ws = WsClient::connect_timeout(proxy, "/ws", Some(Duration::from_secs(2)))
+                    .ok()
+                    .and_then(|mut w| subscribe(&mut w, &cursor).ok().map(|_| w));
+                continue;
+            };
+            match w.recv() {
+                Ok(WsMessage::Text(t)) => {
+                    let v = parse_json(&t);
+                    if v.get("type").is_some() {
+                        assert_eq!(v.str_field("type"), "ack", "{t}");
+                    } else if v.get("gap").is_some() {
+                        log.gaps += 1;
+                    } else {
+                        assert_eq!(v.str_field("topic"), "rr");
+                        cursor = v.str_field("id").to_string();
+                        log.got
+                            .push((cursor.clone(), v.str_field("data").to_string()));
+                    }
+                }
+                Err(e) if e.is_timeout() => {}
+                Ok(_) | Err(_) => {
+                    log.reconnects += 1;
+                    ws = None;
+                }
+            }
+        }
+        log
+    })
+}
+
 /// Long poll (`long: true`) or short poll, one request per connection
 /// (`Connection: close`), so that each lands on the next node in turn.
 fn poll_follower(long: bool) -> Follower {
@@ -414,8 +460,8 @@ fn behind_a_round_robin_proxy_every_client_gets_every_message_once_even_when_a_n
     let start = publish_on(publisher, "rr", "start");
 
     // The streaming clients connect one after another, so the proxy puts
-    // one SSE and one WebSocket client on each node, the one to be
-    // killed included.
+    // one SSE, one topic WebSocket and one /ws client on each node, the
+    // one to be killed included.
     let mut followers: Vec<(&str, Follower)> = Vec::new();
     for _ in 0..3 {
         let mut s = SseClient::connect(proxy.addr, "rr", Some(&start)).expect("SSE via proxy");
@@ -428,7 +474,12 @@ fn behind_a_round_robin_proxy_every_client_gets_every_message_once_even_when_a_n
             .expect("WebSocket via proxy");
         followers.push(("ws", ws_follower(w)));
     }
-    assert_eq!(proxy.spread(), [2, 2, 2], "one of each kind per node");
+    for _ in 0..3 {
+        let w = WsClient::connect_timeout(proxy.addr, "/ws", Some(Duration::from_secs(2)))
+            .expect("/ws via proxy");
+        followers.push(("/ws", mws_follower(w)));
+    }
+    assert_eq!(proxy.spread(), [3, 3, 3], "one of each kind per node");
     followers.push(("long poll", poll_follower(true)));
     followers.push(("long poll", poll_follower(true)));
     followers.push(("short poll", poll_follower(false)));
@@ -483,6 +534,7 @@ fn behind_a_round_robin_proxy_every_client_gets_every_message_once_even_when_a_n
     // The streams on the killed node did end and resume elsewhere.
     assert!(reconnects["sse"] >= 1, "{reconnects:?}");
     assert!(reconnects["ws"] >= 1, "{reconnects:?}");
+    assert!(reconnects["/ws"] >= 1, "{reconnects:?}");
 }
 
 // ---- 4. Redis restarted empty ------------------------------------------------------
