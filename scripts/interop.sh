@@ -15,6 +15,9 @@
 #                  so, by a build that does not serve /socket.io/)
 #   python (tests/interop/test_websockets.py)
 #     websockets   /echo and a topic WebSocket, compressed and not
+#   python (tests/interop/test_tls.py, its own TLS server and test CA)
+#     ssl          HTTPS with ALPN, TLS 1.2, SSE over TLS, WSS, plaintext
+#                  on the TLS port
 #
 #   scripts/interop.sh
 #
@@ -84,6 +87,9 @@ step "node --test (ws, eventsource, fetch, socket.io-client)"
 
 step "python websockets"
 (cd "$DIR" && timeout 60 "$VENV/bin/python" test_websockets.py) || failed=1
+
+step "python ssl (TLS)"
+(cd "$DIR" && PUSHWIRE_BIN="$TARGET_DIR/release/pushwire" timeout 60 "$VENV/bin/python" test_tls.py) || failed=1
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "pushwire died during the tests:" >&2; tail -n 40 "$WORK/server.log" >&2

@@ -493,8 +493,9 @@ impl SioGlue {
 // ---- requests on the Engine.IO paths ---------------------------------------
 
 /// The token a handshake request carries, for a CONNECT that brings none.
-fn remember_token(ctx: &mut Ctx, sid: Sid, req: &Request) {
-    if ctx.verifier.is_none() {
+fn remember_token(ctx: &mut Ctx, engine: EngineKind, sid: Sid, req: &Request) {
+    // Only Socket.IO's CONNECT reads it (and only its closes forget it).
+    if ctx.verifier.is_none() || engine != EngineKind::SocketIo {
         return;
     }
     if let Some(token) = app::sio_request_token(req) {
@@ -541,7 +542,7 @@ pub(crate) fn http_request(
             body,
         } => app::sio_respond(ctx, out, version, keep_alive, status, content_type, &body),
         HttpAnswer::Opened { sid, body } => {
-            remember_token(ctx, sid, req);
+            remember_token(ctx, engine, sid, req);
             app::sio_respond(ctx, out, version, keep_alive, 200, POLL_CONTENT_TYPE, &body)
         }
         HttpAnswer::Park(sid) => {
@@ -624,7 +625,7 @@ fn ws_request(
         }
     };
     if fresh {
-        remember_token(ctx, sid, req);
+        remember_token(ctx, engine, sid, req);
     }
     let mut head = Vec::new();
     ws_handshake::write_accept(&mut head, &accept);
@@ -694,6 +695,15 @@ pub(super) fn answer_poll(
         body,
     );
     conn.idle_since = now;
+    // The access log's line for the poll, now that it is answered.
+    if let Some((since, entry, kind)) = conn.log.as_mut().and_then(|l| l.open_entry.take()) {
+        let took = now.saturating_duration_since(since).as_secs_f64();
+        let (status, bytes) = ctx.last_reply;
+        ctx.log.push(format!(
+            "{} {entry} {status} {bytes} {took:.3}s {kind}",
+            ctx.date_secs
+        ));
+    }
     if let Next::Close = next {
         step(ctx, id, conn, Event::AnsweredLast, now, close_state);
         return;
@@ -705,7 +715,8 @@ pub(super) fn answer_poll(
     if !conn.inbuf.is_empty() {
         let mut input = std::mem::take(&mut conn.inbuf);
         let used = super::feed(ctx, id, conn, &mut input, now);
-        input.drain(..used.min(input.len()));
+        let used = used.min(input.len());
+        input.drain(..used);
         if super::keeps_input(conn) && !input.is_empty() {
             conn.inbuf = input;
         }
