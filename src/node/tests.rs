@@ -385,7 +385,9 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     );
     assert!(h.take_text(c).starts_with("HTTP/1.1 101 "));
     // Two masked text frames in one read (RFC 6455 §5.7: "Hello").
-    let frame = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    let frame = [
+        0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+    ];
     let mut input = [frame, frame].concat();
     // The socket takes 4 bytes, then is full.
     let mut sock = super::outq::FakeSocket {
