@@ -266,6 +266,12 @@ pub struct Config {
     /// Most Redis commands in flight. At the limit a publish is answered
     /// 503 at once: nothing waits in an unbounded queue.
     pub redis_max_pending: usize,
+    /// Connection state recovery on namespace `/`: the CONNECT reply
+    /// carries a `pid`, every event carries the socket's combined cursor
+    /// as its last argument, and a client that reconnects with them
+    /// (socket.io-client does by itself) resumes every topic where it
+    /// stood, from the history.
+    pub sio_recovery: bool,
 }
 
 impl Default for Config {
@@ -344,6 +350,7 @@ impl Default for Config {
             redis_linger: Duration::from_secs(30),
             redis_check_interval: Duration::from_secs(5),
             redis_max_pending: 10_000,
+            sio_recovery: false,
         }
     }
 }

@@ -652,6 +652,10 @@ fn usage() -> String {
             "--reuse-port",
             "SO_REUSEPORT: several processes share one port (one per core)",
         ),
+        (
+            "--sio-recovery",
+            "Socket.IO connection state recovery on /: events carry a combined cursor as offset; a reconnecting client resumes its topics",
+        ),
     ];
     let lefts: Vec<String> = FLAGS
         .iter()
@@ -714,6 +718,7 @@ fn parse(args: &[String]) -> Result<Cli, String> {
             "reuse-port" => cfg.reuse_port = true,
             "access-log" => cfg.access_log = true,
             "trust-proxy" => cfg.trust_proxy = true,
+            "sio-recovery" => cfg.sio_recovery = true,
             _ => {
                 let flag = FLAGS
                     .iter()

@@ -382,3 +382,52 @@ fn a_token_that_expires_ends_the_socket() {
     // DISCONNECT for `/` when `exp` passes (within its second).
     assert_eq!(text(&mut w), "41");
 }
+
+#[test]
+fn with_recovery_a_reconnecting_socket_resumes_its_topics_from_its_offset() {
+    let server = TestServer::start(Config {
+        sio_recovery: true,
+        ..config()
+    });
+    let mut w = ws(&server, "/socket.io/?EIO=4&transport=websocket");
+    text(&mut w);
+    w.send_text("40").unwrap();
+    let reply = parse_json(&text(&mut w)[2..]);
+    let pid = reply
+        .get("pid")
+        .and_then(|v| v.as_str())
+        .unwrap()
+        .to_string();
+    w.send_text(r#"421["subscribe","r"]"#).unwrap();
+    text(&mut w);
+    let first = publish(&server, "r", None, "one");
+    let event = text(&mut w);
+    assert_eq!(
+        event,
+        format!(r#"42["message","one",{{"topic":"r","id":"{first}"}},"r={first}"]"#)
+    );
+    drop(w);
+    // The broken connection's socket leaves the topic.
+    wait_for("the socket to leave", Duration::from_secs(5), || {
+        get(&server, "/topics/r").text().contains(r#""socketio":0"#)
+    });
+    // Published while the socket is away.
+    let second = publish(&server, "r", None, "two");
+    let mut w = ws(&server, "/socket.io/?EIO=4&transport=websocket");
+    text(&mut w);
+    w.send_text(&format!(r#"40{{"pid":"{pid}","offset":"r={first}"}}"#))
+        .unwrap();
+    let reply = parse_json(&text(&mut w)[2..]);
+    assert_eq!(
+        reply.get("pid").and_then(|v| v.as_str()),
+        Some(pid.as_str())
+    );
+    assert_eq!(
+        text(&mut w),
+        format!(r#"42["message","two",{{"topic":"r","id":"{second}"}},"r={second}"]"#)
+    );
+    // And it is subscribed again: live messages follow.
+    let third = publish(&server, "r", None, "three");
+    assert!(text(&mut w).contains(&format!(r#""r={third}"]"#)));
+    assert!(get(&server, "/topics/r").text().contains(r#""socketio":1"#));
+}

@@ -811,9 +811,10 @@ impl Node {
                     }
                 }
                 if !sio_subs.is_empty() {
-                    let n = sio::deliver(&mut self.ctx, &sio_subs, &msg);
-                    self.ctx.stats.deliveries += n;
-                    delivered |= n > 0;
+                    let done = sio::deliver(&mut self.ctx, &mut self.conns, &sio_subs, &msg);
+                    self.ctx.stats.deliveries += done.count;
+                    delivered |= done.count > 0;
+                    cut.extend(done.too_slow);
                 }
                 if delivered {
                     self.ctx

@@ -48,8 +48,8 @@ use base64::Engine as _;
 use crate::client::json::Value;
 use crate::hub::{self, Cursor, EventName, Message, PayloadKind, ReplayLimit, Transport};
 use crate::proto::engineio::{
-    random_sid, EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, SidSource, Transmit,
-    ERROR_CONTENT_TYPE, POLL_CONTENT_TYPE,
+    EioConfig, EioEvent, HttpAnswer, SessionError, Sessions, Sid, SidSource, Transmit,
+    Transport as EioTransport, ERROR_CONTENT_TYPE, POLL_CONTENT_TYPE,
 };
 use crate::proto::http::Request;
 use crate::proto::socketio::{
@@ -106,6 +106,8 @@ pub(crate) struct SioGlue {
     deadline: Option<Instant>,
     /// A session was touched since `deadline` was computed.
     dirty: bool,
+    /// Connection state recovery on namespace `/` (`--sio-recovery`).
+    recovery: bool,
 }
 
 /// A namespace `/` socket.
@@ -134,6 +136,8 @@ enum HubCall {
     Connect {
         addr: SioAddr,
         claims: Option<Claims>,
+        /// The offset a recovering client presented.
+        resume: Option<String>,
     },
     Event {
         addr: SioAddr,
@@ -168,7 +172,7 @@ fn sid_source() -> SidSource {
     }
     #[cfg(not(fuzzing))]
     {
-        Box::new(random_sid)
+        Box::new(crate::proto::engineio::random_sid)
     }
 }
 
@@ -198,6 +202,9 @@ fn error_ack(status: u16, message: &str) -> Value {
 /// hub (DESIGN "Socket.IO").
 struct HubNamespace {
     inbox: Arc<Mutex<Inbox>>,
+    /// Connection state recovery (see [`with_offset`]).
+    recovery: bool,
+    new_pid: SidSource,
 }
 
 impl Namespace for HubNamespace {
@@ -223,9 +230,30 @@ impl Namespace for HubNamespace {
                 }
             }
         };
+        // Recovery: the client presents the pid of its CONNECT reply and
+        // the offset of the last event it got. The offset is a combined
+        // cursor, which holds all there is to resume; keeping the pid says
+        // "recovered" to the client.
+        let mut resume = None;
+        if self.recovery {
+            let pid = auth.get("pid").and_then(Value::as_str).and_then(Sid::parse);
+            let offset = auth.get("offset").and_then(Value::as_str);
+            match (pid, offset) {
+                (Some(pid), Some(offset)) => {
+                    resume = Some(offset.to_string());
+                    socket.set_pid(pid);
+                }
+                _ => {
+                    if let Ok(pid) = (self.new_pid)() {
+                        socket.set_pid(pid);
+                    }
+                }
+            }
+        }
         inbox.calls.push(HubCall::Connect {
             addr: socket.addr().clone(),
             claims,
+            resume,
         });
         Ok(())
     }
@@ -277,6 +305,8 @@ impl SioGlue {
             "/",
             Box::new(HubNamespace {
                 inbox: Arc::clone(&inbox),
+                recovery: cfg.sio_recovery,
+                new_pid: sid_source(),
             }),
         );
         SioGlue {
@@ -293,6 +323,7 @@ impl SioGlue {
             by_sid: HashMap::new(),
             deadline: None,
             dirty: false,
+            recovery: cfg.sio_recovery,
         }
     }
 
@@ -734,19 +765,110 @@ pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
     })
 }
 
-/// Live delivery to Socket.IO subscribers of `msg` (the fan-out's part
-/// for them); returns how many got it.
-pub(super) fn deliver(ctx: &mut Ctx, subs: &[usize], msg: &Message) -> u64 {
+/// Connection state recovery on namespace `/`: an event's last argument
+/// is the socket's combined cursor after it (`A=ID,B=ID`, the grammar of
+/// `wire::cursor`), which socket.io-client keeps as its `offset` and
+/// presents on reconnect; the server resumes every topic named there.
+/// The cursor needs no escaping: topic names and ids are JSON-safe.
+fn with_offset(text: &str, subs: &Subs) -> String {
+    let body = text.strip_suffix(']').unwrap_or(text);
+    let mut out = Vec::with_capacity(text.len() + subs.cursor_len() + 4);
+    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(b",\"");
+    subs.write_cursor(&mut out);
+    out.extend_from_slice(b"\"]");
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A message's WebSocket frames for Socket.IO sockets, each built on
+/// first need and shared by every socket that takes it: plain, and
+/// compressed once for sockets that negotiated permessage-deflate with
+/// our window (every answer declares `server_no_context_takeover`, so
+/// one compressed frame serves them all, RFC 7692 §7.2.1).
+#[derive(Default)]
+struct SharedFrames {
+    plain: Option<Arc<[u8]>>,
+    deflated: Option<Arc<[u8]>>,
+}
+
+impl SharedFrames {
+    /// The Engine.IO message `4<packet>` as a frame for `ws`, or `None`
+    /// when the session must write it itself (a deflate window other
+    /// than ours).
+    fn frame(&mut self, cfg: &Config, ws: &WsSession, text: &str) -> Option<Arc<[u8]>> {
+        let len = text.len() + 1;
+        match ws.deflate() {
+            Some(d) if len >= d.threshold as usize => {
+                if d.params.server_max_window_bits < cfg.ws_deflate_server_window_bits {
+                    return None;
+                }
+                let frame = self.deflated.get_or_insert_with(|| {
+                    crate::proto::ws_deflate::compress_message(
+                        &[b"4", text.as_bytes()],
+                        crate::wire::ws_frame::Opcode::Text,
+                        cfg.ws_deflate_level.min(9),
+                        cfg.ws_deflate_server_window_bits,
+                    )
+                    .into()
+                });
+                Some(Arc::clone(frame))
+            }
+            _ => {
+                let frame = self.plain.get_or_insert_with(|| {
+                    let mut payload = Vec::with_capacity(len);
+                    payload.push(b'4');
+                    payload.extend_from_slice(text.as_bytes());
+                    let mut frame = Vec::with_capacity(len + 10);
+                    crate::proto::ws::write_message(&mut frame, MessageKind::Text, &payload);
+                    frame.into()
+                });
+                Some(Arc::clone(frame))
+            }
+        }
+    }
+}
+
+/// What a fan-out did for Socket.IO sockets.
+#[derive(Default)]
+pub(super) struct Delivered {
+    pub(super) count: u64,
+    /// WebSocket connections whose queue was already over its cap.
+    pub(super) too_slow: Vec<ConnId>,
+}
+
+/// Live delivery of `msg` to its Socket.IO subscribers (the fan-out's
+/// part for them). A socket whose session is on WebSocket with nothing
+/// waiting gets the shared frame on its connection's queue directly;
+/// any other (polling, upgrading, binary) goes through its session.
+pub(super) fn deliver(
+    ctx: &mut Ctx,
+    conns: &mut [Option<Box<super::Conn>>],
+    subs: &[usize],
+    msg: &Message,
+) -> Delivered {
+    let mut done = Delivered::default();
     let Some(encoded) = encode_message(msg) else {
-        return 0;
+        return done;
     };
-    let mut n = 0;
+    let mut frames = SharedFrames::default();
+    // With recovery, a one-topic socket's offset is `topic=id`: the same
+    // for every such socket, so its text (and frame) is shared too.
+    let single = ctx.sio.recovery.then(|| {
+        let mut one = Subs::default();
+        let mut sub = new_sub(&msg.topic, msg.id);
+        sub.catching_up = false;
+        one.insert(sub);
+        with_offset(&encoded.text, &one)
+    });
+    let Ctx {
+        sio, cfg, ready, ..
+    } = ctx;
     for &number in subs {
         let (sock, slot) = (
             (number - SIO_SUBS) / MAX_SUBS,
             (number - SIO_SUBS) % MAX_SUBS,
         );
-        let Some(Some(s)) = ctx.sio.socks.get_mut(sock) else {
+        let Some(Some(s)) = sio.socks.get_mut(sock) else {
             continue;
         };
         let Some(sub) = s.subs.get_mut(slot) else {
@@ -757,16 +879,53 @@ pub(super) fn deliver(ctx: &mut Ctx, subs: &[usize], msg: &Message) -> u64 {
             continue;
         }
         sub.cursor = msg.id;
-        if ctx
-            .sio
-            .server
-            .send_encoded(&s.addr, &encoded.text, &encoded.attachments)
-        {
-            n += 1;
+        let sid = s.addr.eio;
+        // A socket of several topics has an offset of its own.
+        let mut own = match &single {
+            Some(_) if s.subs.len() != 1 => {
+                Some((with_offset(&encoded.text, &s.subs), SharedFrames::default()))
+            }
+            _ => None,
+        };
+        let (text, frames): (&str, &mut SharedFrames) = match &mut own {
+            Some((t, f)) => (t.as_str(), f),
+            None => (single.as_deref().unwrap_or(&encoded.text), &mut frames),
+        };
+        let direct = encoded.attachments.is_empty()
+            && sio.server.is_connected(&s.addr)
+            && sio.server.engine().get(sid).is_some_and(|e| {
+                e.is_open() && e.transport() == EioTransport::WebSocket && !e.has_pending()
+            });
+        let conn_id = sio.sockets.get(&sid).copied();
+        if let (true, Some(id)) = (direct, conn_id) {
+            let Some(conn) = conns.get_mut(id).and_then(Option::as_deref_mut) else {
+                continue;
+            };
+            let State::WebSocket(ws) = &conn.state else {
+                continue;
+            };
+            if let Some(frame) = frames.frame(cfg, &ws.session, text) {
+                // DESIGN "Limits": only a queue that already holds more
+                // than its cap is a slow reader.
+                if conn.out.len() > cfg.subscriber_queue_bytes {
+                    done.too_slow.push(id);
+                    continue;
+                }
+                conn.out.push_shared(&frame);
+                if !conn.ready {
+                    conn.ready = true;
+                    ready.push(id);
+                }
+                done.count += 1;
+                continue;
+            }
+        }
+        if sio.server.send_encoded(&s.addr, text, &encoded.attachments) {
+            done.count += 1;
+            sio.dirty = true;
         }
     }
-    ctx.sio.dirty |= n > 0;
-    n
+    done
 }
 
 /// Carries out what namespace `/` recorded; `true` if there was anything.
@@ -778,7 +937,11 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
     ctx.sio.dirty = true;
     for call in calls {
         match call {
-            HubCall::Connect { addr, claims } => {
+            HubCall::Connect {
+                addr,
+                claims,
+                resume,
+            } => {
                 let expires = claims
                     .as_ref()
                     .and_then(Claims::expires_at)
@@ -800,6 +963,9 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                     }
                 };
                 ctx.sio.by_sid.insert(addr.eio, n);
+                if let Some(offset) = resume {
+                    resume_topics(ctx, n, &offset, now);
+                }
             }
             HubCall::Disconnect { addr } => {
                 let Some(n) = ctx.sio.by_sid.remove(&addr.eio) else {
@@ -863,6 +1029,20 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
         .and_then(|o| o.get("after"))
         .and_then(Value::as_str);
     let cursor = hub::parse_cursor(after).map_err(|e| (e.status(), e.to_string()))?;
+    join(ctx, n, &topic, &cursor, after.unwrap_or(""), now)
+}
+
+/// Joins `topic` at `cursor` (`text` as the client wrote it), replays
+/// what follows, and answers with the ack's `{"last_id","gap"}`.
+fn join(
+    ctx: &mut Ctx,
+    n: usize,
+    topic: &TopicName,
+    cursor: &Cursor,
+    text: &str,
+    now: Instant,
+) -> Reply {
+    let topic = topic.clone();
     let max = ctx.cfg.max_topics_per_connection.clamp(1, MAX_SUBS);
     let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
         return Err((410, "gone".into()));
@@ -886,8 +1066,8 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
         return Err((400, format!("more than {max} topics on one connection")));
     }
     let addr = sock.addr.clone();
-    let start = start_position(ctx, &topic, &cursor, after.unwrap_or(""), now)
-        .map_err(|e| (e.status(), e.to_string()))?;
+    let start =
+        start_position(ctx, &topic, cursor, text, now).map_err(|e| (e.status(), e.to_string()))?;
     let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
         return Err((410, "gone".into()));
     };
@@ -922,15 +1102,20 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
             break;
         }
         for m in &replay.messages {
-            if let Some(e) = encode_message(m) {
-                ctx.sio.server.send_encoded(&addr, &e.text, &e.attachments);
-            }
             position = m.id;
-        }
-    }
-    if let Some(Some(sock)) = ctx.sio.socks.get_mut(n) {
-        if let Some(sub) = sock.subs.get_mut(slot) {
-            sub.cursor = position;
+            let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
+                break;
+            };
+            if let Some(sub) = sock.subs.get_mut(slot) {
+                sub.cursor = position;
+            }
+            if let Some(e) = encode_message(m) {
+                let text = match ctx.sio.recovery {
+                    true => with_offset(&e.text, &sock.subs),
+                    false => e.text,
+                };
+                ctx.sio.server.send_encoded(&addr, &text, &e.attachments);
+            }
         }
     }
     let last_id = ctx.hub.last_id(&topic).unwrap_or(position).to_string();
@@ -938,6 +1123,25 @@ fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
         ("last_id".into(), Value::String(last_id)),
         ("gap".into(), Value::Bool(start.gap.is_some())),
     ]))
+}
+
+/// A recovering socket rejoins every topic of its offset where it stood
+/// (what the token allows; a malformed offset resumes nothing).
+fn resume_topics(ctx: &mut Ctx, n: usize, offset: &str, now: Instant) {
+    let limits = crate::wire::cursor::CursorLimits::from_config(&ctx.cfg);
+    let Ok(cursor) = crate::wire::cursor::CombinedCursor::parse(offset, &limits) else {
+        return;
+    };
+    for t in cursor.topics() {
+        let Ok(topic) = TopicName::parse(&t.topic) else {
+            continue;
+        };
+        let text = match t.cursor {
+            Cursor::After(id) => id.to_string(),
+            _ => "earliest".to_string(),
+        };
+        let _ = join(ctx, n, &topic, &t.cursor, &text, now);
+    }
 }
 
 fn unsubscribe(ctx: &mut Ctx, n: usize, args: &[Value]) -> Reply {
@@ -1186,6 +1390,49 @@ mod tests {
         h.eof(c);
         assert!(h.node.ctx.sio.polls.is_empty());
         assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
+    }
+
+    /// A client's text frame (masked with the zero key, RFC 6455 §5.3).
+    fn frame(text: &str) -> Vec<u8> {
+        assert!(text.len() < 126);
+        let mut f = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+        f.extend_from_slice(text.as_bytes());
+        f
+    }
+
+    #[test]
+    fn a_websocket_socket_that_does_not_read_is_cut_off_at_its_queue_cap() {
+        let mut h = Harness::new(Config {
+            subscriber_queue_bytes: 16 * 1024,
+            ws_deflate: false,
+            ..Config::default()
+        });
+        let c = h.connect();
+        h.send(
+            c,
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: t\r\n\
+              Upgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        assert!(h.take_text(c).starts_with("HTTP/1.1 101"));
+        h.send(c, &frame("40"));
+        h.send(c, &frame(r#"42["subscribe","s"]"#));
+        assert!(h.take_text(c).contains("40{\"sid\""));
+        // The client stops reading.
+        h.clients.get_mut(&c).unwrap().window = 0;
+        let big = "x".repeat(6 * 1024);
+        for _ in 0..3 {
+            h.publish("s", &big);
+        }
+        assert_eq!(h.node.stats().slow_disconnects, 0, "at the cap, not over");
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 1);
+        h.publish("s", &big);
+        h.publish("s", &big);
+        assert_eq!(h.node.stats().slow_disconnects, 1);
+        // Its session is over, and its subscription with it.
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
+        let topic = TopicName::parse("s").unwrap();
+        assert!(h.node.hub().subscribers(&topic).is_empty());
     }
 
     #[test]

@@ -459,6 +459,12 @@ impl EioSession {
         self.phase == Phase::Open
     }
 
+    /// Packets or transmits wait to be handed out: a message written to
+    /// the transport directly now would overtake them.
+    pub fn has_pending(&self) -> bool {
+        !self.transmits.is_empty() || !self.outbox.is_empty()
+    }
+
     /// Closed and nothing left to hand out: the table may drop it.
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Closed && self.transmits.is_empty() && self.events.is_empty()
@@ -766,7 +772,7 @@ impl EioSession {
     fn take_payload(&mut self) -> Vec<u8> {
         let mut body = Vec::new();
         encode_payload(&self.outbox, &mut body);
-        self.outbox.clear();
+        self.outbox = Vec::new();
         body
     }
 
@@ -832,11 +838,17 @@ impl EioSession {
             self.get_parked = false;
             return Some(Transmit::PollResponse(self.take_payload()));
         }
+        // Drained: an idle session holds no queue memory.
+        self.transmits = VecDeque::new();
         None
     }
 
     pub fn poll_event(&mut self) -> Option<EioEvent> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() {
+            self.events = VecDeque::new();
+        }
+        e
     }
 }
 
@@ -855,7 +867,9 @@ fn ws_text(kind: PacketType, text: &str) -> Transmit {
 /// Every Engine.IO session of a server, by sid.
 pub struct Sessions {
     config: EioConfig,
-    sessions: HashMap<Sid, EioSession>,
+    /// Boxed: a table slot holds only a pointer, so the table's spare
+    /// capacity costs little per idle session.
+    sessions: HashMap<Sid, Box<EioSession>>,
     new_sid: SidSource,
     /// Sessions that may have transmits or events; duplicates are fine.
     touched_transmit: VecDeque<Sid>,
@@ -891,7 +905,7 @@ impl Sessions {
     }
 
     pub fn get(&self, sid: Sid) -> Option<&EioSession> {
-        self.sessions.get(&sid)
+        self.sessions.get(&sid).map(|s| &**s)
     }
 
     fn touch(&mut self, sid: Sid) {
@@ -907,7 +921,7 @@ impl Sessions {
         if self.sessions.contains_key(&sid) {
             return Err(SessionError::NoRandomness);
         }
-        let session = EioSession::new(sid, transport, self.config.clone(), now);
+        let session = Box::new(EioSession::new(sid, transport, self.config.clone(), now));
         self.sessions.insert(sid, session);
         self.touch(sid);
         Ok(sid)

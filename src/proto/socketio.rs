@@ -300,6 +300,14 @@ impl SocketCtx<'_> {
         });
     }
 
+    /// The `pid` the CONNECT reply carries, for a namespace that does its
+    /// own connection state recovery (the client presents it again, with
+    /// the `offset` of the last event it got, in its next CONNECT's auth).
+    /// Only [`Namespace::on_connect`] can set it in time for the reply.
+    pub fn set_pid(&mut self, pid: Sid) {
+        self.state.pid = Some(pid);
+    }
+
     /// Disconnects this socket from its namespace (the connection stays).
     pub fn disconnect(&mut self) {
         self.out.push(Outgoing::Disconnect);
@@ -336,10 +344,60 @@ struct SocketState {
     log_bytes: usize,
 }
 
+/// A connection's sockets by namespace. A list, not a map: a connection
+/// joins one namespace or a few (at most
+/// [`SioConfig::max_namespaces_per_client`]), and an idle connection
+/// should not carry a hash table for one entry.
+#[derive(Default)]
+struct Sockets(Vec<(String, SocketState)>);
+
+impl Sockets {
+    fn position(&self, nsp: &str) -> Option<usize> {
+        self.0.iter().position(|(n, _)| n == nsp)
+    }
+
+    fn contains_key(&self, nsp: &str) -> bool {
+        self.position(nsp).is_some()
+    }
+
+    fn get_mut(&mut self, nsp: &str) -> Option<&mut SocketState> {
+        let at = self.position(nsp)?;
+        Some(&mut self.0[at].1)
+    }
+
+    fn insert(&mut self, nsp: String, state: SocketState) {
+        match self.position(&nsp) {
+            Some(at) => self.0[at].1 = state,
+            None => {
+                self.0.reserve_exact(1);
+                self.0.push((nsp, state));
+            }
+        }
+    }
+
+    fn remove(&mut self, nsp: &str) -> Option<SocketState> {
+        let at = self.position(nsp)?;
+        Some(self.0.remove(at).1)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl IntoIterator for Sockets {
+    type Item = (String, SocketState);
+    type IntoIter = std::vec::IntoIter<(String, SocketState)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// One Engine.IO connection.
 struct Client {
     decoder: Decoder,
-    sockets: HashMap<String, SocketState>,
+    sockets: Sockets,
     /// Until the first CONNECT: when the connection is given up.
     connect_deadline: Option<Instant>,
 }
@@ -356,7 +414,9 @@ struct Saved {
 pub struct SioServer {
     config: SioConfig,
     eio: Sessions,
-    clients: HashMap<Sid, Client>,
+    /// Boxed, as the Engine.IO sessions are: little spare table per idle
+    /// connection.
+    clients: HashMap<Sid, Box<Client>>,
     namespaces: HashMap<String, Box<dyn Namespace + Send>>,
     new_id: SidSource,
     /// By pid.
@@ -602,11 +662,11 @@ impl SioServer {
                 EioEvent::Opened => {
                     self.clients.insert(
                         sid,
-                        Client {
+                        Box::new(Client {
                             decoder: Decoder::new(self.config.limits),
-                            sockets: HashMap::new(),
+                            sockets: Sockets::default(),
                             connect_deadline: Some(now + self.config.connect_timeout),
-                        },
+                        }),
                     );
                 }
                 EioEvent::Upgraded => {}
