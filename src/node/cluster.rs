@@ -1996,4 +1996,67 @@ mod tests {
         assert!(text.contains("\"gap\":true"), "{text}");
         assert!(text.contains("m1"), "{text}");
     }
+
+    fn ws_text(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::wire::ws_frame::write_masked_frame(
+            &mut out,
+            true,
+            crate::wire::ws_frame::Opcode::Text,
+            text.as_bytes(),
+            [1, 2, 3, 4],
+        );
+        out
+    }
+
+    #[test]
+    fn a_ws_subscribe_waits_for_its_topic_and_a_ws_publish_is_acked_with_redis_id() {
+        let (mut h, mut redis) = start();
+        let old = redis.publish_elsewhere("m", "kept");
+        let ws = request(
+            &mut h,
+            &mut redis,
+            "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        assert!(h.take_text(ws).starts_with("HTTP/1.1 101 "));
+        // Redis is slow: the subscribe's ack waits for the topic's sync,
+        // then names Redis's last id, and the replay follows.
+        redis.mute = true;
+        h.send(
+            ws,
+            &ws_text(r#"{"type":"subscribe","topic":"m","after":"earliest","ref":1}"#),
+        );
+        redis.serve(&mut h);
+        assert_eq!(h.text(ws), "");
+        redis.mute = false;
+        redis.serve(&mut h);
+        let text = h.take_text(ws);
+        assert!(text.contains(&format!("\"last_id\":\"{old}\"")), "{text}");
+        assert!(text.contains("kept"), "{text}");
+        // A publish is acked with the id Redis gave, and comes back.
+        h.send(
+            ws,
+            &ws_text(r#"{"type":"publish","topic":"m","data":"new","ref":2}"#),
+        );
+        redis.serve(&mut h);
+        let text = h.take_text(ws);
+        let new = MessageId {
+            epoch: old.epoch,
+            seq: 2,
+        };
+        assert!(
+            text.contains(&format!("\"ref\":2,\"id\":\"{new}\"")),
+            "{text}"
+        );
+        assert!(text.contains("\"data\":\"new\""), "{text}");
+        // Redis down: a publish is refused at once, with its ref.
+        redis.restart_empty(&mut h);
+        redis.up = false;
+        h.send(
+            ws,
+            &ws_text(r#"{"type":"publish","topic":"m","data":"x","ref":3}"#),
+        );
+        let text = h.take_text(ws);
+        assert!(text.contains("\"status\":503"), "{text}");
+    }
 }
