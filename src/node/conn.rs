@@ -508,7 +508,7 @@ impl Conn {
 mod tests {
     use super::*;
 
-    const PHASES: [Phase; 7] = [
+    const PHASES: [Phase; 8] = [
         P::Http,
         P::Parked,
         P::EioParked,
