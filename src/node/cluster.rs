@@ -55,7 +55,9 @@ use crate::wire::resp::Value;
 use crate::Config;
 
 use super::conn::{self, State};
+use super::sio::SioWait;
 use super::{slot_of, ConnId, Node};
+use crate::proto::socketio::{AckId, SocketAddr as SioAddr};
 
 /// Names one upstream (Redis) socket of the node. There is one today
 /// ([`UPSTREAM`]); the number leaves room for one per shard.
@@ -96,6 +98,8 @@ pub(crate) enum PublishFrom {
     /// A single-topic WebSocket or a publish from another thread: nobody
     /// waits for the id.
     Nobody,
+    /// A Socket.IO `publish` that asked for an ack.
+    Sio { addr: SioAddr, ack: AckId },
 }
 
 /// Why a call failed: the status an HTTP request is answered with.
@@ -137,6 +141,9 @@ pub(crate) enum Outcome {
     Wake(Vec<Waiter>),
     /// `/ws` subscribe commands that waited for their topic: run again.
     MuxRetry(Vec<(ConnId, Vec<u8>)>),
+    /// Socket.IO subscribes that waited for their topic (or ran out of
+    /// time): run again.
+    SioRetry(Vec<SioWait>),
     Published(PublishFrom, Result<MessageId, Failure>),
     /// A `DELETE`: `None` for a topic Redis does not know.
     Deleted(Waiter, TopicName, Result<Option<(u64, MessageId)>, Failure>),
@@ -240,6 +247,8 @@ struct Followed {
     waiters: Vec<Waiter>,
     /// `/ws` subscribe commands (their frames) waiting for the first sync.
     mux_waiters: Vec<(ConnId, Vec<u8>)>,
+    /// Socket.IO subscribes waiting for the first sync (or a refresh).
+    sio_waiters: Vec<SioWait>,
 }
 
 /// Most `/ws` subscribe commands waiting for one topic's first sync;
@@ -275,6 +284,9 @@ pub(crate) struct Cluster {
     next_check: Instant,
     next_ticket: u64,
     next_generation: u64,
+    /// The earliest deadline of a waiting Socket.IO subscribe (or earlier:
+    /// it is not moved when one is answered before).
+    sio_deadline: Option<Instant>,
     /// Lines for the node's log.
     pub log: Vec<String>,
 }
@@ -327,6 +339,7 @@ impl Cluster {
             next_check: now + cfg.redis_check_interval,
             next_ticket: 1,
             next_generation: 1,
+            sio_deadline: None,
             log: Vec::new(),
         })
     }
@@ -670,6 +683,7 @@ impl Cluster {
                 keep_until: until,
                 waiters: Vec::new(),
                 mux_waiters: Vec::new(),
+                sio_waiters: Vec::new(),
             },
         );
         self.settle_topic(topic.as_str(), false);
@@ -728,13 +742,69 @@ impl Cluster {
         }
     }
 
+    /// A Socket.IO subscribe runs again when `topic` is live, Redis is
+    /// down, or at its deadline; `Err` gives it back: too many wait
+    /// already, or the topic is not followed.
+    pub fn wait_sio(&mut self, topic: &TopicName, w: Box<SioWait>) -> Result<(), Box<SioWait>> {
+        match self.topics.get_mut(topic.as_str()) {
+            Some(f) if f.sio_waiters.len() < MAX_MUX_WAITERS => {
+                let d = w.deadline;
+                f.sio_waiters.push(*w);
+                self.sio_deadline = Some(self.sio_deadline.map_or(d, |x| x.min(d)));
+                Ok(())
+            }
+            _ => Err(w),
+        }
+    }
+
+    /// [`Cluster::refresh`] for a Socket.IO subscribe.
+    pub fn refresh_sio(&mut self, topic: &TopicName, w: Box<SioWait>) -> Result<(), Box<SioWait>> {
+        self.wait_sio(topic, w)?;
+        if let Some(f) = self.topics.get_mut(topic.as_str()) {
+            if !f.outstanding {
+                f.follower.handle_resubscribed();
+            }
+        }
+        self.settle_topic(topic.as_str(), false);
+        Ok(())
+    }
+
+    /// Socket.IO subscribes whose deadline has come run again (and are
+    /// refused, their topic still not in sync).
+    fn expire_sio(&mut self, now: Instant) {
+        if self.sio_deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        let mut due = Vec::new();
+        let mut next: Option<Instant> = None;
+        for f in self.topics.values_mut() {
+            let (gone, kept): (Vec<SioWait>, Vec<SioWait>) = std::mem::take(&mut f.sio_waiters)
+                .into_iter()
+                .partition(|w| w.deadline <= now);
+            due.extend(gone);
+            for w in &kept {
+                next = Some(next.map_or(w.deadline, |x| x.min(w.deadline)));
+            }
+            f.sio_waiters = kept;
+        }
+        self.sio_deadline = next;
+        if !due.is_empty() {
+            self.outcomes.push(Outcome::SioRetry(due));
+        }
+    }
+
     /// Topics whose linger ran out; the node says for each whether it
     /// still has subscribers ([`Cluster::keep`]) or not
     /// ([`Cluster::unfollow`]).
     pub fn lingering(&self, now: Instant) -> Vec<TopicName> {
         self.topics
             .values()
-            .filter(|f| f.keep_until <= now && f.waiters.is_empty() && f.mux_waiters.is_empty())
+            .filter(|f| {
+                f.keep_until <= now
+                    && f.waiters.is_empty()
+                    && f.mux_waiters.is_empty()
+                    && f.sio_waiters.is_empty()
+            })
             .map(|f| f.topic.clone())
             .collect()
     }
@@ -748,7 +818,10 @@ impl Cluster {
     /// Stops following `topic`: its channel is unsubscribed. The mirror
     /// keeps what it has; following again reads on from its last id.
     pub fn unfollow(&mut self, topic: &TopicName) {
-        if self.topics.remove(topic.as_str()).is_some() {
+        if let Some(f) = self.topics.remove(topic.as_str()) {
+            if !f.sio_waiters.is_empty() {
+                self.outcomes.push(Outcome::SioRetry(f.sio_waiters));
+            }
             let keys = TopicKeys::new(topic);
             let _ = self.conn.unsubscribe(&[&keys.channel]);
             self.presence(topic, None);
@@ -828,6 +901,10 @@ impl Cluster {
             if !mux.is_empty() {
                 self.outcomes.push(Outcome::MuxRetry(mux));
             }
+            let sio = std::mem::take(&mut f.sio_waiters);
+            if !sio.is_empty() {
+                self.outcomes.push(Outcome::SioRetry(sio));
+            }
         }
     }
 
@@ -874,6 +951,7 @@ impl Cluster {
                 Link::Down { retry_at } => Some(retry_at),
                 _ => None,
             },
+            self.sio_deadline,
         ]
         .into_iter()
         .flatten()
@@ -900,6 +978,7 @@ impl Cluster {
         }
         self.conn.handle_timeout(now);
         self.drain(now);
+        self.expire_sio(now);
         if self.next_check > now {
             return false;
         }
@@ -1013,9 +1092,14 @@ impl Cluster {
         // their deadline.
         let mut waiters = Vec::new();
         let mut mux = Vec::new();
+        let mut sio = Vec::new();
         for f in self.topics.values_mut() {
             waiters.append(&mut f.waiters);
             mux.append(&mut f.mux_waiters);
+            sio.append(&mut f.sio_waiters);
+        }
+        if !sio.is_empty() {
+            self.outcomes.push(Outcome::SioRetry(sio));
         }
         if !waiters.is_empty() {
             self.outcomes.push(Outcome::Wake(waiters));
@@ -1327,6 +1411,12 @@ impl Node {
                     self.wake(w, None, now);
                 }
             }
+            Outcome::SioRetry(waits) => {
+                self.run_pending(now);
+                for w in waits {
+                    super::sio::retry_join(&mut self.ctx, w, now);
+                }
+            }
             Outcome::MuxRetry(frames) => {
                 self.run_pending(now);
                 for (cid, frame) in frames {
@@ -1352,6 +1442,9 @@ impl Node {
                         }
                     }
                     PublishFrom::Nobody => {}
+                    PublishFrom::Sio { addr, ack } => {
+                        super::sio::answer_publish(&mut self.ctx, &addr, ack, result)
+                    }
                 }
             }
             Outcome::Deleted(w, topic, result) => self.wake(
@@ -2058,5 +2151,172 @@ mod tests {
         );
         let text = h.take_text(ws);
         assert!(text.contains("\"status\":503"), "{text}");
+    }
+
+    /// A Socket.IO socket on WebSocket, joined to namespace `/`.
+    fn sio_socket(h: &mut Harness, redis: &mut FakeRedis) -> usize {
+        let c = request(
+            h,
+            redis,
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        assert!(h.take_text(c).starts_with("HTTP/1.1 101 "));
+        h.send(c, &ws_text("40"));
+        assert!(h.take_text(c).contains("40{\"sid\""));
+        c
+    }
+
+    #[test]
+    fn a_socketio_subscribe_waits_for_its_topic_while_the_socket_flows() {
+        let (mut h, mut redis) = start();
+        let old = redis.publish_elsewhere("s", "kept");
+        let c = sio_socket(&mut h, &mut redis);
+        // Redis is slow: the subscribe's ack waits for the topic's sync...
+        redis.mute = true;
+        h.send(c, &ws_text(r#"421["subscribe","s",{"after":"earliest"}]"#));
+        redis.serve(&mut h);
+        assert_eq!(h.text(c), "");
+        // ...while the socket's other packets are answered.
+        h.send(c, &ws_text(r#"422["nonsense"]"#));
+        let text = h.take_text(c);
+        assert!(text.contains(r#"432[{"error":{"status":404"#), "{text}");
+        redis.mute = false;
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        let replay = text.find(&format!("\"kept\",{{\"topic\":\"s\",\"id\":\"{old}\"}}"));
+        let ack = text.find(&format!("431[{{\"last_id\":\"{old}\",\"gap\":false}}]"));
+        assert!(replay.is_some() && ack.is_some(), "{text}");
+        assert!(replay < ack, "the replay comes before the ack: {text}");
+        // Then live, by the mirror.
+        let next = redis.publish_elsewhere("s", "live");
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        assert!(
+            text.contains(&format!("\"live\",{{\"topic\":\"s\",\"id\":\"{next}\"}}")),
+            "{text}"
+        );
+        // Presence counts the socket, and the topic stays followed.
+        let t = TopicName::parse("s").unwrap();
+        assert_eq!(
+            h.node
+                .hub()
+                .topic_info(&t)
+                .unwrap()
+                .subscribers_by_transport
+                .socketio,
+            1
+        );
+    }
+
+    #[test]
+    fn a_socketio_subscribe_whose_topic_never_syncs_is_refused_at_redis_timeout() {
+        let (mut h, mut redis) = start();
+        let c = sio_socket(&mut h, &mut redis);
+        redis.mute = true;
+        h.send(c, &ws_text(r#"421["subscribe","never"]"#));
+        redis.serve(&mut h);
+        h.advance(Duration::from_millis(499));
+        assert_eq!(h.text(c), "");
+        h.advance(Duration::from_millis(1));
+        let text = h.take_text(c);
+        assert!(text.contains(r#"431[{"error":{"status":503"#), "{text}");
+        let t = TopicName::parse("never").unwrap();
+        assert!(h.node.hub().subscribers(&t).is_empty());
+    }
+
+    #[test]
+    fn a_socketio_publish_is_acked_with_redis_id_and_comes_back_once() {
+        let (mut h, mut redis) = start();
+        let c = sio_socket(&mut h, &mut redis);
+        h.send(c, &ws_text(r#"421["subscribe","p"]"#));
+        redis.serve(&mut h);
+        assert!(h.take_text(c).contains("431[{\"last_id\""));
+        h.send(c, &ws_text(r#"422["publish","p","hi",{"event":"note"}]"#));
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        let epoch = redis.topics["p"].epoch.unwrap();
+        let id = format!("{epoch}-1");
+        assert!(
+            text.contains(&format!("432[{{\"id\":\"{id}\"}}]")),
+            "{text}"
+        );
+        let event = format!("[\"note\",\"hi\",{{\"topic\":\"p\",\"id\":\"{id}\"}}]");
+        assert_eq!(text.matches(&event).count(), 1, "{text}");
+        assert_eq!(h.node.stats().published, 1);
+        // An HTTP subscriber on the same node sees the same id.
+        let sse = request(
+            &mut h,
+            &mut redis,
+            &get("/topics/p/sse?last_event_id=earliest"),
+        );
+        assert!(h
+            .text(sse)
+            .contains(&format!("id: {id}\nevent: note\ndata: hi\n")));
+        // Redis down: refused at once, with the ack.
+        redis.restart_empty(&mut h);
+        redis.up = false;
+        h.send(c, &ws_text(r#"423["publish","p","x"]"#));
+        let text = h.take_text(c);
+        assert!(text.contains(r#"433[{"error":{"status":503"#), "{text}");
+    }
+
+    #[test]
+    fn a_socketio_cursor_from_another_node_is_read_afresh_not_a_gap() {
+        let (mut h, mut redis) = start();
+        let c = sio_socket(&mut h, &mut redis);
+        h.send(c, &ws_text(r#"421["subscribe","a"]"#));
+        redis.serve(&mut h);
+        h.take_text(c);
+        let d = sio_socket(&mut h, &mut redis);
+        // Another node published m1 and m2; their pub/sub messages are
+        // still on the way when a client brings m1's id.
+        let first = redis.publish_elsewhere("a", "m1");
+        let second = redis.publish_elsewhere("a", "m2");
+        let sub = format!(r#"425["subscribe","a",{{"after":"{first}"}}]"#);
+        h.send(d, &ws_text(&sub));
+        assert_eq!(h.text(d), "", "waits for a fresh look at Redis");
+        redis.serve(&mut h);
+        let text = h.take_text(d);
+        assert!(!text.contains("\"m1\""), "{text}");
+        assert_eq!(text.matches("\"m2\"").count(), 1, "{text}");
+        assert!(
+            text.contains(&format!("435[{{\"last_id\":\"{second}\",\"gap\":false}}]")),
+            "{text}"
+        );
+        // The first socket got both, once each.
+        let text = h.take_text(c);
+        assert_eq!(text.matches("\"m1\"").count(), 1, "{text}");
+        assert_eq!(text.matches("\"m2\"").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_topic_a_socket_left_is_unfollowed_after_the_linger() {
+        // Pings far apart: this client does not answer them.
+        let mut h = Harness::new(Config {
+            sio_ping_interval: Duration::from_secs(3600),
+            ..config()
+        });
+        let mut redis = FakeRedis::new();
+        h.advance(Duration::from_millis(1));
+        redis.serve(&mut h);
+        let c = sio_socket(&mut h, &mut redis);
+        h.send(c, &ws_text(r#"42["subscribe","l"]"#));
+        h.send(c, &ws_text(r#"42["subscribe","k"]"#));
+        redis.serve(&mut h);
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 2);
+        pass(&mut h, &mut redis, Duration::from_secs(40));
+        assert_eq!(
+            h.node.ctx.cluster.as_ref().unwrap().followed(),
+            2,
+            "subscribed"
+        );
+        h.send(c, &ws_text(r#"42["unsubscribe","l"]"#));
+        pass(&mut h, &mut redis, Duration::from_secs(40));
+        let followed = h.node.ctx.cluster.as_ref().unwrap().followed_topics();
+        assert_eq!(followed, [TopicName::parse("k").unwrap()]);
+        // The socket ends: its last topic goes too.
+        h.eof(c);
+        pass(&mut h, &mut redis, Duration::from_secs(40));
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 0);
     }
 }

@@ -65,6 +65,7 @@ use crate::wire::{json, ws_handshake};
 use crate::Config;
 
 use super::app::{self, Next};
+use super::cluster::{Failure, PublishFrom, Sync};
 use super::conn::{EngineKind, Phase, State, Subs, TopicName, WsConn, WsRole, MAX_SUBS};
 use super::outq::OutQueue;
 use super::{close_state, new_sub, slot_of, start_position, step, ConnId, Ctx, Event, Node};
@@ -983,15 +984,16 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                 name,
                 args,
                 attachments,
-                ack,
+                mut ack,
             } => {
                 let Some(&n) = ctx.sio.by_sid.get(&addr.eio) else {
                     continue;
                 };
+                // A call answered later (cluster mode) takes the ack.
                 let reply = match name.as_str() {
-                    "subscribe" => subscribe(ctx, n, &args, now),
+                    "subscribe" => subscribe(ctx, n, &args, &mut ack, now),
                     "unsubscribe" => unsubscribe(ctx, n, &args),
-                    "publish" => publish(ctx, n, &args, &attachments, now),
+                    "publish" => publish(ctx, n, &args, &attachments, &mut ack, now),
                     _ => Err((
                         404,
                         format!("unknown event {name:?}: subscribe, unsubscribe or publish"),
@@ -1022,14 +1024,24 @@ fn topic_arg(args: &[Value]) -> Result<TopicName, (u16, String)> {
 
 /// `subscribe(TOPIC, {after}, ack)`: joins, replays after the cursor,
 /// acks `{"last_id","gap"}`.
-fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
+fn subscribe(
+    ctx: &mut Ctx,
+    n: usize,
+    args: &[Value],
+    ack: &mut Option<AckId>,
+    now: Instant,
+) -> Reply {
     let topic = topic_arg(args)?;
     let after = args
         .get(1)
         .and_then(|o| o.get("after"))
         .and_then(Value::as_str);
     let cursor = hub::parse_cursor(after).map_err(|e| (e.status(), e.to_string()))?;
-    join(ctx, n, &topic, &cursor, after.unwrap_or(""), now)
+    let text = after.unwrap_or("");
+    if ctx.cluster.is_some() {
+        return join_synced(ctx, n, &topic, &cursor, text, ack, now, false);
+    }
+    join(ctx, n, &topic, &cursor, text, now)
 }
 
 /// Joins `topic` at `cursor` (`text` as the client wrote it), replays
@@ -1140,6 +1152,10 @@ fn resume_topics(ctx: &mut Ctx, n: usize, offset: &str, now: Instant) {
             Cursor::After(id) => id.to_string(),
             _ => "earliest".to_string(),
         };
+        if ctx.cluster.is_some() {
+            let _ = join_synced(ctx, n, &topic, &t.cursor, &text, &mut None, now, false);
+            continue;
+        }
         let _ = join(ctx, n, &topic, &t.cursor, &text, now);
     }
 }
@@ -1166,6 +1182,7 @@ fn publish(
     n: usize,
     args: &[Value],
     attachments: &[Vec<u8>],
+    ack: &mut Option<AckId>,
     now: Instant,
 ) -> Reply {
     let topic = topic_arg(args)?;
@@ -1208,12 +1225,182 @@ fn publish(
     if text.len() > ctx.cfg.max_message_bytes {
         return Err((413, "message too large".into()));
     }
+    if ctx.cluster.is_some() {
+        return publish_to_redis(ctx, n, &topic, event.as_ref(), &text, kind, ack);
+    }
     let msg = super::publish(ctx, None, &topic, event.as_ref(), &text, kind, now)
         .map_err(|e| (e.status(), e.to_string()))?;
     Ok(Value::Object(vec![(
         "id".into(),
         Value::String(msg.id_text.to_string()),
     )]))
+}
+
+// ---- cluster mode (`--redis`) ------------------------------------------------
+
+/// A namespace `/` subscribe waiting for its topic's mirror to be in sync
+/// with Redis: joined (and acked) when it is, refused 503 when Redis is
+/// down or at `deadline` (`--redis-timeout`).
+#[derive(Debug)]
+pub(crate) struct SioWait {
+    addr: SioAddr,
+    topic: TopicName,
+    cursor: Cursor,
+    /// The cursor as the client wrote it.
+    text: String,
+    ack: Option<AckId>,
+    pub(crate) deadline: Instant,
+}
+
+/// [`join`] on Redis (docs/protocol.md "Cluster"): a topic this node does
+/// not follow yet waits for its first read from Redis, and a cursor past
+/// the mirror (another node may just have handed it out, its message
+/// still on its way here by pub/sub) for one fresh read, as `/ws`
+/// subscribes do. Meanwhile the socket's other packets flow: a wait takes
+/// the ack (the reply is then not sent) and [`retry_join`] answers it.
+/// `retried`: the wait is over, so it is not waited for again.
+#[allow(clippy::too_many_arguments)]
+fn join_synced(
+    ctx: &mut Ctx,
+    n: usize,
+    topic: &TopicName,
+    cursor: &Cursor,
+    text: &str,
+    ack: &mut Option<AckId>,
+    now: Instant,
+    retried: bool,
+) -> Reply {
+    let Some(Some(sock)) = ctx.sio.socks.get(n) else {
+        return Err((410, "gone".into()));
+    };
+    // A refusal needs no sync (and a topic the token does not allow is
+    // not followed on its behalf).
+    if sock
+        .claims
+        .as_ref()
+        .is_some_and(|c| !c.may_subscribe(topic))
+    {
+        return join(ctx, n, topic, cursor, text, now);
+    }
+    let addr = sock.addr.clone();
+    let Some(c) = ctx.cluster.as_mut() else {
+        return join(ctx, n, topic, cursor, text, now);
+    };
+    let deadline = now + c.timeout();
+    let wait = |ack: &mut Option<AckId>| {
+        Box::new(SioWait {
+            addr,
+            topic: topic.clone(),
+            cursor: *cursor,
+            text: text.to_string(),
+            ack: ack.take(),
+            deadline,
+        })
+    };
+    match c.sync(topic, ctx.hub.last_id(topic), ctx.cfg.redis_linger, now) {
+        Sync::Live if !retried && c.is_up() => {
+            let ahead = match (cursor, ctx.hub.last_id(topic)) {
+                (Cursor::After(want), Some(have)) => {
+                    want.epoch != have.epoch || want.seq > have.seq
+                }
+                _ => false,
+            };
+            if !ahead {
+                return join(ctx, n, topic, cursor, text, now);
+            }
+            match c.refresh_sio(topic, wait(ack)) {
+                Ok(()) => Ok(Value::Null),
+                // Too many wait: answered from the mirror now.
+                Err(w) => {
+                    *ack = w.ack;
+                    join(ctx, n, topic, cursor, text, now)
+                }
+            }
+        }
+        Sync::Live => join(ctx, n, topic, cursor, text, now),
+        Sync::Down => Err((503, "Redis is unavailable".into())),
+        Sync::Pending if retried => Err((503, "Redis did not answer in time".into())),
+        Sync::Pending => match c.wait_sio(topic, wait(ack)) {
+            Ok(()) => Ok(Value::Null),
+            Err(w) => {
+                *ack = w.ack;
+                Err((503, "too many subscribes wait for this topic".into()))
+            }
+        },
+    }
+}
+
+/// A subscribe whose wait is over (its topic is in sync, Redis is down,
+/// or its deadline passed) runs again and is acked. A socket gone
+/// meanwhile is not answered.
+pub(super) fn retry_join(ctx: &mut Ctx, w: SioWait, now: Instant) {
+    let Some(&n) = ctx.sio.by_sid.get(&w.addr.eio) else {
+        return;
+    };
+    if ctx
+        .sio
+        .socks
+        .get(n)
+        .and_then(Option::as_ref)
+        .is_none_or(|s| s.addr != w.addr)
+    {
+        return;
+    }
+    let reply = join_synced(ctx, n, &w.topic, &w.cursor, &w.text, &mut None, now, true);
+    if let Some(ack) = w.ack {
+        let value = match reply {
+            Ok(v) => v,
+            Err((status, message)) => error_ack(status, &message),
+        };
+        ctx.sio.server.ack(&w.addr, ack, vec![value], Vec::new());
+        ctx.sio.dirty = true;
+    }
+}
+
+/// A publish on Redis: the id is Redis's, so the ack (taken from `ack`)
+/// goes when Redis answers ([`answer_publish`]); the message reaches this
+/// node's sockets by the mirror, like every other node's.
+fn publish_to_redis(
+    ctx: &mut Ctx,
+    n: usize,
+    topic: &TopicName,
+    event: Option<&EventName>,
+    text: &str,
+    kind: PayloadKind,
+    ack: &mut Option<AckId>,
+) -> Reply {
+    let Some(Some(sock)) = ctx.sio.socks.get(n) else {
+        return Err((410, "gone".into()));
+    };
+    let from = match *ack {
+        Some(id) => PublishFrom::Sio {
+            addr: sock.addr.clone(),
+            ack: id,
+        },
+        None => PublishFrom::Nobody,
+    };
+    let Some(c) = ctx.cluster.as_mut() else {
+        return Err((500, "not in cluster mode".into()));
+    };
+    c.publish(from, topic, event, text, kind)
+        .map_err(|f| (f.status, f.message))?;
+    *ack = None;
+    Ok(Value::Null)
+}
+
+/// Redis answered a Socket.IO publish: its ack, `{"id"}` or the error.
+pub(super) fn answer_publish(
+    ctx: &mut Ctx,
+    addr: &SioAddr,
+    ack: AckId,
+    result: Result<hub::MessageId, Failure>,
+) {
+    let value = match result {
+        Ok(id) => Value::Object(vec![("id".into(), Value::String(id.to_string()))]),
+        Err(f) => error_ack(f.status, &f.message),
+    };
+    ctx.sio.server.ack(addr, ack, vec![value], Vec::new());
+    ctx.sio.dirty = true;
 }
 
 // ---- the node's side -----------------------------------------------------------
