@@ -757,6 +757,23 @@ impl Cluster {
         }
     }
 
+    /// Takes back the Socket.IO subscribes waiting for `topic` that `pick`
+    /// chooses.
+    pub fn cancel_sio(
+        &mut self,
+        topic: &TopicName,
+        pick: impl Fn(&SioWait) -> bool,
+    ) -> Vec<SioWait> {
+        let Some(f) = self.topics.get_mut(topic.as_str()) else {
+            return Vec::new();
+        };
+        let (picked, kept) = std::mem::take(&mut f.sio_waiters)
+            .into_iter()
+            .partition(|w| pick(w));
+        f.sio_waiters = kept;
+        picked
+    }
+
     /// [`Cluster::refresh`] for a Socket.IO subscribe.
     pub fn refresh_sio(&mut self, topic: &TopicName, w: Box<SioWait>) -> Result<(), Box<SioWait>> {
         self.wait_sio(topic, w)?;
@@ -2221,6 +2238,24 @@ mod tests {
         let text = h.take_text(c);
         assert!(text.contains(r#"431[{"error":{"status":503"#), "{text}");
         let t = TopicName::parse("never").unwrap();
+        assert!(h.node.hub().subscribers(&t).is_empty());
+    }
+
+    #[test]
+    fn an_unsubscribe_overtakes_a_socketio_subscribe_that_waits() {
+        let (mut h, mut redis) = start();
+        let c = sio_socket(&mut h, &mut redis);
+        redis.mute = true;
+        h.send(c, &ws_text(r#"421["subscribe","o"]"#));
+        h.send(c, &ws_text(r#"422["unsubscribe","o"]"#));
+        let text = h.take_text(c);
+        let refused = text.find(r#"431[{"error":{"status":409"#);
+        let acked = text.find(r#"432[{"topic":"o"}]"#);
+        assert!(refused.is_some() && refused < acked, "{text}");
+        redis.mute = false;
+        redis.serve(&mut h);
+        assert_eq!(h.take_text(c), "");
+        let t = TopicName::parse("o").unwrap();
         assert!(h.node.hub().subscribers(&t).is_empty());
     }
 

@@ -1162,6 +1162,9 @@ fn resume_topics(ctx: &mut Ctx, n: usize, offset: &str, now: Instant) {
 
 fn unsubscribe(ctx: &mut Ctx, n: usize, args: &[Value]) -> Reply {
     let topic = topic_arg(args)?;
+    if ctx.cluster.is_some() {
+        cancel_joins(ctx, n, &topic);
+    }
     if let Some(Some(sock)) = ctx.sio.socks.get_mut(n) {
         if let Some(slot) = sock.subs.find(&topic) {
             sock.subs.remove(slot);
@@ -1354,6 +1357,21 @@ pub(super) fn retry_join(ctx: &mut Ctx, w: SioWait, now: Instant) {
         };
         ctx.sio.server.ack(&w.addr, ack, vec![value], Vec::new());
         ctx.sio.dirty = true;
+    }
+}
+
+/// An unsubscribe overtakes the socket's subscribes to `topic` that still
+/// wait for Redis: they are refused (409) before it is acked, so the
+/// socket ends unsubscribed, as it asked last.
+fn cancel_joins(ctx: &mut Ctx, n: usize, topic: &TopicName) {
+    let (Some(c), Some(Some(sock))) = (ctx.cluster.as_mut(), ctx.sio.socks.get(n)) else {
+        return;
+    };
+    for w in c.cancel_sio(topic, |w| w.addr == sock.addr) {
+        if let Some(ack) = w.ack {
+            let value = error_ack(409, "unsubscribed before the topic was in sync");
+            ctx.sio.server.ack(&w.addr, ack, vec![value], Vec::new());
+        }
     }
 }
 
