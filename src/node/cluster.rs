@@ -2170,6 +2170,62 @@ mod tests {
         assert!(text.contains("\"status\":503"), "{text}");
     }
 
+    fn start_with(cfg: Config) -> (Harness, FakeRedis) {
+        let mut h = Harness::new(cfg);
+        let mut redis = FakeRedis::new();
+        h.advance(Duration::from_millis(1));
+        redis.serve(&mut h);
+        (h, redis)
+    }
+
+    #[test]
+    fn a_recovering_socket_rejoins_its_topics_once_they_are_in_sync() {
+        let (mut h, mut redis) = start_with(Config {
+            sio_recovery: true,
+            ..config()
+        });
+        let c = sio_socket(&mut h, &mut redis);
+        h.send(c, &ws_text(r#"421["subscribe","v"]"#));
+        redis.serve(&mut h);
+        h.take_text(c);
+        let first = redis.publish_elsewhere("v", "one");
+        redis.serve(&mut h);
+        let pid = "AAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        h.eof(c);
+        pass(&mut h, &mut redis, Duration::from_secs(40));
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 0);
+        // Published while this node did not follow the topic: its mirror
+        // does not have it. A socket that comes back here with its offset
+        // while Redis is slow gets nothing from the unsynced mirror...
+        let second = redis.publish_elsewhere("v", "two");
+        let d = request(
+            &mut h,
+            &mut redis,
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        h.take_text(d);
+        redis.mute = true;
+        h.send(
+            d,
+            &ws_text(&format!(r#"40{{"pid":"{pid}","offset":"v={first}"}}"#)),
+        );
+        redis.serve(&mut h);
+        let text = h.take_text(d);
+        assert!(text.contains("40{\"sid\""), "{text}");
+        assert!(!text.contains("\"two\""), "{text}");
+        // ...and what it missed once the topic is in sync.
+        redis.mute = false;
+        redis.serve(&mut h);
+        let text = h.take_text(d);
+        assert!(
+            text.contains(&format!(
+                r#""two",{{"topic":"v","id":"{second}"}},"v={second}"]"#
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("\"one\""), "{text}");
+    }
+
     /// A Socket.IO socket on WebSocket, joined to namespace `/`.
     fn sio_socket(h: &mut Harness, redis: &mut FakeRedis) -> usize {
         let c = request(
@@ -2327,13 +2383,10 @@ mod tests {
     #[test]
     fn a_topic_a_socket_left_is_unfollowed_after_the_linger() {
         // Pings far apart: this client does not answer them.
-        let mut h = Harness::new(Config {
+        let (mut h, mut redis) = start_with(Config {
             sio_ping_interval: Duration::from_secs(3600),
             ..config()
         });
-        let mut redis = FakeRedis::new();
-        h.advance(Duration::from_millis(1));
-        redis.serve(&mut h);
         let c = sio_socket(&mut h, &mut redis);
         h.send(c, &ws_text(r#"42["subscribe","l"]"#));
         h.send(c, &ws_text(r#"42["subscribe","k"]"#));
