@@ -13,7 +13,8 @@
 #   (c) upgrade   UPGRADE_CLIENTS set up as the official client does it
 #                 (polling handshake, CONNECT by POST, a parked GET, the
 #                 WebSocket with 2probe/3probe, the noop, 5) PARALLEL at a
-#                 time: setups per second, setup time p50/p99.
+#                 time: setups per second, setup time p50/p99, setups per
+#                 server CPU-second.
 #
 #   bench/socketio.sh                         both servers, every part
 #   SERVERS=node bench/socketio.sh            one of them
@@ -87,7 +88,7 @@ for rep in $(seq "$REPS"); do
         wait_quiet
         run_load "rep $rep $server upgrade" sio-load --mode upgrade --url "http://127.0.0.1:$SERVER_PORT" \
             --pid "$SERVER_PID" --clients "$UPGRADE_CLIENTS" --parallel "$PARALLEL"
-        for k in setups_per_s setup_p50_ms setup_p99_ms; do
+        for k in setups_per_s setup_p50_ms setup_p99_ms setups_per_server_cpu_s; do
             V[$server.$k]+=" $(kv "$k" "$RESULT")"
         done
         stop_server
@@ -96,15 +97,16 @@ done
 
 med() { median ${V[$1]:-}; }
 echo
-printf "%-10s %22s %10s %10s %16s %14s %14s\n" server "deliveries/server-CPU-s" "p50 ms" "p99 ms" "bytes/idle conn" "upgrades/s" "upgrade p99 ms"
+printf "%-10s %22s %10s %10s %16s %12s %14s %20s\n" server "deliveries/server-CPU-s" "p50 ms" "p99 ms" "bytes/idle conn" "upgrades/s" "upgrade p99 ms" "upgrades/server-CPU-s"
 for server in $SERVERS; do
-    printf "%-10s %22s %10s %10s %16s %14s %14s\n" "$server" "$(med "$server.deliveries_per_server_cpu_s")" \
+    printf "%-10s %22s %10s %10s %16s %12s %14s %20s\n" "$server" "$(med "$server.deliveries_per_server_cpu_s")" \
         "$(med "$server.p50_ms")" "$(med "$server.p99_ms")" "$(med "$server.bytes_per_conn")" \
-        "$(med "$server.setups_per_s")" "$(med "$server.setup_p99_ms")"
+        "$(med "$server.setups_per_s")" "$(med "$server.setup_p99_ms")" "$(med "$server.setups_per_server_cpu_s")"
 done
 if [[ " $SERVERS " == *" pushwire "* && " $SERVERS " == *" node "* ]]; then
     echo
     echo "pushwire / node: deliveries per server CPU-second $(ratio "$(med pushwire.deliveries_per_server_cpu_s)" "$(med node.deliveries_per_server_cpu_s)")x (target >= 5)," \
         "memory per idle connection $(ratio "$(med pushwire.bytes_per_conn)" "$(med node.bytes_per_conn)")x (target <= 2048 bytes: $(med pushwire.bytes_per_conn))," \
-        "upgrades per second $(ratio "$(med pushwire.setups_per_s)" "$(med node.setups_per_s)")x"
+        "upgrades per second $(ratio "$(med pushwire.setups_per_s)" "$(med node.setups_per_s)")x," \
+        "upgrades per server CPU-second $(ratio "$(med pushwire.setups_per_server_cpu_s)" "$(med node.setups_per_server_cpu_s)")x"
 fi

@@ -9,11 +9,15 @@
 #     fetch        long poll, short poll, and HTTP streaming (NDJSON read
 #                  through fetch's ReadableStream, resumed with ?after=)
 #     socket.io-client  /socket.io/: polling, WebSocket and the upgrade,
-#                  subscribe/publish with acks, a killed transport, JSON
+#                  subscribe/publish with acks, a killed transport (state
+#                  recovery, and a resubscribe after the cursor), JSON
 #                  and binary, one hub with HTTP and SSE (skipped, saying
 #                  so, by a build that does not serve /socket.io/)
 #   python (tests/interop/test_websockets.py)
 #     websockets   /echo and a topic WebSocket, compressed and not
+#   python (tests/interop/test_tls.py, its own TLS server and test CA)
+#     ssl          HTTPS with ALPN, TLS 1.2, SSE over TLS, WSS, plaintext
+#                  on the TLS port
 #
 #   scripts/interop.sh
 #
@@ -59,8 +63,10 @@ step "cargo build --release"
 (cd "$ROOT" && cargo build --release --quiet --bin pushwire)
 mkdir -p "$WORK"
 PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# --sio-recovery: the Socket.IO cases cover connection state recovery as
+# well as a client resubscribing after its cursor.
 "$TARGET_DIR/release/pushwire" --listen "127.0.0.1:$PORT" --debug-endpoints \
-    --sse-retry-ms 250 >"$WORK/server.log" 2>&1 &
+    --sse-retry-ms 250 --sio-recovery >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 export PUSHWIRE_URL="http://127.0.0.1:$PORT"
 echo "pushwire pid $SERVER_PID at $PUSHWIRE_URL (log: $WORK/server.log)"
@@ -81,6 +87,9 @@ step "node --test (ws, eventsource, fetch, socket.io-client)"
 
 step "python websockets"
 (cd "$DIR" && timeout 60 "$VENV/bin/python" test_websockets.py) || failed=1
+
+step "python ssl (TLS)"
+(cd "$DIR" && PUSHWIRE_BIN="$TARGET_DIR/release/pushwire" timeout 60 "$VENV/bin/python" test_tls.py) || failed=1
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "pushwire died during the tests:" >&2; tail -n 40 "$WORK/server.log" >&2

@@ -244,6 +244,12 @@ pub struct Config {
     /// which echoes every message back: the target of the official
     /// Engine.IO test suite. Off by default.
     pub engineio_echo_path: Option<String>,
+    /// Connection state recovery on namespace `/`: the CONNECT reply
+    /// carries a `pid`, every event carries the socket's combined cursor
+    /// as its last argument, and a client that reconnects with them
+    /// (socket.io-client does by itself) resumes every topic where it
+    /// stood, from the history.
+    pub sio_recovery: bool,
 
     // ---- Cluster (Redis) ------------------------------------------------
     /// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`: run the hub on Redis
@@ -266,12 +272,6 @@ pub struct Config {
     /// Most Redis commands in flight. At the limit a publish is answered
     /// 503 at once: nothing waits in an unbounded queue.
     pub redis_max_pending: usize,
-    /// Connection state recovery on namespace `/`: the CONNECT reply
-    /// carries a `pid`, every event carries the socket's combined cursor
-    /// as its last argument, and a client that reconnects with them
-    /// (socket.io-client does by itself) resumes every topic where it
-    /// stood, from the history.
-    pub sio_recovery: bool,
 }
 
 impl Default for Config {
@@ -344,13 +344,13 @@ impl Default for Config {
             sio_connect_timeout: Duration::from_millis(45_000),
             sio_max_buffered_packets: 1_000,
             engineio_echo_path: None,
+            sio_recovery: false,
 
             redis: None,
             redis_timeout: Duration::from_secs(2),
             redis_linger: Duration::from_secs(30),
             redis_check_interval: Duration::from_secs(5),
             redis_max_pending: 10_000,
-            sio_recovery: false,
         }
     }
 }

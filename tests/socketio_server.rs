@@ -5,6 +5,8 @@
 //! ways, binary payloads, and the refusals (sessions, origins, tokens).
 
 mod clients;
+#[path = "support/redis.rs"]
+mod redis_support;
 mod support;
 
 use std::io::Write;
@@ -430,4 +432,137 @@ fn with_recovery_a_reconnecting_socket_resumes_its_topics_from_its_offset() {
     let third = publish(&server, "r", None, "three");
     assert!(text(&mut w).contains(&format!(r#""r={third}"]"#)));
     assert!(get(&server, "/topics/r").text().contains(r#""socketio":1"#));
+}
+
+/// A cluster node on `redis` (docs/protocol.md "Cluster"), once it is up.
+fn node(redis: &redis_support::RedisServer) -> TestServer {
+    let server = TestServer::start(Config {
+        redis: Some(redis.url()),
+        redis_timeout: Duration::from_millis(1500),
+        ..config()
+    });
+    wait_for("the node to reach Redis", Duration::from_secs(10), || {
+        get(&server, "/stats")
+            .text()
+            .contains("\"redis\":{\"up\":true")
+    });
+    server
+}
+
+#[test]
+fn in_cluster_mode_a_socketio_publish_on_one_node_reaches_a_socket_on_the_other() {
+    let Some(redis) = redis_support::RedisServer::start() else {
+        return; // no redis-server installed
+    };
+    let a = node(&redis);
+    let b = node(&redis);
+    let mut on_b = ws(&b, "/socket.io/?EIO=4&transport=websocket");
+    text(&mut on_b);
+    on_b.send_text("40").unwrap();
+    text(&mut on_b);
+    // The subscribe waits for its topic's first sync, then is acked.
+    on_b.send_text(r#"421["subscribe","c"]"#).unwrap();
+    assert!(text(&mut on_b).starts_with(r#"431[{"last_id":""#));
+    let mut on_a = ws(&a, "/socket.io/?EIO=4&transport=websocket");
+    text(&mut on_a);
+    on_a.send_text("40").unwrap();
+    text(&mut on_a);
+    on_a.send_text(r#"427["publish","c","across",{"event":"hop"}]"#)
+        .unwrap();
+    // Redis gives the id; the ack carries it.
+    let ack = text(&mut on_a);
+    let id = parse_json(&ack[3..]);
+    let id = id.as_array().unwrap()[0]
+        .get("id")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        text(&mut on_b),
+        format!(r#"42["hop","across",{{"topic":"c","id":"{id}"}}]"#)
+    );
+    // And an HTTP publish on A too, with the next id.
+    let next = publish(&a, "c", None, "by http");
+    assert_eq!(
+        text(&mut on_b),
+        format!(r#"42["message","by http",{{"topic":"c","id":"{next}"}}]"#)
+    );
+}
+
+/// `/relay` for the embedder test: `hi` is acked with its arguments and
+/// sent on to every other socket that said `hi` before.
+#[derive(Default)]
+struct Relay {
+    seen: Vec<pushwire::proto::socketio::SocketAddr>,
+}
+
+impl pushwire::proto::socketio::Namespace for Relay {
+    fn on_connect(
+        &mut self,
+        socket: &mut pushwire::proto::socketio::SocketCtx<'_>,
+        auth: &pushwire::client::json::Value,
+    ) -> Result<(), pushwire::client::json::Value> {
+        match auth.get("name") {
+            Some(_) => Ok(()),
+            None => Err(parse_json(r#"{"message":"who are you?"}"#)),
+        }
+        .inspect(|_| socket.emit("welcome", Vec::new()))
+    }
+
+    fn on_event(
+        &mut self,
+        socket: &mut pushwire::proto::socketio::SocketCtx<'_>,
+        event: &pushwire::proto::socketio::Event<'_>,
+    ) {
+        if event.name != "hi" {
+            return;
+        }
+        if let Some(ack) = event.ack {
+            socket.ack(ack, event.args.to_vec(), Vec::new());
+        }
+        for other in &self.seen {
+            socket.emit_to(other, "relayed", event.args.to_vec());
+        }
+        self.seen.push(socket.addr().clone());
+    }
+}
+
+#[test]
+fn an_embedder_registers_a_namespace_with_acks_and_emits_to_other_sockets() {
+    let mut server = pushwire::Server::bind(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..config()
+    })
+    .unwrap();
+    server.namespace("/relay", Relay::default());
+    let addr = server.local_addr();
+    let handle = server.handle();
+    let thread = std::thread::spawn(move || server.run());
+    let open = |connect: &str| {
+        let mut w = WsClient::connect(addr, "/socket.io/?EIO=4&transport=websocket").unwrap();
+        w.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        text(&mut w);
+        w.send_text(connect).unwrap();
+        w
+    };
+    let mut nobody = open("40/relay,");
+    assert_eq!(text(&mut nobody), r#"44/relay,{"message":"who are you?"}"#);
+    let mut a = open(r#"40/relay,{"name":"a"}"#);
+    assert!(text(&mut a).starts_with("40/relay,{\"sid\":"));
+    assert_eq!(text(&mut a), r#"42/relay,["welcome"]"#);
+    let mut b = open(r#"40/relay,{"name":"b"}"#);
+    text(&mut b);
+    text(&mut b);
+    a.send_text(r#"42/relay,1["hi",1]"#).unwrap();
+    assert_eq!(text(&mut a), r#"43/relay,1[1]"#);
+    b.send_text(r#"42/relay,2["hi","from b"]"#).unwrap();
+    assert_eq!(text(&mut b), r#"43/relay,2["from b"]"#);
+    assert_eq!(text(&mut a), r#"42/relay,["relayed","from b"]"#);
+    // Namespace `/` is still the hub's.
+    a.send_text("40").unwrap();
+    assert!(text(&mut a).starts_with("40{\"sid\":"));
+    drop((a, b, nobody));
+    handle.shutdown();
+    thread.join().unwrap().unwrap();
 }

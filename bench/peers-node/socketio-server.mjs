@@ -3,7 +3,7 @@
 // in-memory one) doing what pushwire's namespace `/` does for the
 // benchmark: rooms are topics.
 //
-//   node socketio-server.mjs --listen 127.0.0.1:18085
+//   node socketio-server.mjs --listen 127.0.0.1:18085 [--recovery off|on]
 //
 //   socket.emit('subscribe', TOPIC, opts, ack)   joins the room; ack {last_id, gap:false}
 //   socket.emit('unsubscribe', TOPIC)            leaves it
@@ -13,8 +13,9 @@
 //   POST /topics/{t} (body = the message)      the same fan-out, answered {"id"}
 //
 // It keeps no history: ids are `1-N` and a cursor is ignored. Connection
-// state recovery is on (socket.io's own, 2 minutes), as pushwire's is, so a
-// client that drops its transport gets what the room was sent meanwhile.
+// state recovery (socket.io's own, 2 minutes) is off unless `--recovery
+// on`, as pushwire's is unless `--sio-recovery`: with it, every event
+// carries an offset and the server keeps each broadcast for 2 minutes.
 
 import http from 'node:http';
 import { Server } from 'socket.io';
@@ -25,6 +26,7 @@ const flag = (name, dflt) => {
   return i >= 0 && i + 1 < args.length ? args[i + 1] : dflt;
 };
 const [host, port] = flag('listen', '127.0.0.1:18085').split(':');
+const recovery = flag('recovery', 'off') === 'on';
 
 let seq = 0;
 const nextId = () => `1-${++seq}`;
@@ -47,9 +49,9 @@ const server = http.createServer((req, res) => {
   });
 });
 
-const io = new Server(server, {
+const io = new Server(server, recovery ? {
   connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000 },
-});
+} : {});
 
 const TOPIC = /^[A-Za-z0-9._:-]{1,128}$/;
 // Arguments after the topic are optional: the last function is the ack.

@@ -16,7 +16,9 @@
 //! sizes, the rest is a list of frames to build: a flags byte (bit 0 FIN,
 //! bit 1 RSV1, bits 2-3 the opcode: text, binary, continuation, ping;
 //! bit 4: the payload is deflated by us first, so that valid compressed
-//! data is common), a length byte, and that many payload bytes. The frames
+//! data is common; bit 5: at level 1, not 6), a length byte, and that
+//! many payload bytes. Bit 7 of byte 0 has the server compress its echoes
+//! at level 1, not 6. The frames
 //! are masked as a client masks them.
 #![allow(dead_code)]
 
@@ -52,7 +54,9 @@ fn deflate(sel: u8) -> WsDeflate {
             client_max_window_bits: 8 + (sel >> 5) % 8,
             ..DeflateParams::DEFAULT
         },
-        level: 6,
+        // Level 1 (the per-connection default, zlib-rs's quick strategy)
+        // and level 6 (the fan-out default) write different blocks.
+        level: if sel & 0x80 != 0 { 1 } else { 6 },
         threshold: u32::from(sel >> 4 & 1) * 16,
     }
 }
@@ -77,7 +81,9 @@ fn build(mut rest: &[u8]) -> Vec<u8> {
         };
         let mut payload = Vec::new();
         if flags & 0x10 != 0 {
-            deflate_into(&[raw], 6, 15, &mut payload);
+            // Bit 5: the client compresses at level 1 instead of 6.
+            let level = if flags & 0x20 != 0 { 1 } else { 6 };
+            deflate_into(&[raw], level, 15, &mut payload);
         } else {
             payload.extend_from_slice(raw);
         }

@@ -197,7 +197,7 @@ pub(crate) fn answer_error(ctx: &mut Ctx, conn: &mut Conn, why: &str, status: u1
         keep_alive: false,
     };
     ctx.respond_text(&mut conn.out, meta, status, why);
-    conn.inbuf = Vec::new();
+    conn.inbuf = Default::default();
     step(ctx, usize::MAX, conn, Event::AnsweredLast, now, close_state);
 }
 
@@ -628,7 +628,8 @@ pub(crate) fn answer_broker(
     if !conn.inbuf.is_empty() {
         let mut input = std::mem::take(&mut conn.inbuf);
         let used = super::feed(ctx, id, conn, &mut input, now);
-        input.drain(..used.min(input.len()));
+        let used = used.min(input.len());
+        input.drain(..used);
         if super::keeps_input(conn) && !input.is_empty() {
             conn.inbuf = input;
         }
@@ -1486,7 +1487,7 @@ fn stream_request(
         multi,
         chunked,
         last_write: now,
-        expires,
+        expires: expires.map(Box::new),
     });
     let format = Format::of_stream(&stream);
     for (topic, start) in topics.iter().zip(&starts) {
@@ -1740,7 +1741,8 @@ pub(crate) fn answer_parked(
     if !conn.inbuf.is_empty() {
         let mut input = std::mem::take(&mut conn.inbuf);
         let used = super::feed(ctx, id, conn, &mut input, now);
-        input.drain(..used.min(input.len()));
+        let used = used.min(input.len());
+        input.drain(..used);
         if super::keeps_input(conn) && !input.is_empty() {
             conn.inbuf = input;
         }
@@ -1920,9 +1922,11 @@ pub(crate) fn process_ws(
     let role = ws.role;
     let writer = ws.session.writer();
     let mut actions: Vec<WsAction> = Vec::new();
+    // An echo straight from the driver's buffer is queued by range.
+    let mut out = super::outq::Lending::new(out, ctx.lend.filter(|_| role == WsRole::Echo));
     let used = ws
         .session
-        .handle_read(input, now, out, &mut |kind, payload, out| {
+        .handle_read(input, now, &mut out, &mut |kind, payload, out| {
             if matches!(actions.last(), Some(WsAction::Close(..))) {
                 return; // closing: nothing more is done
             }

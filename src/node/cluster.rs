@@ -55,9 +55,7 @@ use crate::wire::resp::Value;
 use crate::Config;
 
 use super::conn::{self, State};
-use super::sio::SioWait;
 use super::{slot_of, ConnId, Node};
-use crate::proto::socketio::{AckId, SocketAddr as SioAddr};
 
 /// Names one upstream (Redis) socket of the node. There is one today
 /// ([`UPSTREAM`]); the number leaves room for one per shard.
@@ -98,8 +96,12 @@ pub(crate) enum PublishFrom {
     /// A single-topic WebSocket or a publish from another thread: nobody
     /// waits for the id.
     Nobody,
-    /// A Socket.IO `publish` that asked for an ack.
-    Sio { addr: SioAddr, ack: AckId },
+    /// A Socket.IO `publish` on namespace `/` of Engine.IO session `eio`:
+    /// acked with ack id `ack` (node/sio.rs).
+    SocketIo {
+        eio: crate::proto::engineio::Sid,
+        ack: crate::proto::socketio::AckId,
+    },
 }
 
 /// Why a call failed: the status an HTTP request is answered with.
@@ -141,9 +143,6 @@ pub(crate) enum Outcome {
     Wake(Vec<Waiter>),
     /// `/ws` subscribe commands that waited for their topic: run again.
     MuxRetry(Vec<(ConnId, Vec<u8>)>),
-    /// Socket.IO subscribes that waited for their topic (or ran out of
-    /// time): run again.
-    SioRetry(Vec<SioWait>),
     Published(PublishFrom, Result<MessageId, Failure>),
     /// A `DELETE`: `None` for a topic Redis does not know.
     Deleted(Waiter, TopicName, Result<Option<(u64, MessageId)>, Failure>),
@@ -247,8 +246,6 @@ struct Followed {
     waiters: Vec<Waiter>,
     /// `/ws` subscribe commands (their frames) waiting for the first sync.
     mux_waiters: Vec<(ConnId, Vec<u8>)>,
-    /// Socket.IO subscribes waiting for the first sync (or a refresh).
-    sio_waiters: Vec<SioWait>,
 }
 
 /// Most `/ws` subscribe commands waiting for one topic's first sync;
@@ -284,9 +281,6 @@ pub(crate) struct Cluster {
     next_check: Instant,
     next_ticket: u64,
     next_generation: u64,
-    /// The earliest deadline of a waiting Socket.IO subscribe (or earlier:
-    /// it is not moved when one is answered before).
-    sio_deadline: Option<Instant>,
     /// Lines for the node's log.
     pub log: Vec<String>,
 }
@@ -339,7 +333,6 @@ impl Cluster {
             next_check: now + cfg.redis_check_interval,
             next_ticket: 1,
             next_generation: 1,
-            sio_deadline: None,
             log: Vec::new(),
         })
     }
@@ -683,7 +676,6 @@ impl Cluster {
                 keep_until: until,
                 waiters: Vec::new(),
                 mux_waiters: Vec::new(),
-                sio_waiters: Vec::new(),
             },
         );
         self.settle_topic(topic.as_str(), false);
@@ -742,86 +734,13 @@ impl Cluster {
         }
     }
 
-    /// A Socket.IO subscribe runs again when `topic` is live, Redis is
-    /// down, or at its deadline; `Err` gives it back: too many wait
-    /// already, or the topic is not followed.
-    pub fn wait_sio(&mut self, topic: &TopicName, w: Box<SioWait>) -> Result<(), Box<SioWait>> {
-        match self.topics.get_mut(topic.as_str()) {
-            Some(f) if f.sio_waiters.len() < MAX_MUX_WAITERS => {
-                let d = w.deadline;
-                f.sio_waiters.push(*w);
-                self.sio_deadline = Some(self.sio_deadline.map_or(d, |x| x.min(d)));
-                Ok(())
-            }
-            _ => Err(w),
-        }
-    }
-
-    /// Takes back the Socket.IO subscribes waiting for `topic` that `pick`
-    /// chooses.
-    pub fn cancel_sio(
-        &mut self,
-        topic: &TopicName,
-        pick: impl Fn(&SioWait) -> bool,
-    ) -> Vec<SioWait> {
-        let Some(f) = self.topics.get_mut(topic.as_str()) else {
-            return Vec::new();
-        };
-        let (picked, kept) = std::mem::take(&mut f.sio_waiters)
-            .into_iter()
-            .partition(|w| pick(w));
-        f.sio_waiters = kept;
-        picked
-    }
-
-    /// [`Cluster::refresh`] for a Socket.IO subscribe.
-    pub fn refresh_sio(&mut self, topic: &TopicName, w: Box<SioWait>) -> Result<(), Box<SioWait>> {
-        self.wait_sio(topic, w)?;
-        if let Some(f) = self.topics.get_mut(topic.as_str()) {
-            if !f.outstanding {
-                f.follower.handle_resubscribed();
-            }
-        }
-        self.settle_topic(topic.as_str(), false);
-        Ok(())
-    }
-
-    /// Socket.IO subscribes whose deadline has come run again (and are
-    /// refused, their topic still not in sync).
-    fn expire_sio(&mut self, now: Instant) {
-        if self.sio_deadline.is_none_or(|d| d > now) {
-            return;
-        }
-        let mut due = Vec::new();
-        let mut next: Option<Instant> = None;
-        for f in self.topics.values_mut() {
-            let (gone, kept): (Vec<SioWait>, Vec<SioWait>) = std::mem::take(&mut f.sio_waiters)
-                .into_iter()
-                .partition(|w| w.deadline <= now);
-            due.extend(gone);
-            for w in &kept {
-                next = Some(next.map_or(w.deadline, |x| x.min(w.deadline)));
-            }
-            f.sio_waiters = kept;
-        }
-        self.sio_deadline = next;
-        if !due.is_empty() {
-            self.outcomes.push(Outcome::SioRetry(due));
-        }
-    }
-
     /// Topics whose linger ran out; the node says for each whether it
     /// still has subscribers ([`Cluster::keep`]) or not
     /// ([`Cluster::unfollow`]).
     pub fn lingering(&self, now: Instant) -> Vec<TopicName> {
         self.topics
             .values()
-            .filter(|f| {
-                f.keep_until <= now
-                    && f.waiters.is_empty()
-                    && f.mux_waiters.is_empty()
-                    && f.sio_waiters.is_empty()
-            })
+            .filter(|f| f.keep_until <= now && f.waiters.is_empty() && f.mux_waiters.is_empty())
             .map(|f| f.topic.clone())
             .collect()
     }
@@ -835,10 +754,7 @@ impl Cluster {
     /// Stops following `topic`: its channel is unsubscribed. The mirror
     /// keeps what it has; following again reads on from its last id.
     pub fn unfollow(&mut self, topic: &TopicName) {
-        if let Some(f) = self.topics.remove(topic.as_str()) {
-            if !f.sio_waiters.is_empty() {
-                self.outcomes.push(Outcome::SioRetry(f.sio_waiters));
-            }
+        if self.topics.remove(topic.as_str()).is_some() {
             let keys = TopicKeys::new(topic);
             let _ = self.conn.unsubscribe(&[&keys.channel]);
             self.presence(topic, None);
@@ -918,10 +834,6 @@ impl Cluster {
             if !mux.is_empty() {
                 self.outcomes.push(Outcome::MuxRetry(mux));
             }
-            let sio = std::mem::take(&mut f.sio_waiters);
-            if !sio.is_empty() {
-                self.outcomes.push(Outcome::SioRetry(sio));
-            }
         }
     }
 
@@ -968,7 +880,6 @@ impl Cluster {
                 Link::Down { retry_at } => Some(retry_at),
                 _ => None,
             },
-            self.sio_deadline,
         ]
         .into_iter()
         .flatten()
@@ -995,7 +906,6 @@ impl Cluster {
         }
         self.conn.handle_timeout(now);
         self.drain(now);
-        self.expire_sio(now);
         if self.next_check > now {
             return false;
         }
@@ -1109,14 +1019,9 @@ impl Cluster {
         // their deadline.
         let mut waiters = Vec::new();
         let mut mux = Vec::new();
-        let mut sio = Vec::new();
         for f in self.topics.values_mut() {
             waiters.append(&mut f.waiters);
             mux.append(&mut f.mux_waiters);
-            sio.append(&mut f.sio_waiters);
-        }
-        if !sio.is_empty() {
-            self.outcomes.push(Outcome::SioRetry(sio));
         }
         if !waiters.is_empty() {
             self.outcomes.push(Outcome::Wake(waiters));
@@ -1428,12 +1333,6 @@ impl Node {
                     self.wake(w, None, now);
                 }
             }
-            Outcome::SioRetry(waits) => {
-                self.run_pending(now);
-                for w in waits {
-                    super::sio::retry_join(&mut self.ctx, w, now);
-                }
-            }
             Outcome::MuxRetry(frames) => {
                 self.run_pending(now);
                 for (cid, frame) in frames {
@@ -1459,8 +1358,8 @@ impl Node {
                         }
                     }
                     PublishFrom::Nobody => {}
-                    PublishFrom::Sio { addr, ack } => {
-                        super::sio::answer_publish(&mut self.ctx, &addr, ack, result)
+                    PublishFrom::SocketIo { eio, ack } => {
+                        super::sio::answer_publish(&mut self.ctx, eio, ack, result);
                     }
                 }
             }

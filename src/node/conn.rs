@@ -202,58 +202,95 @@ pub struct Sub {
 }
 
 /// A connection's subscriptions, by slot (see [`MAX_SUBS`]), in the order
-/// the client named them: the order of its combined cursor.
+/// the client named them: the order of its combined cursor. Most
+/// connections hold one topic: that one is kept inline, and a list is
+/// allocated only for a second.
 #[derive(Debug, Default)]
 pub struct Subs {
-    slots: Vec<Option<Sub>>,
+    slots: Slots,
+}
+
+#[derive(Debug)]
+enum Slots {
+    One(Option<Sub>),
+    Many(Vec<Option<Sub>>),
+}
+
+impl Default for Slots {
+    fn default() -> Slots {
+        Slots::One(None)
+    }
 }
 
 impl Subs {
+    fn slots(&self) -> &[Option<Sub>] {
+        match &self.slots {
+            Slots::One(one) => std::slice::from_ref(one),
+            Slots::Many(v) => v,
+        }
+    }
+
+    fn slots_mut(&mut self) -> &mut [Option<Sub>] {
+        match &mut self.slots {
+            Slots::One(one) => std::slice::from_mut(one),
+            Slots::Many(v) => v,
+        }
+    }
+
     pub fn get(&self, slot: usize) -> Option<&Sub> {
-        self.slots.get(slot).and_then(Option::as_ref)
+        self.slots().get(slot).and_then(Option::as_ref)
     }
 
     pub fn get_mut(&mut self, slot: usize) -> Option<&mut Sub> {
-        self.slots.get_mut(slot).and_then(Option::as_mut)
+        self.slots_mut().get_mut(slot).and_then(Option::as_mut)
     }
 
     /// The slot of `topic`, if subscribed.
     pub fn find(&self, topic: &str) -> Option<usize> {
-        self.slots
+        self.slots()
             .iter()
             .position(|s| s.as_ref().is_some_and(|s| &*s.topic == topic))
     }
 
     /// Takes the first free slot; `None` when all [`MAX_SUBS`] are used.
     pub fn insert(&mut self, sub: Sub) -> Option<usize> {
-        if let Some(free) = self.slots.iter().position(Option::is_none) {
-            self.slots[free] = Some(sub);
+        let slots = self.slots_mut();
+        if let Some(free) = slots.iter().position(Option::is_none) {
+            slots[free] = Some(sub);
             return Some(free);
         }
-        if self.slots.len() >= MAX_SUBS {
+        if slots.len() >= MAX_SUBS {
             return None;
         }
-        // Exactly one more slot: most connections hold one topic, and a
-        // growth to four would cost every idle subscriber 120 bytes.
-        self.slots.reserve_exact(1);
-        self.slots.push(Some(sub));
-        Some(self.slots.len() - 1)
+        if let Slots::One(one) = &mut self.slots {
+            // Growing one slot at a time keeps a two-topic connection
+            // from paying for four.
+            let mut v = Vec::with_capacity(2);
+            v.push(one.take());
+            self.slots = Slots::Many(v);
+        }
+        let Slots::Many(v) = &mut self.slots else {
+            return None;
+        };
+        v.reserve_exact(1);
+        v.push(Some(sub));
+        Some(v.len() - 1)
     }
 
     pub fn remove(&mut self, slot: usize) -> Option<Sub> {
-        self.slots.get_mut(slot).and_then(Option::take)
+        self.slots_mut().get_mut(slot).and_then(Option::take)
     }
 
     /// (slot, subscription) pairs in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Sub)> {
-        self.slots
+        self.slots()
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
     }
 
     pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| s.is_some()).count()
+        self.slots().iter().filter(|s| s.is_some()).count()
     }
 
     /// The length of what [`write_cursor`](Self::write_cursor) writes.
@@ -300,8 +337,9 @@ pub struct Stream {
     pub chunked: bool,
     /// When the stream last carried anything (for heartbeats).
     pub last_write: Instant,
-    /// When the token it was opened with expires: the stream ends then.
-    pub expires: Option<Instant>,
+    /// When the token it was opened with expires: the stream ends then
+    /// (boxed: only streams opened with a token that expires carry one).
+    pub expires: Option<Box<Instant>>,
 }
 
 /// A long poll waiting.
@@ -448,7 +486,7 @@ pub struct Conn {
     pub state: State,
     /// Received bytes not consumed yet (empty, without capacity, when
     /// idle: an idle connection holds no buffer memory).
-    pub inbuf: Vec<u8>,
+    pub inbuf: InBuf,
     /// What is still to be written.
     pub out: OutQueue,
     /// The deadline this connection is registered under in the timers.
@@ -471,6 +509,34 @@ pub struct Conn {
     pub log: Option<Box<AccessLog>>,
 }
 
+/// A connection's unconsumed input: a `Vec` while it holds bytes, one
+/// null pointer while it does not (most of the time, for every idle
+/// connection).
+#[derive(Debug, Default)]
+pub struct InBuf(Option<Box<Vec<u8>>>);
+
+/// What an empty buffer reads as.
+static NO_INPUT: Vec<u8> = Vec::new();
+
+impl std::ops::Deref for InBuf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        self.0.as_deref().unwrap_or(&NO_INPUT)
+    }
+}
+
+impl std::ops::DerefMut for InBuf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl From<Vec<u8>> for InBuf {
+    fn from(v: Vec<u8>) -> InBuf {
+        InBuf((v.capacity() > 0).then(|| Box::new(v)))
+    }
+}
+
 /// A connection's access-log state.
 #[derive(Debug, Default)]
 pub struct AccessLog {
@@ -487,7 +553,7 @@ impl Conn {
     pub fn new(http: Box<HttpConn>, now: Instant) -> Conn {
         Conn {
             state: State::Http(http),
-            inbuf: Vec::new(),
+            inbuf: InBuf::default(),
             out: OutQueue::default(),
             deadline: None,
             idle_since: now,

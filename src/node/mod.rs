@@ -9,7 +9,8 @@
 //! 1. [`Node::set_date`] with the wall-clock second (for `Date:` headers);
 //! 2. for each readiness event: [`Node::handle_accept`] for a new
 //!    connection; then, while [`Node::wants_read`], [`Node::handle_read`]
-//!    with the bytes read, [`Node::handle_eof`] when the peer closed its
+//!    (or [`Node::handle_read_direct`], which may write at once) with the
+//!    bytes read, [`Node::handle_eof`] when the peer closed its
 //!    side, [`Node::handle_reset`] when the socket failed;
 //!    [`Node::handle_publish`] / [`Node::handle_shutdown`] for commands
 //!    from other threads;
@@ -191,6 +192,10 @@ pub(crate) struct Ctx {
     /// A connection whose request is read again after its topics were
     /// looked at afresh in Redis: it is answered from the mirror now.
     sync_refreshed: Option<ConnId>,
+    /// The driver's read buffer (address, length) while
+    /// [`Node::handle_read_direct`] lends it: an echoed payload that lies
+    /// in it is queued by range, not copied.
+    lend: Option<(usize, usize)>,
 }
 
 impl Ctx {
@@ -291,6 +296,7 @@ impl Node {
                 cluster,
                 sync_expired: None,
                 sync_refreshed: None,
+                lend: None,
                 cfg,
             },
             conns: Vec::new(),
@@ -406,7 +412,8 @@ impl Node {
             conn.inbuf.extend_from_slice(input);
             let mut buf = std::mem::take(&mut conn.inbuf);
             let used = feed(ctx, id, conn, &mut buf, now);
-            buf.drain(..used.min(buf.len()));
+            let used = used.min(buf.len());
+            buf.drain(..used);
             if keeps_input(conn) && !buf.is_empty() {
                 conn.inbuf = buf;
             }
@@ -418,6 +425,48 @@ impl Node {
             // refresh with nothing to ask).
             self.apply_cluster(now);
         }
+    }
+
+    /// [`handle_read`](Self::handle_read), and what it queues that lies in
+    /// `input` (a WebSocket echo, unmasked in place) is written to `sock`
+    /// at once, from `input`, without a copy; what the socket does not
+    /// take is copied into the queue before this returns, so the driver
+    /// may reuse `input` afterwards. A write error resets the connection.
+    pub fn handle_read_direct<W: std::io::Write>(
+        &mut self,
+        id: ConnId,
+        input: &mut [u8],
+        sock: &mut W,
+        now: Instant,
+    ) {
+        let Some(conn) = slot_of(&mut self.conns, id) else {
+            return;
+        };
+        if !conn.inbuf.is_empty() || !conn.out.is_empty() {
+            // A tail to join, or a socket already behind: nothing to gain.
+            return self.handle_read(id, input, now);
+        }
+        let ctx = &mut self.ctx;
+        ctx.lend = Some((input.as_ptr() as usize, input.len()));
+        let used = feed(ctx, id, conn, input, now);
+        ctx.lend = None;
+        if conn.out.has_lent() {
+            let written = conn.out.flush_lent(input, sock);
+            conn.out.release(input);
+            match written {
+                Ok(n) => {
+                    if let Some(log) = conn.log.as_mut() {
+                        log.sent += n as u64;
+                    }
+                }
+                Err(_) => step(ctx, id, conn, Event::Reset, now, |_| State::Closed),
+            }
+        }
+        if used < input.len() && keeps_input(conn) {
+            conn.inbuf.extend_from_slice(&input[used..]);
+        }
+        self.settle(id, now);
+        self.run_pending(now);
     }
 
     /// The peer closed its sending side of `id`.
@@ -1027,7 +1076,7 @@ fn deadline_of(cfg: &Config, conn: &Conn) -> Option<Instant> {
         State::AwaitingBroker(a) => Some(a.deadline),
         State::Streaming(s) => {
             let beat = s.last_write + cfg.heartbeat_interval;
-            Some(s.expires.map_or(beat, |e| e.min(beat)))
+            Some(s.expires.as_deref().map_or(beat, |&e| e.min(beat)))
         }
         State::WebSocket(ws) => match (ws.session.poll_timeout(), ws.expires) {
             (Some(t), Some(e)) => Some(t.min(e)),
@@ -1090,7 +1139,7 @@ fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
         State::AwaitingBroker(_) => {
             app::answer_broker(ctx, id, conn, Some(app::BrokerAnswer::TimedOut), now)
         }
-        State::Streaming(s) if s.expires.is_some_and(|e| e <= now) => {
+        State::Streaming(s) if s.expires.as_deref().is_some_and(|&e| e <= now) => {
             // Revocation by expiry: a long-lived stream ends when its token
             // does (DESIGN "Security").
             ctx.trace_conn(id, || "token expired".to_string());

@@ -27,31 +27,116 @@ enum Segment {
     /// Bytes shared by several connections (a message compressed once for
     /// every permessage-deflate subscriber).
     Shared(Arc<[u8]>),
+    /// A frame whose payload still lies in the buffer the driver read it
+    /// into (an echoed message, unmasked in place): the header here, the
+    /// payload as a range of that buffer. Written, or copied into an
+    /// `Owned` segment, before the driver's buffer is read into again
+    /// (see [`Lending`]).
+    Lent {
+        head: [u8; LENT_HEAD],
+        head_len: u8,
+        start: u32,
+        len: u32,
+    },
 }
 
+/// The longest frame header a lent segment holds (RFC 6455 §5.2: 2 bytes,
+/// 8 of extended length, 4 of masking key).
+const LENT_HEAD: usize = 14;
+
 impl Segment {
-    /// The segment's bytes, as up to three slices written in order.
-    fn parts(&self) -> [&[u8]; 3] {
+    /// The segment's bytes, as up to three slices written in order;
+    /// `lent` is the buffer `Lent` segments point into.
+    fn parts<'a>(&'a self, lent: &'a [u8]) -> [&'a [u8]; 3] {
         match self {
             Segment::Owned(v) => [v, &[], &[]],
             Segment::Message(m, format) => m.parts(*format),
             Segment::Shared(b) => [b, &[], &[]],
+            Segment::Lent {
+                head,
+                head_len,
+                start,
+                len,
+            } => {
+                let (start, len) = (*start as usize, *len as usize);
+                let payload = lent.get(start..start + len).unwrap_or(&[]);
+                [&head[..usize::from(*head_len)], payload, &[]]
+            }
         }
     }
 
     fn len(&self) -> usize {
-        self.parts().iter().map(|p| p.len()).sum()
+        match self {
+            Segment::Lent { head_len, len, .. } => usize::from(*head_len) + *len as usize,
+            _ => self.parts(&[]).iter().map(|p| p.len()).sum(),
+        }
     }
 }
 
-/// Outbound bytes of one connection.
+/// The queue as a WebSocket session writes to it while the driver's read
+/// buffer `[base, end)` is lent to the core: a frame whose payload lies in
+/// that buffer is queued by range, not copied. Whoever lends the buffer
+/// writes the queue with [`OutQueue::flush_lent`] and then calls
+/// [`OutQueue::release`] before the buffer is reused.
+pub struct Lending<'q> {
+    pub queue: &'q mut OutQueue,
+    base: usize,
+    end: usize,
+}
+
+impl<'q> Lending<'q> {
+    /// `lent`: the buffer's address range, or `None` to copy everything.
+    pub fn new(queue: &'q mut OutQueue, lent: Option<(usize, usize)>) -> Lending<'q> {
+        let (base, end) = lent.map_or((0, 0), |(base, len)| (base, base + len));
+        Lending { queue, base, end }
+    }
+}
+
+impl crate::proto::ws::Transmit for Lending<'_> {
+    fn push_frame(&mut self, header: &[u8], payload: &[u8]) {
+        let at = payload.as_ptr() as usize;
+        let inside = !payload.is_empty() && at >= self.base && at + payload.len() <= self.end;
+        let fits = header.len() <= LENT_HEAD;
+        match (
+            u32::try_from(at.wrapping_sub(self.base)),
+            u32::try_from(payload.len()),
+        ) {
+            (Ok(start), Ok(len)) if inside && fits => {
+                let mut head = [0; LENT_HEAD];
+                head[..header.len()].copy_from_slice(header);
+                let q = self.queue.queue();
+                q.len += header.len() + payload.len();
+                q.lent += 1;
+                q.segments.push_back(Segment::Lent {
+                    head,
+                    head_len: header.len() as u8,
+                    start,
+                    len,
+                });
+            }
+            _ => self.queue.push_pair(header, payload),
+        }
+    }
+}
+
+/// Outbound bytes of one connection. An idle connection's queue is one
+/// null pointer: the segments and their counts are allocated while
+/// something is queued, and freed as soon as all of it is written.
 #[derive(Debug, Default)]
 pub struct OutQueue {
+    q: Option<Box<Queue>>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
     segments: VecDeque<Segment>,
     /// Bytes of the front segment already written.
     front_written: usize,
     /// Unwritten bytes in all.
     len: usize,
+    /// `Lent` segments queued (they must be written or copied before the
+    /// driver reads into its buffer again).
+    lent: usize,
 }
 
 /// A WebSocket session writes its frames straight into the queue.
@@ -62,22 +147,27 @@ impl crate::proto::ws::Transmit for OutQueue {
 }
 
 impl OutQueue {
+    fn queue(&mut self) -> &mut Queue {
+        self.q.get_or_insert_with(Box::default)
+    }
+
     /// Queues a copy of `a` then `b` (a frame header and its payload).
     pub fn push_pair(&mut self, a: &[u8], b: &[u8]) {
-        if let Some(Segment::Owned(last)) = self.segments.back_mut() {
+        if a.is_empty() && b.is_empty() {
+            return;
+        }
+        let q = self.queue();
+        q.len += a.len() + b.len();
+        if let Some(Segment::Owned(last)) = q.segments.back_mut() {
             last.reserve(a.len() + b.len());
             last.extend_from_slice(a);
             last.extend_from_slice(b);
-            self.len += a.len() + b.len();
             return;
         }
         let mut v = Vec::with_capacity(a.len() + b.len());
         v.extend_from_slice(a);
         v.extend_from_slice(b);
-        self.len += v.len();
-        if !v.is_empty() {
-            self.segments.push_back(Segment::Owned(v));
-        }
+        q.segments.push_back(Segment::Owned(v));
     }
 
     /// Queues `bytes`, taking the buffer rather than copying it when it
@@ -86,35 +176,27 @@ impl OutQueue {
         if bytes.is_empty() {
             return;
         }
-        if let Some(Segment::Owned(last)) = self.segments.back_mut() {
-            self.len += bytes.len();
+        let q = self.queue();
+        q.len += bytes.len();
+        if let Some(Segment::Owned(last)) = q.segments.back_mut() {
             last.extend_from_slice(&bytes);
             return;
         }
-        self.len += bytes.len();
-        self.segments.push_back(Segment::Owned(bytes));
+        q.segments.push_back(Segment::Owned(bytes));
     }
 
     /// Unwritten bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.q.as_ref().map_or(0, |q| q.len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Queues a copy of `bytes`.
     pub fn push(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        self.len += bytes.len();
-        if let Some(Segment::Owned(last)) = self.segments.back_mut() {
-            last.extend_from_slice(bytes);
-            return;
-        }
-        self.segments.push_back(Segment::Owned(bytes.to_vec()));
+        self.push_pair(bytes, &[]);
     }
 
     /// Queues a message in `format` by reference: the bytes stay the
@@ -124,8 +206,9 @@ impl OutQueue {
         if len == 0 {
             return;
         }
-        self.len += len;
-        self.segments
+        let q = self.queue();
+        q.len += len;
+        q.segments
             .push_back(Segment::Message(Arc::clone(message), format));
     }
 
@@ -134,20 +217,30 @@ impl OutQueue {
         if bytes.is_empty() {
             return;
         }
-        self.len += bytes.len();
-        self.segments.push_back(Segment::Shared(Arc::clone(bytes)));
+        let q = self.queue();
+        q.len += bytes.len();
+        q.segments.push_back(Segment::Shared(Arc::clone(bytes)));
     }
 
     /// Fills `slices` with the unwritten bytes, front first; returns how
     /// many slices it filled (0: nothing to write). After writing, the
     /// caller reports how much went out with [`consume`](Self::consume).
     pub fn fill<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        self.fill_lent(&[], slices)
+    }
+
+    /// [`fill`](Self::fill) while `lent` is the buffer `Lent` segments
+    /// point into.
+    pub fn fill_lent<'a>(&'a self, lent: &'a [u8], slices: &mut [IoSlice<'a>]) -> usize {
+        let Some(q) = self.q.as_deref() else {
+            return 0;
+        };
         let mut n = 0;
         // What of the front segment is written already, skipped across
         // its parts.
-        let mut skip = self.front_written;
-        for seg in &self.segments {
-            for part in seg.parts() {
+        let mut skip = q.front_written;
+        for seg in &q.segments {
+            for part in seg.parts(lent) {
                 let done = skip.min(part.len());
                 skip -= done;
                 let part = &part[done..];
@@ -169,43 +262,83 @@ impl OutQueue {
     /// WRITABLE). Errors other than `WouldBlock`/`Interrupted` mean the
     /// connection is gone.
     pub fn flush<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
-        while self.len > 0 {
+        self.flush_lent(&[], w).map(|_| self.is_empty())
+    }
+
+    /// Writes as much as the socket takes while `lent` is the buffer
+    /// `Lent` segments point into; returns the bytes written (`WouldBlock`
+    /// is not an error: it stops the writing).
+    pub fn flush_lent<W: Write>(&mut self, lent: &[u8], w: &mut W) -> io::Result<usize> {
+        let mut sent = 0;
+        while !self.is_empty() {
             let written = {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let n = self.fill(&mut slices);
+                let n = self.fill_lent(lent, &mut slices);
                 match w.write_vectored(&slices[..n]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(k) => k,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(sent),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 }
             };
             self.consume(written);
+            sent += written;
         }
-        Ok(true)
+        Ok(sent)
+    }
+
+    /// Whether `Lent` segments are queued.
+    pub fn has_lent(&self) -> bool {
+        self.q.as_ref().is_some_and(|q| q.lent > 0)
+    }
+
+    /// The lent buffer is about to be reused: every `Lent` segment still
+    /// queued becomes an owned copy of its bytes.
+    pub fn release(&mut self, lent: &[u8]) {
+        let Some(q) = self.q.as_deref_mut() else {
+            return;
+        };
+        if q.lent == 0 {
+            return;
+        }
+        for seg in q.segments.iter_mut() {
+            if let Segment::Lent { .. } = seg {
+                let [head, payload, _] = seg.parts(lent);
+                let mut v = Vec::with_capacity(head.len() + payload.len());
+                v.extend_from_slice(head);
+                v.extend_from_slice(payload);
+                *seg = Segment::Owned(v);
+            }
+        }
+        q.lent = 0;
     }
 
     /// Drops the first `n` unwritten bytes: they were written.
     pub fn consume(&mut self, n: usize) {
+        let Some(q) = self.q.as_deref_mut() else {
+            return;
+        };
         // More than is queued cannot have been written.
-        let mut n = n.min(self.len);
-        self.len -= n;
+        let mut n = n.min(q.len);
+        q.len -= n;
         while n > 0 {
-            let front_left = self.segments[0].len() - self.front_written;
+            let front_left = q.segments[0].len() - q.front_written;
             if n >= front_left {
                 n -= front_left;
-                self.front_written = 0;
-                self.segments.pop_front();
+                q.front_written = 0;
+                if let Some(Segment::Lent { .. }) = q.segments.pop_front() {
+                    q.lent -= 1;
+                }
             } else {
-                self.front_written += n;
+                q.front_written += n;
                 n = 0;
             }
         }
-        if self.segments.is_empty() && self.segments.capacity() > 0 {
+        if q.segments.is_empty() {
             // An idle connection holds no buffer memory, not even the
             // queue's ring of segments.
-            self.segments = VecDeque::new();
+            self.q = None;
         }
     }
 
@@ -214,17 +347,16 @@ impl OutQueue {
     /// a chunk followed by something else (the connection is being cut
     /// off, or a close frame must jump the queue).
     pub fn clear_unstarted(&mut self) {
-        if self.front_written > 0 {
-            let front = self.segments.pop_front();
-            self.segments = VecDeque::new();
-            if let Some(front) = front {
-                self.len = front.len() - self.front_written;
-                self.segments.push_back(front);
-            }
-        } else {
-            self.segments = VecDeque::new();
-            self.len = 0;
+        let Some(q) = self.q.as_deref_mut() else {
+            return;
+        };
+        if q.front_written == 0 {
+            self.q = None;
+            return;
         }
+        q.segments.truncate(1);
+        q.len = q.segments[0].len() - q.front_written;
+        q.lent = usize::from(matches!(q.segments[0], Segment::Lent { .. }));
     }
 }
 
@@ -290,5 +422,49 @@ mod tests {
         assert!(q.flush(&mut w).unwrap());
         assert_eq!(w.got, b"abcdid: 1-2\ndata: SHARED\n\nef");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_lent_payload_is_written_from_the_buffer_then_copied_before_reuse() {
+        let mut buf = b"..PAYLOAD..".to_vec();
+        let mut q = OutQueue::default();
+        let other = b"COPY".to_vec();
+        {
+            let range = Some((buf.as_ptr() as usize, buf.len()));
+            let mut lending = Lending::new(&mut q, range);
+            use crate::proto::ws::Transmit;
+            lending.push_frame(&[0x81, 7], &buf[2..9]);
+            // Not in the lent buffer: copied.
+            lending.push_frame(&[0x81, 4], &other);
+        }
+        assert!(q.has_lent());
+        assert_eq!(q.len(), 15);
+        let mut w = FakeSocket {
+            got: Vec::new(),
+            per_call: 3,
+            room: 4,
+        };
+        assert_eq!(q.flush_lent(&buf, &mut w).unwrap(), 4);
+        q.release(&buf);
+        assert!(!q.has_lent());
+        // The driver reads into its buffer again: the queue holds its own
+        // copy of what was not written.
+        buf.fill(b'!');
+        w.room = usize::MAX;
+        assert!(q.flush(&mut w).unwrap());
+        assert_eq!(w.got, b"\x81\x07PAYLOAD\x81\x04COPY");
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn an_idle_queue_is_one_pointer() {
+        assert_eq!(
+            std::mem::size_of::<OutQueue>(),
+            std::mem::size_of::<usize>()
+        );
+        let mut q = OutQueue::default();
+        q.push(b"ab");
+        q.consume(2);
+        assert!(q.q.is_none());
     }
 }

@@ -65,7 +65,7 @@ use crate::wire::{json, ws_handshake};
 use crate::Config;
 
 use super::app::{self, Next};
-use super::cluster::{Failure, PublishFrom, Sync};
+use super::cluster::{PublishFrom, Sync};
 use super::conn::{EngineKind, Phase, State, Subs, TopicName, WsConn, WsRole, MAX_SUBS};
 use super::outq::OutQueue;
 use super::{close_state, new_sub, slot_of, start_position, step, ConnId, Ctx, Event, Node};
@@ -109,6 +109,9 @@ pub(crate) struct SioGlue {
     dirty: bool,
     /// Connection state recovery on namespace `/` (`--sio-recovery`).
     recovery: bool,
+    /// Cluster mode: subscribes waiting for their topic's first sync with
+    /// Redis, and when they give up.
+    waiting: Vec<(Instant, HubCall)>,
 }
 
 /// A namespace `/` socket.
@@ -131,6 +134,8 @@ struct Inbox {
     /// `?token=`), used when CONNECT carries none.
     tokens: HashMap<Sid, String>,
     calls: Vec<HubCall>,
+    /// Where recovery pids come from.
+    new_pid: SidSource,
 }
 
 enum HubCall {
@@ -157,24 +162,22 @@ fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
     inbox.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Where sids come from: the kernel's randomness; a counter under the
-/// fuzzer, whose property (the same bytes whether input comes whole or
-/// byte by byte) needs two runs of one input to agree.
+/// Where sids come from: the kernel's randomness (a sid is all that
+/// authenticates a polling request).
 fn sid_source() -> SidSource {
-    #[cfg(fuzzing)]
-    {
-        let mut n: u32 = 0;
-        Box::new(move || {
-            n = n.wrapping_add(1);
-            let mut bytes = [0u8; 20];
-            bytes[..4].copy_from_slice(&n.to_be_bytes());
-            Ok(Sid::from_bytes(bytes))
-        })
-    }
-    #[cfg(not(fuzzing))]
-    {
-        Box::new(crate::proto::engineio::random_sid)
-    }
+    Box::new(crate::proto::engineio::random_sid)
+}
+
+/// Sids from a counter: the same on every run (see
+/// [`Node::use_counter_sids`]).
+fn counter_sids() -> SidSource {
+    let mut n: u32 = 0;
+    Box::new(move || {
+        n = n.wrapping_add(1);
+        let mut bytes = [0u8; 20];
+        bytes[..4].copy_from_slice(&n.to_be_bytes());
+        Ok(Sid::from_bytes(bytes))
+    })
 }
 
 /// `{"message","data":{"status"}}`: a refused CONNECT's payload.
@@ -205,7 +208,6 @@ struct HubNamespace {
     inbox: Arc<Mutex<Inbox>>,
     /// Connection state recovery (see [`with_offset`]).
     recovery: bool,
-    new_pid: SidSource,
 }
 
 impl Namespace for HubNamespace {
@@ -245,7 +247,7 @@ impl Namespace for HubNamespace {
                     socket.set_pid(pid);
                 }
                 _ => {
-                    if let Ok(pid) = (self.new_pid)() {
+                    if let Ok(pid) = (inbox.new_pid)() {
                         socket.set_pid(pid);
                     }
                 }
@@ -296,6 +298,7 @@ impl SioGlue {
             date_secs: 0,
             tokens: HashMap::new(),
             calls: Vec::new(),
+            new_pid: sid_source(),
         }));
         let mut server = SioServer::with_parts(
             config,
@@ -307,7 +310,6 @@ impl SioGlue {
             Box::new(HubNamespace {
                 inbox: Arc::clone(&inbox),
                 recovery: cfg.sio_recovery,
-                new_pid: sid_source(),
             }),
         );
         SioGlue {
@@ -325,6 +327,7 @@ impl SioGlue {
             deadline: None,
             dirty: false,
             recovery: cfg.sio_recovery,
+            waiting: Vec::new(),
         }
     }
 
@@ -472,7 +475,8 @@ impl SioGlue {
         self.dirty = false;
         let echo = self.echo.as_ref().and_then(|(_, s)| s.poll_timeout());
         let expiry = self.socks.iter().flatten().filter_map(|s| s.expires).min();
-        self.deadline = [self.server.poll_timeout(), echo, expiry]
+        let waiting = self.waiting.iter().map(|(d, _)| *d).min();
+        self.deadline = [self.server.poll_timeout(), echo, expiry, waiting]
             .into_iter()
             .flatten()
             .min();
@@ -489,8 +493,9 @@ impl SioGlue {
 // ---- requests on the Engine.IO paths ---------------------------------------
 
 /// The token a handshake request carries, for a CONNECT that brings none.
-fn remember_token(ctx: &mut Ctx, sid: Sid, req: &Request) {
-    if ctx.verifier.is_none() {
+fn remember_token(ctx: &mut Ctx, engine: EngineKind, sid: Sid, req: &Request) {
+    // Only Socket.IO's CONNECT reads it (and only its closes forget it).
+    if ctx.verifier.is_none() || engine != EngineKind::SocketIo {
         return;
     }
     if let Some(token) = app::sio_request_token(req) {
@@ -537,7 +542,7 @@ pub(crate) fn http_request(
             body,
         } => app::sio_respond(ctx, out, version, keep_alive, status, content_type, &body),
         HttpAnswer::Opened { sid, body } => {
-            remember_token(ctx, sid, req);
+            remember_token(ctx, engine, sid, req);
             app::sio_respond(ctx, out, version, keep_alive, 200, POLL_CONTENT_TYPE, &body)
         }
         HttpAnswer::Park(sid) => {
@@ -620,7 +625,7 @@ fn ws_request(
         }
     };
     if fresh {
-        remember_token(ctx, sid, req);
+        remember_token(ctx, engine, sid, req);
     }
     let mut head = Vec::new();
     ws_handshake::write_accept(&mut head, &accept);
@@ -690,6 +695,15 @@ pub(super) fn answer_poll(
         body,
     );
     conn.idle_since = now;
+    // The access log's line for the poll, now that it is answered.
+    if let Some((since, entry, kind)) = conn.log.as_mut().and_then(|l| l.open_entry.take()) {
+        let took = now.saturating_duration_since(since).as_secs_f64();
+        let (status, bytes) = ctx.last_reply;
+        ctx.log.push(format!(
+            "{} {entry} {status} {bytes} {took:.3}s {kind}",
+            ctx.date_secs
+        ));
+    }
     if let Next::Close = next {
         step(ctx, id, conn, Event::AnsweredLast, now, close_state);
         return;
@@ -701,7 +715,8 @@ pub(super) fn answer_poll(
     if !conn.inbuf.is_empty() {
         let mut input = std::mem::take(&mut conn.inbuf);
         let used = super::feed(ctx, id, conn, &mut input, now);
-        input.drain(..used.min(input.len()));
+        let used = used.min(input.len());
+        input.drain(..used);
         if super::keeps_input(conn) && !input.is_empty() {
             conn.inbuf = input;
         }
@@ -931,10 +946,33 @@ pub(super) fn deliver(
 
 /// Carries out what namespace `/` recorded; `true` if there was anything.
 fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
-    let calls = std::mem::take(&mut lock(&ctx.sio.inbox).calls);
-    if calls.is_empty() {
+    let mut calls = std::mem::take(&mut lock(&ctx.sio.inbox).calls);
+    let waited = ctx.sio.waiting.len();
+    if calls.is_empty() && waited == 0 {
         return false;
     }
+    let fresh = calls.len();
+    // Subscribes that waited for their topic's sync run again first; past
+    // their deadline they are refused (503), as every request that waits
+    // for Redis is.
+    let mut retry = Vec::new();
+    for (deadline, call) in std::mem::take(&mut ctx.sio.waiting) {
+        if now < deadline {
+            retry.push(call);
+            continue;
+        }
+        if let HubCall::Event {
+            addr,
+            ack: Some(ack),
+            ..
+        } = call
+        {
+            let refused = error_ack(503, "the topic did not sync with Redis in time");
+            ctx.sio.server.ack(&addr, ack, vec![refused], Vec::new());
+        }
+    }
+    retry.append(&mut calls);
+    let calls = retry;
     ctx.sio.dirty = true;
     for call in calls {
         match call {
@@ -965,7 +1003,7 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                 };
                 ctx.sio.by_sid.insert(addr.eio, n);
                 if let Some(offset) = resume {
-                    resume_topics(ctx, n, &offset, now);
+                    resume_topics(ctx, &addr, &offset);
                 }
             }
             HubCall::Disconnect { addr } => {
@@ -984,35 +1022,58 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                 name,
                 args,
                 attachments,
-                mut ack,
+                ack,
             } => {
                 let Some(&n) = ctx.sio.by_sid.get(&addr.eio) else {
                     continue;
                 };
-                // A call answered later (cluster mode) takes the ack.
                 let reply = match name.as_str() {
-                    "subscribe" => subscribe(ctx, n, &args, &mut ack, now),
+                    "subscribe" => match cluster_sync(ctx, &args, now) {
+                        Ok(true) => subscribe(ctx, n, &args, now),
+                        Ok(false) => {
+                            // Waits for its topic, and runs again then.
+                            let deadline = now + ctx.cfg.redis_timeout;
+                            ctx.sio.waiting.push((
+                                deadline,
+                                HubCall::Event {
+                                    addr: addr.clone(),
+                                    name,
+                                    args,
+                                    attachments,
+                                    ack,
+                                },
+                            ));
+                            continue;
+                        }
+                        Err(refused) => Err(refused),
+                    },
                     "unsubscribe" => unsubscribe(ctx, n, &args),
-                    "publish" => publish(ctx, n, &args, &attachments, &mut ack, now),
+                    "publish" => publish(ctx, n, &args, &attachments, ack, now),
                     _ => Err((
                         404,
                         format!("unknown event {name:?}: subscribe, unsubscribe or publish"),
                     )),
                 };
+                let value = match reply {
+                    Ok(Some(v)) => v,
+                    Ok(None) => continue,
+                    Err((status, message)) => error_ack(status, &message),
+                };
                 if let Some(ack) = ack {
-                    let value = match reply {
-                        Ok(v) => v,
-                        Err((status, message)) => error_ack(status, &message),
-                    };
                     ctx.sio.server.ack(&addr, ack, vec![value], Vec::new());
                 }
             }
         }
     }
-    true
+    // Progress: new calls, or a waiting subscribe that ran or gave up (a
+    // subscribe still waiting is no reason to come back at once).
+    fresh > 0 || ctx.sio.waiting.len() != waited
 }
 
-type Reply = Result<Value, (u16, String)>;
+/// An ack's value now, `Ok(None)` when it comes later (cluster mode:
+/// Redis gives a publish's id; a subscribe waits for its topic's sync),
+/// or a refusal.
+type Reply = Result<Option<Value>, (u16, String)>;
 
 fn topic_arg(args: &[Value]) -> Result<TopicName, (u16, String)> {
     let name = args
@@ -1024,24 +1085,14 @@ fn topic_arg(args: &[Value]) -> Result<TopicName, (u16, String)> {
 
 /// `subscribe(TOPIC, {after}, ack)`: joins, replays after the cursor,
 /// acks `{"last_id","gap"}`.
-fn subscribe(
-    ctx: &mut Ctx,
-    n: usize,
-    args: &[Value],
-    ack: &mut Option<AckId>,
-    now: Instant,
-) -> Reply {
+fn subscribe(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> Reply {
     let topic = topic_arg(args)?;
     let after = args
         .get(1)
         .and_then(|o| o.get("after"))
         .and_then(Value::as_str);
     let cursor = hub::parse_cursor(after).map_err(|e| (e.status(), e.to_string()))?;
-    let text = after.unwrap_or("");
-    if ctx.cluster.is_some() {
-        return join_synced(ctx, n, &topic, &cursor, text, ack, now, false);
-    }
-    join(ctx, n, &topic, &cursor, text, now)
+    join(ctx, n, &topic, &cursor, after.unwrap_or(""), now)
 }
 
 /// Joins `topic` at `cursor` (`text` as the client wrote it), replays
@@ -1131,50 +1182,52 @@ fn join(
         }
     }
     let last_id = ctx.hub.last_id(&topic).unwrap_or(position).to_string();
-    Ok(Value::Object(vec![
+    Ok(Some(Value::Object(vec![
         ("last_id".into(), Value::String(last_id)),
         ("gap".into(), Value::Bool(start.gap.is_some())),
-    ]))
+    ])))
 }
 
-/// A recovering socket rejoins every topic of its offset where it stood
-/// (what the token allows; a malformed offset resumes nothing).
-fn resume_topics(ctx: &mut Ctx, n: usize, offset: &str, now: Instant) {
+/// A recovering socket rejoins every topic of its offset where it stood,
+/// as if it had sent `subscribe(topic, {after})` for each (so the token
+/// and, in cluster mode, the topic's sync apply); a malformed offset
+/// resumes nothing.
+fn resume_topics(ctx: &mut Ctx, addr: &SioAddr, offset: &str) {
     let limits = crate::wire::cursor::CursorLimits::from_config(&ctx.cfg);
     let Ok(cursor) = crate::wire::cursor::CombinedCursor::parse(offset, &limits) else {
         return;
     };
+    let mut inbox = lock(&ctx.sio.inbox);
     for t in cursor.topics() {
-        let Ok(topic) = TopicName::parse(&t.topic) else {
-            continue;
-        };
-        let text = match t.cursor {
+        let after = match t.cursor {
             Cursor::After(id) => id.to_string(),
             _ => "earliest".to_string(),
         };
-        if ctx.cluster.is_some() {
-            let _ = join_synced(ctx, n, &topic, &t.cursor, &text, &mut None, now, false);
-            continue;
-        }
-        let _ = join(ctx, n, &topic, &t.cursor, &text, now);
+        inbox.calls.push(HubCall::Event {
+            addr: addr.clone(),
+            name: "subscribe".into(),
+            args: vec![
+                Value::String(t.topic.clone()),
+                Value::Object(vec![("after".into(), Value::String(after))]),
+            ],
+            attachments: Vec::new(),
+            ack: None,
+        });
     }
 }
 
 fn unsubscribe(ctx: &mut Ctx, n: usize, args: &[Value]) -> Reply {
     let topic = topic_arg(args)?;
-    if ctx.cluster.is_some() {
-        cancel_joins(ctx, n, &topic);
-    }
     if let Some(Some(sock)) = ctx.sio.socks.get_mut(n) {
         if let Some(slot) = sock.subs.find(&topic) {
             sock.subs.remove(slot);
             ctx.hub.unsubscribe(&topic, sub_number(n, slot));
         }
     }
-    Ok(Value::Object(vec![(
+    Ok(Some(Value::Object(vec![(
         "topic".into(),
         Value::String(topic.to_string()),
-    )]))
+    )])))
 }
 
 /// `publish(TOPIC, DATA, {event}, ack)`: acks `{"id"}`. A string is
@@ -1185,7 +1238,7 @@ fn publish(
     n: usize,
     args: &[Value],
     attachments: &[Vec<u8>],
-    ack: &mut Option<AckId>,
+    ack: Option<AckId>,
     now: Instant,
 ) -> Reply {
     let topic = topic_arg(args)?;
@@ -1228,196 +1281,62 @@ fn publish(
     if text.len() > ctx.cfg.max_message_bytes {
         return Err((413, "message too large".into()));
     }
-    if ctx.cluster.is_some() {
-        return publish_to_redis(ctx, n, &topic, event.as_ref(), &text, kind, ack);
+    // Cluster mode: Redis gives the id; the ack waits for it.
+    if let Some(c) = ctx.cluster.as_mut() {
+        let from = match (ack, ctx.sio.socks.get(n)) {
+            (Some(ack), Some(Some(sock))) => PublishFrom::SocketIo {
+                eio: sock.addr.eio,
+                ack,
+            },
+            _ => PublishFrom::Nobody,
+        };
+        c.publish(from, &topic, event.as_ref(), &text, kind)
+            .map_err(|f| (f.status, f.message))?;
+        return Ok(None);
     }
     let msg = super::publish(ctx, None, &topic, event.as_ref(), &text, kind, now)
         .map_err(|e| (e.status(), e.to_string()))?;
-    Ok(Value::Object(vec![(
+    Ok(Some(Value::Object(vec![(
         "id".into(),
         Value::String(msg.id_text.to_string()),
-    )]))
+    )])))
 }
 
-// ---- cluster mode (`--redis`) ------------------------------------------------
-
-/// A namespace `/` subscribe waiting for its topic's mirror to be in sync
-/// with Redis: joined (and acked) when it is, refused 503 when Redis is
-/// down or at `deadline` (`--redis-timeout`).
-#[derive(Debug)]
-pub(crate) struct SioWait {
-    addr: SioAddr,
-    topic: TopicName,
-    cursor: Cursor,
-    /// The cursor as the client wrote it.
-    text: String,
-    ack: Option<AckId>,
-    pub(crate) deadline: Instant,
-}
-
-/// [`join`] on Redis (docs/protocol.md "Cluster"): a topic this node does
-/// not follow yet waits for its first read from Redis, and a cursor past
-/// the mirror (another node may just have handed it out, its message
-/// still on its way here by pub/sub) for one fresh read, as `/ws`
-/// subscribes do. Meanwhile the socket's other packets flow: a wait takes
-/// the ack (the reply is then not sent) and [`retry_join`] answers it.
-/// `retried`: the wait is over, so it is not waited for again.
-#[allow(clippy::too_many_arguments)]
-fn join_synced(
-    ctx: &mut Ctx,
-    n: usize,
-    topic: &TopicName,
-    cursor: &Cursor,
-    text: &str,
-    ack: &mut Option<AckId>,
-    now: Instant,
-    retried: bool,
-) -> Reply {
-    let Some(Some(sock)) = ctx.sio.socks.get(n) else {
-        return Err((410, "gone".into()));
-    };
-    // A refusal needs no sync (and a topic the token does not allow is
-    // not followed on its behalf).
-    if sock
-        .claims
-        .as_ref()
-        .is_some_and(|c| !c.may_subscribe(topic))
-    {
-        return join(ctx, n, topic, cursor, text, now);
-    }
-    let addr = sock.addr.clone();
+/// Cluster mode: whether a subscribe's topic is in sync with Redis (it
+/// starts following it if need be); `Ok(false)`: wait for it. Without
+/// Redis every topic is.
+fn cluster_sync(ctx: &mut Ctx, args: &[Value], now: Instant) -> Result<bool, (u16, String)> {
     let Some(c) = ctx.cluster.as_mut() else {
-        return join(ctx, n, topic, cursor, text, now);
+        return Ok(true);
     };
-    let deadline = now + c.timeout();
-    let wait = |ack: &mut Option<AckId>| {
-        Box::new(SioWait {
-            addr,
-            topic: topic.clone(),
-            cursor: *cursor,
-            text: text.to_string(),
-            ack: ack.take(),
-            deadline,
-        })
+    // A bad name is refused by the subscribe itself.
+    let Ok(topic) = topic_arg(args) else {
+        return Ok(true);
     };
-    match c.sync(topic, ctx.hub.last_id(topic), ctx.cfg.redis_linger, now) {
-        Sync::Live if !retried && c.is_up() => {
-            let ahead = match (cursor, ctx.hub.last_id(topic)) {
-                (Cursor::After(want), Some(have)) => {
-                    want.epoch != have.epoch || want.seq > have.seq
-                }
-                _ => false,
-            };
-            if !ahead {
-                return join(ctx, n, topic, cursor, text, now);
-            }
-            match c.refresh_sio(topic, wait(ack)) {
-                Ok(()) => Ok(Value::Null),
-                // Too many wait: answered from the mirror now.
-                Err(w) => {
-                    *ack = w.ack;
-                    join(ctx, n, topic, cursor, text, now)
-                }
-            }
-        }
-        Sync::Live => join(ctx, n, topic, cursor, text, now),
+    match c.sync(&topic, ctx.hub.last_id(&topic), ctx.cfg.redis_linger, now) {
+        Sync::Live => Ok(true),
+        Sync::Pending => Ok(false),
         Sync::Down => Err((503, "Redis is unavailable".into())),
-        Sync::Pending if retried => Err((503, "Redis did not answer in time".into())),
-        Sync::Pending => match c.wait_sio(topic, wait(ack)) {
-            Ok(()) => Ok(Value::Null),
-            Err(w) => {
-                *ack = w.ack;
-                Err((503, "too many subscribes wait for this topic".into()))
-            }
-        },
     }
 }
 
-/// A subscribe whose wait is over (its topic is in sync, Redis is down,
-/// or its deadline passed) runs again and is acked. A socket gone
-/// meanwhile is not answered.
-pub(super) fn retry_join(ctx: &mut Ctx, w: SioWait, now: Instant) {
-    let Some(&n) = ctx.sio.by_sid.get(&w.addr.eio) else {
-        return;
-    };
-    if ctx
-        .sio
-        .socks
-        .get(n)
-        .and_then(Option::as_ref)
-        .is_none_or(|s| s.addr != w.addr)
-    {
-        return;
-    }
-    let reply = join_synced(ctx, n, &w.topic, &w.cursor, &w.text, &mut None, now, true);
-    if let Some(ack) = w.ack {
-        let value = match reply {
-            Ok(v) => v,
-            Err((status, message)) => error_ack(status, &message),
-        };
-        ctx.sio.server.ack(&w.addr, ack, vec![value], Vec::new());
-        ctx.sio.dirty = true;
-    }
-}
-
-/// An unsubscribe overtakes the socket's subscribes to `topic` that still
-/// wait for Redis: they are refused (409) before it is acked, so the
-/// socket ends unsubscribed, as it asked last.
-fn cancel_joins(ctx: &mut Ctx, n: usize, topic: &TopicName) {
-    let (Some(c), Some(Some(sock))) = (ctx.cluster.as_mut(), ctx.sio.socks.get(n)) else {
-        return;
-    };
-    for w in c.cancel_sio(topic, |w| w.addr == sock.addr) {
-        if let Some(ack) = w.ack {
-            let value = error_ack(409, "unsubscribed before the topic was in sync");
-            ctx.sio.server.ack(&w.addr, ack, vec![value], Vec::new());
-        }
-    }
-}
-
-/// A publish on Redis: the id is Redis's, so the ack (taken from `ack`)
-/// goes when Redis answers ([`answer_publish`]); the message reaches this
-/// node's sockets by the mirror, like every other node's.
-fn publish_to_redis(
-    ctx: &mut Ctx,
-    n: usize,
-    topic: &TopicName,
-    event: Option<&EventName>,
-    text: &str,
-    kind: PayloadKind,
-    ack: &mut Option<AckId>,
-) -> Reply {
-    let Some(Some(sock)) = ctx.sio.socks.get(n) else {
-        return Err((410, "gone".into()));
-    };
-    let from = match *ack {
-        Some(id) => PublishFrom::Sio {
-            addr: sock.addr.clone(),
-            ack: id,
-        },
-        None => PublishFrom::Nobody,
-    };
-    let Some(c) = ctx.cluster.as_mut() else {
-        return Err((500, "not in cluster mode".into()));
-    };
-    c.publish(from, topic, event, text, kind)
-        .map_err(|f| (f.status, f.message))?;
-    *ack = None;
-    Ok(Value::Null)
-}
-
-/// Redis answered a Socket.IO publish: its ack, `{"id"}` or the error.
+/// A cluster publish's id (or failure) came back from Redis: the ack the
+/// socket waited for.
 pub(super) fn answer_publish(
     ctx: &mut Ctx,
-    addr: &SioAddr,
+    eio: Sid,
     ack: AckId,
-    result: Result<hub::MessageId, Failure>,
+    result: Result<hub::MessageId, super::cluster::Failure>,
 ) {
     let value = match result {
         Ok(id) => Value::Object(vec![("id".into(), Value::String(id.to_string()))]),
         Err(f) => error_ack(f.status, &f.message),
     };
-    ctx.sio.server.ack(addr, ack, vec![value], Vec::new());
+    let addr = SioAddr {
+        eio,
+        nsp: "/".into(),
+    };
+    ctx.sio.server.ack(&addr, ack, vec![value], Vec::new());
     ctx.sio.dirty = true;
 }
 
@@ -1432,6 +1351,20 @@ impl Node {
     /// server's own configuration, never a peer's input).
     pub fn register_namespace(&mut self, name: &str, handlers: Box<dyn Namespace + Send>) {
         self.ctx.sio.register(name, handlers);
+    }
+
+    /// Engine.IO sids, Socket.IO ids and pids from counters instead of
+    /// the kernel's randomness, so that two runs of one script give the
+    /// same bytes: for simulated-time harnesses (`sim::Harness`, whose
+    /// fuzz property compares a run fed whole with one fed byte by byte).
+    /// Never for a server: anyone could then guess a session's sid.
+    pub fn use_counter_sids(&mut self) {
+        let sio = &mut self.ctx.sio;
+        sio.server.set_sid_sources(counter_sids(), counter_sids());
+        if let Some((_, s)) = &mut sio.echo {
+            s.set_sid_source(counter_sids());
+        }
+        lock(&sio.inbox).new_pid = counter_sids();
     }
 
     /// Applies everything the Engine.IO sessions want written to the

@@ -373,3 +373,31 @@ fn the_access_log_has_a_line_per_request_and_per_stream_end() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn an_echo_written_from_the_read_buffer_survives_a_short_write_and_the_buffer_reuse() {
+    let mut h = Harness::new(cfg());
+    let c = h.connect();
+    h.send(
+        c,
+        b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert!(h.take_text(c).starts_with("HTTP/1.1 101 "));
+    // Two masked text frames in one read (RFC 6455 §5.7: "Hello").
+    let frame = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    let mut input = [frame, frame].concat();
+    // The socket takes 4 bytes, then is full.
+    let mut sock = super::outq::FakeSocket {
+        got: Vec::new(),
+        per_call: 4,
+        room: 4,
+    };
+    h.node.handle_read_direct(c, &mut input, &mut sock, h.now);
+    assert_eq!(sock.got, b"\x81\x05He");
+    // The driver reads into the same buffer again: the queue kept a copy.
+    input.fill(0);
+    h.settle();
+    let rest = h.clients[&c].received.clone();
+    assert_eq!(rest, b"llo\x81\x05Hello");
+}

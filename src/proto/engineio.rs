@@ -661,10 +661,17 @@ impl EioSession {
     fn on_packet(&mut self, p: Packet, now: Instant) {
         match p.kind {
             PacketType::Pong => {
-                // socket.ts: a pong clears the timeout and schedules the
-                // next ping one interval from now.
-                self.pong_deadline = None;
-                self.next_ping = now + self.config.ping_interval;
+                // Protocol README, "Heartbeat": pings go out "at regular
+                // intervals". The next is due one interval after the one
+                // answered (socket.ts counts from the pong instead, so each
+                // round trip delays the next ping, and a client that must
+                // also CONNECT within connectTimeout sees its third ping
+                // late). A pong nobody asked for changes nothing: a client
+                // that keeps sending them must not postpone the pings that
+                // would find it gone.
+                if self.pong_deadline.take().is_some() {
+                    self.next_ping = (self.next_ping + self.config.ping_interval).max(now);
+                }
             }
             PacketType::Message => self.events.push_back(EioEvent::Message(p.data)),
             // polling.ts `onData` / websocket: a close packet from the
@@ -894,6 +901,11 @@ impl Sessions {
 
     pub fn config(&self) -> &EioConfig {
         &self.config
+    }
+
+    /// Where new sids come from from now on (see [`SidSource`]).
+    pub fn set_sid_source(&mut self, new_sid: SidSource) {
+        self.new_sid = new_sid;
     }
 
     pub fn len(&self) -> usize {
@@ -1193,12 +1205,18 @@ mod tests {
         );
         let t1 = t0 + Duration::from_millis(350);
         s.handle_poll_post(b"3", t1).unwrap();
-        assert_eq!(s.poll_timeout(), Some(t1 + Duration::from_millis(300)));
+        // A fixed cadence: the next ping is due one interval after the
+        // last one, however late its pong came.
+        let t2 = t0 + Duration::from_millis(600);
+        assert_eq!(s.poll_timeout(), Some(t2));
+        // An unasked-for pong does not postpone it.
+        s.handle_poll_post(b"3", t1).unwrap();
+        assert_eq!(s.poll_timeout(), Some(t2));
         // No pong this time: closed at the ping's due time + pingTimeout.
-        s.handle_timeout(t1 + Duration::from_millis(300));
-        s.handle_timeout(t1 + Duration::from_millis(499));
+        s.handle_timeout(t2);
+        s.handle_timeout(t2 + Duration::from_millis(199));
         assert!(s.is_open());
-        s.handle_timeout(t1 + Duration::from_millis(500));
+        s.handle_timeout(t2 + Duration::from_millis(200));
         assert!(!s.is_open());
         assert_eq!(s.poll_event(), Some(EioEvent::Opened));
         assert_eq!(

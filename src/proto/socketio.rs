@@ -469,6 +469,13 @@ impl SioServer {
         &self.eio
     }
 
+    /// Where new Engine.IO sids and Socket.IO ids come from from now on
+    /// (simulated-time harnesses make both deterministic).
+    pub fn set_sid_sources(&mut self, eio: SidSource, ids: SidSource) {
+        self.eio.set_sid_source(eio);
+        self.new_id = ids;
+    }
+
     /// A polling request; see [`Sessions::handle_http`].
     pub fn handle_http(
         &mut self,

@@ -22,7 +22,7 @@
 //!
 //! Not supported: client certificates, 0-RTT early data, `h2`.
 
-use std::io::{Read as _, Write as _};
+use std::io::{BufRead as _, Write as _};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject as _;
@@ -157,14 +157,20 @@ impl TlsSession {
         Ok(())
     }
 
+    /// Moves what rustls decrypted into `plaintext`: straight from its
+    /// buffers (`fill_buf`), one copy, and all of it, as rustls refuses
+    /// more records while 16 KiB of plaintext wait in it.
     fn drain_plaintext(&mut self) {
         let mut reader = self.conn.reader();
-        let mut chunk = [0u8; 4096];
         loop {
-            match reader.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => self.plaintext.extend_from_slice(&chunk[..n]),
-            }
+            let n = match reader.fill_buf() {
+                Ok([]) | Err(_) => break,
+                Ok(chunk) => {
+                    self.plaintext.extend_from_slice(chunk);
+                    chunk.len()
+                }
+            };
+            reader.consume(n);
         }
     }
 
@@ -194,6 +200,19 @@ impl TlsSession {
                 Ok(_) => {}
             }
         }
+    }
+
+    /// Whether records wait to be sent.
+    pub fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// Sends queued records straight into `w` (the socket: one `writev`
+    /// of rustls' buffers, no copy into a `Vec` first); returns the bytes
+    /// written. What `w` does not take stays queued, so a `WouldBlock`
+    /// loses nothing: call again when the socket is writable.
+    pub fn write_tls_to(&mut self, w: &mut dyn std::io::Write) -> std::io::Result<usize> {
+        self.conn.write_tls(w)
     }
 
     pub fn handshake_done(&self) -> bool {

@@ -551,8 +551,9 @@ pub struct WsSession {
     /// When our keep-alive ping went out, if it is unanswered.
     ping_sent: Option<Instant>,
     close_code: Option<u16>,
-    /// One line per frame in and out, when tracing is on.
-    trace: Option<Vec<String>>,
+    /// One line per frame in and out, when tracing is on (boxed: every
+    /// idle WebSocket carries this field, few ever trace).
+    trace: Option<Box<Vec<String>>>,
 }
 
 /// What one step of reading did.
@@ -1212,7 +1213,7 @@ impl WsSession {
     /// Records one line per frame in and out while on.
     pub fn set_trace(&mut self, on: bool) {
         match (on, self.trace.is_some()) {
-            (true, false) => self.trace = Some(Vec::new()),
+            (true, false) => self.trace = Some(Box::default()),
             (false, true) => self.trace = None,
             _ => {}
         }
@@ -1220,7 +1221,10 @@ impl WsSession {
 
     /// The lines recorded since the last call.
     pub fn take_trace(&mut self) -> Vec<String> {
-        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+        self.trace
+            .as_deref_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     fn trace_line(&mut self, line: impl FnOnce() -> String) {

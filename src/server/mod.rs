@@ -100,7 +100,7 @@ pub struct Server {
     tls: Option<Arc<ServerConfig>>,
     /// Plaintext out of TLS records, handed to the core.
     plain: Vec<u8>,
-    /// TLS connections with ciphertext the socket did not take on a read.
+    /// TLS connections with records the socket did not take on a read.
     tls_pending: Vec<ConnId>,
     started: Instant,
     /// The Redis engine's socket, while it has one.
@@ -120,18 +120,18 @@ struct Socket {
     /// WRITABLE interest is registered (only while bytes are queued).
     writable: bool,
     /// On a TLS listener: the session between the socket's ciphertext and
-    /// the core's plaintext, and ciphertext not yet written.
+    /// the core's plaintext. Records not yet written wait in it.
     tls: Option<Box<Tls>>,
 }
 
 struct Tls {
     session: TlsSession,
-    cipher_out: Vec<u8>,
 }
 
-/// Ciphertext held for a socket before the core's queue is drained into
-/// TLS records: the core's queue caps stay the bound on memory.
-const TLS_OUT_CAP: usize = 256 * 1024;
+/// Plaintext taken from the core's queue into TLS records at a time. More
+/// is taken only once the socket has taken every record, so at most this
+/// much waits in rustls and the core's queue caps stay the bound on memory.
+const TLS_BATCH: usize = 256 * 1024;
 
 impl Server {
     /// Binds the listening socket. Nothing is served until [`run`](Self::run).
@@ -322,10 +322,7 @@ impl Server {
         }
         let tls = match &self.tls {
             Some(config) => match TlsSession::new(Arc::clone(config)) {
-                Ok(session) => Some(Box::new(Tls {
-                    session,
-                    cipher_out: Vec::new(),
-                })),
+                Ok(session) => Some(Box::new(Tls { session })),
                 Err(_) => {
                     self.node.handle_reset(id, now);
                     self.node.poll_status(id);
@@ -366,8 +363,7 @@ impl Server {
                     if tls.session.handle_read(&self.rbuf[..n]).is_err() {
                         // The alert (if any) goes out once; this connection
                         // alone is closed (a plaintext request included).
-                        tls.session.poll_transmit(&mut tls.cipher_out);
-                        let _ = sock.stream.write(&tls.cipher_out);
+                        let _ = send_records(&mut sock.stream, &mut tls.session);
                         self.node.handle_reset(id, now);
                         return;
                     }
@@ -378,21 +374,24 @@ impl Server {
                     }
                     // Handshake records go out now; what the core answers
                     // comes through the ready queue.
-                    if write_cipher(&mut sock.stream, tls).is_err() {
-                        self.node.handle_reset(id, now);
-                        return;
-                    }
-                    if !tls.cipher_out.is_empty() {
+                    match send_records(&mut sock.stream, &mut tls.session) {
+                        Err(_) => {
+                            self.node.handle_reset(id, now);
+                            return;
+                        }
                         // The socket is full: serviced (and WRITABLE asked
                         // for) with the ready connections.
-                        self.tls_pending.push(id);
+                        Ok(false) => self.tls_pending.push(id),
+                        Ok(true) => {}
                     }
                     if n < self.rbuf.len() && !to_end {
                         return;
                     }
                 }
                 Ok(n) => {
-                    self.node.handle_read(id, &mut self.rbuf[..n], now);
+                    // An echo goes out from the read buffer itself.
+                    self.node
+                        .handle_read_direct(id, &mut self.rbuf[..n], &mut sock.stream, now);
                     // epoll(7): with edge-triggered readiness on a stream
                     // socket, a read shorter than asked for means the
                     // receive queue is empty, and later data raises a new
@@ -428,9 +427,11 @@ impl Server {
             return;
         };
         if let Some(tls) = sock.tls.as_mut() {
-            // The core's plaintext becomes TLS records while the
-            // ciphertext waiting for the socket is under its cap.
-            while tls.cipher_out.len() < TLS_OUT_CAP {
+            // Records go from rustls straight to the socket; the core's
+            // plaintext becomes records only while the socket takes them
+            // all (see TLS_BATCH).
+            let mut sent = send_records(&mut sock.stream, &mut tls.session);
+            while let Ok(true) = sent {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let n = self.node.poll_transmit(id, &mut slices);
                 if n == 0 {
@@ -438,13 +439,17 @@ impl Server {
                 }
                 let mut taken = 0;
                 for s in &slices[..n] {
-                    tls.session.write_plaintext(s);
-                    taken += s.len();
+                    let take = s.len().min(TLS_BATCH - taken);
+                    tls.session.write_plaintext(&s[..take]);
+                    taken += take;
+                    if taken == TLS_BATCH {
+                        break;
+                    }
                 }
                 self.node.handle_sent(id, taken, now);
-                tls.session.poll_transmit(&mut tls.cipher_out);
+                sent = send_records(&mut sock.stream, &mut tls.session);
             }
-            if write_cipher(&mut sock.stream, tls).is_err() {
+            if sent.is_err() {
                 self.node.handle_reset(id, now);
             }
         }
@@ -478,8 +483,7 @@ impl Server {
                         // RFC 8446 §6.1: close_notify before closing, best
                         // effort.
                         tls.session.close_notify();
-                        tls.session.poll_transmit(&mut tls.cipher_out);
-                        let _ = sock.stream.write(&tls.cipher_out);
+                        let _ = send_records(&mut sock.stream, &mut tls.session);
                     }
                     let _ = self.poll.registry().deregister(&mut sock.stream);
                 }
@@ -492,7 +496,7 @@ impl Server {
                     return;
                 };
                 let want_write =
-                    want_write || sock.tls.as_ref().is_some_and(|t| !t.cipher_out.is_empty());
+                    want_write || sock.tls.as_ref().is_some_and(|t| t.session.wants_write());
                 if want_write != sock.writable {
                     let interest = if want_write {
                         Interest::READABLE | Interest::WRITABLE
@@ -681,22 +685,20 @@ fn keep_freed_memory() {
     }
 }
 
-/// Writes the session's ciphertext as far as the socket takes it; the rest
-/// waits for WRITABLE.
-fn write_cipher(stream: &mut TcpStream, tls: &mut Tls) -> io::Result<()> {
-    tls.session.poll_transmit(&mut tls.cipher_out);
-    while !tls.cipher_out.is_empty() {
-        match stream.write(&tls.cipher_out) {
+/// Writes the session's records as far as the socket takes them (each
+/// call one `writev` of rustls' buffers): `Ok(true)` when none are left,
+/// `Ok(false)` when the rest waits for WRITABLE.
+fn send_records(stream: &mut TcpStream, session: &mut TlsSession) -> io::Result<bool> {
+    while session.wants_write() {
+        match session.write_tls_to(stream) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(k) => {
-                tls.cipher_out.drain(..k);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn unix_secs() -> u64 {

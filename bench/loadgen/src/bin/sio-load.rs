@@ -36,9 +36,11 @@
 //! - `idle`: `--clients` connect (CONNECT acknowledged) and stay idle; the
 //!   server's VmRSS before and after, over the clients: bytes per idle
 //!   Socket.IO connection (kernel socket buffers are not in VmRSS).
+//!   `--connect off` stops at the Engine.IO open packet: what the session
+//!   costs before Socket.IO adds its socket.
 //! - `upgrade`: `--clients` go through the polling handshake and the
-//!   upgrade, `--parallel` at a time; setups per second and setup-time
-//!   percentiles.
+//!   upgrade, `--parallel` at a time; setups per second, setup-time
+//!   percentiles, and setups per server CPU-second.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -56,7 +58,7 @@ use loadgen::{
 const USAGE: &str = "usage: sio-load --url http://127.0.0.1:PORT [--mode fanout|idle|upgrade] \
 [--pid SERVER_PID] [--clients 5000] [--parallel 128] \
 fanout: [--messages 200] [--rate 10] [--size 64] [--drain 20] \
-idle: [--settle 2] \
+idle: [--settle 2] [--connect on|off] \
 upgrade: (--parallel is how many set up at once)";
 
 /// Where one client is in its setup.
@@ -199,6 +201,7 @@ fn main() {
     let subscribe = sio_frame(format!("421[\"subscribe\",\"{room}\",{{}}]").as_bytes());
 
     let rss0 = pid.map(|p| rss_bytes(p).unwrap_or(0));
+    let cpu_at_start = pid.map(|p| cpu_time(p).unwrap_or_default());
     let mut poll = Poll::new().expect("poll");
     let mut events = Events::with_capacity(4096);
     let mut clients: Vec<Client> = Vec::with_capacity(nclients);
@@ -221,11 +224,17 @@ fn main() {
     let acked = Arc::new(AtomicU64::new(0));
     let mut last_progress = Instant::now();
     let mut ids = Vec::new();
+    let eio_only = match f.str("connect", "on").as_str() {
+        "on" => false,
+        "off" => true,
+        other => loadgen::die(USAGE, &format!("--connect: on or off, not {other:?}")),
+    };
     let ctx = Ctx {
         addr,
         host: &host,
         subscribe: &subscribe,
         idle: mode == "idle",
+        eio_only,
     };
 
     loop {
@@ -365,14 +374,24 @@ bytes_per_conn={per}",
             }
         }
         "upgrade" => {
+            let cpu = match (pid, cpu_at_start) {
+                (Some(p), Some(c0)) => Some(cpu_time(p).unwrap_or_default().saturating_sub(c0)),
+                _ => None,
+            };
+            let per_cpu_s = match cpu {
+                Some(c) if c > Duration::ZERO => format!("{:.0}", ready as f64 / c.as_secs_f64()),
+                _ => "-".into(),
+            };
             println!(
                 "sio-load mode=upgrade clients={nclients} parallel={parallel} ready={ready} dead={dead} \
-wall_s={:.2} setups_per_s={:.0} setup_p50_ms={} setup_p99_ms={} setup_max_ms={}",
+wall_s={:.2} setups_per_s={:.0} setup_p50_ms={} setup_p99_ms={} setup_max_ms={} \
+server_cpu_ms={} setups_per_server_cpu_s={per_cpu_s}",
                 wall.as_secs_f64(),
                 ready as f64 / wall.as_secs_f64().max(1e-9),
                 loadgen::ms(setup.p50),
                 loadgen::ms(setup.p99),
                 loadgen::ms(setup.max),
+                cpu.map_or("-".into(), |c| c.as_millis().to_string()),
             );
             if dead > 0 {
                 std::process::exit(1);
@@ -449,6 +468,9 @@ struct Ctx<'a> {
     subscribe: &'a [u8],
     /// `--mode idle`: a client is set up once connected to `/`.
     idle: bool,
+    /// `--mode idle --connect off`: once the Engine.IO session is open,
+    /// without joining a namespace (what the session alone costs).
+    eio_only: bool,
 }
 
 /// Deliveries seen, in order or not, and their latencies.
@@ -518,6 +540,7 @@ fn step(
             continue;
         }
         match c.phase {
+            Phase::EioOpen if payload.starts_with(b"0{") && ctx.eio_only => c.phase = Phase::Ready,
             Phase::EioOpen if payload.starts_with(b"0{") => {
                 p.send(&sio_frame(b"40"))?;
                 c.phase = Phase::SioConnect;
