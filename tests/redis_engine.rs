@@ -249,3 +249,39 @@ fn topics_are_listed_across_the_cluster_with_every_nodes_subscribers() {
     );
     ws.send_close(1000);
 }
+
+#[test]
+fn a_long_poll_client_hopping_over_three_nodes_gets_every_message_once_in_order() {
+    let redis = redis!();
+    let nodes = [node(&redis), node(&redis), node(&redis)];
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
+    let total = 60;
+    // The publisher spreads its publishes over the nodes too.
+    let publisher = std::thread::spawn(move || {
+        let mut ids = Vec::new();
+        for i in 0..total {
+            let mut http = pushwire::client::HttpClient::new(addrs[i % 3]);
+            ids.push(http.publish("hop", &format!("m{i}")));
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        ids
+    });
+    let mut got: Vec<ClientMessage> = Vec::new();
+    let mut cursor = "earliest".to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut turn = 0;
+    while got.len() < total && Instant::now() < deadline {
+        let mut http = pushwire::client::HttpClient::new(nodes[turn % 3].addr);
+        turn += 1;
+        let b = http.batch(&format!("/topics/hop/poll?after={cursor}&timeout=2"));
+        assert!(!b.gap, "a gap after {cursor} on node {}", turn % 3);
+        got.extend(b.messages);
+        cursor = b.last_id;
+    }
+    let ids = publisher.join().unwrap();
+    let data: Vec<String> = got.iter().map(|m| m.data.clone()).collect();
+    let want: Vec<String> = (0..total).map(|i| format!("m{i}")).collect();
+    assert_eq!(data, want, "every message once, in order");
+    let got_ids: Vec<String> = got.into_iter().map(|m| m.id).collect();
+    assert_eq!(got_ids, ids, "with the ids the publishes were answered");
+}

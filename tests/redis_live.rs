@@ -559,3 +559,98 @@ fn deleting_a_topic_starts_a_new_epoch() {
     assert_ne!(new.epoch, old.epoch);
     assert_eq!(new.seq, 1);
 }
+
+#[test]
+fn follow_and_delete_scripts_create_a_meta_key_that_lives_on_a_timer_until_a_publish() {
+    let server = server!();
+    let mut c = ready(&server.url());
+    let follow = Script::new(broker::FOLLOW_SCRIPT);
+    let keys = TopicKeys::new("ttl");
+    let call = |c: &mut Client, script: &Script, cmd: broker::Command| {
+        let reply = c.call(&cmd.args());
+        if is_noscript(&reply) {
+            c.call(&script.load().args());
+            c.call(&cmd.args())
+        } else {
+            reply
+        }
+    };
+    // A topic Redis never saw: a fresh epoch at seq 0, on a timer.
+    let r = call(
+        &mut c,
+        &follow,
+        broker::follow(&follow, "ttl", None, 10, 60_000, false),
+    );
+    let r = parse_replay(&r).unwrap();
+    let epoch = r.epoch.unwrap();
+    assert_eq!((r.last_seq, r.oldest_seq, r.records.len()), (0, None, 0));
+    let ttl = c.call(&[b"PTTL", &keys.meta]).as_int().unwrap();
+    assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
+    // Reading it again keeps the same epoch (and the timer running).
+    let again = call(
+        &mut c,
+        &follow,
+        broker::follow(&follow, "ttl", Some(0), 10, 60_000, false),
+    );
+    assert_eq!(parse_replay(&again).unwrap().epoch, Some(epoch));
+    // The first publish continues that epoch and ends the timer.
+    let script = Script::publish();
+    let id = publish(&mut c, &script, "ttl", None, "one");
+    assert_eq!(id, MessageId { epoch, seq: 1 });
+    assert_eq!(c.call(&[b"PTTL", &keys.meta]).as_int(), Some(-1));
+    // DELETE: entries dropped, a new epoch at 0, the notice published.
+    let mut sub = ready(&server.url());
+    sub.conn.subscribe(&[&keys.channel]).unwrap();
+    assert_eq!(sub.subscribed(), keys.channel);
+    let delete = Script::new(broker::DELETE_SCRIPT);
+    let r = call(
+        &mut c,
+        &delete,
+        broker::delete(&delete, "ttl", 60_000, false),
+    );
+    let (dropped, last) = broker::parse_delete(&r).unwrap().unwrap();
+    assert_eq!(dropped, 1);
+    assert_eq!(last.seq, 0);
+    assert_ne!(last.epoch, epoch);
+    assert_eq!(
+        sub.message(),
+        (keys.channel.clone(), broker::DELETED_NOTICE.to_vec())
+    );
+    let r = call(
+        &mut c,
+        &delete,
+        broker::delete(&delete, "never", 60_000, false),
+    );
+    assert_eq!(broker::parse_delete(&r).unwrap(), None);
+    // Topic info: position, length, and other nodes' presence summed.
+    let presence = Script::new(broker::PRESENCE_SCRIPT);
+    let info = Script::new(broker::TOPIC_INFO_SCRIPT);
+    for (node, counts) in [("n1", [1, 2, 0, 0, 0]), ("n2", [3, 0, 0, 1, 0])] {
+        let cmd = broker::presence(&presence, "ttl", node, Some(counts), 10_000, false);
+        call(&mut c, &presence, cmd);
+    }
+    let r = call(&mut c, &info, broker::topic_info(&info, "ttl", "n2", false));
+    let state = broker::parse_topic_info(&r).unwrap().unwrap();
+    assert_eq!(
+        (state.epoch, state.last_seq, state.kept),
+        (last.epoch, 0, 0)
+    );
+    assert_eq!(
+        state.others,
+        [1, 2, 0, 0, 0],
+        "n2 asked: its own entry is left out"
+    );
+    let cmd = broker::presence(&presence, "ttl", "n1", None, 10_000, false);
+    call(&mut c, &presence, cmd);
+    let r = call(&mut c, &info, broker::topic_info(&info, "ttl", "n2", false));
+    assert_eq!(
+        broker::parse_topic_info(&r).unwrap().unwrap().others,
+        [0; 5]
+    );
+    let r = call(
+        &mut c,
+        &info,
+        broker::topic_info(&info, "never", "n2", false),
+    );
+    assert_eq!(broker::parse_topic_info(&r).unwrap(), None);
+}

@@ -460,6 +460,10 @@ pub struct Hub {
     kept_messages: usize,
     kept_bytes: usize,
     subscriptions: usize,
+    /// Ids are assigned elsewhere (the Redis engine): [`Hub::publish`]
+    /// is refused, since an id numbered here would be the one Redis gives
+    /// the next real message, which would then be dropped as a duplicate.
+    mirror: bool,
 }
 
 impl Hub {
@@ -493,7 +497,14 @@ impl Hub {
             kept_messages: 0,
             kept_bytes: 0,
             subscriptions: 0,
+            mirror: false,
         }
+    }
+
+    /// Makes this hub a mirror: messages come in by [`Hub::insert`] only,
+    /// and [`Hub::publish`] answers [`HubError::BrokerUnavailable`] (503).
+    pub fn set_mirror(&mut self, mirror: bool) {
+        self.mirror = mirror;
     }
 
     /// Records the time a caller passed in.
@@ -568,6 +579,9 @@ impl Hub {
         kind: PayloadKind,
         now: Instant,
     ) -> Result<Arc<Message>, HubError> {
+        if self.mirror {
+            return Err(HubError::BrokerUnavailable);
+        }
         if data.len() > self.limits.max_message_bytes {
             return Err(HubError::MessageTooLarge {
                 size: data.len(),
@@ -1892,6 +1906,16 @@ mod tests {
         assert_eq!(e.unwrap_err().status(), 413);
         // A seq of 0 is no message.
         assert_eq!(insert(&mut hub, mid(900, 0), t0), None);
+    }
+
+    #[test]
+    fn a_mirror_refuses_to_number_messages_itself() {
+        let t0 = Instant::now();
+        let mut hub = Hub::new(limits(10), 1);
+        hub.set_mirror(true);
+        let e = hub.publish(&tn("t"), None, "x", PayloadKind::Text, t0);
+        assert_eq!(e.unwrap_err(), HubError::BrokerUnavailable);
+        assert_eq!(insert(&mut hub, mid(5, 1), t0), Some(true));
     }
 
     #[test]

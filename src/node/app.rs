@@ -942,6 +942,18 @@ fn metrics(ctx: &Ctx, now: Instant) -> Vec<u8> {
         ctx.parking.len() as f64,
     );
     w.gauge("pushwire_topics", "Topics in the hub.", h.topics as f64);
+    if let Some(c) = ctx.cluster.as_ref() {
+        w.gauge(
+            "pushwire_redis_up",
+            "1 while the node is connected to Redis (--redis).",
+            if c.is_up() { 1.0 } else { 0.0 },
+        );
+        w.gauge(
+            "pushwire_redis_followed_topics",
+            "Topics this node follows on Redis (one subscription each).",
+            c.followed() as f64,
+        );
+    }
     w.gauge(
         "pushwire_kept_messages",
         "Messages kept in the histories.",

@@ -214,6 +214,7 @@ enum Call {
     Scan {
         listing: u64,
         cursor: u64,
+        prefix: String,
     },
 }
 
@@ -237,6 +238,9 @@ struct Followed {
     generation: u64,
     /// A replay is in flight.
     outstanding: bool,
+    /// A refresh was asked while a replay was in flight (which may have
+    /// run before what the refresh is for): read once more after it.
+    again: bool,
     /// A replay is wanted but could not be sent (the link is down).
     unsent: bool,
     /// The first replay is done: the mirror serves requests.
@@ -451,6 +455,7 @@ impl Cluster {
         self.send(Call::Scan {
             listing: n,
             cursor: 0,
+            prefix: prefix.to_string(),
         })?;
         self.listings.insert(
             n,
@@ -494,7 +499,13 @@ impl Cluster {
         }
         l.pages += 1;
         if cursor != 0 && l.pages < MAX_SCAN_PAGES && l.names.len() < MAX_LIST_NAMES {
-            if self.send(Call::Scan { listing: n, cursor }).is_err() {
+            let prefix = l.prefix.clone();
+            let call = Call::Scan {
+                listing: n,
+                cursor,
+                prefix,
+            };
+            if self.send(call).is_err() {
                 let l = self.listings.remove(&n).expect("checked");
                 let f = Failure::unavailable("too many Redis commands in flight");
                 self.outcomes.push(Outcome::Listed(l.waiter, Err(f)));
@@ -587,7 +598,7 @@ impl Cluster {
             Call::Info { topic, retried, .. } => {
                 broker::topic_info(&self.info_script, topic, &self.node_name, *retried)
             }
-            Call::Scan { cursor, .. } => broker::scan_topics(*cursor, "", SCAN_COUNT),
+            Call::Scan { cursor, prefix, .. } => broker::scan_topics(*cursor, prefix, SCAN_COUNT),
             Call::Follow {
                 topic,
                 after,
@@ -671,6 +682,7 @@ impl Cluster {
                 follower: TopicFollower::new(cursor, self.follow_limits),
                 generation: self.next_generation,
                 outstanding: false,
+                again: false,
                 unsent: false,
                 live: false,
                 keep_until: until,
@@ -691,7 +703,9 @@ impl Cluster {
         let Some(f) = self.topics.get_mut(topic.as_str()) else {
             return;
         };
-        if !f.outstanding {
+        if f.outstanding {
+            f.again = true;
+        } else {
             f.follower.handle_resubscribed();
         }
         f.waiters.push(waiter);
@@ -705,7 +719,9 @@ impl Cluster {
             return false;
         }
         if let Some(f) = self.topics.get_mut(topic.as_str()) {
-            if !f.outstanding {
+            if f.outstanding {
+                f.again = true;
+            } else {
                 f.follower.handle_resubscribed();
             }
         }
@@ -1109,7 +1125,12 @@ impl Cluster {
                 }
                 f.outstanding = false;
                 match broker::parse_replay(&value) {
-                    Ok(replay) => f.follower.handle_replay(replay),
+                    Ok(replay) => {
+                        f.follower.handle_replay(replay);
+                        if std::mem::take(&mut f.again) {
+                            f.follower.handle_resubscribed();
+                        }
+                    }
                     Err(e) => {
                         // Asked again at the next check, not at once: a
                         // Redis that answers nonsense would be asked in a
@@ -2305,5 +2326,33 @@ mod tests {
         h.eof(c);
         pass(&mut h, &mut redis, Duration::from_secs(40));
         assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 0);
+    }
+
+    #[test]
+    fn a_topic_is_followed_while_subscribed_plus_its_linger_then_read_on_from_the_mirror() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/l/sse"));
+        redis.publish_elsewhere("l", "m1");
+        redis.serve(&mut h);
+        assert!(redis.subscribed.contains(b"pushwire:{l}:live".as_slice()));
+        // The subscriber leaves; the topic is kept for the linger (30 s).
+        h.eof(sub);
+        pass(&mut h, &mut redis, Duration::from_secs(20));
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 1);
+        pass(&mut h, &mut redis, Duration::from_secs(20));
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 0);
+        assert!(redis.subscribed.is_empty(), "its channel is unsubscribed");
+        // Published meanwhile: a new subscriber here gets it from the
+        // stream, read on after what the mirror already has.
+        let m2 = redis.publish_elsewhere("l", "m2");
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get("/topics/l/messages?after=earliest"),
+        );
+        let text = h.take_text(c);
+        assert!(text.contains("m1") && text.contains("m2"), "{text}");
+        assert!(text.contains(&format!("\"last_id\":\"{m2}\"")), "{text}");
+        assert!(text.contains("\"gap\":false"), "{text}");
     }
 }

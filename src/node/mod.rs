@@ -258,9 +258,12 @@ impl Node {
                 }
             }
         });
+        let mut hub = Hub::new(HubLimits::from_config(&cfg), epoch_base);
+        // On Redis the hub is a mirror: nothing may number a message here.
+        hub.set_mirror(cluster.is_some());
         Node {
             ctx: Ctx {
-                hub: Hub::new(HubLimits::from_config(&cfg), epoch_base),
+                hub,
                 parking: Parking::new(cfg.max_parked_polls),
                 http_limits: HttpLimits::from_config(&cfg),
                 date: http_date(0),

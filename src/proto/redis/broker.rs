@@ -98,7 +98,8 @@ return {meta[1], meta[2], oldest,
 /// that `<epoch>-0`, the cursor of an empty topic, names the same history
 /// on every node. KEYS: meta, stream. ARGV: first stream id wanted, most
 /// entries, how long (ms) a meta key created here lives unless a publish
-/// keeps it (0: for ever). Returns what [`REPLAY_SCRIPT`] returns.
+/// keeps it or a follower reads it again (0: for ever). Returns what
+/// [`REPLAY_SCRIPT`] returns.
 pub const FOLLOW_SCRIPT: &str = r#"
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
 if not meta[1] then
@@ -110,6 +111,11 @@ if not meta[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[3])
   end
   return {epoch, 0, false, {}}
+end
+-- A meta key that still lives on a timer (nothing published yet) is kept
+-- alive while some node follows the topic.
+if tonumber(ARGV[3]) > 0 and redis.call('PTTL', KEYS[1]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
 local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 local oldest = false
