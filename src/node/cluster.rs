@@ -712,6 +712,29 @@ impl Cluster {
         self.settle_topic(topic.as_str(), false);
     }
 
+    /// Asks for one fresh read of `topic` from Redis, for a Socket.IO
+    /// subscribe that waits while [`Cluster::reading`].
+    pub fn refresh_read(&mut self, topic: &TopicName) {
+        let Some(f) = self.topics.get_mut(topic.as_str()) else {
+            return;
+        };
+        if f.outstanding {
+            f.again = true;
+        } else {
+            f.follower.handle_resubscribed();
+        }
+        self.settle_topic(topic.as_str(), false);
+    }
+
+    /// Whether a read of `topic` from Redis is in flight or wanted after
+    /// the one in flight (each is bounded by `redis_timeout`: past it the
+    /// connection fails, and with it every read).
+    pub fn reading(&self, topic: &TopicName) -> bool {
+        self.topics
+            .get(topic.as_str())
+            .is_some_and(|f| f.outstanding || f.again)
+    }
+
     /// [`Cluster::refresh`] for a `/ws` subscribe command; `false`: it
     /// runs now (too many wait).
     pub fn refresh_mux(&mut self, topic: &TopicName, conn: ConnId, frame: &[u8]) -> bool {
