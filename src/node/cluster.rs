@@ -726,13 +726,15 @@ impl Cluster {
         self.settle_topic(topic.as_str(), false);
     }
 
-    /// Whether a read of `topic` from Redis is in flight or wanted after
-    /// the one in flight (each is bounded by `redis_timeout`: past it the
-    /// connection fails, and with it every read).
+    /// Whether a read of `topic` from Redis is in flight, or wanted after
+    /// the one in flight. Each is bounded by `redis_timeout`: past it the
+    /// connection fails, and with it every read (a read wanted while the
+    /// link is down is not waited for).
     pub fn reading(&self, topic: &TopicName) -> bool {
+        let up = self.link == Link::Up;
         self.topics
             .get(topic.as_str())
-            .is_some_and(|f| f.outstanding || f.again)
+            .is_some_and(|f| f.outstanding || (f.again && up))
     }
 
     /// [`Cluster::refresh`] for a `/ws` subscribe command; `false`: it
@@ -2321,6 +2323,30 @@ mod tests {
         let text = h.take_text(c);
         assert_eq!(text.matches("\"m1\"").count(), 1, "{text}");
         assert_eq!(text.matches("\"m2\"").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_socketio_subscribe_waiting_for_a_fresh_read_is_answered_when_redis_fails() {
+        let (mut h, mut redis) = start();
+        let c = sio_socket(&mut h, &mut redis);
+        h.send(c, &ws_text(r#"421["subscribe","f"]"#));
+        redis.serve(&mut h);
+        h.take_text(c);
+        let id = redis.publish_elsewhere("f", "m1");
+        // Redis goes silent with the fresh read in flight, and again
+        // wanted after it (a second such subscribe).
+        redis.mute = true;
+        let sub = format!(r#"42{{n}}["subscribe","f",{{"after":"{id}"}}]"#);
+        h.send(c, &ws_text(&sub.replace("{n}", "2")));
+        h.send(c, &ws_text(&sub.replace("{n}", "3")));
+        redis.serve(&mut h);
+        assert_eq!(h.text(c), "");
+        // The read times out with the connection: both are answered from
+        // the mirror, which serves while Redis is down.
+        h.advance(Duration::from_millis(500));
+        let text = h.take_text(c);
+        assert!(text.contains("432[{\"last_id\""), "{text}");
+        assert!(text.contains("433[{\"last_id\""), "{text}");
     }
 
     #[test]
