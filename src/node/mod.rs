@@ -1430,14 +1430,22 @@ fn queue_message(conn: &mut Conn, format: Format, slot: usize, msg: &Arc<Message
         // This runs once per delivery: the block is sized first, then
         // written and framed in one buffer that the queue takes as is.
         let event = msg.event.as_ref().map(|e| e.as_bytes());
-        let head_len = 4 + subs.cursor_len() + 1 + event.map_or(0, |e| 7 + e.len() + 1);
+        let mut one = Vec::new();
+        let cursor = match subs.cursor_cached() {
+            Some(cursor) => cursor,
+            None => {
+                subs.write_cursor(&mut one);
+                &one
+            }
+        };
+        let head_len = 4 + cursor.len() + 1 + event.map_or(0, |e| 7 + e.len() + 1);
         let mut block = Vec::with_capacity(head_len + 20);
         if chunked {
             chunked::write_chunk_header(&mut block, head_len);
         }
         let start = block.len();
         block.extend_from_slice(b"id: ");
-        subs.write_cursor(&mut block);
+        block.extend_from_slice(cursor);
         block.push(b'\n');
         // As on single-topic streams: `event:` only for a named message.
         if let Some(event) = event {

@@ -792,7 +792,7 @@ pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
 /// The cursor needs no escaping: topic names and ids are JSON-safe.
 fn with_offset(text: &str, subs: &Subs) -> String {
     let body = text.strip_suffix(']').unwrap_or(text);
-    let mut out = Vec::with_capacity(text.len() + subs.cursor_len() + 4);
+    let mut out = Vec::with_capacity(text.len() + 32 * subs.len() + 4);
     out.extend_from_slice(body.as_bytes());
     out.extend_from_slice(b",\"");
     subs.write_cursor(&mut out);

@@ -553,6 +553,7 @@ pub struct WsSession {
     close_code: Option<u16>,
     /// One line per frame in and out, when tracing is on (boxed: every
     /// idle WebSocket carries this field, few ever trace).
+    #[allow(clippy::box_collection)]
     trace: Option<Box<Vec<String>>>,
 }
 

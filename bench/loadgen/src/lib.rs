@@ -219,6 +219,14 @@ impl CpuMeter {
         }
     }
 
+    /// CPU seconds used since `start`.
+    pub fn seconds(&self) -> f64 {
+        cpu_time(self.pid)
+            .unwrap_or_default()
+            .saturating_sub(self.cpu0)
+            .as_secs_f64()
+    }
+
     /// Percent of one core used since `start`.
     pub fn percent(&self) -> f64 {
         let cpu = cpu_time(self.pid)
@@ -251,7 +259,8 @@ pub fn connect(
 /// so that a ramp of thousands does not overflow the server's accept queue
 /// and measure SYN retransmits instead of the server.
 pub struct Ramp {
-    addr: SocketAddr,
+    /// Connection `i` goes to `addrs[i % addrs.len()]`.
+    addrs: Vec<SocketAddr>,
     n: usize,
     parallel: usize,
     /// Connections started and not yet set up or failed.
@@ -260,8 +269,15 @@ pub struct Ramp {
 
 impl Ramp {
     pub fn new(addr: SocketAddr, n: usize, parallel: usize) -> Ramp {
+        Ramp::spread(vec![addr], n, parallel)
+    }
+
+    /// Like [`Ramp::new`], the connections dealt round-robin over `addrs`
+    /// (several servers of one cluster).
+    pub fn spread(addrs: Vec<SocketAddr>, n: usize, parallel: usize) -> Ramp {
+        assert!(!addrs.is_empty(), "Ramp needs an address");
         Ramp {
-            addr,
+            addrs,
             n,
             parallel,
             pending: 0,
@@ -278,7 +294,8 @@ impl Ramp {
         mut wrap: impl FnMut(mio::net::TcpStream) -> T,
     ) -> io::Result<()> {
         while conns.len() < self.n && self.pending < self.parallel {
-            let s = connect(poll, self.addr, mio::Token(conns.len()))?;
+            let addr = self.addrs[conns.len() % self.addrs.len()];
+            let s = connect(poll, addr, mio::Token(conns.len()))?;
             conns.push(wrap(s));
             self.pending += 1;
         }

@@ -46,7 +46,14 @@ fn main() {
     );
     println!(
         "{:>5} {:>4} {:>8} {:>10} {:>7} {:>14} {:>14} {:>14}",
-        "level", "bits", "memlevel", "compressed", "ratio", "deflate_ns", "inflate_new_ns", "inflate_reuse_ns"
+        "level",
+        "bits",
+        "memlevel",
+        "compressed",
+        "ratio",
+        "deflate_ns",
+        "inflate_new_ns",
+        "inflate_reuse_ns"
     );
     for &bits in &bits {
         for &mem_level in &mem_levels {
@@ -60,7 +67,11 @@ fn main() {
                 let mut out = Vec::with_capacity(text.len() + 64);
                 compress(&mut c, &text, &mut out);
                 let z = out.clone();
-                assert_eq!(inflate_new(&z, text.len()), text, "level {level} round trip");
+                assert_eq!(
+                    inflate_new(&z, text.len()),
+                    text,
+                    "level {level} round trip"
+                );
                 let deflate_ns = median(rounds, ms, || {
                     compress(&mut c, &text, &mut out);
                     std::hint::black_box(&out);

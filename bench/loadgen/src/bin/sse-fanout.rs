@@ -27,6 +27,12 @@
 //! the publish URL the one topic of each message. Each subscriber's order
 //! is checked per topic: across topics the server owes no order.
 //!
+//! A cluster: `--sub` may hold several templates separated by spaces
+//! (one per node); subscriber `i` connects to template `i % count`, and
+//! `--pid` may list several processes, comma-separated (the nodes and
+//! Redis): their CPU and memory are summed, and `deliveries_per_cpu_s` is
+//! the deliveries per second of CPU all of them used together.
+//!
 //! `--format ndjson` reads an HTTP-streaming response instead
 //! (pushwire's `/topics/{t}/stream`): one JSON object per line, the
 //! payload in its `"data"` member; empty lines (heartbeats) are skipped.
@@ -49,7 +55,8 @@ use loadgen::{
 const USAGE: &str = "usage: sse-fanout --sub 'http://127.0.0.1:PORT/topics/{t}/sse' \
 --pub 'http://127.0.0.1:PORT/topics/{t}' [--pid SERVER_PID] [--subs 5000] [--topic NAME] \
 [--rate 20 | --rate 0 --window 4] [--duration 10] [--size 64] [--pub-conns 8] [--drain 10] \
-[--settle 1] [--connect-parallel 128] [--format sse|ndjson] [--topics 1 --join ,]";
+[--settle 1] [--connect-parallel 128] [--format sse|ndjson] [--topics 1 --join ,] \
+(cluster: --sub 'URL1 URL2' --pid PID1,PID2,REDIS_PID)";
 
 /// How a subscriber's body is cut into messages.
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -109,13 +116,25 @@ fn main() {
     } else {
         (0..ntopics).map(|i| format!("{topic}.{i}")).collect()
     };
-    let sub_url =
-        Url::with_topic(&sub_t, &names.join(&join)).unwrap_or_else(|e| loadgen::die(USAGE, &e));
+    let sub_urls: Vec<Url> = sub_t
+        .split_whitespace()
+        .map(|t| Url::with_topic(t, &names.join(&join)).unwrap_or_else(|e| loadgen::die(USAGE, &e)))
+        .collect();
+    if sub_urls.is_empty() {
+        loadgen::die(USAGE, "--sub is empty");
+    }
     let pub_urls: Vec<Url> = names
         .iter()
         .map(|n| Url::with_topic(&pub_t, n).unwrap_or_else(|e| loadgen::die(USAGE, &e)))
         .collect();
-    let pid: Option<u32> = f.opt("pid").map(|p| p.parse().expect("--pid"));
+    let pids: Vec<u32> = f
+        .opt("pid")
+        .map(|p| {
+            p.split(',')
+                .map(|p| p.trim().parse().expect("--pid"))
+                .collect()
+        })
+        .unwrap_or_default();
     let nsubs: usize = f.num("subs", 5000);
     let rate: f64 = f.num("rate", 20.0);
     let window: u64 = f.num("window", 4);
@@ -132,13 +151,12 @@ fn main() {
         other => loadgen::die(USAGE, &format!("unknown --format {other}")),
     };
 
-    let sub_req = get_request(
-        &sub_url,
-        match format {
-            Format::Sse => "Accept: text/event-stream\r\nCache-Control: no-cache\r\n",
-            Format::Ndjson => "Accept: application/x-ndjson\r\n",
-        },
-    );
+    let accept = match format {
+        Format::Sse => "Accept: text/event-stream\r\nCache-Control: no-cache\r\n",
+        Format::Ndjson => "Accept: application/x-ndjson\r\n",
+    };
+    // Subscriber `i` sends request `i % len` (to its node).
+    let sub_reqs: Vec<Vec<u8>> = sub_urls.iter().map(|u| get_request(u, accept)).collect();
 
     let mut poll = Poll::new().expect("poll");
     let mut events = Events::with_capacity(4096);
@@ -146,9 +164,16 @@ fn main() {
     let base = Instant::now();
 
     // ---- phase 1: subscribers ----------------------------------------------
-    let rss_before = pid.map(|p| rss_bytes(p).expect("server VmRSS"));
+    let rss_of = |pids: &[u32]| -> Option<u64> {
+        (!pids.is_empty()).then(|| {
+            pids.iter()
+                .map(|&p| rss_bytes(p).expect("server VmRSS"))
+                .sum()
+        })
+    };
+    let rss_before = rss_of(&pids);
     let mut subs: Vec<Sub> = Vec::with_capacity(nsubs);
-    let mut ramp = Ramp::new(sub_url.addr, nsubs, parallel);
+    let mut ramp = Ramp::spread(sub_urls.iter().map(|u| u.addr).collect(), nsubs, parallel);
     let (mut ready, mut dead_subs) = (0usize, 0usize);
     let mut early_events = 0u64;
     while ready + dead_subs < nsubs {
@@ -170,7 +195,12 @@ fn main() {
             let i = ev.token().0;
             let sub = &mut subs[i];
             let was = sub.state;
-            if let Err(e) = drive_sub(sub, &sub_req, &mut scratch, &mut |_| early_events += 1) {
+            if let Err(e) = drive_sub(
+                sub,
+                &sub_reqs[i % sub_reqs.len()],
+                &mut scratch,
+                &mut |_| early_events += 1,
+            ) {
                 if dead_subs < 5 {
                     eprintln!("subscriber {i}: {e}");
                 }
@@ -199,9 +229,12 @@ fn main() {
         for ev in events.iter() {
             let i = ev.token().0;
             if subs[i].state == SubState::Streaming {
-                if let Err(e) = drive_sub(&mut subs[i], &sub_req, &mut scratch, &mut |_| {
-                    early_events += 1
-                }) {
+                if let Err(e) = drive_sub(
+                    &mut subs[i],
+                    &sub_reqs[i % sub_reqs.len()],
+                    &mut scratch,
+                    &mut |_| early_events += 1,
+                ) {
                     eprintln!("subscriber {i} while idle: {e}");
                     subs[i].state = SubState::Dead;
                     dead_subs += 1;
@@ -209,7 +242,7 @@ fn main() {
             }
         }
     }
-    let rss_after = pid.map(|p| rss_bytes(p).expect("server VmRSS"));
+    let rss_after = rss_of(&pids);
 
     // ---- phase 2: publish ----------------------------------------------------
     // Publishers are threads with blocking connections: a publish is
@@ -260,7 +293,7 @@ fn main() {
     let mut out_of_order = 0u64;
     let mut unknown = 0u64;
     let mut total = 0u64;
-    let server_cpu = pid.map(CpuMeter::start);
+    let server_cpu: Vec<CpuMeter> = pids.iter().map(|&p| CpuMeter::start(p)).collect();
     let self_cpu0 = cpu_time(std::process::id()).unwrap_or_default();
     let mut last_progress = Instant::now();
     let mut first_delivery_ns: Option<u64> = None;
@@ -309,7 +342,12 @@ fn main() {
                     shared.complete.fetch_add(1, Ordering::SeqCst);
                 }
             };
-            if let Err(e) = drive_sub(sub, &sub_req, &mut scratch, &mut on_data) {
+            if let Err(e) = drive_sub(
+                sub,
+                &sub_reqs[i % sub_reqs.len()],
+                &mut scratch,
+                &mut on_data,
+            ) {
                 if disconnected_during < 5 {
                     eprintln!("subscriber {i}: {e}");
                 }
@@ -326,7 +364,14 @@ fn main() {
     let pub_ok = shared.ok.load(Ordering::SeqCst);
     let pub_errors = shared.errors.load(Ordering::SeqCst);
     let late_publish = shared.late.load(Ordering::SeqCst);
-    let server_cpu_pct = server_cpu.map(|m| m.percent());
+    let server_cpu_pct =
+        (!server_cpu.is_empty()).then(|| server_cpu.iter().map(CpuMeter::percent).sum::<f64>());
+    let server_cpu_s = server_cpu.iter().map(CpuMeter::seconds).sum::<f64>();
+    let per_cpu_s = if server_cpu_s > 0.0 {
+        format!("{:.0}", total as f64 / server_cpu_s)
+    } else {
+        "-".into()
+    };
     let wall = pub_start.elapsed().as_secs_f64();
     let self_cpu_pct = 100.0
         * cpu_time(std::process::id())
@@ -362,7 +407,8 @@ size={size} published={sent} publish_ok={pub_ok} publish_errors={pub_errors} lat
 expected={expected} delivered={total} lost={lost} out_of_order={out_of_order} unknown={unknown} \
 deliveries_per_sec={dps:.0} msgs_per_sec={:.1} p50_ms={} p99_ms={} p999_ms={} max_ms={} mean_ms={} \
 rss_before_kib={} rss_after_kib={} bytes_per_sub={per_sub} subscribe_secs={subscribe_secs:.2} \
-server_cpu_pct={} loadgen_cpu_pct={self_cpu_pct:.0} early_events={early_events}",
+server_cpu_pct={} server_cpu_s={server_cpu_s:.2} deliveries_per_cpu_s={per_cpu_s} \
+loadgen_cpu_pct={self_cpu_pct:.0} early_events={early_events}",
         nsubs - dead_subs,
         if rate > 0.0 { format!("{rate}") } else { "max".into() },
         if rate > 0.0 { "-".to_string() } else { window.to_string() },
