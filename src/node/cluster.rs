@@ -712,6 +712,31 @@ impl Cluster {
         self.settle_topic(topic.as_str(), false);
     }
 
+    /// Asks for one fresh read of `topic` from Redis, for a Socket.IO
+    /// subscribe that waits while [`Cluster::reading`].
+    pub fn refresh_read(&mut self, topic: &TopicName) {
+        let Some(f) = self.topics.get_mut(topic.as_str()) else {
+            return;
+        };
+        if f.outstanding {
+            f.again = true;
+        } else {
+            f.follower.handle_resubscribed();
+        }
+        self.settle_topic(topic.as_str(), false);
+    }
+
+    /// Whether a read of `topic` from Redis is in flight, or wanted after
+    /// the one in flight. Each is bounded by `redis_timeout`: past it the
+    /// connection fails, and with it every read (a read wanted while the
+    /// link is down is not waited for).
+    pub fn reading(&self, topic: &TopicName) -> bool {
+        let up = self.link == Link::Up;
+        self.topics
+            .get(topic.as_str())
+            .is_some_and(|f| f.outstanding || (f.again && up))
+    }
+
     /// [`Cluster::refresh`] for a `/ws` subscribe command; `false`: it
     /// runs now (too many wait).
     pub fn refresh_mux(&mut self, topic: &TopicName, conn: ConnId, frame: &[u8]) -> bool {
@@ -2088,6 +2113,268 @@ mod tests {
         );
         let text = h.take_text(ws);
         assert!(text.contains("\"status\":503"), "{text}");
+    }
+
+    fn start_with(cfg: Config) -> (Harness, FakeRedis) {
+        let mut h = Harness::new(cfg);
+        let mut redis = FakeRedis::new();
+        h.advance(Duration::from_millis(1));
+        redis.serve(&mut h);
+        (h, redis)
+    }
+
+    #[test]
+    fn a_recovering_socket_rejoins_its_topics_once_they_are_in_sync() {
+        let (mut h, mut redis) = start_with(Config {
+            sio_recovery: true,
+            ..config()
+        });
+        let c = sio_socket(&mut h, &mut redis);
+        h.send(c, &ws_text(r#"421["subscribe","v"]"#));
+        redis.serve(&mut h);
+        h.take_text(c);
+        let first = redis.publish_elsewhere("v", "one");
+        redis.serve(&mut h);
+        let pid = "AAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        h.eof(c);
+        pass(&mut h, &mut redis, Duration::from_secs(40));
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 0);
+        // Published while this node did not follow the topic: its mirror
+        // does not have it. A socket that comes back here with its offset
+        // while Redis is slow gets nothing from the unsynced mirror...
+        let second = redis.publish_elsewhere("v", "two");
+        let d = request(
+            &mut h,
+            &mut redis,
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        h.take_text(d);
+        redis.mute = true;
+        h.send(
+            d,
+            &ws_text(&format!(r#"40{{"pid":"{pid}","offset":"v={first}"}}"#)),
+        );
+        redis.serve(&mut h);
+        let text = h.take_text(d);
+        assert!(text.contains("40{\"sid\""), "{text}");
+        assert!(!text.contains("\"two\""), "{text}");
+        // ...and what it missed once the topic is in sync.
+        redis.mute = false;
+        redis.serve(&mut h);
+        let text = h.take_text(d);
+        assert!(
+            text.contains(&format!(
+                r#""two",{{"topic":"v","id":"{second}"}},"v={second}"]"#
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("\"one\""), "{text}");
+    }
+
+    /// A Socket.IO socket on WebSocket, joined to namespace `/`.
+    fn sio_socket(h: &mut Harness, redis: &mut FakeRedis) -> usize {
+        let c = request(
+            h,
+            redis,
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        assert!(h.take_text(c).starts_with("HTTP/1.1 101 "));
+        h.send(c, &ws_text("40"));
+        assert!(h.take_text(c).contains("40{\"sid\""));
+        c
+    }
+
+    #[test]
+    fn a_socketio_subscribe_waits_for_its_topic_while_the_socket_flows() {
+        let (mut h, mut redis) = start();
+        let old = redis.publish_elsewhere("s", "kept");
+        let c = sio_socket(&mut h, &mut redis);
+        // Redis is slow: the subscribe's ack waits for the topic's sync...
+        redis.mute = true;
+        h.send(c, &ws_text(r#"421["subscribe","s",{"after":"earliest"}]"#));
+        redis.serve(&mut h);
+        assert_eq!(h.text(c), "");
+        // ...while the socket's other packets are answered.
+        h.send(c, &ws_text(r#"422["nonsense"]"#));
+        let text = h.take_text(c);
+        assert!(text.contains(r#"432[{"error":{"status":404"#), "{text}");
+        redis.mute = false;
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        let replay = text.find(&format!("\"kept\",{{\"topic\":\"s\",\"id\":\"{old}\"}}"));
+        let ack = text.find(&format!("431[{{\"last_id\":\"{old}\",\"gap\":false}}]"));
+        assert!(replay.is_some() && ack.is_some(), "{text}");
+        assert!(replay < ack, "the replay comes before the ack: {text}");
+        // Then live, by the mirror.
+        let next = redis.publish_elsewhere("s", "live");
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        assert!(
+            text.contains(&format!("\"live\",{{\"topic\":\"s\",\"id\":\"{next}\"}}")),
+            "{text}"
+        );
+        // Presence counts the socket, and the topic stays followed.
+        let t = TopicName::parse("s").unwrap();
+        assert_eq!(
+            h.node
+                .hub()
+                .topic_info(&t)
+                .unwrap()
+                .subscribers_by_transport
+                .socketio,
+            1
+        );
+    }
+
+    #[test]
+    fn a_socketio_subscribe_whose_topic_never_syncs_is_refused_at_redis_timeout() {
+        let (mut h, mut redis) = start();
+        let c = sio_socket(&mut h, &mut redis);
+        redis.mute = true;
+        h.send(c, &ws_text(r#"421["subscribe","never"]"#));
+        redis.serve(&mut h);
+        h.advance(Duration::from_millis(499));
+        assert_eq!(h.text(c), "");
+        h.advance(Duration::from_millis(1));
+        let text = h.take_text(c);
+        assert!(text.contains(r#"431[{"error":{"status":503"#), "{text}");
+        let t = TopicName::parse("never").unwrap();
+        assert!(h.node.hub().subscribers(&t).is_empty());
+    }
+
+    #[test]
+    fn an_unsubscribe_overtakes_a_socketio_subscribe_that_waits() {
+        let (mut h, mut redis) = start();
+        let c = sio_socket(&mut h, &mut redis);
+        redis.mute = true;
+        h.send(c, &ws_text(r#"421["subscribe","o"]"#));
+        h.send(c, &ws_text(r#"422["unsubscribe","o"]"#));
+        let text = h.take_text(c);
+        let refused = text.find(r#"431[{"error":{"status":409"#);
+        let acked = text.find(r#"432[{"topic":"o"}]"#);
+        assert!(refused.is_some() && refused < acked, "{text}");
+        redis.mute = false;
+        redis.serve(&mut h);
+        assert_eq!(h.take_text(c), "");
+        let t = TopicName::parse("o").unwrap();
+        assert!(h.node.hub().subscribers(&t).is_empty());
+    }
+
+    #[test]
+    fn a_socketio_publish_is_acked_with_redis_id_and_comes_back_once() {
+        let (mut h, mut redis) = start();
+        let c = sio_socket(&mut h, &mut redis);
+        h.send(c, &ws_text(r#"421["subscribe","p"]"#));
+        redis.serve(&mut h);
+        assert!(h.take_text(c).contains("431[{\"last_id\""));
+        h.send(c, &ws_text(r#"422["publish","p","hi",{"event":"note"}]"#));
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        let epoch = redis.topics["p"].epoch.unwrap();
+        let id = format!("{epoch}-1");
+        assert!(
+            text.contains(&format!("432[{{\"id\":\"{id}\"}}]")),
+            "{text}"
+        );
+        let event = format!("[\"note\",\"hi\",{{\"topic\":\"p\",\"id\":\"{id}\"}}]");
+        assert_eq!(text.matches(&event).count(), 1, "{text}");
+        assert_eq!(h.node.stats().published, 1);
+        // An HTTP subscriber on the same node sees the same id.
+        let sse = request(
+            &mut h,
+            &mut redis,
+            &get("/topics/p/sse?last_event_id=earliest"),
+        );
+        assert!(h
+            .text(sse)
+            .contains(&format!("id: {id}\nevent: note\ndata: hi\n")));
+        // Redis down: refused at once, with the ack.
+        redis.restart_empty(&mut h);
+        redis.up = false;
+        h.send(c, &ws_text(r#"423["publish","p","x"]"#));
+        let text = h.take_text(c);
+        assert!(text.contains(r#"433[{"error":{"status":503"#), "{text}");
+    }
+
+    #[test]
+    fn a_socketio_cursor_from_another_node_is_read_afresh_not_a_gap() {
+        let (mut h, mut redis) = start();
+        let c = sio_socket(&mut h, &mut redis);
+        h.send(c, &ws_text(r#"421["subscribe","a"]"#));
+        redis.serve(&mut h);
+        h.take_text(c);
+        let d = sio_socket(&mut h, &mut redis);
+        // Another node published m1 and m2; their pub/sub messages are
+        // still on the way when a client brings m1's id.
+        let first = redis.publish_elsewhere("a", "m1");
+        let second = redis.publish_elsewhere("a", "m2");
+        let sub = format!(r#"425["subscribe","a",{{"after":"{first}"}}]"#);
+        h.send(d, &ws_text(&sub));
+        assert_eq!(h.text(d), "", "waits for a fresh look at Redis");
+        redis.serve(&mut h);
+        let text = h.take_text(d);
+        assert!(!text.contains("\"m1\""), "{text}");
+        assert_eq!(text.matches("\"m2\"").count(), 1, "{text}");
+        assert!(
+            text.contains(&format!("435[{{\"last_id\":\"{second}\",\"gap\":false}}]")),
+            "{text}"
+        );
+        // The first socket got both, once each.
+        let text = h.take_text(c);
+        assert_eq!(text.matches("\"m1\"").count(), 1, "{text}");
+        assert_eq!(text.matches("\"m2\"").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_socketio_subscribe_waiting_for_a_fresh_read_is_answered_when_redis_fails() {
+        let (mut h, mut redis) = start();
+        let c = sio_socket(&mut h, &mut redis);
+        h.send(c, &ws_text(r#"421["subscribe","f"]"#));
+        redis.serve(&mut h);
+        h.take_text(c);
+        let id = redis.publish_elsewhere("f", "m1");
+        // Redis goes silent with the fresh read in flight, and again
+        // wanted after it (a second such subscribe).
+        redis.mute = true;
+        let sub = format!(r#"42{{n}}["subscribe","f",{{"after":"{id}"}}]"#);
+        h.send(c, &ws_text(&sub.replace("{n}", "2")));
+        h.send(c, &ws_text(&sub.replace("{n}", "3")));
+        redis.serve(&mut h);
+        assert_eq!(h.text(c), "");
+        // The read times out with the connection: both are answered from
+        // the mirror, which serves while Redis is down.
+        h.advance(Duration::from_millis(500));
+        let text = h.take_text(c);
+        assert!(text.contains("432[{\"last_id\""), "{text}");
+        assert!(text.contains("433[{\"last_id\""), "{text}");
+    }
+
+    #[test]
+    fn a_topic_a_socket_left_is_unfollowed_after_the_linger() {
+        // Pings far apart: this client does not answer them.
+        let (mut h, mut redis) = start_with(Config {
+            sio_ping_interval: Duration::from_secs(3600),
+            ..config()
+        });
+        let c = sio_socket(&mut h, &mut redis);
+        h.send(c, &ws_text(r#"42["subscribe","l"]"#));
+        h.send(c, &ws_text(r#"42["subscribe","k"]"#));
+        redis.serve(&mut h);
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 2);
+        pass(&mut h, &mut redis, Duration::from_secs(40));
+        assert_eq!(
+            h.node.ctx.cluster.as_ref().unwrap().followed(),
+            2,
+            "subscribed"
+        );
+        h.send(c, &ws_text(r#"42["unsubscribe","l"]"#));
+        pass(&mut h, &mut redis, Duration::from_secs(40));
+        let followed = h.node.ctx.cluster.as_ref().unwrap().followed_topics();
+        assert_eq!(followed, [TopicName::parse("k").unwrap()]);
+        // The socket ends: its last topic goes too.
+        h.eof(c);
+        pass(&mut h, &mut redis, Duration::from_secs(40));
+        assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 0);
     }
 
     #[test]

@@ -112,6 +112,9 @@ pub(crate) struct SioGlue {
     /// Cluster mode: subscribes waiting for their topic's first sync with
     /// Redis, and when they give up.
     waiting: Vec<(Instant, HubCall)>,
+    /// Cluster mode: subscribes whose cursor is past the mirror, waiting
+    /// for one fresh read of their topic from Redis.
+    refreshing: Vec<HubCall>,
 }
 
 /// A namespace `/` socket.
@@ -328,6 +331,7 @@ impl SioGlue {
             dirty: false,
             recovery: cfg.sio_recovery,
             waiting: Vec::new(),
+            refreshing: Vec::new(),
         }
     }
 
@@ -1028,6 +1032,16 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                     continue;
                 };
                 let reply = match name.as_str() {
+                    "subscribe" if refresh_first(ctx, n, &args, now) => {
+                        ctx.sio.refreshing.push(HubCall::Event {
+                            addr: addr.clone(),
+                            name,
+                            args,
+                            attachments,
+                            ack,
+                        });
+                        continue;
+                    }
                     "subscribe" => match cluster_sync(ctx, &args, now) {
                         Ok(true) => subscribe(ctx, n, &args, now),
                         Ok(false) => {
@@ -1218,6 +1232,9 @@ fn resume_topics(ctx: &mut Ctx, addr: &SioAddr, offset: &str) {
 
 fn unsubscribe(ctx: &mut Ctx, n: usize, args: &[Value]) -> Reply {
     let topic = topic_arg(args)?;
+    if ctx.cluster.is_some() {
+        cancel_waiting(ctx, n, &topic);
+    }
     if let Some(Some(sock)) = ctx.sio.socks.get_mut(n) {
         if let Some(slot) = sock.subs.find(&topic) {
             sock.subs.remove(slot);
@@ -1340,6 +1357,150 @@ pub(super) fn answer_publish(
     ctx.sio.dirty = true;
 }
 
+// ---- cluster mode: cursors from other nodes -----------------------------------
+
+/// Whether a subscribe must first wait for one fresh read of its topic
+/// from Redis (and that read is asked for): its topic is in sync, but its
+/// cursor is past the mirror or of another epoch — it may be one another
+/// node just handed out, its message still on its way here by pub/sub —
+/// so judging it now could tell the socket `gap` for a message that
+/// exists. `/ws` subscribes and HTTP requests wait the same way.
+fn refresh_first(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> bool {
+    let Some(c) = ctx.cluster.as_mut() else {
+        return false;
+    };
+    let Ok(topic) = topic_arg(args) else {
+        return false;
+    };
+    let after = args
+        .get(1)
+        .and_then(|o| o.get("after"))
+        .and_then(Value::as_str);
+    let Ok(Cursor::After(want)) = hub::parse_cursor(after) else {
+        return false;
+    };
+    // A refusal needs no read (and no read for a topic the token does
+    // not allow).
+    let allowed = match ctx.sio.socks.get(n) {
+        Some(Some(sock)) => sock.claims.as_ref().is_none_or(|c| c.may_subscribe(&topic)),
+        _ => false,
+    };
+    if !allowed || !c.is_up() {
+        return false;
+    }
+    let have = ctx.hub.last_id(&topic);
+    if c.sync(&topic, have, ctx.cfg.redis_linger, now) != Sync::Live {
+        return false; // the first sync reads Redis anyway (cluster_sync)
+    }
+    let ahead = have.is_some_and(|h| want.epoch != h.epoch || want.seq > h.seq);
+    if ahead {
+        c.refresh_read(&topic);
+    }
+    ahead
+}
+
+/// Runs the subscribes whose fresh read is over (done, or failed with the
+/// connection: then from the mirror, as every request on a live topic
+/// while Redis is down); `true` if any ran.
+fn run_refreshed(ctx: &mut Ctx, now: Instant) -> bool {
+    if ctx.sio.refreshing.is_empty() {
+        return false;
+    }
+    let mut ran = false;
+    for call in std::mem::take(&mut ctx.sio.refreshing) {
+        let HubCall::Event {
+            addr,
+            name,
+            args,
+            attachments,
+            ack,
+        } = call
+        else {
+            continue;
+        };
+        let reading = match (ctx.cluster.as_ref(), topic_arg(&args)) {
+            (Some(c), Ok(topic)) => c.reading(&topic),
+            _ => false,
+        };
+        if reading {
+            ctx.sio.refreshing.push(HubCall::Event {
+                addr,
+                name,
+                args,
+                attachments,
+                ack,
+            });
+            continue;
+        }
+        ran = true;
+        let Some(&n) = ctx.sio.by_sid.get(&addr.eio) else {
+            continue; // the socket is gone
+        };
+        let reply = match cluster_sync(ctx, &args, now) {
+            Ok(true) => subscribe(ctx, n, &args, now),
+            Ok(false) => {
+                // Unfollowed meanwhile: it waits for the first sync.
+                let deadline = now + ctx.cfg.redis_timeout;
+                let call = HubCall::Event {
+                    addr,
+                    name,
+                    args,
+                    attachments,
+                    ack,
+                };
+                ctx.sio.waiting.push((deadline, call));
+                continue;
+            }
+            Err(refused) => Err(refused),
+        };
+        if let Some(ack) = ack {
+            let value = match reply {
+                Ok(Some(v)) => v,
+                Ok(None) => continue,
+                Err((status, message)) => error_ack(status, &message),
+            };
+            ctx.sio.server.ack(&addr, ack, vec![value], Vec::new());
+        }
+    }
+    ctx.sio.dirty |= ran;
+    ran
+}
+
+/// An unsubscribe overtakes the socket's subscribes to `topic` that still
+/// wait for Redis: they are refused (409) before it is acked, so the
+/// socket ends unsubscribed, as it asked last.
+fn cancel_waiting(ctx: &mut Ctx, n: usize, topic: &TopicName) {
+    let Some(Some(sock)) = ctx.sio.socks.get(n) else {
+        return;
+    };
+    let eio = sock.addr.eio;
+    let overtaken = |call: &HubCall| match call {
+        HubCall::Event { addr, args, .. } => {
+            addr.eio == eio && topic_arg(args).is_ok_and(|t| t == *topic)
+        }
+        _ => false,
+    };
+    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut ctx.sio.waiting)
+        .into_iter()
+        .partition(|(_, call)| overtaken(call));
+    ctx.sio.waiting = kept;
+    let (more, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut ctx.sio.refreshing)
+        .into_iter()
+        .partition(|call| overtaken(call));
+    ctx.sio.refreshing = kept;
+    for call in gone.into_iter().map(|(_, c)| c).chain(more) {
+        if let HubCall::Event {
+            addr,
+            ack: Some(ack),
+            ..
+        } = call
+        {
+            let value = error_ack(409, "unsubscribed before the topic was in sync");
+            ctx.sio.server.ack(&addr, ack, vec![value], Vec::new());
+        }
+    }
+}
+
 // ---- the node's side -----------------------------------------------------------
 
 impl Node {
@@ -1373,6 +1534,7 @@ impl Node {
     pub(super) fn sio_flush(&mut self, now: Instant) {
         loop {
             let mut any = run_calls(&mut self.ctx, now);
+            any |= run_refreshed(&mut self.ctx, now);
             while let Some((sid, t)) = self.ctx.sio.poll_transmit() {
                 any = true;
                 self.sio_apply(sid, t, now);

@@ -1,0 +1,233 @@
+//! Socket.IO in cluster mode over real sockets: two pushwire nodes on one
+//! real `redis-server` (started by each test on a free loopback port with
+//! no persistence, killed by its PID; skipped when `redis-server` is not
+//! installed). A Socket.IO socket on one node gets what HTTP and Socket.IO
+//! publish on the other, with Redis's ids, in order, once; its publishes
+//! reach the other node's SSE with the id its ack named; a cursor from the
+//! other node resumes it.
+
+mod clients;
+#[path = "support/redis.rs"]
+mod redis_support;
+mod support;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use clients::*;
+use pushwire::Config;
+use redis_support::RedisServer;
+use support::*;
+
+macro_rules! redis {
+    () => {
+        match RedisServer::start() {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
+fn node(redis: &RedisServer) -> TestServer {
+    let cfg = Config {
+        redis: Some(redis.url()),
+        redis_timeout: Duration::from_millis(1500),
+        ..Config::default()
+    };
+    let server = TestServer::start(cfg);
+    wait_for("the node to reach Redis", Duration::from_secs(10), || {
+        get(&server, "/stats")
+            .text()
+            .contains("\"redis\":{\"up\":true")
+    });
+    server
+}
+
+/// The least of a Socket.IO client: Engine.IO v4 on WebSocket only,
+/// namespace `/`, text packets. It answers pings, and keeps the events it
+/// reads while it waits for an ack.
+struct SioClient {
+    ws: WsClient,
+    events: VecDeque<Value>,
+    next_ack: u64,
+}
+
+impl SioClient {
+    fn connect(server: &TestServer) -> SioClient {
+        let mut ws = WsClient::connect(server.addr, "/socket.io/?EIO=4&transport=websocket")
+            .expect("an Engine.IO WebSocket");
+        ws.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let mut c = SioClient {
+            ws,
+            events: VecDeque::new(),
+            next_ack: 1,
+        };
+        assert!(c.packet().starts_with("0{\"sid\""), "the open packet");
+        c.ws.send_text("40").unwrap();
+        assert!(c.packet().starts_with("40{\"sid\""), "the CONNECT reply");
+        c
+    }
+
+    /// The next Engine.IO message that is not a ping.
+    fn packet(&mut self) -> String {
+        loop {
+            let text = match self.ws.recv().expect("a packet") {
+                WsMessage::Text(t) => t,
+                other => panic!("expected text, got {other:?}"),
+            };
+            if text == "2" {
+                self.ws.send_text("3").unwrap();
+                continue;
+            }
+            return text;
+        }
+    }
+
+    /// Emits `args` (a JSON array's members) with an ack id, and waits
+    /// for the ack; events read meanwhile are kept for [`SioClient::event`].
+    fn call(&mut self, args: &str) -> Value {
+        let id = self.next_ack;
+        self.next_ack += 1;
+        self.ws.send_text(&format!("42{id}[{args}]")).unwrap();
+        let want = format!("43{id}[");
+        loop {
+            let p = self.packet();
+            if let Some(body) = p.strip_prefix(&want) {
+                let v = parse_json(&format!("[{body}"));
+                return v.as_array().expect("ack arguments")[0].clone();
+            }
+            self.keep(&p);
+        }
+    }
+
+    fn keep(&mut self, p: &str) {
+        let body = p
+            .strip_prefix("42")
+            .unwrap_or_else(|| panic!("expected an event, got {p:?}"));
+        self.events.push_back(parse_json(body));
+    }
+
+    /// The next event: `[name, data, {topic, id}]`.
+    fn event(&mut self) -> Value {
+        if let Some(e) = self.events.pop_front() {
+            return e;
+        }
+        let p = self.packet();
+        self.keep(&p);
+        self.events.pop_front().unwrap()
+    }
+
+    /// Nothing more arrives within `limit`.
+    fn quiet(&mut self, limit: Duration) -> bool {
+        if !self.events.is_empty() {
+            return false;
+        }
+        self.ws.set_read_timeout(Some(limit)).unwrap();
+        let r = self.ws.recv();
+        self.ws
+            .set_read_timeout(Some(Duration::from_secs(8)))
+            .unwrap();
+        match r {
+            Err(e) => e.is_timeout(),
+            Ok(WsMessage::Text(t)) if t == "2" => {
+                self.ws.send_text("3").unwrap();
+                self.quiet(limit)
+            }
+            Ok(_) => false,
+        }
+    }
+}
+
+fn str_of(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string {key} in {v:?}"))
+        .to_string()
+}
+
+/// An event's (data, meta id) when it is `message` on `topic`.
+fn message_on(e: &Value, topic: &str) -> (String, String) {
+    let parts = e.as_array().expect("an event is an array");
+    assert_eq!(parts[0].as_str(), Some("message"), "{e:?}");
+    assert_eq!(str_of(&parts[2], "topic"), topic, "{e:?}");
+    let data = parts[1].as_str().expect("text data").to_string();
+    (data, str_of(&parts[2], "id"))
+}
+
+#[test]
+fn a_socket_gets_http_and_socketio_publishes_from_the_other_node_with_redis_ids() {
+    let redis = redis!();
+    let a = node(&redis);
+    let b = node(&redis);
+    let mut on_a = SioClient::connect(&a);
+    let ack = on_a.call(r#""subscribe","t""#);
+    assert_eq!(
+        ack.get("gap").and_then(Value::as_bool),
+        Some(false),
+        "{ack:?}"
+    );
+    let start = str_of(&ack, "last_id");
+    assert_eq!(split_id(&start).1, 0, "a topic Redis never saw");
+
+    let by_http = publish(&b, "t", None, "by http");
+    let mut on_b = SioClient::connect(&b);
+    let ack = on_b.call(r#""publish","t","by socket.io""#);
+    let by_sio = str_of(&ack, "id");
+    assert_eq!(split_id(&by_http), (split_id(&start).0, 1));
+    assert_eq!(split_id(&by_sio), (split_id(&start).0, 2));
+
+    assert_eq!(
+        message_on(&on_a.event(), "t"),
+        ("by http".to_string(), by_http)
+    );
+    assert_eq!(
+        message_on(&on_a.event(), "t"),
+        ("by socket.io".to_string(), by_sio)
+    );
+    assert!(on_a.quiet(Duration::from_millis(300)), "each message once");
+}
+
+#[test]
+fn a_socketio_publish_reaches_sse_on_the_other_node_with_the_acked_id() {
+    let redis = redis!();
+    let a = node(&redis);
+    let b = node(&redis);
+    let mut s = sse(&b, "u", None);
+    wait_stat(&b, "subscribers", Duration::from_secs(5), |n| n == 1);
+    let mut on_a = SioClient::connect(&a);
+    let ack = on_a.call(r#""publish","u",{"n":1},{"event":"tick"}"#);
+    let id = str_of(&ack, "id");
+    assert_eq!(split_id(&id).1, 1);
+    let e = sse_event(&mut s);
+    assert_eq!(e.last_event_id, id);
+    assert_eq!(e.event_type, "tick");
+    assert_eq!(e.data, r#"{"n":1}"#);
+}
+
+#[test]
+fn a_cursor_from_the_other_node_resumes_a_socketio_subscribe() {
+    let redis = redis!();
+    let a = node(&redis);
+    let b = node(&redis);
+    let ids: Vec<String> = (1..=3)
+        .map(|i| publish(&b, "r", None, &format!("m{i}")))
+        .collect();
+    let mut on_a = SioClient::connect(&a);
+    let ack = on_a.call(&format!(r#""subscribe","r",{{"after":"{}"}}"#, ids[0]));
+    assert_eq!(str_of(&ack, "last_id"), ids[2]);
+    assert_eq!(ack.get("gap").and_then(Value::as_bool), Some(false));
+    // The replay came before the ack: both kept while it waited.
+    assert_eq!(
+        message_on(&on_a.event(), "r"),
+        ("m2".to_string(), ids[1].clone())
+    );
+    assert_eq!(
+        message_on(&on_a.event(), "r"),
+        ("m3".to_string(), ids[2].clone())
+    );
+    assert!(on_a.quiet(Duration::from_millis(300)), "nothing else");
+    // Live after the replay: B's next publish, once.
+    let id4 = publish(&b, "r", None, "m4");
+    assert_eq!(message_on(&on_a.event(), "r"), ("m4".to_string(), id4));
+    assert!(on_a.quiet(Duration::from_millis(300)));
+}
