@@ -87,3 +87,24 @@ fn serials_keep_counting_over_many_reused_slots() {
         ]
     );
 }
+
+#[test]
+fn a_broken_request_is_traced_under_its_connection() {
+    let mut h = harness();
+    let c = h.connect();
+    h.send(
+        c,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    );
+    assert!(h.text(c).starts_with("HTTP/1.1 400 "), "{}", h.text(c));
+    let lines = log(&mut h);
+    assert!(
+        lines.iter().any(|l| l.starts_with("[1]     error 400: ")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("[1] Http -> Closing")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("[-]")), "{lines:?}");
+}

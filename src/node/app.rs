@@ -189,8 +189,15 @@ impl Ctx {
 
 /// Answers a broken request (the peer's fault) and closes: after a
 /// framing error nothing more it sends can be trusted to start a request.
-pub(crate) fn answer_error(ctx: &mut Ctx, conn: &mut Conn, why: &str, status: u16, now: Instant) {
-    ctx.trace(|| format!("    error {status}: {why}"));
+pub(crate) fn answer_error(
+    ctx: &mut Ctx,
+    id: ConnId,
+    conn: &mut Conn,
+    why: &str,
+    status: u16,
+    now: Instant,
+) {
+    ctx.trace_conn(id, || format!("    error {status}: {why}"));
     let meta = ReqMeta {
         version: Version::Http11,
         head_only: false,
@@ -198,7 +205,7 @@ pub(crate) fn answer_error(ctx: &mut Ctx, conn: &mut Conn, why: &str, status: u1
     };
     ctx.respond_text(&mut conn.out, meta, status, why);
     conn.inbuf = Default::default();
-    step(ctx, usize::MAX, conn, Event::AnsweredLast, now, close_state);
+    step(ctx, id, conn, Event::AnsweredLast, now, close_state);
 }
 
 // ---- HTTP ------------------------------------------------------------------
@@ -228,7 +235,7 @@ pub(crate) fn process_http(
             }
             Err(e) => {
                 let status = e.status();
-                answer_error(ctx, conn, &e.to_string(), status, now);
+                answer_error(ctx, id, conn, &e.to_string(), status, now);
                 return input.len();
             }
             Ok(Some(req)) => {

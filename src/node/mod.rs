@@ -1117,7 +1117,7 @@ fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
         State::Http(http) if first_head_late => {
             if http.in_progress() {
                 let e = crate::proto::http::HttpError::HeadTimeout;
-                app::answer_error(ctx, conn, &e.to_string(), e.status(), now);
+                app::answer_error(ctx, id, conn, &e.to_string(), e.status(), now);
             } else {
                 ctx.trace_conn(id, || "no request within the header deadline".to_string());
                 step(ctx, id, conn, Event::Deadline, now, |_| State::Closed);
@@ -1126,7 +1126,7 @@ fn on_deadline(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
         State::Http(http) => {
             if http.in_progress() {
                 if let Err(e) = http.handle_timeout(now) {
-                    app::answer_error(ctx, conn, &e.to_string(), e.status(), now);
+                    app::answer_error(ctx, id, conn, &e.to_string(), e.status(), now);
                 }
             } else if now >= conn.idle_since + ctx.cfg.keep_alive_timeout {
                 ctx.trace_conn(id, || "keep-alive timeout".to_string());
