@@ -1892,6 +1892,7 @@ fn ws_request(
         )
     });
     let mut session = WsSession::new(limits, now);
+    session.hold_failures();
     session.set_deflate(accept.deflate.map(|p| WsDeflate::from_config(p, &ctx.cfg)));
     session.set_trace(ctx.cfg.trace);
     if let (Some(t), Some(start)) = (&topic, &start) {
@@ -2032,6 +2033,13 @@ pub(crate) fn process_ws(
             }
         }
     }
+    after_ws_input(ctx, id, conn, now);
+    used
+}
+
+/// After a WebSocket session read or failed: its trace lines out, and the
+/// connection on to closing once the session has sent its close frame.
+pub(crate) fn after_ws_input(ctx: &mut Ctx, id: ConnId, conn: &mut Conn, now: Instant) {
     let Conn { state, .. } = &mut *conn;
     if let State::WebSocket(ws) | State::Closing(Closing { ws: Some(ws) }) = state {
         trace_ws(ctx, id, &mut ws.session);
@@ -2039,7 +2047,6 @@ pub(crate) fn process_ws(
             step(ctx, id, conn, Event::WsClosing, now, close_state);
         }
     }
-    used
 }
 
 /// A topic socket opened with `?envelope=1`: each text frame is

@@ -428,6 +428,25 @@ impl Node {
             // refresh with nothing to ask).
             self.apply_cluster(now);
         }
+        self.release_held(id, now);
+    }
+
+    /// A WebSocket protocol error found in this read, held while the
+    /// messages before it were answered and fanned out (the sender's own
+    /// copies included; see `WsSession::hold_failures`): acted on now, so
+    /// the peer gets the same bytes however its input was split.
+    fn release_held(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = slot_of(&mut self.conns, id) else {
+            return;
+        };
+        let Conn { state, out, .. } = &mut *conn;
+        let State::WebSocket(ws) = state else {
+            return;
+        };
+        if ws.session.fail_held(out) {
+            app::after_ws_input(&mut self.ctx, id, conn, now);
+            self.settle(id, now);
+        }
     }
 
     /// [`handle_read`](Self::handle_read), and what it queues that lies in
@@ -470,6 +489,7 @@ impl Node {
         }
         self.settle(id, now);
         self.run_pending(now);
+        self.release_held(id, now);
     }
 
     /// The peer closed its sending side of `id`.

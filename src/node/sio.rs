@@ -607,6 +607,7 @@ fn ws_request(
             ws_handshake::write_accept(&mut head, &accept);
             out.push(&head);
             let mut session = WsSession::new(WsLimits::from_config(&ctx.cfg), now);
+            session.hold_failures();
             session.close(1000, "", now, out);
             return Next::Ws(Box::new(WsConn {
                 session,
@@ -639,6 +640,7 @@ fn ws_request(
     // (close 1009, and the session ends), bigger never gets buffered.
     limits.max_message_bytes = ctx.cfg.sio_max_payload.saturating_add(1);
     let mut session = WsSession::new(limits, now);
+    session.hold_failures();
     session.set_deflate(accept.deflate.map(|p| WsDeflate::from_config(p, &ctx.cfg)));
     session.set_trace(ctx.cfg.trace);
     ctx.sio.sockets.insert(sid, id);

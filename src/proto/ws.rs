@@ -555,6 +555,9 @@ pub struct WsSession {
     /// idle WebSocket carries this field, few ever trace).
     #[allow(clippy::box_collection)]
     trace: Option<Box<Vec<String>>>,
+    /// A rule broken by the peer is held, not acted on, until
+    /// [`fail_held`](WsSession::fail_held) (see [`hold_failures`](WsSession::hold_failures)).
+    hold: bool,
 }
 
 /// What one step of reading did.
@@ -594,6 +597,35 @@ impl WsSession {
             ping_sent: None,
             close_code: None,
             trace: None,
+            hold: false,
+        }
+    }
+
+    /// From now on, a protocol error found by [`handle_read`](Self::handle_read)
+    /// stops the reading but is not acted on there: the messages before it
+    /// in the same input are answered first, by whoever drives the session,
+    /// and then [`fail_held`](Self::fail_held) closes. So what the peer
+    /// gets does not depend on how its bytes were split into reads (a
+    /// message and a broken frame in one read are answered as if they had
+    /// come in two).
+    pub fn hold_failures(&mut self) {
+        self.hold = true;
+    }
+
+    /// Whether a protocol error is held.
+    pub fn has_held_failure(&self) -> bool {
+        self.state == State::Open && self.error.is_some()
+    }
+
+    /// Acts on a held protocol error: the close frame with its code
+    /// (RFC 6455 §7.1.7), and the session is closed. Whether one was held.
+    pub fn fail_held<T: Transmit>(&mut self, out: &mut T) -> bool {
+        match self.error {
+            Some(e) if self.state == State::Open => {
+                self.fail(e, out);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -645,7 +677,7 @@ impl WsSession {
         out: &mut T,
         on_message: &mut dyn FnMut(MessageKind, &[u8], &mut T),
     ) -> usize {
-        if self.state == State::Closed {
+        if self.state == State::Closed || self.has_held_failure() {
             return input.len();
         }
         if !input.is_empty() {
@@ -665,6 +697,13 @@ impl WsSession {
             match step {
                 Ok(Step::NeedMore) => return pos,
                 Ok(Step::Consumed(n)) => pos += n,
+                Err(e) if self.hold && self.state == State::Open => {
+                    self.trace_line(|| format!("!! {e} (held)"));
+                    self.error = Some(e);
+                    self.drop_message();
+                    // Nothing after a broken frame is ever read.
+                    return input.len();
+                }
                 Err(e) => self.fail(e, out),
             }
         }
