@@ -609,38 +609,24 @@ pub(crate) fn answer_broker(
             // Stats are of a moment: as in memory mode, not to be cached.
             let extra: &[(&str, &str)] = if is_stats { &[NO_CACHE] } else { &[] };
             let next = ctx.respond_body(&mut conn.out, meta, status, ctype, extra, &body);
-            if let Some((since, entry, kind)) = conn.log.as_mut().and_then(|l| l.open_entry.take())
-            {
-                let took = now.saturating_duration_since(since).as_secs_f64();
-                let (status, bytes) = ctx.last_reply;
-                ctx.log.push(format!(
-                    "{} {entry} {status} {bytes} {took:.3}s {kind}",
-                    ctx.date_secs
-                ));
-            }
+            log_answered(ctx, conn, now);
             next
         }
     };
-    conn.idle_since = now;
-    if let Next::Close = next {
-        step(ctx, id, conn, Event::AnsweredLast, now, close_state);
-        return;
-    }
-    step(ctx, id, conn, Event::BrokerAnswered, now, |old| match old {
-        State::AwaitingBroker(a) => State::Http(a.http),
-        other => other,
-    });
     // The request read again (a wait for topics), and those pipelined
     // behind it.
-    if !conn.inbuf.is_empty() {
-        let mut input = std::mem::take(&mut conn.inbuf);
-        let used = super::feed(ctx, id, conn, &mut input, now);
-        let used = used.min(input.len());
-        input.drain(..used);
-        if super::keeps_input(conn) && !input.is_empty() {
-            conn.inbuf = input;
-        }
-    }
+    resume_after_wait(
+        ctx,
+        id,
+        conn,
+        next,
+        Event::BrokerAnswered,
+        now,
+        |old| match old {
+            State::AwaitingBroker(a) => State::Http(a.http),
+            other => other,
+        },
+    );
     ctx.sync_expired = None;
     ctx.sync_refreshed = None;
 }
@@ -1739,7 +1725,25 @@ pub(crate) fn answer_parked(
         &replays,
         !anything,
     );
-    conn.idle_since = now;
+    log_answered(ctx, conn, now);
+    // Requests pipelined behind the poll waited in the input buffer.
+    resume_after_wait(
+        ctx,
+        id,
+        conn,
+        next,
+        Event::PollAnswered,
+        now,
+        |old| match old {
+            State::Parked(p) => State::Http(p.http),
+            other => other,
+        },
+    );
+}
+
+/// The access log's line for a request answered after a wait (a parked
+/// poll, a wait for Redis), now that its answer is queued.
+pub(crate) fn log_answered(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
     if let Some((since, entry, kind)) = conn.log.as_mut().and_then(|l| l.open_entry.take()) {
         let took = now.saturating_duration_since(since).as_secs_f64();
         let (status, bytes) = ctx.last_reply;
@@ -1748,15 +1752,27 @@ pub(crate) fn answer_parked(
             ctx.date_secs
         ));
     }
+}
+
+/// A request answered after waiting in `event`'s state: the connection
+/// closes if the answer said so, else goes back to HTTP (`back`) and reads
+/// the requests that were pipelined behind it, which waited in the input
+/// buffer.
+pub(crate) fn resume_after_wait(
+    ctx: &mut Ctx,
+    id: ConnId,
+    conn: &mut Conn,
+    next: Next,
+    event: Event,
+    now: Instant,
+    back: impl FnOnce(State) -> State,
+) {
+    conn.idle_since = now;
     if let Next::Close = next {
         step(ctx, id, conn, Event::AnsweredLast, now, close_state);
         return;
     }
-    step(ctx, id, conn, Event::PollAnswered, now, |old| match old {
-        State::Parked(p) => State::Http(p.http),
-        other => other,
-    });
-    // Requests pipelined behind the poll waited in the input buffer.
+    step(ctx, id, conn, event, now, back);
     if !conn.inbuf.is_empty() {
         let mut input = std::mem::take(&mut conn.inbuf);
         let used = super::feed(ctx, id, conn, &mut input, now);
@@ -1839,22 +1855,7 @@ fn ws_request(
         }
         None => None,
     };
-    let policy = ws_handshake::HandshakePolicy {
-        subprotocols: &ctx.cfg.ws_subprotocols,
-        // Origins are judged above, by the one policy every publish obeys.
-        allowed_origins: &[],
-    };
-    let deflate_policy = ctx.cfg.ws_deflate.then(|| DeflatePolicy {
-        server_max_window_bits: ctx.cfg.ws_deflate_server_window_bits,
-        client_max_window_bits: ctx.cfg.ws_deflate_client_window_bits,
-        client_no_context_takeover: ctx.cfg.ws_deflate_client_no_context_takeover,
-    });
-    let accept = match ws_handshake::validate_with_deflate(
-        req.head,
-        req.buf,
-        &policy,
-        deflate_policy.as_ref(),
-    ) {
+    let accept = match validate_upgrade(ctx, req) {
         Ok(a) => a,
         Err(e) => {
             let status = e.status();
@@ -1922,6 +1923,25 @@ enum WsAction {
     Eio(bool, Vec<u8>),
     /// Close with this code and reason (RFC 6455 §7.4.1).
     Close(u16, &'static str),
+}
+
+/// RFC 6455 §4.2.1 and RFC 7692 §5: an upgrade request checked, and
+/// permessage-deflate agreed, by the policy of Config. Origins are judged
+/// before this, by the one policy every publish obeys.
+pub(crate) fn validate_upgrade(
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<ws_handshake::Accept, ws_handshake::HandshakeError> {
+    let policy = ws_handshake::HandshakePolicy {
+        subprotocols: &ctx.cfg.ws_subprotocols,
+        allowed_origins: &[],
+    };
+    let deflate_policy = ctx.cfg.ws_deflate.then(|| DeflatePolicy {
+        server_max_window_bits: ctx.cfg.ws_deflate_server_window_bits,
+        client_max_window_bits: ctx.cfg.ws_deflate_client_window_bits,
+        client_no_context_takeover: ctx.cfg.ws_deflate_client_no_context_takeover,
+    });
+    ws_handshake::validate_with_deflate(req.head, req.buf, &policy, deflate_policy.as_ref())
 }
 
 /// Feeds bytes to a WebSocket session (open or closing); returns the bytes

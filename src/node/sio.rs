@@ -60,7 +60,6 @@ use crate::proto::ws::{MessageKind, WsDeflate, WsLimits, WsSession};
 use crate::wire::http1::Method;
 use crate::wire::jws::{Claims, Verifier};
 use crate::wire::socketio::{placeholder, to_json, RESERVED_EVENTS};
-use crate::wire::ws_extensions::DeflatePolicy;
 use crate::wire::{json, ws_handshake};
 use crate::Config;
 
@@ -68,7 +67,7 @@ use super::app::{self, Next};
 use super::cluster::{PublishFrom, Sync};
 use super::conn::{EngineKind, Phase, State, Subs, TopicName, WsConn, WsRole, MAX_SUBS};
 use super::outq::OutQueue;
-use super::{close_state, new_sub, slot_of, start_position, step, ConnId, Ctx, Event, Node};
+use super::{new_sub, slot_of, start_position, ConnId, Ctx, Event, Node};
 
 /// Hub subscriber numbers from here up are Socket.IO sockets
 /// (`SIO_SUBS + socket × MAX_SUBS + slot`); below are connections.
@@ -573,21 +572,7 @@ fn ws_request(
 ) -> Next {
     let version = req.version();
     let keep_alive = req.keep_alive;
-    let policy = ws_handshake::HandshakePolicy {
-        subprotocols: &ctx.cfg.ws_subprotocols,
-        allowed_origins: &[],
-    };
-    let deflate_policy = ctx.cfg.ws_deflate.then(|| DeflatePolicy {
-        server_max_window_bits: ctx.cfg.ws_deflate_server_window_bits,
-        client_max_window_bits: ctx.cfg.ws_deflate_client_window_bits,
-        client_no_context_takeover: ctx.cfg.ws_deflate_client_no_context_takeover,
-    });
-    let accept = match ws_handshake::validate_with_deflate(
-        req.head,
-        req.buf,
-        &policy,
-        deflate_policy.as_ref(),
-    ) {
+    let accept = match app::validate_upgrade(ctx, req) {
         Ok(a) => a,
         Err(e) => {
             let status = e.status();
@@ -700,33 +685,19 @@ pub(super) fn answer_poll(
         POLL_CONTENT_TYPE,
         body,
     );
-    conn.idle_since = now;
-    // The access log's line for the poll, now that it is answered.
-    if let Some((since, entry, kind)) = conn.log.as_mut().and_then(|l| l.open_entry.take()) {
-        let took = now.saturating_duration_since(since).as_secs_f64();
-        let (status, bytes) = ctx.last_reply;
-        ctx.log.push(format!(
-            "{} {entry} {status} {bytes} {took:.3}s {kind}",
-            ctx.date_secs
-        ));
-    }
-    if let Next::Close = next {
-        step(ctx, id, conn, Event::AnsweredLast, now, close_state);
-        return;
-    }
-    step(ctx, id, conn, Event::PollAnswered, now, |old| match old {
-        State::EioPoll(p) => State::Http(p.http),
-        other => other,
-    });
-    if !conn.inbuf.is_empty() {
-        let mut input = std::mem::take(&mut conn.inbuf);
-        let used = super::feed(ctx, id, conn, &mut input, now);
-        let used = used.min(input.len());
-        input.drain(..used);
-        if super::keeps_input(conn) && !input.is_empty() {
-            conn.inbuf = input;
-        }
-    }
+    app::log_answered(ctx, conn, now);
+    app::resume_after_wait(
+        ctx,
+        id,
+        conn,
+        next,
+        Event::PollAnswered,
+        now,
+        |old| match old {
+            State::EioPoll(p) => State::Http(p.http),
+            other => other,
+        },
+    );
 }
 
 // ---- namespace `/` onto the hub ----------------------------------------------
