@@ -8,17 +8,18 @@
 //! every wait, every call that asked for an ack has had it (its `43<id>[`
 //! packet), or its socket's connection is closed.
 //!
-//! Input: operations, each a tag byte and its operands: `0 k e` socket k
-//! (of 2) emits call e (of [`CALLS`]) with the next ack id; `1 n bytes…`
-//! Redis sends n bytes; `2 t` time moves by t × 50 ms; `3` a pending
-//! connect completes; `4` Redis closes the connection.
+//! Input: the operations of `scripted_redis`; a client's action `0 k e`
+//! is socket k (of 2) emitting call e (of [`CALLS`]) with the next ack id.
 
 use std::time::Duration;
 
 use pushwire::node::sim::Harness;
-use pushwire::node::{UpstreamAction, UPSTREAM};
 use pushwire::wire::ws_frame::{write_masked_frame, Opcode};
 use pushwire::Config;
+
+#[path = "scripted_redis.rs"]
+mod scripted_redis;
+use scripted_redis::{script, Op, ScriptedRedis};
 
 /// The arguments of each call, as JSON array members.
 const CALLS: [&str; 7] = [
@@ -47,47 +48,6 @@ fn config() -> Config {
     }
 }
 
-enum Op<'a> {
-    Emit(usize, usize),
-    Redis(&'a [u8]),
-    Wait(u8),
-    Connected,
-    Eof,
-}
-
-fn script(data: &[u8]) -> Vec<Op<'_>> {
-    let mut ops = Vec::new();
-    let mut rest = data;
-    while let Some((&tag, tail)) = rest.split_first() {
-        rest = tail;
-        match tag % 5 {
-            0 => {
-                let [k, e, tail @ ..] = rest else { break };
-                ops.push(Op::Emit(usize::from(*k) % 2, usize::from(*e) % CALLS.len()));
-                rest = tail;
-            }
-            1 => {
-                let Some((&n, tail)) = rest.split_first() else {
-                    break;
-                };
-                let n = usize::from(n).min(tail.len());
-                ops.push(Op::Redis(&tail[..n]));
-                rest = &tail[n..];
-            }
-            2 => {
-                let Some((&t, tail)) = rest.split_first() else {
-                    break;
-                };
-                ops.push(Op::Wait(t % 16));
-                rest = tail;
-            }
-            3 => ops.push(Op::Connected),
-            _ => ops.push(Op::Eof),
-        }
-    }
-    ops
-}
-
 fn frame(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     write_masked_frame(&mut out, true, Opcode::Text, text.as_bytes(), [7, 1, 2, 3]);
@@ -101,29 +61,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// Plays the script; panics if a call is left without its ack.
 fn run(ops: &[Op], split: bool) {
     let mut h = Harness::new(config());
-    let mut connecting = false;
-    let mut connected = false;
-    let drive = |h: &mut Harness, connecting: &mut bool, connected: &mut bool| {
-        while let Some(action) = h.node.poll_upstream() {
-            match action {
-                UpstreamAction::Connect { .. } => *connecting = true,
-                UpstreamAction::Close { .. } => {
-                    *connecting = false;
-                    *connected = false;
-                }
-            }
-        }
-        if *connected {
-            // Everything the engine writes is taken (and ignored: the
-            // input plays Redis).
-            while let Some(n) = h.node.upstream_transmit(UPSTREAM).map(<[u8]>::len) {
-                h.node.handle_upstream_sent(UPSTREAM, n, h.now);
-            }
-        }
-        h.settle();
-    };
+    let mut redis = ScriptedRedis::new(split);
     h.advance(Duration::from_millis(1));
-    drive(&mut h, &mut connecting, &mut connected);
+    redis.drive(&mut h);
     let sockets = [h.connect(), h.connect()];
     for &s in &sockets {
         h.send(
@@ -136,41 +76,17 @@ fn run(ops: &[Op], split: bool) {
     }
     let mut asked = [0u64; 2];
     for op in ops {
-        match op {
-            Op::Emit(k, e) => {
-                asked[*k] += 1;
-                let packet = format!("42{}[{}]", asked[*k], CALLS[*e]);
-                h.send(sockets[*k], &frame(&packet));
-            }
-            Op::Redis(bytes) if connected => {
-                if split {
-                    for b in bytes.iter() {
-                        h.node
-                            .handle_upstream_read(UPSTREAM, std::slice::from_ref(b), h.now);
-                    }
-                } else {
-                    h.node.handle_upstream_read(UPSTREAM, bytes, h.now);
-                }
-            }
-            Op::Redis(_) => {}
-            Op::Wait(t) => h.advance(Duration::from_millis(50 * u64::from(*t))),
-            Op::Connected if connecting => {
-                connecting = false;
-                connected = true;
-                h.node.handle_upstream_connected(UPSTREAM, h.now);
-            }
-            Op::Connected => {}
-            Op::Eof if connected || connecting => {
-                h.node.handle_upstream_eof(UPSTREAM, h.now);
-            }
-            Op::Eof => {}
+        if let Some((k, a)) = redis.play(&mut h, op) {
+            asked[k] += 1;
+            let packet = format!("42{}[{}]", asked[k], CALLS[a]);
+            h.send(sockets[k], &frame(&packet));
+            redis.drive(&mut h);
         }
-        drive(&mut h, &mut connecting, &mut connected);
     }
     // Past every wait's bound (each at most redis_timeout, one after
     // another).
     h.advance(Duration::from_secs(ops.len() as u64 + 2));
-    drive(&mut h, &mut connecting, &mut connected);
+    redis.drive(&mut h);
     for (&s, asked) in sockets.iter().zip(asked) {
         if h.closed(s) {
             continue;
@@ -187,7 +103,7 @@ fn run(ops: &[Op], split: bool) {
 }
 
 pub fn check(data: &[u8]) {
-    let ops = script(data);
+    let ops = script(data, CALLS.len());
     if ops.len() > 64 {
         return;
     }

@@ -12,16 +12,17 @@
 //! request has its answer's status line, or its client is closed or
 //! streaming.
 //!
-//! Input: operations, each a tag byte and its operands: `0 k r` client k
-//! (of 2) sends request r (of [`REQUESTS`]); `1 n bytes…` Redis sends n
-//! bytes; `2 t` time moves by t × 50 ms; `3` a pending connect completes;
-//! `4` Redis closes the connection.
+//! Input: the operations of `scripted_redis`; a client's action `0 k r`
+//! is client k (of 2) sending request r (of [`REQUESTS`]).
 
 use std::time::Duration;
 
 use pushwire::node::sim::Harness;
-use pushwire::node::{UpstreamAction, UPSTREAM};
 use pushwire::Config;
+
+#[path = "scripted_redis.rs"]
+mod scripted_redis;
+use scripted_redis::{script, Op, ScriptedRedis};
 
 const REQUESTS: [&str; 8] = [
     "POST /topics/t HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi",
@@ -47,113 +48,25 @@ fn config() -> Config {
     }
 }
 
-enum Op<'a> {
-    Request(usize, usize),
-    Redis(&'a [u8]),
-    Wait(u8),
-    Connected,
-    Eof,
-}
-
-fn script(data: &[u8]) -> Vec<Op<'_>> {
-    let mut ops = Vec::new();
-    let mut rest = data;
-    while let Some((&tag, tail)) = rest.split_first() {
-        rest = tail;
-        match tag % 5 {
-            0 => {
-                let [k, r, tail @ ..] = rest else { break };
-                ops.push(Op::Request(
-                    usize::from(*k) % 2,
-                    usize::from(*r) % REQUESTS.len(),
-                ));
-                rest = tail;
-            }
-            1 => {
-                let Some((&n, tail)) = rest.split_first() else {
-                    break;
-                };
-                let n = usize::from(n).min(tail.len());
-                ops.push(Op::Redis(&tail[..n]));
-                rest = &tail[n..];
-            }
-            2 => {
-                let Some((&t, tail)) = rest.split_first() else {
-                    break;
-                };
-                ops.push(Op::Wait(t % 16));
-                rest = tail;
-            }
-            3 => ops.push(Op::Connected),
-            _ => ops.push(Op::Eof),
-        }
-    }
-    ops
-}
-
 /// Plays the script; panics if a request is left waiting.
 fn run(ops: &[Op], split: bool) {
     let mut h = Harness::new(config());
     let clients = [h.connect(), h.connect()];
     let mut asked = [0usize; 2];
-    let mut connecting = false;
-    let mut connected = false;
-    let drive = |h: &mut Harness, connecting: &mut bool, connected: &mut bool| {
-        while let Some(action) = h.node.poll_upstream() {
-            match action {
-                UpstreamAction::Connect { .. } => *connecting = true,
-                UpstreamAction::Close { .. } => {
-                    *connecting = false;
-                    *connected = false;
-                }
-            }
-        }
-        if *connected {
-            // Everything the engine writes is taken (and ignored: the
-            // input plays Redis).
-            while let Some(n) = h.node.upstream_transmit(UPSTREAM).map(<[u8]>::len) {
-                h.node.handle_upstream_sent(UPSTREAM, n, h.now);
-            }
-        }
-        h.settle();
-    };
+    let mut redis = ScriptedRedis::new(split);
     h.advance(Duration::from_millis(1));
-    drive(&mut h, &mut connecting, &mut connected);
+    redis.drive(&mut h);
     for op in ops {
-        match op {
-            Op::Request(k, r) => {
-                asked[*k] += 1;
-                h.send(clients[*k], REQUESTS[*r].as_bytes());
-            }
-            Op::Redis(bytes) if connected => {
-                if split {
-                    for b in bytes.iter() {
-                        h.node
-                            .handle_upstream_read(UPSTREAM, std::slice::from_ref(b), h.now);
-                    }
-                } else {
-                    h.node.handle_upstream_read(UPSTREAM, bytes, h.now);
-                }
-            }
-            Op::Redis(_) => {}
-            Op::Wait(t) => h.advance(Duration::from_millis(50 * u64::from(*t))),
-            Op::Connected if connecting => {
-                connecting = false;
-                connected = true;
-                h.node.handle_upstream_connected(UPSTREAM, h.now);
-            }
-            Op::Connected => {}
-            Op::Eof if connected || connecting => {
-                h.node.handle_upstream_eof(UPSTREAM, h.now);
-            }
-            Op::Eof => {}
+        if let Some((k, a)) = redis.play(&mut h, op) {
+            asked[k] += 1;
+            h.send(clients[k], REQUESTS[a].as_bytes());
+            redis.drive(&mut h);
         }
-        drive(&mut h, &mut connecting, &mut connected);
     }
     // Past every wait's bound: each request waits at most the longer of
     // redis_timeout and the poll's 1 s, one after another.
     h.advance(Duration::from_secs(2 * ops.len() as u64 + 2));
-    drive(&mut h, &mut connecting, &mut connected);
+    redis.drive(&mut h);
     for (&id, asked) in clients.iter().zip(asked) {
         let received = &h.clients[&id].received;
         let heads = received.windows(9).filter(|w| w == b"HTTP/1.1 ").count();
@@ -168,7 +81,7 @@ fn run(ops: &[Op], split: bool) {
 }
 
 pub fn check(data: &[u8]) {
-    let ops = script(data);
+    let ops = script(data, REQUESTS.len());
     if ops.len() > 64 {
         return;
     }
