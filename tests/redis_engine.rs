@@ -27,19 +27,7 @@ macro_rules! redis {
 }
 
 fn node(redis: &RedisServer) -> TestServer {
-    let cfg = Config {
-        redis: Some(redis.url()),
-        redis_timeout: Duration::from_millis(1500),
-        ..Config::default()
-    };
-    let server = TestServer::start(cfg);
-    // The node connects to Redis on its first turn; publishes before that
-    // are refused (503), so wait until it says it is up.
-    wait_for("the node to reach Redis", Duration::from_secs(10), || {
-        let r = get(&server, "/stats");
-        r.text().contains("\"redis\":{\"up\":true")
-    });
-    server
+    start_cluster_node(redis.url(), Config::default())
 }
 
 #[test]

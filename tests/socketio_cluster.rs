@@ -29,18 +29,7 @@ macro_rules! redis {
 }
 
 fn node(redis: &RedisServer) -> TestServer {
-    let cfg = Config {
-        redis: Some(redis.url()),
-        redis_timeout: Duration::from_millis(1500),
-        ..Config::default()
-    };
-    let server = TestServer::start(cfg);
-    wait_for("the node to reach Redis", Duration::from_secs(10), || {
-        get(&server, "/stats")
-            .text()
-            .contains("\"redis\":{\"up\":true")
-    });
-    server
+    start_cluster_node(redis.url(), Config::default())
 }
 
 /// The least of a Socket.IO client: Engine.IO v4 on WebSocket only,

@@ -436,17 +436,7 @@ fn with_recovery_a_reconnecting_socket_resumes_its_topics_from_its_offset() {
 
 /// A cluster node on `redis` (docs/protocol.md "Cluster"), once it is up.
 fn node(redis: &redis_support::RedisServer) -> TestServer {
-    let server = TestServer::start(Config {
-        redis: Some(redis.url()),
-        redis_timeout: Duration::from_millis(1500),
-        ..config()
-    });
-    wait_for("the node to reach Redis", Duration::from_secs(10), || {
-        get(&server, "/stats")
-            .text()
-            .contains("\"redis\":{\"up\":true")
-    });
-    server
+    start_cluster_node(redis.url(), config())
 }
 
 #[test]

@@ -196,3 +196,24 @@ pub fn post(server: &TestServer, path: &str, body: &str) -> Response {
         .as_bytes(),
     )
 }
+
+/// A node of a cluster (docs/protocol.md "Cluster"): a server on `cfg` with
+/// the Redis engine at `redis_url` and a 1.5 s `redis_timeout`, returned
+/// once `/stats` says Redis is up. The node connects on its first turn,
+/// and publishes before that are refused with 503.
+pub fn start_cluster_node(redis_url: String, cfg: Config) -> TestServer {
+    let server = TestServer::start(Config {
+        redis: Some(redis_url),
+        redis_timeout: Duration::from_millis(1500),
+        ..cfg
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(&server, "/stats")
+        .text()
+        .contains("\"redis\":{\"up\":true")
+    {
+        assert!(Instant::now() < deadline, "the node never reached Redis");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server
+}
