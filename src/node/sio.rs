@@ -38,7 +38,7 @@
 //! packet text is written once per message and shared by every socket.
 //! Binary: see [`BINARY_ENCODING`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,9 @@ pub(crate) struct SioGlue {
     free: Vec<usize>,
     /// The socket number of each connection's `/` socket.
     by_sid: HashMap<Sid, usize>,
+    /// The sockets whose token expires, by when (tokens on): found
+    /// without a scan of every socket.
+    expiries: BTreeSet<(Instant, usize)>,
     /// The earliest session deadline, kept so that asking is cheap.
     deadline: Option<Instant>,
     /// A session was touched since `deadline` was computed.
@@ -114,6 +117,9 @@ pub(crate) struct SioGlue {
     /// Cluster mode: subscribes whose cursor is past the mirror, waiting
     /// for one fresh read of their topic from Redis.
     refreshing: Vec<HubCall>,
+    /// Subscriptions (socket, slot) whose replay waits for their polling
+    /// client to take what is buffered (see [`replay`]).
+    replaying: Vec<(usize, usize)>,
 }
 
 /// A namespace `/` socket.
@@ -326,11 +332,13 @@ impl SioGlue {
             socks: Vec::new(),
             free: Vec::new(),
             by_sid: HashMap::new(),
+            expiries: BTreeSet::new(),
             deadline: None,
             dirty: false,
             recovery: cfg.sio_recovery,
             waiting: Vec::new(),
             refreshing: Vec::new(),
+            replaying: Vec::new(),
         }
     }
 
@@ -449,21 +457,33 @@ impl SioGlue {
         // DESIGN "Security": a socket ends when its token does. DISCONNECT
         // (not a broken connection) so that the client does not simply
         // reconnect with the same token.
-        let expired: Vec<SioAddr> = self
-            .socks
-            .iter()
-            .flatten()
-            .filter(|s| s.expires.is_some_and(|e| e <= now))
-            .map(|s| s.addr.clone())
-            .collect();
-        for addr in expired {
-            self.server.disconnect(&addr);
+        while let Some(&(t, n)) = self.expiries.first() {
+            if t > now {
+                break;
+            }
+            self.expiries.pop_first();
+            if let Some(Some(s)) = self.socks.get(n) {
+                let addr = s.addr.clone();
+                self.server.disconnect(&addr);
+            }
         }
         self.server.handle_timeout(now);
         if let Some((_, s)) = &mut self.echo {
             s.handle_timeout(now);
             Self::echo_events(s);
         }
+    }
+
+    /// Open Engine.IO sessions on polling and on WebSocket (both servers),
+    /// and connected Socket.IO sockets: for `/metrics`.
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        let (mut polling, mut ws) = self.server.engine().count_by_transport();
+        if let Some((_, s)) = &self.echo {
+            let (p, w) = s.count_by_transport();
+            polling += p;
+            ws += w;
+        }
+        (polling, ws, self.server.socket_count())
     }
 
     /// The earliest session deadline.
@@ -477,7 +497,7 @@ impl SioGlue {
         }
         self.dirty = false;
         let echo = self.echo.as_ref().and_then(|(_, s)| s.poll_timeout());
-        let expiry = self.socks.iter().flatten().filter_map(|s| s.expires).min();
+        let expiry = self.expiries.first().map(|(t, _)| *t);
         let waiting = self.waiting.iter().map(|(d, _)| *d).min();
         self.deadline = [self.server.poll_timeout(), echo, expiry, waiting]
             .into_iter()
@@ -867,6 +887,10 @@ pub(super) fn deliver(
         let Some(sub) = s.subs.get_mut(slot) else {
             continue;
         };
+        // Its replay will read this message from the history, in order.
+        if sub.catching_up {
+            continue;
+        }
         // Queued already by the replay of a subscribe in the same turn.
         if sub.cursor.epoch == msg.id.epoch && msg.id.seq <= sub.cursor.seq {
             continue;
@@ -979,6 +1003,9 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                     }
                 };
                 ctx.sio.by_sid.insert(addr.eio, n);
+                if let Some(t) = expires {
+                    ctx.sio.expiries.insert((t, n));
+                }
                 if let Some(offset) = resume {
                     resume_topics(ctx, &addr, &offset);
                 }
@@ -988,6 +1015,9 @@ fn run_calls(ctx: &mut Ctx, now: Instant) -> bool {
                     continue;
                 };
                 if let Some(sock) = ctx.sio.socks.get_mut(n).and_then(Option::take) {
+                    if let Some(t) = sock.expires {
+                        ctx.sio.expiries.remove(&(t, n));
+                    }
                     for (slot, sub) in sock.subs.iter() {
                         ctx.hub.unsubscribe(&sub.topic, sub_number(n, slot));
                     }
@@ -1115,14 +1145,14 @@ fn join(
     if sock.subs.len() >= max {
         return Err((400, format!("more than {max} topics on one connection")));
     }
-    let addr = sock.addr.clone();
     let start =
         start_position(ctx, &topic, cursor, text, now).map_err(|e| (e.status(), e.to_string()))?;
     let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
         return Err((410, "gone".into()));
     };
-    let mut sub = new_sub(&topic, start.last_id);
-    sub.catching_up = false;
+    // Live messages wait in the history until the replay has caught up
+    // (and are read from there, in order).
+    let sub = new_sub(&topic, start.last_id);
     let Some(slot) = sock.subs.insert(sub) else {
         return Err((400, "too many topics".into()));
     };
@@ -1133,31 +1163,92 @@ fn join(
         sock.subs.remove(slot);
         return Err((e.status(), e.to_string()));
     }
-    // The replay, whole: the history it reads is bounded by Config, and
-    // the session's own queue bounds what waits for a polling client.
-    let mut position = start.last_id;
+    if !replay(ctx, n, slot, now) && !ctx.sio.replaying.contains(&(n, slot)) {
+        ctx.sio.replaying.push((n, slot));
+    }
+    let position = match ctx.sio.socks.get(n) {
+        Some(Some(sock)) => sock.subs.get(slot).map_or(start.last_id, |s| s.cursor),
+        _ => start.last_id,
+    };
+    let last_id = ctx.hub.last_id(&topic).unwrap_or(position).to_string();
+    Ok(Some(Value::Object(vec![
+        ("last_id".into(), Value::String(last_id)),
+        ("gap".into(), Value::Bool(start.gap.is_some())),
+    ])))
+}
+
+/// Packets a replay may leave buffered for a polling client: half of what
+/// the session holds before it is closed as "buffer full", the other half
+/// is for what comes meanwhile (acks, pings, other topics' messages).
+fn replay_room(ctx: &Ctx, sid: Sid) -> Option<usize> {
+    let e = ctx.sio.server.engine().get(sid)?;
+    Some(match e.transport() {
+        EioTransport::Polling => {
+            (ctx.cfg.sio_max_buffered_packets / 2).saturating_sub(e.buffered())
+        }
+        // Written to the connection's queue: the replay reads at most
+        // `subscriber_queue_bytes` per batch, as every replay does.
+        EioTransport::WebSocket => usize::MAX,
+    })
+}
+
+/// Replays socket `n`'s subscription in `slot` from its cursor, batch by
+/// batch, until it has caught up (`true`: live messages reach it from now
+/// on) or its polling client must first take what is buffered (`false`:
+/// [`run_replays`] goes on when it has). So a replay never holds more than
+/// half of `sio_max_buffered_packets` in the session, however long the
+/// history. History evicted under a replay that waited is told to the
+/// socket as the event `gap` `{"topic","requested","oldest"}`, as the
+/// multi-topic transports tell it, and the replay resumes at the oldest
+/// message kept.
+fn replay(ctx: &mut Ctx, n: usize, slot: usize, now: Instant) -> bool {
     loop {
+        let Some(Some(sock)) = ctx.sio.socks.get(n) else {
+            return true;
+        };
+        let Some(sub) = sock.subs.get(slot) else {
+            return true;
+        };
+        let (topic, position, addr) = (sub.topic.clone(), sub.cursor, sock.addr.clone());
+        let Some(mut room) = replay_room(ctx, addr.eio) else {
+            return true; // the session is gone
+        };
+        // A message is at most two packets (text and one attachment).
+        if room < 2 {
+            return false;
+        }
         let limit = ReplayLimit {
-            messages: REPLAY_BATCH,
+            messages: REPLAY_BATCH.min(room / 2),
             bytes: ctx.cfg.subscriber_queue_bytes,
         };
         let text = position.to_string();
-        let Ok(replay) = ctx
+        let Ok(batch) = ctx
             .hub
             .replay(&topic, &Cursor::After(position), &text, now, limit)
         else {
-            break;
+            return true;
         };
-        if replay.messages.is_empty() || replay.messages.last().map(|m| m.id) == Some(position) {
-            break;
+        if let Some(gap) = &batch.gap {
+            let oldest = gap.oldest.map(|o| o.to_string()).unwrap_or_default();
+            let told = Value::Object(vec![
+                ("topic".into(), Value::String(topic.to_string())),
+                ("requested".into(), Value::String(gap.requested.clone())),
+                ("oldest".into(), Value::String(oldest)),
+            ]);
+            ctx.sio.server.emit(&addr, "gap", vec![told], Vec::new());
         }
-        for m in &replay.messages {
-            position = m.id;
+        let Some(last) = batch.messages.last().map(|m| m.id) else {
+            return caught_up(ctx, n, slot, batch.last_id);
+        };
+        if last == position {
+            return caught_up(ctx, n, slot, position);
+        }
+        for m in &batch.messages {
             let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
-                break;
+                return true;
             };
             if let Some(sub) = sock.subs.get_mut(slot) {
-                sub.cursor = position;
+                sub.cursor = m.id;
             }
             if let Some(e) = encode_message(m) {
                 let text = match ctx.sio.recovery {
@@ -1165,14 +1256,59 @@ fn join(
                     false => e.text,
                 };
                 ctx.sio.server.send_encoded(&addr, &text, &e.attachments);
+                room = room.saturating_sub(1 + e.attachments.len());
             }
         }
+        ctx.sio.dirty = true;
+        if room < 2 {
+            return false;
+        }
     }
-    let last_id = ctx.hub.last_id(&topic).unwrap_or(position).to_string();
-    Ok(Some(Value::Object(vec![
-        ("last_id".into(), Value::String(last_id)),
-        ("gap".into(), Value::Bool(start.gap.is_some())),
-    ])))
+}
+
+/// The replay has read all there is: live messages from now on.
+fn caught_up(ctx: &mut Ctx, n: usize, slot: usize, at: hub::MessageId) -> bool {
+    if let Some(Some(sock)) = ctx.sio.socks.get_mut(n) {
+        if let Some(sub) = sock.subs.get_mut(slot) {
+            if sub.cursor.epoch != at.epoch || sub.cursor.seq < at.seq {
+                sub.cursor = at;
+            }
+            sub.catching_up = false;
+        }
+    }
+    true
+}
+
+/// Goes on with the replays that waited for their polling clients;
+/// `true` if any wrote something.
+fn run_replays(ctx: &mut Ctx, now: Instant) -> bool {
+    if ctx.sio.replaying.is_empty() {
+        return false;
+    }
+    let mut wrote = false;
+    for (n, slot) in std::mem::take(&mut ctx.sio.replaying) {
+        let waiting = match ctx.sio.socks.get(n) {
+            Some(Some(sock)) => sock.subs.get(slot).is_some_and(|s| s.catching_up),
+            _ => false,
+        };
+        if !waiting {
+            continue;
+        }
+        let before = ctx.sio.socks[n]
+            .as_ref()
+            .and_then(|s| s.subs.get(slot))
+            .map(|s| s.cursor);
+        let done = replay(ctx, n, slot, now);
+        let after = ctx.sio.socks[n]
+            .as_ref()
+            .and_then(|s| s.subs.get(slot))
+            .map(|s| s.cursor);
+        wrote |= before != after;
+        if !done {
+            ctx.sio.replaying.push((n, slot));
+        }
+    }
+    wrote
 }
 
 /// A recovering socket rejoins every topic of its offset where it stood,
@@ -1508,6 +1644,7 @@ impl Node {
         loop {
             let mut any = run_calls(&mut self.ctx, now);
             any |= run_refreshed(&mut self.ctx, now);
+            any |= run_replays(&mut self.ctx, now);
             while let Some((sid, t)) = self.ctx.sio.poll_transmit() {
                 any = true;
                 self.sio_apply(sid, t, now);
@@ -1733,5 +1870,83 @@ mod tests {
         let e = encode_message(&message(data, PayloadKind::Text, None)).unwrap();
         assert!(e.text.starts_with("2[\"message\",\"{"));
         assert!(encode_message(&message("x", PayloadKind::Text, Some("connect"))).is_none());
+    }
+
+    fn post(sid: &str, body: &str) -> Vec<u8> {
+        format!(
+            "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: t\r\n\
+             Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// The packets of the poll answers in `text` (several answers, when
+    /// pipelined), one list per answer.
+    fn payloads(text: &str) -> Vec<Vec<String>> {
+        text.split("HTTP/1.1 200 OK")
+            .filter_map(|r| r.split_once("\r\n\r\n"))
+            .map(|(_, body)| body.split('\x1e').map(str::to_string).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_long_replay_over_polling_comes_in_batches_as_the_client_polls() {
+        let mut h = Harness::new(Config {
+            sio_max_buffered_packets: 20,
+            ..Config::default()
+        });
+        for i in 0..100 {
+            h.publish("t", &format!("m{i}"));
+        }
+        let (c, sid) = handshake(&mut h);
+        let p = h.connect();
+        h.send(p, &post(&sid, "40"));
+        h.send(c, &get(&sid));
+        assert!(h.take_text(c).contains("40{\"sid\""));
+        h.send(
+            p,
+            &post(&sid, r#"421["subscribe","t",{"after":"earliest"}]"#),
+        );
+        let mut got = Vec::new();
+        let mut acked = false;
+        for round in 0..40 {
+            if round == 2 {
+                // Live messages during the replay wait their turn.
+                h.publish("t", "live-1");
+                h.publish("t", "live-2");
+            }
+            h.send(c, &get(&sid));
+            let answers = payloads(&h.take_text(c));
+            assert_eq!(answers.len(), 1, "round {round}");
+            let packets = &answers[0];
+            // Half of the buffer for the replay, and the ack beside it.
+            assert!(packets.len() <= 11, "round {round}: {}", packets.len());
+            for packet in packets {
+                if packet.starts_with("431[") {
+                    acked = true;
+                } else if let Some(rest) = packet.strip_prefix("42[\"message\",\"") {
+                    got.push(rest.split('"').next().unwrap().to_string());
+                }
+            }
+            if got.len() == 102 {
+                break;
+            }
+        }
+        let mut want: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+        want.extend(["live-1".to_string(), "live-2".to_string()]);
+        assert_eq!(got, want);
+        assert!(acked);
+        // Caught up: the next live message comes at once, and the session
+        // was never closed for a full buffer.
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 1);
+        assert!(h.node.ctx.sio.replaying.is_empty());
+        h.send(c, &get(&sid));
+        h.publish("t", "live-3");
+        let answers = payloads(&h.take_text(c));
+        assert!(
+            answers[0][0].starts_with("42[\"message\",\"live-3\""),
+            "{answers:?}"
+        );
     }
 }

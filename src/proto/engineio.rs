@@ -50,7 +50,7 @@
 //! one session never overlap here. CORS and origin checks belong to the
 //! core, before these calls.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
@@ -105,7 +105,7 @@ impl Default for EioConfig {
 /// A session id: 20 random bytes, as 27 characters of base64url (RFC 4648
 /// §5). 160 bits cannot be guessed, and the sid is all that authenticates
 /// a polling request to its session.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Sid([u8; Sid::LEN]);
 
 impl Sid {
@@ -409,6 +409,9 @@ pub struct EioSession {
     next_ping: Instant,
     /// When the awaited pong is late.
     pong_deadline: Option<Instant>,
+    /// The deadline [`Sessions`] has this session filed under in its
+    /// timer index (what `poll_timeout` said when it last looked).
+    filed: Option<Instant>,
 }
 
 impl EioSession {
@@ -440,6 +443,7 @@ impl EioSession {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             pong_deadline: None,
+            filed: None,
         };
         s.send_packet(Packet::text(PacketType::Open, &open[1..]));
         s.events.push_back(EioEvent::Opened);
@@ -463,6 +467,12 @@ impl EioSession {
     /// the transport directly now would overtake them.
     pub fn has_pending(&self) -> bool {
         !self.transmits.is_empty() || !self.outbox.is_empty()
+    }
+
+    /// Packets waiting for the client's next poll (polling only): what
+    /// `max_buffered_packets` counts.
+    pub fn buffered(&self) -> usize {
+        self.outbox.len()
     }
 
     /// Closed and nothing left to hand out: the table may drop it.
@@ -859,6 +869,21 @@ impl EioSession {
     }
 }
 
+/// Files `session` in `timers` under its deadline now, if that moved.
+fn refile(timers: &mut BTreeSet<(Instant, Sid)>, session: &mut EioSession) {
+    let next = session.poll_timeout();
+    if next == session.filed {
+        return;
+    }
+    if let Some(old) = session.filed {
+        timers.remove(&(old, session.sid));
+    }
+    if let Some(t) = next {
+        timers.insert((t, session.sid));
+    }
+    session.filed = next;
+}
+
 fn reason_for(e: EioError) -> CloseReason {
     match e {
         EioError::PayloadTooLarge { .. } => CloseReason::PayloadTooLarge,
@@ -878,6 +903,11 @@ pub struct Sessions {
     /// capacity costs little per idle session.
     sessions: HashMap<Sid, Box<EioSession>>,
     new_sid: SidSource,
+    /// Every session's next deadline, earliest first, refiled whenever a
+    /// call on the session may have moved it: asking for the earliest, and
+    /// finding the due ones, costs O(log n) per session involved rather
+    /// than a scan of every session on every turn of the loop.
+    timers: BTreeSet<(Instant, Sid)>,
     /// Sessions that may have transmits or events; duplicates are fine.
     touched_transmit: VecDeque<Sid>,
     touched_event: VecDeque<Sid>,
@@ -894,6 +924,7 @@ impl Sessions {
             config,
             sessions: HashMap::new(),
             new_sid,
+            timers: BTreeSet::new(),
             touched_transmit: VecDeque::new(),
             touched_event: VecDeque::new(),
         }
@@ -920,6 +951,18 @@ impl Sessions {
         self.sessions.get(&sid).map(|s| &**s)
     }
 
+    /// Open sessions on polling and on WebSocket (a scan: for metrics).
+    pub fn count_by_transport(&self) -> (usize, usize) {
+        let mut counts = (0, 0);
+        for s in self.sessions.values().filter(|s| s.is_open()) {
+            match s.transport {
+                Transport::Polling => counts.0 += 1,
+                Transport::WebSocket => counts.1 += 1,
+            }
+        }
+        counts
+    }
+
     fn touch(&mut self, sid: Sid) {
         self.touched_transmit.push_back(sid);
         self.touched_event.push_back(sid);
@@ -933,7 +976,8 @@ impl Sessions {
         if self.sessions.contains_key(&sid) {
             return Err(SessionError::NoRandomness);
         }
-        let session = Box::new(EioSession::new(sid, transport, self.config.clone(), now));
+        let mut session = Box::new(EioSession::new(sid, transport, self.config.clone(), now));
+        refile(&mut self.timers, &mut session);
         self.sessions.insert(sid, session);
         self.touch(sid);
         Ok(sid)
@@ -948,6 +992,7 @@ impl Sessions {
             .get_mut(&sid)
             .ok_or(SessionError::UnknownSid)?;
         session.handle_timeout(now);
+        refile(&mut self.timers, session);
         self.touch(sid);
         Ok(sid)
     }
@@ -1023,7 +1068,9 @@ impl Sessions {
             .ok_or(SessionError::UnknownSid)?;
         self.touched_transmit.push_back(sid);
         self.touched_event.push_back(sid);
-        f(session)
+        let r = f(session);
+        refile(&mut self.timers, session);
+        r
     }
 
     /// A WebSocket upgrade request on the Engine.IO path, before the 101.
@@ -1085,10 +1132,10 @@ impl Sessions {
     /// Runs every session's timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         let due: Vec<Sid> = self
-            .sessions
+            .timers
             .iter()
-            .filter(|(_, s)| s.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(sid, _)| *sid)
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, sid)| *sid)
             .collect();
         for sid in due {
             let _ = self.with_session(sid, |s| {
@@ -1098,13 +1145,18 @@ impl Sessions {
         }
     }
 
-    /// The earliest deadline of any session. (A scan: the node keeps its
-    /// own timer structure if the table grows large.)
+    /// The earliest deadline of any session.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions
-            .values()
-            .filter_map(|s| s.poll_timeout())
-            .min()
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Drops a finished session and its timer.
+    fn remove(&mut self, sid: Sid) {
+        if let Some(s) = self.sessions.remove(&sid) {
+            if let Some(t) = s.filed {
+                self.timers.remove(&(t, sid));
+            }
+        }
     }
 
     /// Sends a message to a session's client; `false` if there is no such
@@ -1134,7 +1186,7 @@ impl Sessions {
                     return Some((sid, t));
                 }
                 if s.is_finished() {
-                    self.sessions.remove(&sid);
+                    self.remove(sid);
                 }
             }
             self.touched_transmit.pop_front();
@@ -1150,7 +1202,7 @@ impl Sessions {
                     return Some((sid, e));
                 }
                 if s.is_finished() {
-                    self.sessions.remove(&sid);
+                    self.remove(sid);
                 }
             }
             self.touched_event.pop_front();
@@ -1223,5 +1275,99 @@ mod tests {
             s.poll_event(),
             Some(EioEvent::Closed(CloseReason::PingTimeout))
         );
+    }
+
+    /// The index holds exactly one entry per session with a deadline, the
+    /// one its `poll_timeout` gives.
+    fn assert_index_is_exact(s: &Sessions) {
+        let mut want: Vec<(Instant, Sid)> = s
+            .sessions
+            .values()
+            .filter_map(|x| x.poll_timeout().map(|t| (t, x.sid)))
+            .collect();
+        want.sort();
+        let have: Vec<(Instant, Sid)> = s.timers.iter().copied().collect();
+        assert_eq!(have, want);
+        assert_eq!(s.poll_timeout(), want.first().map(|(t, _)| *t));
+    }
+
+    #[test]
+    fn every_ping_and_ping_timeout_fires_on_its_millisecond_from_the_index() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let config = EioConfig {
+            ping_interval: ms(300),
+            ping_timeout: ms(200),
+            ..EioConfig::default()
+        };
+        let mut n = 0u8;
+        let mut s = Sessions::with_sid_source(
+            config,
+            Box::new(move || {
+                n += 1;
+                Ok(sid(n))
+            }),
+        );
+        // Twenty WebSocket sessions, one every 10 ms; the even ones answer
+        // their pings, the odd ones never do.
+        let mut opened = Vec::new();
+        let mut pings: Vec<(Sid, Duration)> = Vec::new();
+        let mut closed: Vec<(Sid, Duration)> = Vec::new();
+        for step in 0..=1500u64 {
+            let now = t0 + ms(step);
+            if step % 10 == 0 && opened.len() < 20 {
+                let id = s
+                    .handle_ws_request("EIO=4&transport=websocket", now)
+                    .unwrap();
+                opened.push((id, step));
+            }
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+            }
+            while let Some((id, t)) = s.poll_transmit() {
+                if t == (Transmit::WsMessage {
+                    binary: false,
+                    data: b"2".to_vec(),
+                }) {
+                    pings.push((id, now - t0));
+                    let i = opened.iter().position(|(o, _)| *o == id).unwrap();
+                    if i % 2 == 0 {
+                        s.handle_ws_message(id, false, b"3", now).unwrap();
+                    }
+                }
+            }
+            while let Some((id, e)) = s.poll_event() {
+                if e == EioEvent::Closed(CloseReason::PingTimeout) {
+                    closed.push((id, now - t0));
+                }
+            }
+            assert_index_is_exact(&s);
+        }
+        for (i, (id, at)) in opened.iter().enumerate() {
+            let mine: Vec<u64> = pings
+                .iter()
+                .filter(|(p, _)| p == id)
+                .map(|(_, d)| d.as_millis() as u64)
+                .collect();
+            let gone: Vec<u64> = closed
+                .iter()
+                .filter(|(p, _)| p == id)
+                .map(|(_, d)| d.as_millis() as u64)
+                .collect();
+            if i % 2 == 0 {
+                let want: Vec<u64> = (1..)
+                    .map(|k| at + 300 * k)
+                    .take_while(|t| *t <= 1500)
+                    .collect();
+                assert_eq!(mine, want, "session {i}");
+                assert!(gone.is_empty());
+            } else {
+                assert_eq!(mine, vec![at + 300], "session {i}");
+                assert_eq!(gone, vec![at + 500], "session {i}");
+            }
+        }
+        // The ones that timed out are gone from the table and the index.
+        assert_eq!(s.len(), 10);
+        assert_eq!(s.timers.len(), 10);
     }
 }

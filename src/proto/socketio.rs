@@ -40,7 +40,7 @@
 //! recovery, events emitted while the client was away (only the ones it
 //! missed before the connection broke come back); a custom parser.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::client::json::Value;
@@ -417,6 +417,9 @@ pub struct SioServer {
     /// Boxed, as the Engine.IO sessions are: little spare table per idle
     /// connection.
     clients: HashMap<Sid, Box<Client>>,
+    /// Every client's `connect_deadline`, earliest first: the connect
+    /// timeout is found without a scan of every client.
+    connect_timers: BTreeSet<(Instant, Sid)>,
     namespaces: HashMap<String, Box<dyn Namespace + Send>>,
     new_id: SidSource,
     /// By pid.
@@ -441,6 +444,7 @@ impl SioServer {
             config,
             eio,
             clients: HashMap::new(),
+            connect_timers: BTreeSet::new(),
             namespaces: HashMap::new(),
             new_id,
             saved: HashMap::new(),
@@ -522,13 +526,11 @@ impl SioServer {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.eio.handle_timeout(now);
-        let late: Vec<Sid> = self
-            .clients
-            .iter()
-            .filter(|(_, c)| c.connect_deadline.is_some_and(|t| t <= now))
-            .map(|(sid, _)| *sid)
-            .collect();
-        for sid in late {
+        while let Some(&(t, sid)) = self.connect_timers.first() {
+            if t > now {
+                break;
+            }
+            self.connect_timers.pop_first();
             // client.ts: "no namespace joined yet, close the client".
             if let Some(c) = self.clients.get_mut(&sid) {
                 c.connect_deadline = None;
@@ -549,11 +551,7 @@ impl SioServer {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let connect = self
-            .clients
-            .values()
-            .filter_map(|c| c.connect_deadline)
-            .min();
+        let connect = self.connect_timers.first().map(|(t, _)| *t);
         let saved = self
             .saved_order
             .front()
@@ -632,6 +630,12 @@ impl SioServer {
         true
     }
 
+    /// Sockets connected to a namespace now, over every connection (a
+    /// scan: for metrics).
+    pub fn socket_count(&self) -> usize {
+        self.clients.values().map(|c| c.sockets.len()).sum()
+    }
+
     /// Whether a socket is connected to its namespace now.
     pub fn is_connected(&self, to: &SocketAddr) -> bool {
         self.clients
@@ -667,12 +671,14 @@ impl SioServer {
         while let Some((sid, event)) = self.eio.poll_event() {
             match event {
                 EioEvent::Opened => {
+                    let deadline = now + self.config.connect_timeout;
+                    self.connect_timers.insert((deadline, sid));
                     self.clients.insert(
                         sid,
                         Box::new(Client {
                             decoder: Decoder::new(self.config.limits),
                             sockets: Sockets::default(),
-                            connect_deadline: Some(now + self.config.connect_timeout),
+                            connect_deadline: Some(deadline),
                         }),
                     );
                 }
@@ -852,7 +858,9 @@ impl SioServer {
                 let Some(client) = self.clients.get_mut(&sid) else {
                     return;
                 };
-                client.connect_deadline = None;
+                if let Some(t) = client.connect_deadline.take() {
+                    self.connect_timers.remove(&(t, sid));
+                }
                 client.sockets.insert(addr.nsp.clone(), state);
                 self.write(sid, p, Vec::new());
                 for m in missed {
@@ -904,6 +912,9 @@ impl SioServer {
         let Some(client) = self.clients.remove(&sid) else {
             return;
         };
+        if let Some(t) = client.connect_deadline {
+            self.connect_timers.remove(&(t, sid));
+        }
         for (nsp, state) in client.sockets {
             let addr = SocketAddr { eio: sid, nsp };
             if let Some(ns) = self.namespaces.get_mut(&addr.nsp) {
