@@ -93,3 +93,30 @@ fn deliveries_and_open_streams_are_counted_by_transport() {
     let stats = get(&server, "/stats").text();
     assert!(stats.contains("\"version\":\"") && stats.contains("\"uptime_seconds\":"));
 }
+
+#[test]
+fn socketio_sessions_sockets_and_deliveries_are_counted() {
+    let server = TestServer::start(Config::default());
+    let open = get(&server, "/socket.io/?EIO=4&transport=polling").text();
+    let at = open.find("\"sid\":\"").expect("an open packet") + 7;
+    let sid = &open[at..at + 27];
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    assert_eq!(post(&server, &path, "40").text(), "ok");
+    assert!(get(&server, &path).text().starts_with("40{\"sid\""));
+    assert_eq!(post(&server, &path, r#"42["subscribe","sm"]"#).text(), "ok");
+    assert_eq!(post(&server, "/topics/sm", "hello").status, 200);
+    assert!(get(&server, &path)
+        .text()
+        .starts_with("42[\"message\",\"hello\""));
+    let text = get(&server, "/metrics").text();
+    check_format(&text);
+    for needle in [
+        "# TYPE pushwire_engineio_sessions gauge",
+        "pushwire_engineio_sessions{transport=\"polling\"} 1",
+        "pushwire_engineio_sessions{transport=\"websocket\"} 0",
+        "pushwire_socketio_sockets 1",
+        "pushwire_deliveries_total{transport=\"socketio\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+}

@@ -935,6 +935,27 @@ fn metrics(ctx: &Ctx, now: Instant) -> Vec<u8> {
         ctx.parking.len() as f64,
     );
     w.gauge("pushwire_topics", "Topics in the hub.", h.topics as f64);
+    let (polling, websocket, sockets) = ctx.sio.counts();
+    w.family(
+        "pushwire_engineio_sessions",
+        "Open Engine.IO sessions, by transport.",
+        MetricType::Gauge,
+    );
+    w.sample_u64(
+        "pushwire_engineio_sessions",
+        &[("transport", "polling")],
+        polling as u64,
+    );
+    w.sample_u64(
+        "pushwire_engineio_sessions",
+        &[("transport", "websocket")],
+        websocket as u64,
+    );
+    w.gauge(
+        "pushwire_socketio_sockets",
+        "Socket.IO sockets connected to a namespace.",
+        sockets as f64,
+    );
     if let Some(c) = ctx.cluster.as_ref() {
         w.gauge(
             "pushwire_redis_up",

@@ -102,7 +102,7 @@ pub struct Stats {
     pub polls_expired: u64,
     /// Live deliveries by transport (see [`Transport::ALL`] order of
     /// [`TRANSPORTS`]).
-    pub deliveries_by: [u64; 3],
+    pub deliveries_by: [u64; 4],
     /// Requests refused, by status.
     pub refused: std::collections::BTreeMap<u16, u64>,
     /// Refusals for a missing or bad token (401) or a forbidden origin or
@@ -113,7 +113,7 @@ pub struct Stats {
 }
 
 /// The transports live deliveries are counted under.
-pub const TRANSPORTS: [&str; 3] = ["sse", "stream", "ws"];
+pub const TRANSPORTS: [&str; 4] = ["sse", "stream", "ws", "socketio"];
 
 /// What a connection does, as counted in [`Stats::conns_by`].
 pub const CONN_KINDS: [&str; 7] = ["http", "poll", "sse", "stream", "ws", "closing", "closed"];
@@ -885,6 +885,7 @@ impl Node {
                 if !sio_subs.is_empty() {
                     let done = sio::deliver(&mut self.ctx, &mut self.conns, &sio_subs, &msg);
                     self.ctx.stats.deliveries += done.count;
+                    self.ctx.stats.deliveries_by[3] += done.count;
                     delivered |= done.count > 0;
                     cut.extend(done.too_slow);
                 }
