@@ -1163,7 +1163,7 @@ fn join(
         sock.subs.remove(slot);
         return Err((e.status(), e.to_string()));
     }
-    if !replay(ctx, n, slot, now) && !ctx.sio.replaying.contains(&(n, slot)) {
+    if !replay(ctx, n, slot, 0, now) && !ctx.sio.replaying.contains(&(n, slot)) {
         ctx.sio.replaying.push((n, slot));
     }
     let position = match ctx.sio.socks.get(n) {
@@ -1177,31 +1177,75 @@ fn join(
     ])))
 }
 
-/// Packets a replay may leave buffered for a polling client: half of what
-/// the session holds before it is closed as "buffer full", the other half
-/// is for what comes meanwhile (acks, pings, other topics' messages).
-fn replay_room(ctx: &Ctx, sid: Sid) -> Option<usize> {
+/// What a replay may add before it waits for its client: half of
+/// `subscriber_queue_bytes`, so that a replay never makes its own socket
+/// look like a slow reader, and for polling half of
+/// `sio_max_buffered_packets`, the other half being for what comes
+/// meanwhile (acks, pings, other topics' messages). `queued`: what the
+/// WebSocket connection's queue holds now. `None`: the session is gone.
+fn replay_room(ctx: &Ctx, sid: Sid, queued: usize) -> Option<Room> {
     let e = ctx.sio.server.engine().get(sid)?;
+    let half = ctx.cfg.subscriber_queue_bytes / 2;
     Some(match e.transport() {
         EioTransport::Polling => {
-            (ctx.cfg.sio_max_buffered_packets / 2).saturating_sub(e.buffered())
+            let (packets, bytes) = e.buffered();
+            Room {
+                packets: (ctx.cfg.sio_max_buffered_packets / 2).saturating_sub(packets),
+                bytes: half.saturating_sub(bytes),
+            }
         }
-        // Written to the connection's queue: the replay reads at most
-        // `subscriber_queue_bytes` per batch, as every replay does.
-        EioTransport::WebSocket => usize::MAX,
+        EioTransport::WebSocket => Room {
+            packets: usize::MAX,
+            bytes: half.saturating_sub(queued),
+        },
     })
+}
+
+/// See [`replay_room`].
+#[derive(Clone, Copy, Debug)]
+struct Room {
+    packets: usize,
+    bytes: usize,
+}
+
+impl Room {
+    /// Another message fits: a message is at most two packets (its text
+    /// and one attachment); in bytes the first message of a batch always
+    /// fits, as in every replay, so that a reader gets past it.
+    fn fits(self) -> bool {
+        self.packets >= 2 && self.bytes > 0
+    }
+
+    fn limit(self) -> ReplayLimit {
+        ReplayLimit {
+            messages: REPLAY_BATCH.min(self.packets / 2),
+            bytes: self.bytes,
+        }
+    }
+
+    fn take(&mut self, text: &str, attachments: &[Vec<u8>]) {
+        self.packets = self.packets.saturating_sub(1 + attachments.len());
+        let bytes = attachments.iter().map(Vec::len).sum::<usize>() + text.len();
+        self.bytes = self.bytes.saturating_sub(bytes);
+    }
 }
 
 /// Replays socket `n`'s subscription in `slot` from its cursor, batch by
 /// batch, until it has caught up (`true`: live messages reach it from now
-/// on) or its polling client must first take what is buffered (`false`:
-/// [`run_replays`] goes on when it has). So a replay never holds more than
-/// half of `sio_max_buffered_packets` in the session, however long the
-/// history. History evicted under a replay that waited is told to the
-/// socket as the event `gap` `{"topic","requested","oldest"}`, as the
-/// multi-topic transports tell it, and the replay resumes at the oldest
-/// message kept.
-fn replay(ctx: &mut Ctx, n: usize, slot: usize, now: Instant) -> bool {
+/// on) or its client must first take what is queued (`false`:
+/// [`run_replays`] goes on when it has), so that a replay holds at most
+/// [`replay_room`], however long the history. `queued`: what the
+/// connection's queue holds now (0 when not known). History evicted under
+/// a replay that waited is told to the socket as the event `gap`
+/// `{"topic","requested","oldest"}`, as the multi-topic transports tell
+/// it, and the replay resumes at the oldest message kept.
+fn replay(ctx: &mut Ctx, n: usize, slot: usize, queued: usize, now: Instant) -> bool {
+    let Some(Some(sock)) = ctx.sio.socks.get(n) else {
+        return true;
+    };
+    let Some(mut room) = replay_room(ctx, sock.addr.eio, queued) else {
+        return true; // the session is gone
+    };
     loop {
         let Some(Some(sock)) = ctx.sio.socks.get(n) else {
             return true;
@@ -1209,22 +1253,14 @@ fn replay(ctx: &mut Ctx, n: usize, slot: usize, now: Instant) -> bool {
         let Some(sub) = sock.subs.get(slot) else {
             return true;
         };
-        let (topic, position, addr) = (sub.topic.clone(), sub.cursor, sock.addr.clone());
-        let Some(mut room) = replay_room(ctx, addr.eio) else {
-            return true; // the session is gone
-        };
-        // A message is at most two packets (text and one attachment).
-        if room < 2 {
+        if !room.fits() {
             return false;
         }
-        let limit = ReplayLimit {
-            messages: REPLAY_BATCH.min(room / 2),
-            bytes: ctx.cfg.subscriber_queue_bytes,
-        };
+        let (topic, position, addr) = (sub.topic.clone(), sub.cursor, sock.addr.clone());
         let text = position.to_string();
         let Ok(batch) = ctx
             .hub
-            .replay(&topic, &Cursor::After(position), &text, now, limit)
+            .replay(&topic, &Cursor::After(position), &text, now, room.limit())
         else {
             return true;
         };
@@ -1256,13 +1292,10 @@ fn replay(ctx: &mut Ctx, n: usize, slot: usize, now: Instant) -> bool {
                     false => e.text,
                 };
                 ctx.sio.server.send_encoded(&addr, &text, &e.attachments);
-                room = room.saturating_sub(1 + e.attachments.len());
+                room.take(&text, &e.attachments);
             }
         }
         ctx.sio.dirty = true;
-        if room < 2 {
-            return false;
-        }
     }
 }
 
@@ -1279,31 +1312,40 @@ fn caught_up(ctx: &mut Ctx, n: usize, slot: usize, at: hub::MessageId) -> bool {
     true
 }
 
-/// Goes on with the replays that waited for their polling clients;
-/// `true` if any wrote something.
-fn run_replays(ctx: &mut Ctx, now: Instant) -> bool {
+/// Goes on with the replays that waited for their clients (a polling
+/// client's next poll, a WebSocket's queue written out: each is a
+/// `handle_*` that ends in [`Node::sio_flush`]); `true` if any wrote
+/// something.
+fn run_replays(ctx: &mut Ctx, conns: &[Option<Box<super::Conn>>], now: Instant) -> bool {
     if ctx.sio.replaying.is_empty() {
         return false;
     }
     let mut wrote = false;
     for (n, slot) in std::mem::take(&mut ctx.sio.replaying) {
-        let waiting = match ctx.sio.socks.get(n) {
-            Some(Some(sock)) => sock.subs.get(slot).is_some_and(|s| s.catching_up),
-            _ => false,
-        };
-        if !waiting {
+        let Some(Some(sock)) = ctx.sio.socks.get(n) else {
             continue;
-        }
-        let before = ctx.sio.socks[n]
-            .as_ref()
-            .and_then(|s| s.subs.get(slot))
-            .map(|s| s.cursor);
-        let done = replay(ctx, n, slot, now);
-        let after = ctx.sio.socks[n]
-            .as_ref()
-            .and_then(|s| s.subs.get(slot))
-            .map(|s| s.cursor);
-        wrote |= before != after;
+        };
+        let Some(before) = sock
+            .subs
+            .get(slot)
+            .filter(|s| s.catching_up)
+            .map(|s| s.cursor)
+        else {
+            continue;
+        };
+        let queued = ctx
+            .sio
+            .sockets
+            .get(&sock.addr.eio)
+            .and_then(|&id| conns.get(id))
+            .and_then(Option::as_deref)
+            .map_or(0, |c| c.out.len());
+        let done = replay(ctx, n, slot, queued, now);
+        let after = match ctx.sio.socks.get(n) {
+            Some(Some(sock)) => sock.subs.get(slot).map(|s| s.cursor),
+            _ => None,
+        };
+        wrote |= after != Some(before);
         if !done {
             ctx.sio.replaying.push((n, slot));
         }
@@ -1644,7 +1686,7 @@ impl Node {
         loop {
             let mut any = run_calls(&mut self.ctx, now);
             any |= run_refreshed(&mut self.ctx, now);
-            any |= run_replays(&mut self.ctx, now);
+            any |= run_replays(&mut self.ctx, &self.conns, now);
             while let Some((sid, t)) = self.ctx.sio.poll_transmit() {
                 any = true;
                 self.sio_apply(sid, t, now);
@@ -1948,5 +1990,42 @@ mod tests {
             answers[0][0].starts_with("42[\"message\",\"live-3\""),
             "{answers:?}"
         );
+    }
+
+    #[test]
+    fn a_replay_longer_than_the_queue_cap_over_websocket_is_not_cut_off() {
+        let mut h = Harness::new(Config {
+            subscriber_queue_bytes: 16 * 1024,
+            ws_deflate: false,
+            ..Config::default()
+        });
+        let pad = "x".repeat(1000);
+        for i in 0..40 {
+            h.publish("w", &format!("p{i}-{pad}"));
+        }
+        let c = h.connect();
+        h.send(
+            c,
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: t\r\n\
+              Upgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        assert!(h.take_text(c).starts_with("HTTP/1.1 101"));
+        h.send(c, &frame("40"));
+        assert!(h.take_text(c).contains("40{\"sid\""));
+        let sub = r#"421["subscribe","w",{"after":"earliest"}]"#;
+        h.send(c, &frame(sub));
+        h.publish("w", &format!("p40-{pad}"));
+        let text = h.take_text(c);
+        let got: Vec<&str> = text
+            .split("42[\"message\",\"")
+            .skip(1)
+            .map(|m| m.split('-').next().unwrap())
+            .collect();
+        let want: Vec<String> = (0..41).map(|i| format!("p{i}")).collect();
+        assert_eq!(got, want);
+        assert!(text.contains("431[{\"last_id\""));
+        assert_eq!(h.node.stats().slow_disconnects, 0);
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 1);
     }
 }

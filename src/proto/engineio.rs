@@ -469,10 +469,11 @@ impl EioSession {
         !self.transmits.is_empty() || !self.outbox.is_empty()
     }
 
-    /// Packets waiting for the client's next poll (polling only): what
-    /// `max_buffered_packets` counts.
-    pub fn buffered(&self) -> usize {
-        self.outbox.len()
+    /// Packets waiting for the client's next poll (polling only), and
+    /// their bytes: the packets are what `max_buffered_packets` counts.
+    pub fn buffered(&self) -> (usize, usize) {
+        let bytes = self.outbox.iter().map(|p| p.data.len()).sum();
+        (self.outbox.len(), bytes)
     }
 
     /// Closed and nothing left to hand out: the table may drop it.
