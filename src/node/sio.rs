@@ -2028,4 +2028,65 @@ mod tests {
         assert_eq!(h.node.stats().slow_disconnects, 0);
         assert_eq!(h.node.ctx.sio.server.engine().len(), 1);
     }
+
+    #[test]
+    fn history_evicted_under_a_waiting_replay_is_told_as_a_gap_event() {
+        let mut h = Harness::new(Config {
+            sio_max_buffered_packets: 20,
+            history_messages: 30,
+            ..Config::default()
+        });
+        for i in 0..30 {
+            h.publish("g", &format!("m{i}"));
+        }
+        let (c, sid) = handshake(&mut h);
+        let p = h.connect();
+        h.send(p, &post(&sid, "40"));
+        h.send(c, &get(&sid));
+        assert!(h.take_text(c).contains("40{\"sid\""));
+        h.send(
+            p,
+            &post(&sid, r#"42["subscribe","g",{"after":"earliest"}]"#),
+        );
+        let mut got = Vec::new();
+        let mut gaps = Vec::new();
+        for round in 0..20 {
+            if round == 1 {
+                // The history moves on past where the replay stands.
+                for i in 30..70 {
+                    h.publish("g", &format!("m{i}"));
+                }
+            }
+            h.send(c, &get(&sid));
+            for packet in &payloads(&h.take_text(c))[0] {
+                if let Some(rest) = packet.strip_prefix("42[\"message\",\"") {
+                    got.push(rest.split('"').next().unwrap().to_string());
+                } else if packet.starts_with("42[\"gap\",") {
+                    gaps.push(packet.clone());
+                }
+            }
+            if got.last().map(String::as_str) == Some("m69") {
+                break;
+            }
+        }
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert!(
+            gaps[0].contains(r#"{"topic":"g","requested":""#),
+            "{}",
+            gaps[0]
+        );
+        // Up to where the first part reached, then from the oldest kept.
+        let first = got.iter().position(|m| m == "m40").expect("resumed at m40");
+        let want: Vec<String> = (0..first).chain(40..70).map(|i| format!("m{i}")).collect();
+        assert_eq!(got, want);
+        // m40 is the topic's 41st message.
+        let epoch = h
+            .node
+            .hub()
+            .last_id(&TopicName::parse("g").unwrap())
+            .unwrap()
+            .epoch;
+        let oldest = format!(r#""oldest":"{epoch}-41"}}]"#);
+        assert!(gaps[0].ends_with(&oldest), "{}", gaps[0]);
+    }
 }
