@@ -269,3 +269,154 @@ pub fn queue_own(out: &mut OutQueue, cursor: &[u8], msg: &Arc<Message>, chunked:
     out.push_owned(block);
     out.push_message(msg, WireFormat::MultiSseTail { chunked });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{PayloadKind, TopicName};
+    use std::io::IoSlice;
+    use std::time::Instant;
+
+    const E: u64 = 1_796_160_691_510_066;
+
+    fn slots(cursors: &[(&str, u64)]) -> Vec<Option<Sub>> {
+        cursors
+            .iter()
+            .map(|&(t, seq)| {
+                Some(Sub {
+                    topic: TopicName::parse(t).unwrap(),
+                    cursor: MessageId { epoch: E, seq },
+                    catching_up: false,
+                })
+            })
+            .collect()
+    }
+
+    fn message(topic: &str, seq: u64, event: Option<&str>) -> Arc<Message> {
+        let topic = TopicName::parse(topic).unwrap();
+        let event = event.map(|e| crate::hub::EventName::parse(e).unwrap());
+        let id = MessageId { epoch: E, seq };
+        let now = Instant::now();
+        Arc::new(Message::new(
+            &topic,
+            id,
+            event.as_ref(),
+            "hi",
+            PayloadKind::Text,
+            now,
+        ))
+    }
+
+    /// What a queue holds, as segments.
+    fn segments(out: &OutQueue) -> Vec<Vec<u8>> {
+        let mut s = [IoSlice::new(&[]); 8];
+        let n = out.fill(&mut s);
+        s[..n].iter().map(|x| x.to_vec()).collect()
+    }
+
+    #[test]
+    fn an_event_is_the_cursor_after_it_then_the_shared_data_line() {
+        let msg = message("news", 6, Some("price"));
+        let bytes = event_bytes(format!("news={E}-6,prices={E}-9").as_bytes(), &msg, true);
+        let text = String::from_utf8(bytes).unwrap();
+        let body = format!(
+            "id: news={E}-6,prices={E}-9\nevent: price\n\
+             data: {{\"topic\":\"news\",\"id\":\"{E}-6\",\"event\":\"price\",\"data\":\"hi\"}}\n\n"
+        );
+        // RFC 9112 §7.1: the chunk size is the data's length, in hex.
+        assert_eq!(text, format!("{:x}\r\n{body}\r\n", body.len()));
+        // The same bytes a connection writes for itself, framed apart.
+        let mut own = OutQueue::default();
+        let cursor = format!("news={E}-6,prices={E}-9");
+        queue_own(&mut own, cursor.as_bytes(), &msg, false);
+        assert_eq!(segments(&own).concat(), body.as_bytes());
+    }
+
+    #[test]
+    fn equal_cursors_share_one_event_and_a_different_one_gets_its_own() {
+        let msg = message("a", 2, None);
+        let mut shared = SharedEvents::default();
+        let mut conns: Vec<_> = [1, 1, 1, 0]
+            .iter()
+            .map(|&b_seq| {
+                let slots = slots(&[("a", 1), ("b", b_seq)]);
+                (OutQueue::default(), slots, CursorCache::default())
+            })
+            .collect();
+        // Two of them already share their cursor, as after a message.
+        let (_, slots0, cache0) = &mut conns[0];
+        let first = Arc::clone(cache0.refresh(slots0));
+        conns[1].2.share(first);
+        for (out, slots, cache) in &mut conns {
+            queue_event(out, slots, cache, 0, &msg, true, Some(&mut shared));
+        }
+        let got: Vec<_> = conns.iter().map(|(out, ..)| segments(out)).collect();
+        assert!(got.iter().all(|s| s.len() == 1), "one segment each");
+        assert_eq!(got[0], got[1]);
+        assert_eq!(got[0], got[2], "equal bytes written apart are shared too");
+        assert_ne!(got[0], got[3]);
+        assert!(String::from_utf8_lossy(&got[3][0]).contains(&format!("id: a={E}-2,b={E}-0\n")));
+        assert_eq!(shared.events.len(), 2);
+        // All three now hold one cursor; the fourth its own.
+        let held: Vec<_> = conns
+            .iter_mut()
+            .map(|(_, slots, cache)| Arc::as_ptr(cache.refresh(slots)))
+            .collect();
+        assert!(held[0] == held[1] && held[1] == held[2] && held[2] != held[3]);
+    }
+
+    #[test]
+    fn a_shared_cursor_is_copied_before_one_connection_moves_it() {
+        let mut one = (slots(&[("a", 1), ("b", 1)]), CursorCache::default());
+        let mut two = (slots(&[("a", 1), ("b", 1)]), CursorCache::default());
+        let cursor = Arc::clone(one.1.refresh(&one.0));
+        two.1.share(cursor);
+        // A replay (no sharing) moves `one` alone.
+        let mut out = OutQueue::default();
+        queue_event(
+            &mut out,
+            &mut one.0,
+            &mut one.1,
+            1,
+            &message("b", 2, None),
+            true,
+            None,
+        );
+        assert_eq!(
+            one.1.refresh(&one.0).text(),
+            format!("a={E}-1,b={E}-2").as_bytes()
+        );
+        assert_eq!(
+            two.1.refresh(&two.0).text(),
+            format!("a={E}-1,b={E}-1").as_bytes()
+        );
+        // The replayed event: its own head, the message's shared tail.
+        assert_eq!(segments(&out).len(), 4);
+    }
+
+    #[test]
+    fn past_the_bound_an_event_is_written_for_its_connection() {
+        let mut shared = SharedEvents::default();
+        let msg = message("a", 9, None);
+        let mut texts = Vec::new();
+        for b_seq in 0..(SHARED_CURSORS as u64 + 3) {
+            let mut s = slots(&[("a", 8), ("b", b_seq)]);
+            let mut cache = CursorCache::default();
+            let mut out = OutQueue::default();
+            queue_event(
+                &mut out,
+                &mut s,
+                &mut cache,
+                0,
+                &msg,
+                true,
+                Some(&mut shared),
+            );
+            texts.push(String::from_utf8(segments(&out).concat()).unwrap());
+        }
+        assert_eq!(shared.events.len(), SHARED_CURSORS);
+        for (b_seq, t) in texts.iter().enumerate() {
+            assert!(t.contains(&format!("id: a={E}-9,b={E}-{b_seq}\n")), "{t}");
+        }
+    }
+}
