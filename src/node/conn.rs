@@ -27,6 +27,7 @@ use crate::proto::http::HttpConn;
 use crate::proto::ws::WsSession;
 use crate::wire::http1::Version;
 
+use super::mux_sse::CursorCache;
 use super::outq::OutQueue;
 pub use crate::hub::TopicName;
 
@@ -223,74 +224,6 @@ struct Many {
     cursor: CursorCache,
 }
 
-/// The combined cursor `A=ID,B=ID` as bytes, and for each part the slot
-/// and id it was written for and where it ends in the bytes. A
-/// multi-topic SSE stream writes the cursor with every event, and an
-/// event moves one topic's id: that part alone is written again.
-#[derive(Debug, Default)]
-struct CursorCache {
-    text: Vec<u8>,
-    parts: Vec<(usize, MessageId, usize)>,
-}
-
-impl CursorCache {
-    /// Brings the bytes up to date with `slots`.
-    fn refresh(&mut self, slots: &[Option<Sub>]) {
-        let live = slots.iter().filter(|s| s.is_some()).count();
-        let same_slots = live == self.parts.len()
-            && slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.is_some())
-                .zip(&self.parts)
-                .all(|((slot, _), part)| slot == part.0);
-        if !same_slots {
-            // Subscribed or unsubscribed since: written afresh.
-            self.text.clear();
-            self.parts.clear();
-            for (slot, sub) in slots.iter().enumerate() {
-                let Some(sub) = sub else { continue };
-                if !self.parts.is_empty() {
-                    self.text.push(b',');
-                }
-                write_part(&mut self.text, sub);
-                self.parts.push((slot, sub.cursor, self.text.len()));
-            }
-            return;
-        }
-        let mut part = Vec::new();
-        for k in 0..self.parts.len() {
-            let (slot, id, end) = self.parts[k];
-            let Some(Some(sub)) = slots.get(slot) else {
-                continue;
-            };
-            if sub.cursor == id {
-                continue;
-            }
-            let start = if k == 0 { 0 } else { self.parts[k - 1].2 + 1 };
-            part.clear();
-            write_part(&mut part, sub);
-            self.text.splice(start..end, part.iter().copied());
-            let new_end = start + part.len();
-            // The parts after this one move by the change in length.
-            for later in &mut self.parts[k + 1..] {
-                later.2 = later.2 + new_end - end;
-            }
-            self.parts[k] = (slot, sub.cursor, new_end);
-        }
-    }
-}
-
-/// One `TOPIC=ID` part of a combined cursor.
-fn write_part(out: &mut Vec<u8>, sub: &Sub) {
-    use crate::proto::http::push_u64;
-    out.extend_from_slice(sub.topic.as_str().as_bytes());
-    out.push(b'=');
-    push_u64(out, sub.cursor.epoch);
-    out.push(b'-');
-    push_u64(out, sub.cursor.seq);
-}
-
 impl Default for Slots {
     fn default() -> Slots {
         Slots::One(None)
@@ -395,13 +328,20 @@ impl Subs {
     /// The combined cursor as [`write_cursor`](Self::write_cursor) writes
     /// it, from bytes kept up to date part by part (two topics or more;
     /// `None` for one, which is short to write).
+    #[cfg(test)]
     pub fn cursor_cached(&mut self) -> Option<&[u8]> {
         match &mut self.slots {
             Slots::One(_) => None,
-            Slots::Many(m) => {
-                m.cursor.refresh(&m.slots);
-                Some(&m.cursor.text)
-            }
+            Slots::Many(m) => Some(m.cursor.refresh(&m.slots).text()),
+        }
+    }
+
+    /// The slots and the kept combined cursor (two topics or more), for a
+    /// multi-topic SSE event that shares its cursor with other connections.
+    pub fn with_cursor(&mut self) -> Option<(&mut [Option<Sub>], &mut CursorCache)> {
+        match &mut self.slots {
+            Slots::One(_) => None,
+            Slots::Many(m) => Some((&mut m.slots, &mut m.cursor)),
         }
     }
 }

@@ -31,6 +31,7 @@ mod app;
 pub mod assets;
 mod cluster;
 mod conn;
+mod mux_sse;
 pub mod outq;
 mod routes;
 pub mod sim;
@@ -838,6 +839,8 @@ impl Node {
                 // Compressed once, on first need, for every deflate
                 // subscriber of this message (single- and multi-topic form).
                 let mut deflated = Deflated::default();
+                // Multi-topic SSE events, once per combined cursor.
+                let mut events = mux_sse::SharedEvents::default();
                 let mut delivered = false;
                 let mut sio_subs = Vec::new();
                 let Ctx {
@@ -860,7 +863,7 @@ impl Node {
                     let Some(conn) = self.conns.get_mut(sid).and_then(Option::as_deref_mut) else {
                         continue;
                     };
-                    match deliver(cfg, conn, slot, &msg, &mut deflated, now) {
+                    match deliver(cfg, conn, slot, &msg, &mut deflated, &mut events, now) {
                         Delivery::Queued(t) => {
                             stats.deliveries += 1;
                             stats.deliveries_by[t] += 1;
@@ -1301,6 +1304,7 @@ fn deliver(
     slot: usize,
     msg: &Arc<Message>,
     deflated: &mut Deflated,
+    events: &mut mux_sse::SharedEvents,
     now: Instant,
 ) -> Delivery {
     let Some(format) = Format::of(&conn.state) else {
@@ -1330,7 +1334,7 @@ fn deliver(
         conn.out.push_shared(&frame);
         return Delivery::Queued(2);
     }
-    queue_message(conn, format, slot, msg);
+    queue_message(conn, format, slot, msg, Some(events));
     if let State::Streaming(s) = &mut conn.state {
         s.last_write = now;
     }
@@ -1438,51 +1442,36 @@ fn push_block(out: &mut OutQueue, chunked: bool, block: &[u8]) {
 
 /// Queues `msg` for subscription `slot` in `format`, and moves that
 /// subscription's cursor past it. The message's bytes are shared with
-/// every other subscriber; only a multi-topic SSE event's `id:` line (the
-/// connection's own combined cursor) is written for this connection.
-fn queue_message(conn: &mut Conn, format: Format, slot: usize, msg: &Arc<Message>) {
+/// every other subscriber; a multi-topic SSE event's `id:` line (the
+/// connection's combined cursor) is shared, with `shared`, by every
+/// subscriber of this message at the same cursor, and otherwise written
+/// for this connection.
+fn queue_message(
+    conn: &mut Conn,
+    format: Format,
+    slot: usize,
+    msg: &Arc<Message>,
+    shared: Option<&mut mux_sse::SharedEvents>,
+) {
     let Some(subs) = conn.state.subs_mut() else {
         return;
     };
+    if let Format::MultiSse { chunked } = format {
+        if let Some((slots, cache)) = subs.with_cursor() {
+            // Moves the slot's cursor itself, knowing the one before.
+            mux_sse::queue_event(&mut conn.out, slots, cache, slot, msg, chunked, shared);
+            return;
+        }
+    }
     if let Some(sub) = subs.get_mut(slot) {
         sub.cursor = msg.id;
     }
     if let Format::MultiSse { chunked } = format {
-        // This runs once per delivery: the block is sized first, then
-        // written and framed in one buffer that the queue takes as is.
-        let event = msg.event.as_ref().map(|e| e.as_bytes());
-        let mut one = Vec::new();
-        let cursor = match subs.cursor_cached() {
-            Some(cursor) => cursor,
-            None => {
-                subs.write_cursor(&mut one);
-                &one
-            }
-        };
-        let head_len = 4 + cursor.len() + 1 + event.map_or(0, |e| 7 + e.len() + 1);
-        let mut block = Vec::with_capacity(head_len + 20);
-        if chunked {
-            chunked::write_chunk_header(&mut block, head_len);
-        }
-        let start = block.len();
-        block.extend_from_slice(b"id: ");
-        block.extend_from_slice(cursor);
-        block.push(b'\n');
-        // As on single-topic streams: `event:` only for a named message.
-        if let Some(event) = event {
-            block.extend_from_slice(b"event: ");
-            block.extend_from_slice(event);
-            block.push(b'\n');
-        }
-        debug_assert_eq!(
-            block.len() - start,
-            head_len,
-            "the chunk size is the block's"
-        );
-        if chunked {
-            block.extend_from_slice(b"\r\n");
-        }
-        conn.out.push_owned(block);
+        // One topic on `/sse?topic=`: its cursor is short to write.
+        let mut cursor = Vec::new();
+        subs.write_cursor(&mut cursor);
+        mux_sse::queue_own(&mut conn.out, &cursor, msg, chunked);
+        return;
     }
     conn.out.push_message(msg, format.wire());
 }
@@ -1531,7 +1520,7 @@ fn continue_replay(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
                 if conn.out.len() > cap {
                     break;
                 }
-                queue_message(conn, format, slot, m);
+                queue_message(conn, format, slot, m, None);
                 queued += 1;
             }
             let Some(sub) = conn.state.subs_mut().and_then(|s| s.get_mut(slot)) else {

@@ -403,3 +403,98 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     let rest = h.clients[&c].received.clone();
     assert_eq!(rest, b"llo\x81\x05Hello");
 }
+
+/// The `id:` of each event a multi-topic SSE client has received.
+fn sse_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn subscribers_at_equal_and_at_different_cursors_each_get_their_own_combined_id() {
+    let mut h = Harness::new(cfg());
+    let a1 = h.publish("a", "a1");
+    let b1 = h.publish("b", "b1");
+    let c1 = h.publish("c", "c1");
+    let open = |h: &mut Harness, path: &str| {
+        let id = h.connect();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        h.send(id, req.as_bytes());
+        h.take_text(id);
+        id
+    };
+    // Two live, one resumed at the cursor the live ones stand at (equal
+    // bytes, written apart), one resumed before b's message (replayed:
+    // its own cursor until it is caught up), one with the topics the
+    // other way round, one with another set.
+    let live1 = open(&mut h, "/sse?topic=a&topic=b");
+    let live2 = open(&mut h, "/sse?topic=a&topic=b");
+    let at = format!("/sse?topic=a&topic=b&last_event_id=a={a1},b={b1}");
+    let resumed = open(&mut h, &at);
+    let b0 = b1.replace("-1", "-0");
+    let before = format!("/sse?topic=a&topic=b&last_event_id=a={a1},b={b0}");
+    let behind = h.connect();
+    h.send(
+        behind,
+        format!("GET {before} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(sse_ids(&h.take_text(behind)), [format!("a={a1},b={b1}")]);
+    let reversed = open(&mut h, "/sse?topic=b&topic=a");
+    let other = open(&mut h, "/sse?topic=a&topic=c");
+    let all = [live1, live2, resumed, behind, reversed, other];
+
+    // Nobody reads: what each queue holds is the message's event for it.
+    for &c in &all {
+        h.clients.get_mut(&c).unwrap().window = 0;
+    }
+    let a2 = h
+        .node
+        .handle_publish("a", Some("price"), "a2", h.now)
+        .unwrap();
+    h.settle();
+    let first = |h: &Harness, c| {
+        let mut s = [IoSlice::new(&[]); MAX_IOVECS];
+        let n = h.node.poll_transmit(c, &mut s);
+        (n, s[0].as_ptr() as usize)
+    };
+    let (n, shared) = first(&h, live1);
+    assert_eq!(n, 1, "one segment: the whole event, shared");
+    for c in [live2, resumed, behind] {
+        assert_eq!(first(&h, c), (1, shared), "the same bytes");
+    }
+    assert_ne!(first(&h, reversed).1, shared);
+    assert_ne!(first(&h, other).1, shared);
+    for &c in &all {
+        h.open_window(c, usize::MAX);
+    }
+    let b2 = h.publish("b", "b2");
+    let want = |c| match c {
+        c if c == reversed => vec![format!("b={b1},a={a2}"), format!("b={b2},a={a2}")],
+        c if c == other => vec![format!("a={a2},c={c1}")],
+        _ => vec![format!("a={a2},b={b1}"), format!("a={a2},b={b2}")],
+    };
+    for &c in &all {
+        let t = h.take_text(c);
+        assert_eq!(sse_ids(&t), want(c), "{t}");
+        assert!(t.contains("event: price\n"));
+        assert!(t.contains(&format!(
+            "data: {{\"topic\":\"a\",\"id\":\"{a2}\",\"event\":\"price\",\"data\":\"a2\"}}\n\n"
+        )));
+    }
+    // A cursor shared with others moves alone: `live1` reconnects where
+    // it stands and gets the next message with its own id, while the
+    // others go on.
+    h.eof(live1);
+    let again = open(
+        &mut h,
+        &format!("/sse?topic=a&topic=b&last_event_id=a={a2},b={b2}"),
+    );
+    h.eof(live2);
+    let a3 = h.publish("a", "a3");
+    assert_eq!(sse_ids(&h.take_text(again)), [format!("a={a3},b={b2}")]);
+    assert_eq!(sse_ids(&h.take_text(resumed)), [format!("a={a3},b={b2}")]);
+    assert_eq!(sse_ids(&h.take_text(reversed)), [format!("b={b2},a={a3}")]);
+    assert_eq!(sse_ids(&h.take_text(other)), [format!("a={a3},c={c1}")]);
+}
