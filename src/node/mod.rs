@@ -666,6 +666,7 @@ impl Node {
         if let Some(log) = conn.log.as_mut() {
             log.sent += n as u64;
         }
+        sio::on_sent(&mut self.ctx, conn);
         self.settle(id, now);
         self.run_pending(now);
     }

@@ -117,9 +117,14 @@ pub(crate) struct SioGlue {
     /// Cluster mode: subscribes whose cursor is past the mirror, waiting
     /// for one fresh read of their topic from Redis.
     refreshing: Vec<HubCall>,
-    /// Subscriptions (socket, slot) whose replay waits for their polling
-    /// client to take what is buffered (see [`replay`]).
-    replaying: Vec<(usize, usize)>,
+    /// Subscriptions (socket, slot) whose replay waits for its client to
+    /// take what is queued (see [`replay`]); a set, so a subscription
+    /// resubscribed while it waits is in it once.
+    replaying: BTreeSet<(usize, usize)>,
+    /// Sockets whose client took something since (a poll answered, a
+    /// WebSocket's queue written): only their replays are looked at, so
+    /// replays that wait cost nothing per turn.
+    nudged: BTreeSet<usize>,
 }
 
 /// A namespace `/` socket.
@@ -338,7 +343,8 @@ impl SioGlue {
             recovery: cfg.sio_recovery,
             waiting: Vec::new(),
             refreshing: Vec::new(),
-            replaying: Vec::new(),
+            replaying: BTreeSet::new(),
+            nudged: BTreeSet::new(),
         }
     }
 
@@ -558,6 +564,9 @@ pub(crate) fn http_request(
     let answer = ctx
         .sio
         .http(engine, req.method().as_str(), req.query(), req.body, now);
+    if let Some(sid) = crate::wire::engineio::Query::parse(req.query()).sid {
+        nudge(ctx, Sid::parse(sid));
+    }
     match answer {
         HttpAnswer::Respond {
             status,
@@ -1163,8 +1172,8 @@ fn join(
         sock.subs.remove(slot);
         return Err((e.status(), e.to_string()));
     }
-    if !replay(ctx, n, slot, 0, now) && !ctx.sio.replaying.contains(&(n, slot)) {
-        ctx.sio.replaying.push((n, slot));
+    if !replay(ctx, n, slot, 0, now) {
+        ctx.sio.replaying.insert((n, slot));
     }
     let position = match ctx.sio.socks.get(n) {
         Some(Some(sock)) => sock.subs.get(slot).map_or(start.last_id, |s| s.cursor),
@@ -1312,42 +1321,75 @@ fn caught_up(ctx: &mut Ctx, n: usize, slot: usize, at: hub::MessageId) -> bool {
     true
 }
 
-/// Goes on with the replays that waited for their clients (a polling
-/// client's next poll, a WebSocket's queue written out: each is a
-/// `handle_*` that ends in [`Node::sio_flush`]); `true` if any wrote
-/// something.
-fn run_replays(ctx: &mut Ctx, conns: &[Option<Box<super::Conn>>], now: Instant) -> bool {
+/// The client of session `sid` took something: its replays that wait
+/// are looked at next ([`run_replays`]).
+fn nudge(ctx: &mut Ctx, sid: Option<Sid>) {
     if ctx.sio.replaying.is_empty() {
+        return;
+    }
+    if let Some(&n) = sid.and_then(|sid| ctx.sio.by_sid.get(&sid)) {
+        ctx.sio.nudged.insert(n);
+    }
+}
+
+/// `handle_sent`: a connection's queue was written; if it carries an
+/// Engine.IO session on WebSocket, that session's replays may go on.
+pub(super) fn on_sent(ctx: &mut Ctx, conn: &super::Conn) {
+    if ctx.sio.replaying.is_empty() {
+        return;
+    }
+    if let State::WebSocket(ws) = &conn.state {
+        if let WsRole::Eio { sid, .. } = ws.role {
+            nudge(ctx, Some(sid));
+        }
+    }
+}
+
+/// Goes on with the replays of the sockets whose clients took something
+/// since they waited (a polling client's next poll, a WebSocket's queue
+/// written out: each is a `handle_*` that ends in [`Node::sio_flush`]);
+/// `true` if any wrote something.
+fn run_replays(ctx: &mut Ctx, conns: &[Option<Box<super::Conn>>], now: Instant) -> bool {
+    if ctx.sio.nudged.is_empty() {
         return false;
     }
     let mut wrote = false;
-    for (n, slot) in std::mem::take(&mut ctx.sio.replaying) {
-        let Some(Some(sock)) = ctx.sio.socks.get(n) else {
-            continue;
-        };
-        let Some(before) = sock
-            .subs
-            .get(slot)
-            .filter(|s| s.catching_up)
-            .map(|s| s.cursor)
-        else {
-            continue;
-        };
-        let queued = ctx
+    for n in std::mem::take(&mut ctx.sio.nudged) {
+        let slots: Vec<usize> = ctx
             .sio
-            .sockets
-            .get(&sock.addr.eio)
-            .and_then(|&id| conns.get(id))
-            .and_then(Option::as_deref)
-            .map_or(0, |c| c.out.len());
-        let done = replay(ctx, n, slot, queued, now);
-        let after = match ctx.sio.socks.get(n) {
-            Some(Some(sock)) => sock.subs.get(slot).map(|s| s.cursor),
-            _ => None,
-        };
-        wrote |= after != Some(before);
-        if !done {
-            ctx.sio.replaying.push((n, slot));
+            .replaying
+            .range((n, 0)..=(n, usize::MAX))
+            .map(|&(_, slot)| slot)
+            .collect();
+        for slot in slots {
+            ctx.sio.replaying.remove(&(n, slot));
+            let Some(Some(sock)) = ctx.sio.socks.get(n) else {
+                continue;
+            };
+            let Some(before) = sock
+                .subs
+                .get(slot)
+                .filter(|s| s.catching_up)
+                .map(|s| s.cursor)
+            else {
+                continue;
+            };
+            let queued = ctx
+                .sio
+                .sockets
+                .get(&sock.addr.eio)
+                .and_then(|&id| conns.get(id))
+                .and_then(Option::as_deref)
+                .map_or(0, |c| c.out.len());
+            let done = replay(ctx, n, slot, queued, now);
+            let after = match ctx.sio.socks.get(n) {
+                Some(Some(sock)) => sock.subs.get(slot).map(|s| s.cursor),
+                _ => None,
+            };
+            wrote |= after != Some(before);
+            if !done {
+                ctx.sio.replaying.insert((n, slot));
+            }
         }
     }
     wrote
@@ -1704,6 +1746,7 @@ impl Node {
     fn sio_apply(&mut self, sid: Sid, t: Transmit, now: Instant) {
         match t {
             Transmit::PollResponse(body) => {
+                nudge(&mut self.ctx, Some(sid));
                 let Some(&id) = self.ctx.sio.polls.get(&sid) else {
                     return;
                 };
@@ -1950,6 +1993,11 @@ mod tests {
             p,
             &post(&sid, r#"421["subscribe","t",{"after":"earliest"}]"#),
         );
+        // The waiting replay is looked at again only when its client
+        // polls, not on every turn of the loop.
+        h.publish("elsewhere", "x");
+        assert_eq!(h.node.ctx.sio.replaying.len(), 1);
+        assert!(h.node.ctx.sio.nudged.is_empty());
         let mut got = Vec::new();
         let mut acked = false;
         for round in 0..40 {
