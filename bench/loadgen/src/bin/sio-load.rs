@@ -251,6 +251,7 @@ fn main() {
                 pipe.out = loadgen::get_request(
                     &Url {
                         addr,
+                        tls: false,
                         host: host.clone(),
                         path: "/socket.io/?EIO=4&transport=websocket".into(),
                     },
