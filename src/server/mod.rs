@@ -360,7 +360,11 @@ impl Server {
                 }
                 Ok(n) if sock.tls.is_some() => {
                     let tls = sock.tls.as_mut().expect("checked");
-                    if tls.session.handle_read(&self.rbuf[..n]).is_err() {
+                    if tls
+                        .session
+                        .handle_read_in_place(&mut self.rbuf[..n])
+                        .is_err()
+                    {
                         // The alert (if any) goes out once; this connection
                         // alone is closed (a plaintext request included).
                         let _ = send_records(&mut sock.stream, &mut tls.session);
