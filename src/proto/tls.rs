@@ -137,6 +137,9 @@ pub struct TlsSession {
     seen_bytes: bool,
     /// The peer sent close_notify, or the connection failed.
     closing: bool,
+    /// The connection failed: rustls is not driven again (what it holds of
+    /// a handshake message refers to bytes that are gone).
+    failed: bool,
 }
 
 /// What [`TlsSession::drive`] does once rustls allows application data.
@@ -158,6 +161,7 @@ impl TlsSession {
             early: Vec::new(),
             seen_bytes: false,
             closing: false,
+            failed: false,
         })
     }
 
@@ -236,6 +240,7 @@ impl TlsSession {
             plaintext,
             early,
             closing,
+            failed,
             ..
         } = self;
         let mut used = 0;
@@ -245,7 +250,7 @@ impl TlsSession {
             match state {
                 Ok(ConnectionState::ReadTraffic(mut traffic)) => {
                     while let Some(record) = traffic.next_record() {
-                        let record = record.inspect_err(|_| *closing = true)?;
+                        let record = record.inspect_err(|_| (*closing, *failed) = (true, true))?;
                         discard += record.discard;
                         plaintext.extend_from_slice(record.payload);
                     }
@@ -287,7 +292,10 @@ impl TlsSession {
                 }
                 Err(e) => {
                     *closing = true;
-                    out.flush_alert(conn);
+                    *failed = true;
+                    // rustls may still look at the bytes it has not
+                    // discarded (a handshake message begun).
+                    out.flush_alert(conn, &mut buf[used + discard..]);
                     return Err(e.into());
                 }
             }
@@ -307,7 +315,7 @@ impl TlsSession {
     /// Queues application bytes to encrypt. Before the handshake is done
     /// they are held and sent as soon as it is.
     pub fn write_plaintext(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
+        if bytes.is_empty() || self.failed {
             return;
         }
         let mut incoming = std::mem::take(&mut self.incoming);
@@ -362,6 +370,9 @@ impl TlsSession {
     /// the handshake is done there is no stream to end, and nothing is
     /// queued.
     pub fn close_notify(&mut self) {
+        if self.failed {
+            return;
+        }
         let mut incoming = std::mem::take(&mut self.incoming);
         if let Ok(used) = self.drive(&mut incoming, Then::CloseNotify) {
             incoming.drain(..used);
@@ -373,6 +384,20 @@ impl TlsSession {
     /// [`poll_transmit`](Self::poll_transmit), then close the socket.
     pub fn wants_close(&self) -> bool {
         self.closing
+    }
+}
+
+/// Whether an encoded record is an alert. RFC 8446 §5.1: a plaintext one,
+/// and any TLS 1.2 one, has content type 21 (a handshake record 22, the
+/// compatibility change_cipher_spec 20). A TLS 1.3 encrypted record is
+/// type 23 on the wire; an alert in it is 24 bytes (5 of header, the
+/// 2-byte alert, its 1-byte inner type and a 16-byte tag; rustls pads
+/// nothing), where the shortest handshake message, a KeyUpdate, makes 27.
+fn is_alert_record(record: &[u8]) -> bool {
+    match record.first() {
+        Some(21) => true,
+        Some(23) => record.len() == 24,
+        _ => false,
     }
 }
 
@@ -465,15 +490,24 @@ impl Outgoing {
         }
     }
 
-    /// After a failure rustls has queued the alert saying why: encode it.
-    fn flush_alert(&mut self, conn: &mut UnbufferedServerConnection) {
-        // An alert, then a transmit turn; the bound only guards against a
-        // state that neither encodes nor blocks.
-        for _ in 0..4 {
-            match conn.process_tls_records(&mut []).state {
-                Ok(ConnectionState::EncodeTlsData(mut encode)) => self.encode(&mut encode),
-                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
-                _ => return,
+    /// After a failure rustls has queued the alert saying why, last, after
+    /// any handshake messages of the same flight: encode them all and
+    /// stop at the alert. rustls hands out what it queued before it looks
+    /// at the input again, and that look must not happen: it would fail
+    /// a second time (rustls asserts it sends one fatal alert only).
+    fn flush_alert(&mut self, conn: &mut UnbufferedServerConnection, rest: &mut [u8]) {
+        // The bound only guards against a flight longer than any rustls
+        // sends.
+        for _ in 0..16 {
+            let Ok(ConnectionState::EncodeTlsData(mut encode)) =
+                conn.process_tls_records(rest).state
+            else {
+                return;
+            };
+            let start = self.end;
+            self.encode(&mut encode);
+            if is_alert_record(&self.buf[start..self.end]) {
+                return;
             }
         }
     }
