@@ -690,7 +690,7 @@ fn keep_freed_memory() {
 }
 
 /// Writes the session's records as far as the socket takes them (each
-/// call one `writev` of rustls' buffers): `Ok(true)` when none are left,
+/// call one `write` of the session's buffer): `Ok(true)` when none are left,
 /// `Ok(false)` when the rest waits for WRITABLE.
 fn send_records(stream: &mut TcpStream, session: &mut TlsSession) -> io::Result<bool> {
     while session.wants_write() {
