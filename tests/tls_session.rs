@@ -266,6 +266,73 @@ fn garbage_is_an_error_with_an_alert() {
     }
 }
 
+/// The records in `bytes`, as (content type, length) (RFC 8446 §5.1).
+fn records(mut bytes: &[u8]) -> Vec<(u8, usize)> {
+    let mut out = Vec::new();
+    while bytes.len() >= 5 {
+        let len = 5 + usize::from(u16::from_be_bytes([bytes[3], bytes[4]]));
+        out.push((bytes[0], len));
+        bytes = &bytes[len.min(bytes.len())..];
+    }
+    out
+}
+
+#[test]
+fn a_refusal_sends_its_flight_then_one_alert_whatever_follows_in_the_read() {
+    // A ClientHello offering only h2, and garbage after it in the same
+    // read: the server's answer so far, then the alert, and nothing of
+    // the garbage (rustls must not be driven over it after failing).
+    let mut p = Pair::new(&[&rustls::version::TLS13], &[b"h2"]);
+    let mut hello = Vec::new();
+    p.client.write_tls(&mut hello).unwrap();
+    hello.extend_from_slice(b"\x00\x01\x02\x03\x04\x05\x06\x07");
+    let err = p.server.handle_read(&hello).unwrap_err();
+    assert!(matches!(err, TlsError::Protocol(_)), "{err:?}");
+    assert!(p.server.wants_close());
+    let mut out = Vec::new();
+    p.server.poll_transmit(&mut out);
+    // RFC 8446 §5.1, §5.2: after the ServerHello the alert is encrypted,
+    // 24 bytes of type 23 (a plaintext one is 7 bytes of type 21).
+    let is_alert = |r: &(u8, usize)| *r == (21, 7) || *r == (23, 24);
+    let recs = records(&out);
+    assert_eq!(recs.first().map(|r| r.0), Some(22), "{recs:?}");
+    assert!(recs.last().is_some_and(is_alert), "{recs:?}");
+    assert_eq!(recs.iter().filter(|r| is_alert(r)).count(), 1, "{recs:?}");
+    // Nothing more is encrypted or sent after the failure.
+    p.server.write_plaintext(b"late");
+    p.server.close_notify();
+    assert!(!p.server.wants_write());
+}
+
+#[test]
+fn a_handshake_message_split_across_records_then_a_bad_record() {
+    // A ClientHello whose first record carries only part of it, then a
+    // record of an unknown type: rustls still holds the first part when
+    // it fails, and the alert must be had without a panic.
+    let mut p = Pair::new(&[&rustls::version::TLS13], &[b"http/1.1"]);
+    let mut hello = Vec::new();
+    p.client.write_tls(&mut hello).unwrap();
+    let body = &hello[5..];
+    let mut input = vec![22, 3, 1, 0, 40];
+    input.extend_from_slice(&body[..40]);
+    input.extend_from_slice(b"\x07\x03\x03\x00\x01\x00");
+    for whole in [true, false] {
+        let mut s = fresh_session();
+        let result = if whole {
+            s.handle_read(&input)
+        } else {
+            input.chunks(3).try_for_each(|c| s.handle_read(c))
+        };
+        assert!(matches!(result, Err(TlsError::Protocol(_))), "{result:?}");
+        let mut out = Vec::new();
+        s.poll_transmit(&mut out);
+        assert_eq!(records(&out), [(21, 7)], "whole: {whole}");
+        s.close_notify();
+        s.write_plaintext(b"x");
+        assert!(!s.wants_write());
+    }
+}
+
 #[test]
 fn an_incomplete_record_waits_for_more() {
     let mut s = fresh_session();

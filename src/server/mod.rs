@@ -360,7 +360,11 @@ impl Server {
                 }
                 Ok(n) if sock.tls.is_some() => {
                     let tls = sock.tls.as_mut().expect("checked");
-                    if tls.session.handle_read(&self.rbuf[..n]).is_err() {
+                    if tls
+                        .session
+                        .handle_read_in_place(&mut self.rbuf[..n])
+                        .is_err()
+                    {
                         // The alert (if any) goes out once; this connection
                         // alone is closed (a plaintext request included).
                         let _ = send_records(&mut sock.stream, &mut tls.session);
@@ -686,7 +690,7 @@ fn keep_freed_memory() {
 }
 
 /// Writes the session's records as far as the socket takes them (each
-/// call one `writev` of rustls' buffers): `Ok(true)` when none are left,
+/// call one `write` of the session's buffer): `Ok(true)` when none are left,
 /// `Ok(false)` when the rest waits for WRITABLE.
 fn send_records(stream: &mut TcpStream, session: &mut TlsSession) -> io::Result<bool> {
     while session.wants_write() {
