@@ -18,7 +18,12 @@
 # less. The median of the rounds is reported; targets: multi / single
 # >= 0.9, multi / nchan >= 1.5.
 #
-#   bench/multi.sh                SUBS=5000 TOPICS=10 WINDOW=4 DURATION=8 ROUNDS=3
+# RATE=R (messages/s) runs every case at the same open-loop rate instead
+# (same messages, same deliveries per second in all three): on a shared
+# machine the closed loop's rate, and with it how much each write
+# batches, moves with the neighbours, which the CPU per delivery follows.
+#
+#   bench/multi.sh                SUBS=5000 TOPICS=10 WINDOW=4 DURATION=8 ROUNDS=3 RATE=0
 source "$(dirname "$0")/lib.sh"
 SUBS="${SUBS:-5000}"
 TOPICS="${TOPICS:-10}"
@@ -26,10 +31,11 @@ WINDOW="${WINDOW:-4}"
 DURATION="${DURATION:-8}"
 SIZE="${SIZE:-64}"
 ROUNDS="${ROUNDS:-3}"
+RATE="${RATE:-0}"
 
 build
 versions
-echo "# sse-fanout --sub SUB --pub PUB --pid SERVER_PID --subs $SUBS --size $SIZE --duration $DURATION --rate 0 --window $WINDOW --topics {1|$TOPICS} --join {'&topic='|,}"
+echo "# sse-fanout --sub SUB --pub PUB --pid SERVER_PID --subs $SUBS --size $SIZE --duration $DURATION --rate $RATE --window $WINDOW --topics {1|$TOPICS} --join {'&topic='|,}"
 
 per_cpu_sec() {
     awk -v d="$1" -v c="$2" 'BEGIN { if (c + 0 == 0) print "-"; else printf "%.0f", d / (c / 100) }'
@@ -50,7 +56,7 @@ for round in $(seq "$ROUNDS"); do
         start_server "$server"
         wait_quiet
         run_load "$c round $round" sse-fanout --sub "$SUB_URL" --pub "$PUB_URL" --pid "$SERVER_PID" \
-            --subs "$SUBS" --size "$SIZE" --duration "$DURATION" --rate 0 --window "$WINDOW" "${extra[@]}"
+            --subs "$SUBS" --size "$SIZE" --duration "$DURATION" --rate "$RATE" --window "$WINDOW" "${extra[@]}"
         keep "$c.$round" deliveries_per_sec lost out_of_order server_cpu_pct loadgen_cpu_pct p50_ms p99_ms
         PER[$c]+=" $(per_cpu_sec "${R[$c.$round.deliveries_per_sec]}" "${R[$c.$round.server_cpu_pct]}")"
         R[$c.lost]=$(( ${R[$c.lost]:-0} + ${R[$c.$round.lost]:-1} ))
@@ -66,7 +72,7 @@ m_cpu="$(median ${PER[multi]})"
 s_cpu="$(median ${PER[single]})"
 n_cpu="$(median ${PER[nchan]})"
 row "deliveries per server CPU-second" "$m_cpu" "$s_cpu" "$n_cpu"
-row "deliveries/s (window $WINDOW)" "$(med multi deliveries_per_sec)" "$(med single deliveries_per_sec)" "$(med nchan deliveries_per_sec)"
+row "deliveries/s (rate $RATE, window $WINDOW)" "$(med multi deliveries_per_sec)" "$(med single deliveries_per_sec)" "$(med nchan deliveries_per_sec)"
 row "  server CPU %" "$(med multi server_cpu_pct)" "$(med single server_cpu_pct)" "$(med nchan server_cpu_pct)"
 row "  loadgen CPU %" "$(med multi loadgen_cpu_pct)" "$(med single loadgen_cpu_pct)" "$(med nchan loadgen_cpu_pct)"
 row "  p50 ms" "$(med multi p50_ms)" "$(med single p50_ms)" "$(med nchan p50_ms)"

@@ -173,6 +173,10 @@ fn seq_of(id: &str) -> (u64, u64) {
 /// Checks one connection's events (see the module comment).
 fn check_stream(opened: &Opened, got: &[u8]) {
     let text = String::from_utf8_lossy(got);
+    // A client that stopped reading may hold half an event: only whole
+    // ones (each ends its one `data:` line with the empty line) count.
+    let whole = text.rfind("}\n\n").map_or(0, |at| at + 3);
+    let text = &text[..whole];
     let mut id_line: Option<String> = None;
     let mut before: Option<HashMap<String, String>> = None;
     let mut gapped: Vec<String> = Vec::new();

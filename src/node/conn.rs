@@ -222,6 +222,10 @@ enum Slots {
 struct Many {
     slots: Vec<Option<Sub>>,
     cursor: CursorCache,
+    /// Some subscription may be replaying history (see `Sub::catching_up`):
+    /// set whenever one may change, cleared when none is seen replaying,
+    /// so a connection of many topics is not read through at every write.
+    replaying: bool,
 }
 
 impl Default for Slots {
@@ -250,7 +254,33 @@ impl Subs {
     }
 
     pub fn get_mut(&mut self, slot: usize) -> Option<&mut Sub> {
+        self.touch();
         self.slots_mut().get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// A subscription may change: the kept cursor is checked before its
+    /// next use, and a replay looked for at the next turn.
+    fn touch(&mut self) {
+        if let Slots::Many(m) = &mut self.slots {
+            m.cursor.touch();
+            m.replaying = true;
+        }
+    }
+
+    /// Whether a subscription may still be replaying history (`false`:
+    /// none is, and none has changed since that was seen).
+    pub fn may_replay(&self) -> bool {
+        match &self.slots {
+            Slots::One(one) => one.as_ref().is_some_and(|s| s.catching_up),
+            Slots::Many(m) => m.replaying,
+        }
+    }
+
+    /// No subscription is replaying history (as seen by the caller).
+    pub fn replayed(&mut self) {
+        if let Slots::Many(m) = &mut self.slots {
+            m.replaying = false;
+        }
     }
 
     /// The slot of `topic`, if subscribed.
@@ -262,6 +292,7 @@ impl Subs {
 
     /// Takes the first free slot; `None` when all [`MAX_SUBS`] are used.
     pub fn insert(&mut self, sub: Sub) -> Option<usize> {
+        self.touch();
         let slots = self.slots_mut();
         if let Some(free) = slots.iter().position(Option::is_none) {
             slots[free] = Some(sub);
@@ -278,6 +309,7 @@ impl Subs {
             self.slots = Slots::Many(Box::new(Many {
                 slots: v,
                 cursor: CursorCache::default(),
+                replaying: true,
             }));
         }
         let Slots::Many(m) = &mut self.slots else {
@@ -290,6 +322,7 @@ impl Subs {
     }
 
     pub fn remove(&mut self, slot: usize) -> Option<Sub> {
+        self.touch();
         self.slots_mut().get_mut(slot).and_then(Option::take)
     }
 

@@ -1487,13 +1487,19 @@ fn continue_replay(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
     let Some(format) = Format::of(&conn.state) else {
         return;
     };
-    let catching: Vec<usize> = match conn.state.subs() {
-        Some(subs) => subs
-            .iter()
-            .filter(|(_, s)| s.catching_up)
-            .map(|(slot, _)| slot)
-            .collect(),
-        None => return,
+    let catching: Vec<usize> = match conn.state.subs_mut() {
+        Some(subs) if subs.may_replay() => {
+            let catching: Vec<usize> = subs
+                .iter()
+                .filter(|(_, s)| s.catching_up)
+                .map(|(slot, _)| slot)
+                .collect();
+            if catching.is_empty() {
+                subs.replayed();
+            }
+            catching
+        }
+        _ => return,
     };
     for slot in catching {
         loop {

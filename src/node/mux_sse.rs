@@ -108,22 +108,36 @@ fn write_part(out: &mut Vec<u8>, sub: &Sub) {
 /// other connections standing at the same cursor (then it is copied
 /// before it is changed).
 #[derive(Debug, Default)]
-pub struct CursorCache(Option<Arc<CombinedCursor>>);
+pub struct CursorCache {
+    cursor: Option<Arc<CombinedCursor>>,
+    /// A subscription may have moved since the bytes were last checked
+    /// against the slots. Only then are they checked: an event that moves
+    /// its topic keeps them up to date itself, so a delivery does not read
+    /// every subscription of its connection.
+    stale: bool,
+}
 
 impl CursorCache {
     /// The cursor of `slots` as they stand, written again where it moved.
     pub fn refresh(&mut self, slots: &[Option<Sub>]) -> &Arc<CombinedCursor> {
-        let cursor = self.0.get_or_insert_with(Arc::default);
-        if !cursor.matches(slots) {
+        let stale = std::mem::take(&mut self.stale) || self.cursor.is_none();
+        let cursor = self.cursor.get_or_insert_with(Arc::default);
+        if stale && !cursor.matches(slots) {
             Arc::make_mut(cursor).refresh(slots);
         }
         cursor
     }
 
+    /// A subscription was (or may have been) changed by someone else.
+    pub fn touch(&mut self) {
+        self.stale = true;
+    }
+
     /// Takes `cursor` as this connection's: the caller has checked that it
     /// is the cursor of its slots.
     pub fn share(&mut self, cursor: Arc<CombinedCursor>) {
-        self.0 = Some(cursor);
+        self.cursor = Some(cursor);
+        self.stale = false;
     }
 }
 
@@ -163,6 +177,7 @@ pub fn queue_event(
         if let Some(Some(sub)) = slots.get_mut(slot) {
             sub.cursor = msg.id;
         }
+        cache.touch();
         let cursor = cache.refresh(slots);
         queue_own(out, cursor.text(), msg, chunked);
         return;
@@ -183,6 +198,7 @@ pub fn queue_event(
     }
     // Written for this connection (a copy: `before` is held), then
     // looked for among the cursors this message has already made.
+    cache.touch();
     let after = cache.refresh(slots);
     let same = shared
         .events
