@@ -572,6 +572,9 @@ pub struct Conn {
     pub out: OutQueue,
     /// The deadline this connection is registered under in the timers.
     pub deadline: Option<Instant>,
+    /// That deadline is in the timers' in-order queue (else their tree;
+    /// see `node::timers`).
+    pub deadline_queued: bool,
     /// When the connection last finished a request, was accepted, or
     /// started closing (the keep-alive and linger clocks).
     pub idle_since: Instant,
@@ -640,6 +643,7 @@ impl Conn {
             inbuf: InBuf::default(),
             out: OutQueue::default(),
             deadline: None,
+            deadline_queued: false,
             idle_since: now,
             read_paused: false,
             peer_closed: false,

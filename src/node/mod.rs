@@ -35,8 +35,8 @@ pub mod outq;
 mod routes;
 pub mod sim;
 mod sio;
+mod timers;
 
-use std::collections::BTreeSet;
 use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -144,8 +144,9 @@ pub(crate) struct Ctx {
     /// The `Date` header value and the second it was formatted for.
     date: [u8; 29],
     date_secs: u64,
-    /// (deadline, connection): each connection is in at most once.
-    timers: BTreeSet<(Instant, ConnId)>,
+    /// Each connection's deadline (and stale queue entries; see
+    /// `timers.rs`).
+    timers: timers::Timers,
     /// Connections with something for the driver to do.
     ready: Vec<ConnId>,
     /// Messages published while handling a connection; fanned out when
@@ -268,7 +269,7 @@ impl Node {
                 http_limits: HttpLimits::from_config(&cfg),
                 date: http_date(0),
                 date_secs: 0,
-                timers: BTreeSet::new(),
+                timers: timers::Timers::default(),
                 ready: Vec::new(),
                 pending: Vec::new(),
                 stats: Stats::default(),
@@ -604,14 +605,16 @@ impl Node {
         self.ctx.hub.handle_timeout(now);
         self.ctx.sio.handle_timeout(now);
         self.cluster_timeout(now);
-        while let Some(&(t, id)) = self.ctx.timers.first() {
-            if t > now {
-                break;
-            }
-            self.ctx.timers.remove(&(t, id));
+        while let Some((id, stamp)) = self.ctx.timers.pop_due(now) {
             let Some(conn) = slot_of(&mut self.conns, id) else {
                 continue;
             };
+            if let Some(stamp) = stamp {
+                let registered = conn.deadline.map(|d| (d, slot_kind(conn.deadline_queued)));
+                if !self.ctx.timers.is_current(stamp, registered) {
+                    continue; // the connection moved its deadline since
+                }
+            }
             conn.deadline = None;
             match deadline_of(&self.ctx.cfg, conn) {
                 // The entry was early (see `settle`): the real deadline is
@@ -622,6 +625,11 @@ impl Node {
             }
             self.settle(id, now);
         }
+        let conns = &self.conns;
+        self.ctx.timers.compact(self.ctx.live, |id| {
+            let conn = conns.get(id)?.as_deref()?;
+            conn.deadline.filter(|_| conn.deadline_queued)
+        });
         self.run_pending(now);
     }
 
@@ -689,7 +697,8 @@ impl Node {
             }
             self.ctx.stats.conns_by[conn_kind(&conn.state)] -= 1;
             if let Some(d) = conn.deadline {
-                self.ctx.timers.remove(&(d, id));
+                let slot = slot_kind(conn.deadline_queued);
+                self.ctx.timers.remove(d, id, slot);
             }
             self.conns[id] = None;
             self.free.push(id);
@@ -707,7 +716,7 @@ impl Node {
 
     /// The earliest deadline: the driver sleeps until then.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.ctx.timers.first().map(|&(t, _)| t);
+        let mut next = self.ctx.timers.first();
         let engine = self.ctx.cluster.as_ref().and_then(|c| c.poll_timeout());
         for t in [
             self.ctx.hub.poll_timeout(),
@@ -775,10 +784,11 @@ impl Node {
             let keep_entry = matches!((conn.deadline, deadline), (Some(reg), Some(d)) if reg <= d);
             if !keep_entry && deadline != conn.deadline {
                 if let Some(d) = conn.deadline {
-                    ctx.timers.remove(&(d, id));
+                    ctx.timers.remove(d, id, slot_kind(conn.deadline_queued));
                 }
                 if let Some(d) = deadline {
-                    ctx.timers.insert((d, id));
+                    let slot = ctx.timers.insert(d, id, now);
+                    conn.deadline_queued = slot == timers::Slot::Queue;
                 }
                 conn.deadline = deadline;
             }
@@ -924,6 +934,15 @@ impl Node {
         if !self.ctx.pending.is_empty() {
             self.run_pending(now);
         }
+    }
+}
+
+/// Where a connection's registered deadline is, by its flag.
+fn slot_kind(queued: bool) -> timers::Slot {
+    if queued {
+        timers::Slot::Queue
+    } else {
+        timers::Slot::Tree
     }
 }
 
@@ -1547,6 +1566,11 @@ fn continue_replay(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
                 && (replay.messages.is_empty() || replay.messages.last().map(|m| m.id) == newest);
             sub.catching_up = !done;
             if done {
+                // Caught up, so subscribed: from now on the name is the
+                // hub's, not a copy per subscriber.
+                if let Some(shared) = ctx.hub.shared_name(&sub.topic) {
+                    sub.topic = shared;
+                }
                 break;
             }
         }
