@@ -121,11 +121,16 @@ impl Ctx {
             kind,
         } = reply;
         let cors = self.cfg.cors_origin.clone();
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(extra.len() + 1);
-        headers.extend_from_slice(extra);
-        if let Some(origin) = cors.as_deref() {
-            headers.push(("Access-Control-Allow-Origin", origin));
-        }
+        // The extra fields as given, unless CORS adds one: most answers
+        // build no list.
+        let with_cors: Vec<(&str, &str)>;
+        let headers = match cors.as_deref() {
+            None => extra,
+            Some(origin) => {
+                with_cors = [extra, &[("Access-Control-Allow-Origin", origin)]].concat();
+                &with_cors
+            }
+        };
         let ctx = crate::proto::http::ResponseCtx {
             version: meta.version,
             head_only: meta.head_only,
@@ -147,7 +152,7 @@ impl Ctx {
         self.last_reply = (status, body.len());
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
-        let keep = write_response(&mut buf, &ctx, status, content_type, &headers, body, kind);
+        let keep = write_response(&mut buf, &ctx, status, content_type, headers, body, kind);
         out.push(&buf);
         if buf.capacity() <= 64 * 1024 {
             self.scratch = buf;
