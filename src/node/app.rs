@@ -226,9 +226,7 @@ pub(crate) fn process_http(
 ) -> usize {
     let mut at = 0;
     loop {
-        let Conn {
-            state, out, log, ..
-        } = &mut *conn;
+        let Conn { state, out, .. } = &mut *conn;
         let State::Http(http) = state else {
             return at;
         };
@@ -265,7 +263,11 @@ pub(crate) fn process_http(
                             String::from_utf8_lossy(crate::wire::http1::trim_ows(v)).into_owned()
                         });
                     let client = forwarded
-                        .or_else(|| log.as_ref().and_then(|l| l.peer).map(|p| p.to_string()))
+                        .or_else(|| {
+                            ctx.access_mut(id)
+                                .and_then(|l| l.peer)
+                                .map(|p| p.to_string())
+                        })
                         .unwrap_or_else(|| "-".to_string());
                     let entry = format!(
                         "{} {client} {} {}",
@@ -293,7 +295,7 @@ pub(crate) fn process_http(
                         )),
                         Some("await") => {}
                         Some(kind) => {
-                            if let Some(log) = log.as_mut() {
+                            if let Some(log) = ctx.access_mut(id) {
                                 log.open_entry = Some((now, entry.into(), kind));
                             }
                         }
@@ -614,7 +616,7 @@ pub(crate) fn answer_broker(
             // Stats are of a moment: as in memory mode, not to be cached.
             let extra: &[(&str, &str)] = if is_stats { &[NO_CACHE] } else { &[] };
             let next = ctx.respond_body(&mut conn.out, meta, status, ctype, extra, &body);
-            log_answered(ctx, conn, now);
+            log_answered(ctx, id, now);
             next
         }
     };
@@ -1730,7 +1732,7 @@ pub(crate) fn answer_parked(
         &replays,
         !anything,
     );
-    log_answered(ctx, conn, now);
+    log_answered(ctx, id, now);
     // Requests pipelined behind the poll waited in the input buffer.
     resume_after_wait(
         ctx,
@@ -1748,8 +1750,8 @@ pub(crate) fn answer_parked(
 
 /// The access log's line for a request answered after a wait (a parked
 /// poll, a wait for Redis), now that its answer is queued.
-pub(crate) fn log_answered(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
-    if let Some((since, entry, kind)) = conn.log.as_mut().and_then(|l| l.open_entry.take()) {
+pub(crate) fn log_answered(ctx: &mut Ctx, id: ConnId, now: Instant) {
+    if let Some((since, entry, kind)) = ctx.access_mut(id).and_then(|l| l.open_entry.take()) {
         let took = now.saturating_duration_since(since).as_secs_f64();
         let (status, bytes) = ctx.last_reply;
         ctx.log.push(format!(

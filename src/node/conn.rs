@@ -588,9 +588,9 @@ pub struct Conn {
     /// Its first request head must be whole within `header_read_timeout`
     /// of the accept (see [`crate::node::Node::bound_first_request`]).
     pub first_head_due: bool,
-    /// What the access log needs (only with `--access-log`: an idle
-    /// connection without it carries one pointer).
-    pub log: Option<Box<AccessLog>>,
+    // What the access log needs is kept beside the connections (only with
+    // `--access-log`): without that pointer a connection is 72 bytes, an
+    // allocation of 80 instead of 96.
 }
 
 /// A connection's unconsumed input: a `Vec` while it holds bytes, one
@@ -649,7 +649,6 @@ impl Conn {
             peer_closed: false,
             ready: false,
             first_head_due: false,
-            log: None,
         }
     }
 
@@ -701,6 +700,13 @@ mod tests {
             }
             assert!(seen.contains(&P::Closed), "{start:?} cannot end");
         }
+    }
+
+    #[test]
+    fn an_idle_connection_is_one_small_allocation() {
+        // 72 bytes: glibc serves it from 80-byte chunks (at 80 it took 96).
+        // Every idle SSE subscriber and WebSocket holds one.
+        assert!(std::mem::size_of::<Conn>() <= 72);
     }
 
     #[test]

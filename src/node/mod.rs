@@ -167,6 +167,9 @@ pub(crate) struct Ctx {
     serials: Vec<u64>,
     /// The serial of the last connection accepted (the first is 1).
     last_serial: u64,
+    /// Each connection's access-log state, by id (only with
+    /// `--access-log`; see [`Conn`]).
+    access: Vec<Option<Box<conn::AccessLog>>>,
     /// Where a response is built before it is queued.
     scratch: Vec<u8>,
     /// Publish to queued-on-subscribers latency, once per fan-out.
@@ -200,6 +203,11 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// Connection `id`'s access-log state (with `--access-log`).
+    pub(crate) fn access_mut(&mut self, id: ConnId) -> Option<&mut conn::AccessLog> {
+        self.access.get_mut(id).and_then(Option::as_deref_mut)
+    }
+
     fn trace(&mut self, line: impl FnOnce() -> String) {
         if self.cfg.trace {
             self.log.push(line());
@@ -280,6 +288,7 @@ impl Node {
                 log,
                 serials: Vec::new(),
                 last_serial: 0,
+                access: Vec::new(),
                 scratch: Vec::new(),
                 latency: crate::wire::prometheus::LatencyHistogram::new(),
                 process: crate::procstat::ProcStat::default(),
@@ -369,9 +378,12 @@ impl Node {
         self.ctx.started.get_or_insert(now);
         self.ctx.stats.conns_by[0] += 1;
         let http = Box::new(HttpConn::new(self.ctx.http_limits));
-        let mut conn = Box::new(Conn::new(http, now));
+        let conn = Box::new(Conn::new(http, now));
         if self.ctx.cfg.access_log {
-            conn.log = Some(Box::default());
+            if self.ctx.access.len() <= id {
+                self.ctx.access.resize_with(id + 1, || None);
+            }
+            self.ctx.access[id] = Some(Box::default());
         }
         self.conns[id] = Some(conn);
         self.ctx.last_serial += 1;
@@ -478,7 +490,7 @@ impl Node {
             conn.out.release(input);
             match written {
                 Ok(n) => {
-                    if let Some(log) = conn.log.as_mut() {
+                    if let Some(log) = ctx.access_mut(id) {
                         log.sent += n as u64;
                     }
                 }
@@ -670,7 +682,7 @@ impl Node {
             return;
         };
         conn.out.consume(n);
-        if let Some(log) = conn.log.as_mut() {
+        if let Some(log) = self.ctx.access_mut(id) {
             log.sent += n as u64;
         }
         self.settle(id, now);
@@ -684,8 +696,9 @@ impl Node {
             return ConnStatus::Close;
         };
         if conn.phase() == Phase::Closed {
-            let sent = conn.log.as_ref().map_or(0, |l| l.sent);
-            let open = conn.log.as_mut().and_then(|l| l.open_entry.take());
+            let log = self.ctx.access.get_mut(id).and_then(Option::take);
+            let sent = log.as_ref().map_or(0, |l| l.sent);
+            let open = log.and_then(|mut l| l.open_entry.take());
             if let Some((since, entry, kind)) = open {
                 let secs = self.ctx.date_secs;
                 let took = self.ctx.last_now.saturating_duration_since(since);
@@ -734,8 +747,8 @@ impl Node {
 
     /// The peer address of `id`, for the access log.
     pub fn set_peer(&mut self, id: ConnId, peer: std::net::SocketAddr) {
-        if let Some(conn) = slot_of(&mut self.conns, id) {
-            if let Some(log) = conn.log.as_mut() {
+        if slot_of(&mut self.conns, id).is_some() {
+            if let Some(log) = self.ctx.access_mut(id) {
                 log.peer = Some(peer);
             }
         }

@@ -691,7 +691,7 @@ pub(super) fn answer_poll(
         POLL_CONTENT_TYPE,
         body,
     );
-    app::log_answered(ctx, conn, now);
+    app::log_answered(ctx, id, now);
     app::resume_after_wait(
         ctx,
         id,
