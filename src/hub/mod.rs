@@ -127,6 +127,18 @@ pub fn valid_event(e: &str) -> bool {
 /// What the event loop hands the hub for a connection: its token.
 pub type SubscriberId = usize;
 
+/// Most subscribers one topic holds (see [`HubError::TooManySubscribers`]).
+pub const MAX_TOPIC_SUBSCRIBERS: usize = u32::MAX as usize;
+
+/// Where a subscriber is in its topic's list, and how it is connected: 8
+/// bytes, so that an entry of the positions map is 16 (it is one per
+/// subscriber: 5,000 idle SSE streams on one topic are 5,000 entries).
+#[derive(Clone, Copy, Debug)]
+struct Position {
+    index: u32,
+    transport: Transport,
+}
+
 /// How a subscriber is connected, for the per-transport counts of
 /// [`TopicInfo`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -247,6 +259,11 @@ pub enum HubError {
     /// retry; idle topics are freed over time).
     #[error("too many topics (limit {limit})")]
     TooManyTopics { limit: usize },
+    /// The topic has [`MAX_TOPIC_SUBSCRIBERS`] subscribers already: 503,
+    /// or close 1013. (Out of reach in practice: the connection limit and
+    /// memory end far sooner; it keeps positions in 32 bits.)
+    #[error("too many subscribers on one topic (limit {MAX_TOPIC_SUBSCRIBERS})")]
+    TooManySubscribers,
     /// The server that owns the hub has stopped (a publish from another
     /// thread found no one to take it): 503.
     #[error("the server is stopping")]
@@ -263,7 +280,10 @@ impl HubError {
         match self {
             HubError::InvalidTopic | HubError::InvalidEvent => 400,
             HubError::MessageTooLarge { .. } => 413,
-            HubError::TooManyTopics { .. } | HubError::Stopped | HubError::BrokerUnavailable => 503,
+            HubError::TooManyTopics { .. }
+            | HubError::TooManySubscribers
+            | HubError::Stopped
+            | HubError::BrokerUnavailable => 503,
         }
     }
 
@@ -277,7 +297,9 @@ impl HubError {
             HubError::MessageTooLarge { .. } => 1009,
             // 1013 Try Again Later (IANA WebSocket close code registry,
             // RFC 6455 §11.7): the server is at a limit that frees itself.
-            HubError::TooManyTopics { .. } | HubError::BrokerUnavailable => 1013,
+            HubError::TooManyTopics { .. }
+            | HubError::TooManySubscribers
+            | HubError::BrokerUnavailable => 1013,
             // RFC 6455 §7.4.1: 1001, "going away, such as a server going
             // down".
             HubError::Stopped => 1001,
@@ -337,7 +359,7 @@ struct Topic {
     /// Each subscriber's index in `subscribers` (so that unsubscribing is
     /// a `swap_remove` instead of a search through thousands) and its
     /// transport.
-    positions: HashMap<SubscriberId, (usize, Transport)>,
+    positions: HashMap<SubscriberId, Position>,
     counts: SubscriberCounts,
     /// The last publish or replay. With nothing kept and no subscriber, the
     /// topic is freed `history_age` after it. `None` until the hub has been
@@ -841,8 +863,14 @@ impl Hub {
         transport: Transport,
     ) -> Result<(), HubError> {
         let (_, t) = self.topic_mut(topic, None)?;
+        let len = t.subscribers.len();
         if let Entry::Vacant(slot) = t.positions.entry(sub) {
-            slot.insert((t.subscribers.len(), transport));
+            if len >= MAX_TOPIC_SUBSCRIBERS {
+                return Err(HubError::TooManySubscribers);
+            }
+            // Below u32::MAX, checked above.
+            let index = len as u32;
+            slot.insert(Position { index, transport });
             t.subscribers.push(sub);
             *t.counts.slot(transport) += 1;
             self.subscriptions += 1;
@@ -856,15 +884,17 @@ impl Hub {
         let Some(t) = self.topics.get_mut(topic.as_str()) else {
             return;
         };
-        let Some((index, transport)) = t.positions.remove(&sub) else {
+        let Some(Position { index, transport }) = t.positions.remove(&sub) else {
             return;
         };
+        let index = index as usize;
         if index < t.subscribers.len() {
             t.subscribers.swap_remove(index);
             // The last subscriber moved into the hole: record where.
             if let Some(&moved) = t.subscribers.get(index) {
                 if let Some(position) = t.positions.get_mut(&moved) {
-                    position.0 = index;
+                    // `index` came from a u32 and is below the length.
+                    position.index = index as u32;
                 }
             }
         }
@@ -995,6 +1025,14 @@ impl Hub {
     /// before the first), if the topic exists.
     pub fn last_id(&self, topic: &TopicName) -> Option<MessageId> {
         self.topics.get(topic.as_str()).map(|t| t.id(t.last_seq))
+    }
+
+    /// `topic` as the hub holds it, if the topic exists: a subscriber that
+    /// keeps this instead of its own copy adds no allocation for the name.
+    pub fn shared_name(&self, topic: &TopicName) -> Option<TopicName> {
+        self.topics
+            .get_key_value(topic.as_str())
+            .map(|(key, _)| TopicName::from_key(key))
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use super::HubError;
 
@@ -30,8 +31,12 @@ fn is_name(s: &str, max: usize) -> bool {
 }
 
 /// A valid topic name. See the module documentation.
+///
+/// Shared, not copied: a clone is a reference count, and a subscriber
+/// holds the hub's own key ([`super::Hub::shared_name`]), so 5,000
+/// subscribers of one topic hold its name once.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicName(Box<str>);
+pub struct TopicName(Arc<str>);
 
 impl TopicName {
     /// `name` if it is 1–128 bytes of `[A-Za-z0-9._:-]` (after the caller
@@ -53,6 +58,17 @@ impl TopicName {
     pub(super) fn from_checked(name: &str) -> TopicName {
         debug_assert!(is_name(name, MAX_TOPIC_BYTES));
         TopicName(name.into())
+    }
+
+    /// The hub's key itself, shared (see [`super::Hub::shared_name`]).
+    pub(super) fn from_key(key: &Arc<str>) -> TopicName {
+        debug_assert!(is_name(key, MAX_TOPIC_BYTES));
+        TopicName(Arc::clone(key))
+    }
+
+    /// Whether both hold one allocation (the hub's key, shared).
+    pub fn shares_with(&self, other: &TopicName) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 

@@ -121,11 +121,16 @@ impl Ctx {
             kind,
         } = reply;
         let cors = self.cfg.cors_origin.clone();
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(extra.len() + 1);
-        headers.extend_from_slice(extra);
-        if let Some(origin) = cors.as_deref() {
-            headers.push(("Access-Control-Allow-Origin", origin));
-        }
+        // The extra fields as given, unless CORS adds one: most answers
+        // build no list.
+        let with_cors: Vec<(&str, &str)>;
+        let headers = match cors.as_deref() {
+            None => extra,
+            Some(origin) => {
+                with_cors = [extra, &[("Access-Control-Allow-Origin", origin)]].concat();
+                &with_cors
+            }
+        };
         let ctx = crate::proto::http::ResponseCtx {
             version: meta.version,
             head_only: meta.head_only,
@@ -147,7 +152,7 @@ impl Ctx {
         self.last_reply = (status, body.len());
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
-        let keep = write_response(&mut buf, &ctx, status, content_type, &headers, body, kind);
+        let keep = write_response(&mut buf, &ctx, status, content_type, headers, body, kind);
         out.push(&buf);
         if buf.capacity() <= 64 * 1024 {
             self.scratch = buf;
@@ -221,9 +226,7 @@ pub(crate) fn process_http(
 ) -> usize {
     let mut at = 0;
     loop {
-        let Conn {
-            state, out, log, ..
-        } = &mut *conn;
+        let Conn { state, out, .. } = &mut *conn;
         let State::Http(http) = state else {
             return at;
         };
@@ -260,7 +263,11 @@ pub(crate) fn process_http(
                             String::from_utf8_lossy(crate::wire::http1::trim_ows(v)).into_owned()
                         });
                     let client = forwarded
-                        .or_else(|| log.as_ref().and_then(|l| l.peer).map(|p| p.to_string()))
+                        .or_else(|| {
+                            ctx.access_mut(id)
+                                .and_then(|l| l.peer)
+                                .map(|p| p.to_string())
+                        })
                         .unwrap_or_else(|| "-".to_string());
                     let entry = format!(
                         "{} {client} {} {}",
@@ -288,7 +295,7 @@ pub(crate) fn process_http(
                         )),
                         Some("await") => {}
                         Some(kind) => {
-                            if let Some(log) = log.as_mut() {
+                            if let Some(log) = ctx.access_mut(id) {
                                 log.open_entry = Some((now, entry.into(), kind));
                             }
                         }
@@ -609,7 +616,7 @@ pub(crate) fn answer_broker(
             // Stats are of a moment: as in memory mode, not to be cached.
             let extra: &[(&str, &str)] = if is_stats { &[NO_CACHE] } else { &[] };
             let next = ctx.respond_body(&mut conn.out, meta, status, ctype, extra, &body);
-            log_answered(ctx, conn, now);
+            log_answered(ctx, id, now);
             next
         }
     };
@@ -1746,7 +1753,7 @@ pub(crate) fn answer_parked(
         &replays,
         !anything,
     );
-    log_answered(ctx, conn, now);
+    log_answered(ctx, id, now);
     // Requests pipelined behind the poll waited in the input buffer.
     resume_after_wait(
         ctx,
@@ -1764,8 +1771,8 @@ pub(crate) fn answer_parked(
 
 /// The access log's line for a request answered after a wait (a parked
 /// poll, a wait for Redis), now that its answer is queued.
-pub(crate) fn log_answered(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
-    if let Some((since, entry, kind)) = conn.log.as_mut().and_then(|l| l.open_entry.take()) {
+pub(crate) fn log_answered(ctx: &mut Ctx, id: ConnId, now: Instant) {
+    if let Some((since, entry, kind)) = ctx.access_mut(id).and_then(|l| l.open_entry.take()) {
         let took = now.saturating_duration_since(since).as_secs_f64();
         let (status, bytes) = ctx.last_reply;
         ctx.log.push(format!(

@@ -545,6 +545,9 @@ pub struct Conn {
     pub out: OutQueue,
     /// The deadline this connection is registered under in the timers.
     pub deadline: Option<Instant>,
+    /// That deadline is in the timers' in-order queue (else their tree;
+    /// see `node::timers`).
+    pub deadline_queued: bool,
     /// When the connection last finished a request, was accepted, or
     /// started closing (the keep-alive and linger clocks).
     pub idle_since: Instant,
@@ -558,9 +561,9 @@ pub struct Conn {
     /// Its first request head must be whole within `header_read_timeout`
     /// of the accept (see [`crate::node::Node::bound_first_request`]).
     pub first_head_due: bool,
-    /// What the access log needs (only with `--access-log`: an idle
-    /// connection without it carries one pointer).
-    pub log: Option<Box<AccessLog>>,
+    // What the access log needs is kept beside the connections (only with
+    // `--access-log`): without that pointer a connection is 72 bytes, an
+    // allocation of 80 instead of 96.
 }
 
 /// A connection's unconsumed input: a `Vec` while it holds bytes, one
@@ -613,12 +616,12 @@ impl Conn {
             inbuf: InBuf::default(),
             out: OutQueue::default(),
             deadline: None,
+            deadline_queued: false,
             idle_since: now,
             read_paused: false,
             peer_closed: false,
             ready: false,
             first_head_due: false,
-            log: None,
         }
     }
 
@@ -670,6 +673,13 @@ mod tests {
             }
             assert!(seen.contains(&P::Closed), "{start:?} cannot end");
         }
+    }
+
+    #[test]
+    fn an_idle_connection_is_one_small_allocation() {
+        // 72 bytes: glibc serves it from 80-byte chunks (at 80 it took 96).
+        // Every idle SSE subscriber and WebSocket holds one.
+        assert!(std::mem::size_of::<Conn>() <= 72);
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub mod outq;
 mod routes;
 pub mod sim;
 mod sio;
+mod timers;
 
-use std::collections::BTreeSet;
 use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,8 +145,9 @@ pub(crate) struct Ctx {
     /// The `Date` header value and the second it was formatted for.
     date: [u8; 29],
     date_secs: u64,
-    /// (deadline, connection): each connection is in at most once.
-    timers: BTreeSet<(Instant, ConnId)>,
+    /// Each connection's deadline (and stale queue entries; see
+    /// `timers.rs`).
+    timers: timers::Timers,
     /// Connections with something for the driver to do.
     ready: Vec<ConnId>,
     /// Messages published while handling a connection; fanned out when
@@ -167,6 +168,9 @@ pub(crate) struct Ctx {
     serials: Vec<u64>,
     /// The serial of the last connection accepted (the first is 1).
     last_serial: u64,
+    /// Each connection's access-log state, by id (only with
+    /// `--access-log`; see [`Conn`]).
+    access: Vec<Option<Box<conn::AccessLog>>>,
     /// Where a response is built before it is queued.
     scratch: Vec<u8>,
     /// Publish to queued-on-subscribers latency, once per fan-out.
@@ -200,6 +204,11 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// Connection `id`'s access-log state (with `--access-log`).
+    pub(crate) fn access_mut(&mut self, id: ConnId) -> Option<&mut conn::AccessLog> {
+        self.access.get_mut(id).and_then(Option::as_deref_mut)
+    }
+
     fn trace(&mut self, line: impl FnOnce() -> String) {
         if self.cfg.trace {
             self.log.push(line());
@@ -269,7 +278,7 @@ impl Node {
                 http_limits: HttpLimits::from_config(&cfg),
                 date: http_date(0),
                 date_secs: 0,
-                timers: BTreeSet::new(),
+                timers: timers::Timers::default(),
                 ready: Vec::new(),
                 pending: Vec::new(),
                 stats: Stats::default(),
@@ -280,6 +289,7 @@ impl Node {
                 log,
                 serials: Vec::new(),
                 last_serial: 0,
+                access: Vec::new(),
                 scratch: Vec::new(),
                 latency: crate::wire::prometheus::LatencyHistogram::new(),
                 process: crate::procstat::ProcStat::default(),
@@ -369,9 +379,12 @@ impl Node {
         self.ctx.started.get_or_insert(now);
         self.ctx.stats.conns_by[0] += 1;
         let http = Box::new(HttpConn::new(self.ctx.http_limits));
-        let mut conn = Box::new(Conn::new(http, now));
+        let conn = Box::new(Conn::new(http, now));
         if self.ctx.cfg.access_log {
-            conn.log = Some(Box::default());
+            if self.ctx.access.len() <= id {
+                self.ctx.access.resize_with(id + 1, || None);
+            }
+            self.ctx.access[id] = Some(Box::default());
         }
         self.conns[id] = Some(conn);
         self.ctx.last_serial += 1;
@@ -478,7 +491,7 @@ impl Node {
             conn.out.release(input);
             match written {
                 Ok(n) => {
-                    if let Some(log) = conn.log.as_mut() {
+                    if let Some(log) = ctx.access_mut(id) {
                         log.sent += n as u64;
                     }
                 }
@@ -605,14 +618,16 @@ impl Node {
         self.ctx.hub.handle_timeout(now);
         self.ctx.sio.handle_timeout(now);
         self.cluster_timeout(now);
-        while let Some(&(t, id)) = self.ctx.timers.first() {
-            if t > now {
-                break;
-            }
-            self.ctx.timers.remove(&(t, id));
+        while let Some((id, stamp)) = self.ctx.timers.pop_due(now) {
             let Some(conn) = slot_of(&mut self.conns, id) else {
                 continue;
             };
+            if let Some(stamp) = stamp {
+                let registered = conn.deadline.map(|d| (d, slot_kind(conn.deadline_queued)));
+                if !self.ctx.timers.is_current(stamp, registered) {
+                    continue; // the connection moved its deadline since
+                }
+            }
             conn.deadline = None;
             match deadline_of(&self.ctx.cfg, conn) {
                 // The entry was early (see `settle`): the real deadline is
@@ -623,6 +638,11 @@ impl Node {
             }
             self.settle(id, now);
         }
+        let conns = &self.conns;
+        self.ctx.timers.compact(self.ctx.live, |id| {
+            let conn = conns.get(id)?.as_deref()?;
+            conn.deadline.filter(|_| conn.deadline_queued)
+        });
         self.run_pending(now);
     }
 
@@ -663,7 +683,7 @@ impl Node {
             return;
         };
         conn.out.consume(n);
-        if let Some(log) = conn.log.as_mut() {
+        if let Some(log) = self.ctx.access_mut(id) {
             log.sent += n as u64;
         }
         sio::on_sent(&mut self.ctx, conn);
@@ -678,8 +698,9 @@ impl Node {
             return ConnStatus::Close;
         };
         if conn.phase() == Phase::Closed {
-            let sent = conn.log.as_ref().map_or(0, |l| l.sent);
-            let open = conn.log.as_mut().and_then(|l| l.open_entry.take());
+            let log = self.ctx.access.get_mut(id).and_then(Option::take);
+            let sent = log.as_ref().map_or(0, |l| l.sent);
+            let open = log.and_then(|mut l| l.open_entry.take());
             if let Some((since, entry, kind)) = open {
                 let secs = self.ctx.date_secs;
                 let took = self.ctx.last_now.saturating_duration_since(since);
@@ -691,7 +712,8 @@ impl Node {
             }
             self.ctx.stats.conns_by[conn_kind(&conn.state)] -= 1;
             if let Some(d) = conn.deadline {
-                self.ctx.timers.remove(&(d, id));
+                let slot = slot_kind(conn.deadline_queued);
+                self.ctx.timers.remove(d, id, slot);
             }
             self.conns[id] = None;
             self.free.push(id);
@@ -709,7 +731,7 @@ impl Node {
 
     /// The earliest deadline: the driver sleeps until then.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.ctx.timers.first().map(|&(t, _)| t);
+        let mut next = self.ctx.timers.first();
         let engine = self.ctx.cluster.as_ref().and_then(|c| c.poll_timeout());
         for t in [
             self.ctx.hub.poll_timeout(),
@@ -727,8 +749,8 @@ impl Node {
 
     /// The peer address of `id`, for the access log.
     pub fn set_peer(&mut self, id: ConnId, peer: std::net::SocketAddr) {
-        if let Some(conn) = slot_of(&mut self.conns, id) {
-            if let Some(log) = conn.log.as_mut() {
+        if slot_of(&mut self.conns, id).is_some() {
+            if let Some(log) = self.ctx.access_mut(id) {
                 log.peer = Some(peer);
             }
         }
@@ -777,10 +799,11 @@ impl Node {
             let keep_entry = matches!((conn.deadline, deadline), (Some(reg), Some(d)) if reg <= d);
             if !keep_entry && deadline != conn.deadline {
                 if let Some(d) = conn.deadline {
-                    ctx.timers.remove(&(d, id));
+                    ctx.timers.remove(d, id, slot_kind(conn.deadline_queued));
                 }
                 if let Some(d) = deadline {
-                    ctx.timers.insert((d, id));
+                    let slot = ctx.timers.insert(d, id, now);
+                    conn.deadline_queued = slot == timers::Slot::Queue;
                 }
                 conn.deadline = deadline;
             }
@@ -929,6 +952,15 @@ impl Node {
         if !self.ctx.pending.is_empty() {
             self.run_pending(now);
         }
+    }
+}
+
+/// Where a connection's registered deadline is, by its flag.
+fn slot_kind(queued: bool) -> timers::Slot {
+    if queued {
+        timers::Slot::Queue
+    } else {
+        timers::Slot::Tree
     }
 }
 
@@ -1544,6 +1576,11 @@ fn continue_replay(ctx: &mut Ctx, conn: &mut Conn, now: Instant) {
                 && (replay.messages.is_empty() || replay.messages.last().map(|m| m.id) == newest);
             sub.catching_up = !done;
             if done {
+                // Caught up, so subscribed: from now on the name is the
+                // hub's, not a copy per subscriber.
+                if let Some(shared) = ctx.hub.shared_name(&sub.topic) {
+                    sub.topic = shared;
+                }
                 break;
             }
         }

@@ -8,6 +8,7 @@
 //! SSE streams is in memory once. Writes are vectored, so a queue of many
 //! segments leaves in one system call.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
@@ -17,6 +18,11 @@ use crate::hub::{Message, WireFormat};
 
 /// Most segments handed to one `writev` (Linux's IOV_MAX is 1024).
 pub const MAX_IOVECS: usize = 128;
+
+/// Slices tried first for a write: most queues hold a response or a frame
+/// or two, and setting up `MAX_IOVECS` empty slices for every write was
+/// a fifth of the user-space cost of a small echo.
+pub const FEW_IOVECS: usize = 8;
 
 #[derive(Debug)]
 enum Segment {
@@ -146,9 +152,110 @@ impl crate::proto::ws::Transmit for OutQueue {
     }
 }
 
+/// Emptied queues and written byte buffers, kept for the next write of
+/// any connection on this thread: a connection that answers a request or
+/// echoes a message and is idle again allocates nothing on the way (most
+/// connections' queues are empty again after every turn of the loop).
+/// Bounded: at most [`SPARES`] of each, a ring of at most
+/// [`SPARE_RING`] segments, a buffer of at most [`SPARE_BYTES`].
+struct Spares {
+    // The boxes are the point: an `OutQueue` takes one as it is.
+    #[allow(clippy::vec_box)]
+    queues: Vec<Box<Queue>>,
+    bytes: Vec<Vec<u8>>,
+}
+
+/// How many emptied queues, and how many byte buffers, are kept.
+const SPARES: usize = 64;
+/// The largest segment ring an emptied queue keeps.
+const SPARE_RING: usize = 16;
+/// The largest byte buffer kept (64 kept: 1 MiB at most).
+const SPARE_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    static SPARE: RefCell<Spares> = const {
+        RefCell::new(Spares {
+            queues: Vec::new(),
+            bytes: Vec::new(),
+        })
+    };
+}
+
+/// An empty queue, kept or new.
+fn take_queue() -> Box<Queue> {
+    SPARE
+        .try_with(|s| s.borrow_mut().queues.pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Keeps an emptied queue (its ring) for another connection.
+fn keep_queue(mut q: Box<Queue>) {
+    if q.segments.capacity() > SPARE_RING {
+        return;
+    }
+    q.segments.clear();
+    q.front_written = 0;
+    q.len = 0;
+    q.lent = 0;
+    let _ = SPARE.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.queues.len() < SPARES {
+            s.queues.push(q);
+        }
+    });
+}
+
+/// An empty byte buffer with room for `len` bytes, kept or new.
+fn take_bytes(len: usize) -> Vec<u8> {
+    let kept = SPARE
+        .try_with(|s| s.borrow_mut().bytes.pop())
+        .ok()
+        .flatten();
+    match kept {
+        Some(mut v) => {
+            v.reserve(len);
+            v
+        }
+        None => Vec::with_capacity(len),
+    }
+}
+
+/// Keeps a written segment's buffer for the next one.
+fn keep_bytes(mut v: Vec<u8>) {
+    if v.capacity() > SPARE_BYTES || v.capacity() == 0 {
+        return;
+    }
+    v.clear();
+    let _ = SPARE.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.bytes.len() < SPARES {
+            s.bytes.push(v);
+        }
+    });
+}
+
+/// A segment written or dropped: its buffer is kept if it has one.
+fn keep_segment(seg: Segment) {
+    if let Segment::Owned(v) = seg {
+        keep_bytes(v);
+    }
+}
+
 impl OutQueue {
     fn queue(&mut self) -> &mut Queue {
-        self.q.get_or_insert_with(Box::default)
+        self.q.get_or_insert_with(take_queue)
+    }
+
+    /// The queue is empty: its memory goes back to the spares.
+    fn empty(&mut self) {
+        if let Some(mut q) = self.q.take() {
+            for seg in q.segments.drain(..) {
+                keep_segment(seg);
+            }
+            keep_queue(q);
+        }
     }
 
     /// Queues a copy of `a` then `b` (a frame header and its payload).
@@ -164,7 +271,7 @@ impl OutQueue {
             last.extend_from_slice(b);
             return;
         }
-        let mut v = Vec::with_capacity(a.len() + b.len());
+        let mut v = take_bytes(a.len() + b.len());
         v.extend_from_slice(a);
         v.extend_from_slice(b);
         q.segments.push_back(Segment::Owned(v));
@@ -272,8 +379,16 @@ impl OutQueue {
         let mut sent = 0;
         while !self.is_empty() {
             let written = {
-                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let n = self.fill_lent(lent, &mut slices);
+                let mut few = [IoSlice::new(&[]); FEW_IOVECS];
+                let mut many;
+                let mut n = self.fill_lent(lent, &mut few);
+                let slices: &[IoSlice] = if n < FEW_IOVECS {
+                    &few
+                } else {
+                    many = [IoSlice::new(&[]); MAX_IOVECS];
+                    n = self.fill_lent(lent, &mut many);
+                    &many
+                };
                 match w.write_vectored(&slices[..n]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(k) => k,
@@ -305,7 +420,7 @@ impl OutQueue {
         for seg in q.segments.iter_mut() {
             if let Segment::Lent { .. } = seg {
                 let [head, payload, _] = seg.parts(lent);
-                let mut v = Vec::with_capacity(head.len() + payload.len());
+                let mut v = take_bytes(head.len() + payload.len());
                 v.extend_from_slice(head);
                 v.extend_from_slice(payload);
                 *seg = Segment::Owned(v);
@@ -327,8 +442,10 @@ impl OutQueue {
             if n >= front_left {
                 n -= front_left;
                 q.front_written = 0;
-                if let Some(Segment::Lent { .. }) = q.segments.pop_front() {
-                    q.lent -= 1;
+                match q.segments.pop_front() {
+                    Some(Segment::Lent { .. }) => q.lent -= 1,
+                    Some(seg) => keep_segment(seg),
+                    None => {}
                 }
             } else {
                 q.front_written += n;
@@ -338,7 +455,7 @@ impl OutQueue {
         if q.segments.is_empty() {
             // An idle connection holds no buffer memory, not even the
             // queue's ring of segments.
-            self.q = None;
+            self.empty();
         }
     }
 
@@ -351,7 +468,7 @@ impl OutQueue {
             return;
         };
         if q.front_written == 0 {
-            self.q = None;
+            self.empty();
             return;
         }
         q.segments.truncate(1);
@@ -396,6 +513,48 @@ impl Write for FakeSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spares() -> (usize, usize) {
+        SPARE.with(|s| {
+            let s = s.borrow();
+            (s.queues.len(), s.bytes.len())
+        })
+    }
+
+    #[test]
+    fn a_written_queue_is_kept_for_the_next_write_and_bounded() {
+        let (queues, bytes) = spares();
+        let mut a = OutQueue::default();
+        a.push(b"HTTP/1.1 200 OK\r\n\r\n");
+        a.push(b"HTTP/1.1 200 OK\r\n\r\n");
+        let mut sock = FakeSocket {
+            got: Vec::new(),
+            per_call: usize::MAX,
+            room: usize::MAX,
+        };
+        assert!(a.flush(&mut sock).unwrap());
+        // Idle again: nothing held by the connection, the memory kept.
+        assert!(a.q.is_none());
+        assert_eq!(spares(), (queues + 1, bytes + 1));
+        // The next connection to write takes both.
+        let mut b = OutQueue::default();
+        b.push(b"x");
+        assert_eq!(spares(), (queues, bytes));
+        assert_eq!(sock.got.len(), 38);
+        // A buffer grown over SPARE_BYTES is freed, not kept.
+        b.push_owned(vec![0; SPARE_BYTES + 1]);
+        b.clear_unstarted();
+        assert_eq!(spares(), (queues + 1, bytes));
+        // At most SPARES of each.
+        let mut many: Vec<OutQueue> = (0..2 * SPARES).map(|_| OutQueue::default()).collect();
+        for q in &mut many {
+            q.push(b"y");
+        }
+        for q in &mut many {
+            q.consume(1);
+        }
+        assert_eq!(spares(), (SPARES, SPARES));
+    }
 
     #[test]
     fn short_writes_keep_order_across_owned_and_shared() {

@@ -352,6 +352,12 @@ impl SioGlue {
     /// its trailing `/`, as clients are configured both ways).
     pub(crate) fn engine_for(&self, path: &str) -> Option<EngineKind> {
         let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+        // Every request asks this: most paths are told apart by their
+        // start, without trimming.
+        let echo_start = self.echo.as_ref().map(|(p, _)| p.trim_end_matches('/'));
+        if !path.starts_with("/socket.io") && echo_start.is_none_or(|p| !path.starts_with(p)) {
+            return None;
+        }
         if same(path, "/socket.io/") {
             return Some(EngineKind::SocketIo);
         }
@@ -714,7 +720,7 @@ pub(super) fn answer_poll(
         POLL_CONTENT_TYPE,
         body,
     );
-    app::log_answered(ctx, conn, now);
+    app::log_answered(ctx, id, now);
     app::resume_after_wait(
         ctx,
         id,

@@ -117,6 +117,9 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// Whether the connection stays open after the response (RFC 9112 §9.3).
     pub keep_alive: bool,
+    /// [`path`](Self::path), found once: routing asks for it several
+    /// times per request.
+    path: &'a str,
 }
 
 impl<'a> Request<'a> {
@@ -137,21 +140,7 @@ impl<'a> Request<'a> {
     /// (RFC 9112 §3.2.2, which a server MUST accept) the path after the
     /// authority.
     pub fn path(&self) -> &'a str {
-        let target = self.target();
-        let target = match target.find("://") {
-            Some(i) if !target.starts_with('/') => {
-                let rest = &target[i + 3..];
-                match rest.find('/') {
-                    Some(j) => &rest[j..],
-                    None => "/",
-                }
-            }
-            _ => target,
-        };
-        match target.find('?') {
-            Some(q) => &target[..q],
-            None => target,
-        }
+        self.path
     }
 
     /// The query string, without `?` (empty when there is none).
@@ -173,6 +162,33 @@ impl<'a> Request<'a> {
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         self.head.header(self.buf, name)
+    }
+}
+
+/// The path of request-target `target`: origin-form up to `?`; for
+/// absolute-form (RFC 9112 §3.2.2, which a server MUST accept) the path
+/// after the authority.
+fn path_of(target: &str) -> &str {
+    // Origin-form (RFC 9112 §3.2.1), what every client but a proxy sends,
+    // starts with `/`: no authority to look for.
+    let target = if target.starts_with('/') {
+        target
+    } else {
+        match target.find("://") {
+            Some(i) => {
+                let rest = &target[i + 3..];
+                match rest.find('/') {
+                    Some(j) => &rest[j..],
+                    None => "/",
+                }
+            }
+            None => target,
+        }
+    };
+    // A byte loop: targets are short, and this runs for every request.
+    match target.bytes().position(|b| b == b'?') {
+        Some(q) => &target[..q],
+        None => target,
     }
 }
 
@@ -314,6 +330,7 @@ impl HttpConn {
             buf: input,
             body,
             keep_alive,
+            path: path_of(self.head.target(input)),
         }))
     }
 

@@ -18,7 +18,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::hub::HubError;
-use crate::node::outq::MAX_IOVECS;
+use crate::node::outq::{FEW_IOVECS, MAX_IOVECS};
 use crate::node::{ConnId, ConnStatus, Node, UpstreamAction, UPSTREAM};
 use crate::proto::tls::{server_config, ServerConfig, TlsSession};
 use crate::Config;
@@ -461,8 +461,18 @@ impl Server {
             if sock.tls.is_some() {
                 break;
             }
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let n = self.node.poll_transmit(id, &mut slices);
+            // A few slices first (most queues are short), all of them
+            // only when those are not enough.
+            let mut few = [IoSlice::new(&[]); FEW_IOVECS];
+            let mut many;
+            let mut n = self.node.poll_transmit(id, &mut few);
+            let slices: &[IoSlice] = if n < FEW_IOVECS {
+                &few
+            } else {
+                many = [IoSlice::new(&[]); MAX_IOVECS];
+                n = self.node.poll_transmit(id, &mut many);
+                &many
+            };
             if n == 0 {
                 break;
             }
