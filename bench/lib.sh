@@ -250,6 +250,13 @@ median() {
 BENCH_LOCK=/tmp/pushwire-bench.lock
 RPS_FILE=/sys/class/net/lo/queues/rx-0/rps_cpus
 RPS_SAVED=""
+# A fan-out writes thousands of packets in one burst; steered, they wait
+# in core 1's backlog, and past netdev_max_backlog (1,000) they are
+# dropped and retransmitted, which clients on other machines, behind a
+# NIC ring, would not see. The backlog is raised for the steered run.
+BACKLOG_FILE=/proc/sys/net/core/netdev_max_backlog
+BACKLOG_STEERED=65536
+BACKLOG_SAVED=""
 
 # bench_lock: holds BENCH_LOCK: the descriptor inherited from
 # `flock /tmp/pushwire-bench.lock CMD` if there is one (flock -n on it
@@ -274,6 +281,8 @@ rx_steer() {
     bench_lock
     mask="$(printf '%x' $((1 << LOAD_CPU)))"
     if [[ -z "$RPS_SAVED" ]]; then RPS_SAVED="$(cat "$RPS_FILE")"; fi
+    if [[ -z "$BACKLOG_SAVED" ]]; then BACKLOG_SAVED="$(cat "$BACKLOG_FILE")"; fi
+    echo "$BACKLOG_STEERED" >"$BACKLOG_FILE"
     echo "$mask" >"$RPS_FILE"
     if [[ "$(cat "$RPS_FILE")" != *"$mask" ]]; then
         echo "# could not set $RPS_FILE to $mask" >&2
@@ -281,15 +290,24 @@ rx_steer() {
     fi
 }
 
-# rx_restore: puts back the mask rx_steer found (nothing if it changed none).
+# rx_restore: puts back the mask and backlog rx_steer found (nothing if it changed none).
 rx_restore() {
     if [[ -n "$RPS_SAVED" ]]; then
         echo "$RPS_SAVED" >"$RPS_FILE" || echo "# could not restore $RPS_FILE to $RPS_SAVED" >&2
         RPS_SAVED=""
+    fi
+    if [[ -n "$BACKLOG_SAVED" ]]; then
+        echo "$BACKLOG_SAVED" >"$BACKLOG_FILE" || echo "# could not restore $BACKLOG_FILE to $BACKLOG_SAVED" >&2
+        BACKLOG_SAVED=""
     fi
 }
 
 # net_rx_by_cpu: the NET_RX softirq counts of each CPU, space separated.
 net_rx_by_cpu() {
     awk '$1 == "NET_RX:" { $1 = ""; print substr($0, 2) }' /proc/softirqs
+}
+
+# backlog_drops_by_cpu: packets each CPU's backlog has dropped (softnet_stat).
+backlog_drops_by_cpu() {
+    while read -r _ d _; do printf '%d ' "0x$d"; done </proc/net/softnet_stat
 }
