@@ -238,3 +238,76 @@ wait_quiet() {
 median() {
     printf "%s\n" "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
 }
+
+# --- Receive Packet Steering on loopback (socketio.sh RX_ON_CLIENT_CORE=1) ---
+# On loopback the sender's write runs the receiving socket's TCP input
+# (and the wake-up of the client's epoll) in its own softirq, so a server
+# is charged for its clients' receive path. Steering lo's receive
+# processing to LOAD_CPU moves that work to the load generator's core, as
+# clients on other machines would take it off the server's host. The
+# setting is machine-wide: it is changed only under the bench lock and
+# put back on every way out (rx_restore from the caller's EXIT trap).
+BENCH_LOCK=/tmp/pushwire-bench.lock
+RPS_FILE=/sys/class/net/lo/queues/rx-0/rps_cpus
+RPS_SAVED=""
+# A fan-out writes thousands of packets in one burst; steered, they wait
+# in core 1's backlog, and past netdev_max_backlog (1,000) they are
+# dropped and retransmitted, which clients on other machines, behind a
+# NIC ring, would not see. The backlog is raised for the steered run.
+BACKLOG_FILE=/proc/sys/net/core/netdev_max_backlog
+BACKLOG_STEERED=65536
+BACKLOG_SAVED=""
+
+# bench_lock: holds BENCH_LOCK: the descriptor inherited from
+# `flock /tmp/pushwire-bench.lock CMD` if there is one (flock -n on it
+# succeeds because it is the same lock), else a fresh one, waiting for it.
+bench_lock() {
+    local fd
+    for fd in /proc/$$/fd/*; do
+        if [[ "$(readlink "$fd" 2>/dev/null)" == "$BENCH_LOCK" ]] && flock -n "${fd##*/}"; then
+            return 0
+        fi
+    done
+    exec {BENCH_LOCK_FD}>>"$BENCH_LOCK"
+    if ! flock -n "$BENCH_LOCK_FD"; then
+        echo "# waiting for $BENCH_LOCK" >&2
+        flock "$BENCH_LOCK_FD"
+    fi
+}
+
+# rx_steer: lo's receive processing to LOAD_CPU; the old mask is kept.
+rx_steer() {
+    local mask
+    bench_lock
+    mask="$(printf '%x' $((1 << LOAD_CPU)))"
+    if [[ -z "$RPS_SAVED" ]]; then RPS_SAVED="$(cat "$RPS_FILE")"; fi
+    if [[ -z "$BACKLOG_SAVED" ]]; then BACKLOG_SAVED="$(cat "$BACKLOG_FILE")"; fi
+    echo "$BACKLOG_STEERED" >"$BACKLOG_FILE"
+    echo "$mask" >"$RPS_FILE"
+    if [[ "$(cat "$RPS_FILE")" != *"$mask" ]]; then
+        echo "# could not set $RPS_FILE to $mask" >&2
+        return 1
+    fi
+}
+
+# rx_restore: puts back the mask and backlog rx_steer found (nothing if it changed none).
+rx_restore() {
+    if [[ -n "$RPS_SAVED" ]]; then
+        echo "$RPS_SAVED" >"$RPS_FILE" || echo "# could not restore $RPS_FILE to $RPS_SAVED" >&2
+        RPS_SAVED=""
+    fi
+    if [[ -n "$BACKLOG_SAVED" ]]; then
+        echo "$BACKLOG_SAVED" >"$BACKLOG_FILE" || echo "# could not restore $BACKLOG_FILE to $BACKLOG_SAVED" >&2
+        BACKLOG_SAVED=""
+    fi
+}
+
+# net_rx_by_cpu: the NET_RX softirq counts of each CPU, space separated.
+net_rx_by_cpu() {
+    awk '$1 == "NET_RX:" { $1 = ""; print substr($0, 2) }' /proc/softirqs
+}
+
+# backlog_drops_by_cpu: packets each CPU's backlog has dropped (softnet_stat).
+backlog_drops_by_cpu() {
+    while read -r _ d _; do printf '%d ' "0x$d"; done </proc/net/softnet_stat
+}

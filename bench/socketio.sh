@@ -19,6 +19,13 @@
 #   bench/socketio.sh                         both servers, every part
 #   SERVERS=node bench/socketio.sh            one of them
 #   CLIENTS=5000 RATE=5 MESSAGES=100 REPS=1   the knobs (defaults shown)
+#   PARTS="fanout idle upgrade"               which parts run
+#   RX_ON_CLIENT_CORE=1 bench/socketio.sh     (a) twice per server and rep:
+#       on plain loopback, and with lo's receive processing steered to the
+#       load generator's core (Receive Packet Steering, rps_cpus of lo), so
+#       the clients' TCP input is no longer charged to the server, as with
+#       clients on other machines. The mask is changed only under
+#       /tmp/pushwire-bench.lock and restored on every exit.
 #
 # RATE is below what Node sustains for 5,000 clients on one core (about
 # 50,000 deliveries/s on this machine: at 10 events/s its p50 is already
@@ -33,6 +40,12 @@ UPGRADE_CLIENTS="${UPGRADE_CLIENTS:-5000}"
 PARALLEL="${PARALLEL:-128}"
 REPS="${REPS:-1}"
 SERVERS="${SERVERS:-pushwire node}"
+PARTS="${PARTS:-fanout idle upgrade}"
+FANOUT_MODES=loopback
+if [[ "${RX_ON_CLIENT_CORE:-}" == 1 ]]; then FANOUT_MODES="loopback rx"; fi
+trap 'rx_restore; cleanup' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 PORT_NODE_SIO=18085
 NODE_DIR="$BENCH_DIR/peers-node"
 
@@ -69,29 +82,43 @@ start() {
 declare -A V
 for rep in $(seq "$REPS"); do
     for server in $SERVERS; do
-        start "$server"
-        wait_quiet
-        run_load "rep $rep $server fan-out" sio-load --mode fanout --url "http://127.0.0.1:$SERVER_PORT" \
-            --pid "$SERVER_PID" --clients "$CLIENTS" --messages "$MESSAGES" --rate "$RATE" --size "$SIZE"
-        for k in deliveries_per_server_cpu_s p50_ms p99_ms missing; do
-            V[$server.$k]+=" $(kv "$k" "$RESULT")"
+        for mode in $FANOUT_MODES; do
+            [[ " $PARTS " == *" fanout "* ]] || break
+            start "$server"
+            wait_quiet
+            if [[ $mode == rx ]]; then rx_steer; fi
+            rx0=($(net_rx_by_cpu)); dr0=($(backlog_drops_by_cpu))
+            run_load "rep $rep $server fan-out ($mode)" sio-load --mode fanout --url "http://127.0.0.1:$SERVER_PORT" \
+                --pid "$SERVER_PID" --clients "$CLIENTS" --messages "$MESSAGES" --rate "$RATE" --size "$SIZE"
+            rx1=($(net_rx_by_cpu)); dr1=($(backlog_drops_by_cpu))
+            rx_restore
+            echo "  NET_RX softirqs during it, by CPU: $(for i in "${!rx1[@]}"; do printf 'cpu%d=%d ' "$i" $((rx1[i] - rx0[i])); done);" \
+                "backlog drops: $(for i in "${!dr1[@]}"; do printf 'cpu%d=%d ' "$i" $((dr1[i] - dr0[i])); done)"
+            tag=$server; [[ $mode == rx ]] && tag=$server.rx
+            for k in deliveries_per_server_cpu_s p50_ms p99_ms missing; do
+                V[$tag.$k]+=" $(kv "$k" "$RESULT")"
+            done
+            stop_server
         done
-        stop_server
 
-        start "$server"
-        run_load "rep $rep $server idle" sio-load --mode idle --url "http://127.0.0.1:$SERVER_PORT" \
-            --pid "$SERVER_PID" --clients "$IDLE_CLIENTS"
-        V[$server.bytes_per_conn]+=" $(kv bytes_per_conn "$RESULT")"
-        stop_server
+        if [[ " $PARTS " == *" idle "* ]]; then
+            start "$server"
+            run_load "rep $rep $server idle" sio-load --mode idle --url "http://127.0.0.1:$SERVER_PORT" \
+                --pid "$SERVER_PID" --clients "$IDLE_CLIENTS"
+            V[$server.bytes_per_conn]+=" $(kv bytes_per_conn "$RESULT")"
+            stop_server
+        fi
 
-        start "$server"
-        wait_quiet
-        run_load "rep $rep $server upgrade" sio-load --mode upgrade --url "http://127.0.0.1:$SERVER_PORT" \
-            --pid "$SERVER_PID" --clients "$UPGRADE_CLIENTS" --parallel "$PARALLEL"
-        for k in setups_per_s setup_p50_ms setup_p99_ms setups_per_server_cpu_s; do
-            V[$server.$k]+=" $(kv "$k" "$RESULT")"
-        done
-        stop_server
+        if [[ " $PARTS " == *" upgrade "* ]]; then
+            start "$server"
+            wait_quiet
+            run_load "rep $rep $server upgrade" sio-load --mode upgrade --url "http://127.0.0.1:$SERVER_PORT" \
+                --pid "$SERVER_PID" --clients "$UPGRADE_CLIENTS" --parallel "$PARALLEL"
+            for k in setups_per_s setup_p50_ms setup_p99_ms setups_per_server_cpu_s; do
+                V[$server.$k]+=" $(kv "$k" "$RESULT")"
+            done
+            stop_server
+        fi
     done
 done
 
@@ -109,4 +136,18 @@ if [[ " $SERVERS " == *" pushwire "* && " $SERVERS " == *" node "* ]]; then
         "memory per idle connection $(ratio "$(med pushwire.bytes_per_conn)" "$(med node.bytes_per_conn)")x (target <= 2048 bytes: $(med pushwire.bytes_per_conn))," \
         "upgrades per second $(ratio "$(med pushwire.setups_per_s)" "$(med node.setups_per_s)")x," \
         "upgrades per server CPU-second $(ratio "$(med pushwire.setups_per_server_cpu_s)" "$(med node.setups_per_server_cpu_s)")x"
+fi
+if [[ $FANOUT_MODES == *rx* ]]; then
+    echo
+    echo "fan-out, median of $REPS: loopback (the receive side charged to the server) | receive side on the client core (as clients on other machines)"
+    printf "%-10s %16s %9s %9s %8s | %16s %9s %9s %8s\n" server "deliv/CPU-s" "p50 ms" "p99 ms" missing "deliv/CPU-s" "p50 ms" "p99 ms" missing
+    for server in $SERVERS; do
+        printf "%-10s %16s %9s %9s %8s | %16s %9s %9s %8s\n" "$server" \
+            "$(med "$server.deliveries_per_server_cpu_s")" "$(med "$server.p50_ms")" "$(med "$server.p99_ms")" "$(med "$server.missing")" \
+            "$(med "$server.rx.deliveries_per_server_cpu_s")" "$(med "$server.rx.p50_ms")" "$(med "$server.rx.p99_ms")" "$(med "$server.rx.missing")"
+    done
+    if [[ " $SERVERS " == *" pushwire "* && " $SERVERS " == *" node "* ]]; then
+        echo "pushwire / node, deliveries per server CPU-second: loopback $(ratio "$(med pushwire.deliveries_per_server_cpu_s)" "$(med node.deliveries_per_server_cpu_s)")x," \
+            "receive side on the client core $(ratio "$(med pushwire.rx.deliveries_per_server_cpu_s)" "$(med node.rx.deliveries_per_server_cpu_s)")x (target >= 5)"
+    fi
 fi
