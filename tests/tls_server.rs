@@ -229,3 +229,44 @@ fn a_partial_head_after_the_handshake_gets_408_at_the_deadline_from_accept() {
     let text = read_until(&mut c, "\r\n\r\n");
     assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
 }
+
+/// Reads raw records off `s`'s socket until `needle` is in the plaintext;
+/// returns how many records carried it.
+fn records_until(s: &mut StreamOwned<ClientConnection, TcpStream>, needle: &str) -> usize {
+    let (mut raw, mut plain) = (Vec::new(), String::new());
+    let mut buf = [0u8; 65536];
+    while !plain.contains(needle) {
+        let n = s.sock.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {plain:?}");
+        raw.extend_from_slice(&buf[..n]);
+        s.conn.read_tls(&mut &buf[..n]).unwrap();
+        s.conn.process_new_packets().unwrap();
+        let mut got = Vec::new();
+        let _ = s.conn.reader().read_to_end(&mut got);
+        plain.push_str(&String::from_utf8_lossy(&got));
+    }
+    let (mut records, mut at) = (0, 0);
+    while at + 5 <= raw.len() {
+        records += 1;
+        at += 5 + u16::from_be_bytes([raw[at + 3], raw[at + 4]]) as usize;
+    }
+    records
+}
+
+/// Each TLS record costs both ends a header, a tag and an AEAD pass, so an
+/// SSE event (chunk size, the shared encoded message, chunk end: three
+/// slices of the output queue) arrives in one record, not one per slice.
+#[test]
+fn an_sse_event_is_one_record() {
+    let t = tls_server();
+    let mut sub = client(&t);
+    sub.write_all(b"GET /topics/r/sse HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    read_until(&mut sub, "retry:");
+    let mut p = client(&t);
+    p.write_all(b"POST /topics/r HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    read_until(&mut p, "{\"id\"");
+    let records = records_until(&mut sub, "data: hello\n\n");
+    assert_eq!(records, 1, "{records} records for one event");
+}

@@ -102,6 +102,8 @@ pub struct Server {
     plain: Vec<u8>,
     /// TLS connections with records the socket did not take on a read.
     tls_pending: Vec<ConnId>,
+    /// Small slices of TLS plaintext gathered into one record.
+    tls_gather: Vec<u8>,
     started: Instant,
     /// The Redis engine's socket, while it has one.
     upstream: Option<Upstream>,
@@ -132,6 +134,9 @@ struct Tls {
 /// is taken only once the socket has taken every record, so at most this
 /// much waits in rustls and the core's queue caps stay the bound on memory.
 const TLS_BATCH: usize = 256 * 1024;
+
+/// RFC 8446 §5.1: a record carries at most 2^14 bytes of plaintext.
+const MAX_RECORD_PLAINTEXT: usize = 1 << 14;
 
 impl Server {
     /// Binds the listening socket. Nothing is served until [`run`](Self::run).
@@ -177,6 +182,7 @@ impl Server {
             tls,
             plain: Vec::new(),
             tls_pending: Vec::new(),
+            tls_gather: Vec::new(),
             started: Instant::now(),
             upstream: None,
         })
@@ -442,14 +448,30 @@ impl Server {
                     break;
                 }
                 let mut taken = 0;
+                let gather = &mut self.tls_gather;
                 for s in &slices[..n] {
                     let take = s.len().min(TLS_BATCH - taken);
-                    tls.session.write_plaintext(&s[..take]);
+                    let part = &s[..take];
+                    // Every record costs both ends a header, a tag and an
+                    // AEAD pass, so slices that fit one record together
+                    // (a response's head and body, pipelined answers, a
+                    // frame header and a small payload) go out as one.
+                    if gather.len() + part.len() > MAX_RECORD_PLAINTEXT {
+                        tls.session.write_plaintext(gather);
+                        gather.clear();
+                    }
+                    if part.len() < MAX_RECORD_PLAINTEXT {
+                        gather.extend_from_slice(part);
+                    } else {
+                        tls.session.write_plaintext(part);
+                    }
                     taken += take;
                     if taken == TLS_BATCH {
                         break;
                     }
                 }
+                tls.session.write_plaintext(gather);
+                gather.clear();
                 self.node.handle_sent(id, taken, now);
                 sent = send_records(&mut sock.stream, &mut tls.session);
             }
