@@ -1981,6 +1981,17 @@ mod tests {
             .collect()
     }
 
+    /// A polling session with namespace `/` connected: its GET connection,
+    /// a connection for its POSTs, and its sid.
+    fn connected_socket(h: &mut Harness) -> (ConnId, ConnId, String) {
+        let (c, sid) = handshake(h);
+        let p = h.connect();
+        h.send(p, &post(&sid, "40"));
+        h.send(c, &get(&sid));
+        assert!(h.take_text(c).contains("40{\"sid\""));
+        (c, p, sid)
+    }
+
     #[test]
     fn a_long_replay_over_polling_comes_in_batches_as_the_client_polls() {
         let mut h = Harness::new(Config {
@@ -1990,11 +2001,7 @@ mod tests {
         for i in 0..100 {
             h.publish("t", &format!("m{i}"));
         }
-        let (c, sid) = handshake(&mut h);
-        let p = h.connect();
-        h.send(p, &post(&sid, "40"));
-        h.send(c, &get(&sid));
-        assert!(h.take_text(c).contains("40{\"sid\""));
+        let (c, p, sid) = connected_socket(&mut h);
         h.send(
             p,
             &post(&sid, r#"421["subscribe","t",{"after":"earliest"}]"#),
@@ -2093,11 +2100,7 @@ mod tests {
         for i in 0..30 {
             h.publish("g", &format!("m{i}"));
         }
-        let (c, sid) = handshake(&mut h);
-        let p = h.connect();
-        h.send(p, &post(&sid, "40"));
-        h.send(c, &get(&sid));
-        assert!(h.take_text(c).contains("40{\"sid\""));
+        let (c, p, sid) = connected_socket(&mut h);
         h.send(
             p,
             &post(&sid, r#"42["subscribe","g",{"after":"earliest"}]"#),
