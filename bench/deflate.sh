@@ -37,21 +37,9 @@ PORT_NODE=18084
 # that on the shared machine other work (builds) takes little of their
 # cores and a one-thread server is not starved next to a many-threaded
 # one. NICE=0 runs as it was started.
-# With autogroup scheduling (Linux's default for sessions) a niceness
-# counts only within this session's group, so the group's is set too.
-NICE="${NICE:--10}"
-if [[ $NICE != 0 ]]; then
-    if ! renice -n "$NICE" -p $$ >/dev/null 2>&1; then
-        echo "# WARNING: could not renice to $NICE (needs root): other work competes for the cores" >&2
-    fi
-    # The group outlives this script (it is the caller's session): its
-    # niceness is put back on exit.
-    if [[ -w /proc/$$/autogroup ]]; then
-        AUTOGROUP_NICE="$(sed -n 's/.* nice //p' "/proc/$$/autogroup")"
-        echo "$NICE" >"/proc/$$/autogroup" 2>/dev/null || true
-        trap 'cleanup; echo "$AUTOGROUP_NICE" >"/proc/$$/autogroup" 2>/dev/null || true' EXIT
-    fi
-fi
+# (raise_priority in lib.sh: the session's autogroup too, put back on exit.)
+trap 'cleanup; restore_priority' EXIT
+raise_priority
 NODE_DIR="$BENCH_DIR/peers-node"
 
 build

@@ -311,3 +311,28 @@ net_rx_by_cpu() {
 backlog_drops_by_cpu() {
     while read -r _ d _; do printf '%d ' "0x$d"; done </proc/net/softnet_stat
 }
+
+# raise_priority: runs this script, and so every server and generator it
+# starts, at NICE (default -10; NICE=0 leaves it as started), so that on
+# the shared machine other work (builds) takes little of the two cores.
+# With autogroup scheduling (Linux's default for sessions) a niceness
+# counts only within the group, so the group's is set too; the group is
+# the caller's session and outlives the script, so restore_priority
+# (called from the script's EXIT trap) puts it back.
+raise_priority() {
+    NICE="${NICE:--10}"
+    if [[ $NICE == 0 ]]; then return; fi
+    if ! renice -n "$NICE" -p $$ >/dev/null 2>&1; then
+        echo "# WARNING: could not renice to $NICE (needs root): other work competes for the cores" >&2
+    fi
+    if [[ -w /proc/$$/autogroup ]]; then
+        AUTOGROUP_NICE="$(sed -n 's/.* nice //p' "/proc/$$/autogroup")"
+        echo "$NICE" >"/proc/$$/autogroup" 2>/dev/null || true
+    fi
+}
+
+restore_priority() {
+    if [[ -n "${AUTOGROUP_NICE:-}" ]]; then
+        echo "$AUTOGROUP_NICE" >"/proc/$$/autogroup" 2>/dev/null || true
+    fi
+}

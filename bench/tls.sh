@@ -35,22 +35,11 @@ PORT_HYPER_TLS=18084
 PORT_FASTWS_TLS=18085
 
 TLS_DIR="$(mktemp -d /tmp/bench-tls.XXXXXX)"
-trap 'cleanup; rm -rf "$TLS_DIR"' EXIT
 # NICE=-10 (the default), as deflate.sh: this script, so every server and
 # generator, runs at this niceness, and so does its session's autogroup
-# (put back on exit), so that other work on the shared machine (builds)
-# takes little of the two cores. NICE=0 runs as started.
-NICE="${NICE:--10}"
-if [[ $NICE != 0 ]]; then
-    if ! renice -n "$NICE" -p $$ >/dev/null 2>&1; then
-        echo "# WARNING: could not renice to $NICE (needs root): other work competes for the cores" >&2
-    fi
-    if [[ -w /proc/$$/autogroup ]]; then
-        AUTOGROUP_NICE="$(sed -n 's/.* nice //p' "/proc/$$/autogroup")"
-        echo "$NICE" >"/proc/$$/autogroup" 2>/dev/null || true
-        trap 'cleanup; rm -rf "$TLS_DIR"; echo "$AUTOGROUP_NICE" >"/proc/$$/autogroup" 2>/dev/null || true' EXIT
-    fi
-fi
+# (raise_priority in lib.sh; put back on exit). NICE=0 runs as started.
+trap 'cleanup; rm -rf "$TLS_DIR"; restore_priority' EXIT
+raise_priority
 
 # A CA and a leaf for localhost and 127.0.0.1, both ECDSA P-256.
 make_certificate() {

@@ -91,22 +91,36 @@ fn https_answers_with_alpn_http11() {
     assert_eq!(c.conn.alpn_protocol(), Some(&b"http/1.1"[..]), "never h2");
 }
 
-#[test]
-fn sse_and_a_large_response_over_tls() {
-    let t = tls_server();
-    let mut sub = client(&t);
-    sub.write_all(b"GET /topics/s/sse HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
+/// An SSE stream on `topic` over TLS, past its response head.
+fn sse_subscriber(t: &Tls, topic: &str) -> StreamOwned<ClientConnection, TcpStream> {
+    let mut sub = client(t);
+    write!(
+        sub,
+        "GET /topics/{topic}/sse HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    .unwrap();
     read_until(&mut sub, "retry:");
-    let big = "x".repeat(300_000);
-    let mut p = client(&t);
+    sub
+}
+
+/// Publishes `body` to `topic` over TLS and waits for the answer.
+fn publish(t: &Tls, topic: &str, body: &str) {
+    let mut p = client(t);
     write!(
         p,
-        "POST /topics/s HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{big}",
-        big.len()
+        "POST /topics/{topic} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     read_until(&mut p, "{\"id\"");
+}
+
+#[test]
+fn sse_and_a_large_response_over_tls() {
+    let t = tls_server();
+    let mut sub = sse_subscriber(&t, "s");
+    let big = "x".repeat(300_000);
+    publish(&t, "s", &big);
     let got = read_until(&mut sub, "xxx\n\n");
     assert!(got.matches('x').count() >= 300_000, "{} bytes", got.len());
 }
@@ -259,14 +273,8 @@ fn records_until(s: &mut StreamOwned<ClientConnection, TcpStream>, needle: &str)
 #[test]
 fn an_sse_event_is_one_record() {
     let t = tls_server();
-    let mut sub = client(&t);
-    sub.write_all(b"GET /topics/r/sse HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    read_until(&mut sub, "retry:");
-    let mut p = client(&t);
-    p.write_all(b"POST /topics/r HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello")
-        .unwrap();
-    read_until(&mut p, "{\"id\"");
+    let mut sub = sse_subscriber(&t, "r");
+    publish(&t, "r", "hello");
     let records = records_until(&mut sub, "data: hello\n\n");
     assert_eq!(records, 1, "{records} records for one event");
 }
