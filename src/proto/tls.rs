@@ -457,8 +457,25 @@ impl Outgoing {
         bytes: &[u8],
     ) -> Result<(), TlsError> {
         self.room(bytes.len() + bytes.len().div_ceil(MAX_FRAGMENT) * RECORD_OVERHEAD);
+        // RFC 8446 §5.5: a key used for too many records (EncryptExhausted)
+        // must not be used again.
+        self.put_records(|room| traffic.encrypt(bytes, room))
+            .map_err(|_| TlsError::Protocol(rustls::Error::EncryptError))
+    }
+
+    fn close_notify(&mut self, traffic: &mut WriteTraffic<'_, ServerConnectionData>) {
+        // A key past its limit sends no more, not even the goodbye.
+        let _ = self.put_records(|room| traffic.queue_close_notify(room));
+    }
+
+    /// Runs `write` on the room after `end` (records rustls encrypts into
+    /// it), growing the room to the size rustls asks for until they fit.
+    fn put_records(
+        &mut self,
+        mut write: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>,
+    ) -> Result<(), EncryptError> {
         loop {
-            match traffic.encrypt(bytes, &mut self.buf[self.end..]) {
+            match write(&mut self.buf[self.end..]) {
                 Ok(n) => {
                     self.end += n;
                     return Ok(());
@@ -466,26 +483,7 @@ impl Outgoing {
                 Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
                     self.room(required_size)
                 }
-                // RFC 8446 §5.5: a key used for too many records must not
-                // be used again.
-                Err(EncryptError::EncryptExhausted) => {
-                    return Err(TlsError::Protocol(rustls::Error::EncryptError))
-                }
-            }
-        }
-    }
-
-    fn close_notify(&mut self, traffic: &mut WriteTraffic<'_, ServerConnectionData>) {
-        loop {
-            match traffic.queue_close_notify(&mut self.buf[self.end..]) {
-                Ok(n) => {
-                    self.end += n;
-                    return;
-                }
-                Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                    self.room(required_size)
-                }
-                Err(EncryptError::EncryptExhausted) => return,
+                Err(e) => return Err(e),
             }
         }
     }
