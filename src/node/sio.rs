@@ -1992,20 +1992,33 @@ mod tests {
         (c, p, sid)
     }
 
-    #[test]
-    fn a_long_replay_over_polling_comes_in_batches_as_the_client_polls() {
-        let mut h = Harness::new(Config {
-            sio_max_buffered_packets: 20,
-            ..Config::default()
-        });
-        for i in 0..100 {
-            h.publish("t", &format!("m{i}"));
+    /// A polling socket that subscribed from `earliest` to `topic`, which
+    /// holds `kept` messages `m0`, `m1`, … (`ack`: the subscribe's ack id,
+    /// or none).
+    fn replaying(cfg: Config, topic: &str, kept: usize, ack: &str) -> (Harness, ConnId, String) {
+        let mut h = Harness::new(cfg);
+        for i in 0..kept {
+            h.publish(topic, &format!("m{i}"));
         }
         let (c, p, sid) = connected_socket(&mut h);
-        h.send(
-            p,
-            &post(&sid, r#"421["subscribe","t",{"after":"earliest"}]"#),
-        );
+        let subscribe = format!(r#"42{ack}["subscribe","{topic}",{{"after":"earliest"}}]"#);
+        h.send(p, &post(&sid, &subscribe));
+        (h, c, sid)
+    }
+
+    /// The text of a `message` event's packet.
+    fn message_text(packet: &str) -> Option<String> {
+        let rest = packet.strip_prefix("42[\"message\",\"")?;
+        rest.split('"').next().map(str::to_string)
+    }
+
+    #[test]
+    fn a_long_replay_over_polling_comes_in_batches_as_the_client_polls() {
+        let cfg = Config {
+            sio_max_buffered_packets: 20,
+            ..Config::default()
+        };
+        let (mut h, c, sid) = replaying(cfg, "t", 100, "1");
         // The waiting replay is looked at again only when its client
         // polls, not on every turn of the loop.
         h.publish("elsewhere", "x");
@@ -2028,8 +2041,8 @@ mod tests {
             for packet in packets {
                 if packet.starts_with("431[") {
                     acked = true;
-                } else if let Some(rest) = packet.strip_prefix("42[\"message\",\"") {
-                    got.push(rest.split('"').next().unwrap().to_string());
+                } else if let Some(text) = message_text(packet) {
+                    got.push(text);
                 }
             }
             if got.len() == 102 {
@@ -2092,19 +2105,12 @@ mod tests {
 
     #[test]
     fn history_evicted_under_a_waiting_replay_is_told_as_a_gap_event() {
-        let mut h = Harness::new(Config {
+        let cfg = Config {
             sio_max_buffered_packets: 20,
             history_messages: 30,
             ..Config::default()
-        });
-        for i in 0..30 {
-            h.publish("g", &format!("m{i}"));
-        }
-        let (c, p, sid) = connected_socket(&mut h);
-        h.send(
-            p,
-            &post(&sid, r#"42["subscribe","g",{"after":"earliest"}]"#),
-        );
+        };
+        let (mut h, c, sid) = replaying(cfg, "g", 30, "");
         let mut got = Vec::new();
         let mut gaps = Vec::new();
         for round in 0..20 {
@@ -2116,8 +2122,8 @@ mod tests {
             }
             h.send(c, &get(&sid));
             for packet in &payloads(&h.take_text(c))[0] {
-                if let Some(rest) = packet.strip_prefix("42[\"message\",\"") {
-                    got.push(rest.split('"').next().unwrap().to_string());
+                if let Some(text) = message_text(packet) {
+                    got.push(text);
                 } else if packet.starts_with("42[\"gap\",") {
                     gaps.push(packet.clone());
                 }
