@@ -1901,13 +1901,8 @@ mod tests {
         f
     }
 
-    #[test]
-    fn a_websocket_socket_that_does_not_read_is_cut_off_at_its_queue_cap() {
-        let mut h = Harness::new(Config {
-            subscriber_queue_bytes: 16 * 1024,
-            ws_deflate: false,
-            ..Config::default()
-        });
+    /// A connection upgraded to an Engine.IO session on WebSocket.
+    fn websocket_session(h: &mut Harness) -> ConnId {
         let c = h.connect();
         h.send(
             c,
@@ -1916,6 +1911,17 @@ mod tests {
               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         );
         assert!(h.take_text(c).starts_with("HTTP/1.1 101"));
+        c
+    }
+
+    #[test]
+    fn a_websocket_socket_that_does_not_read_is_cut_off_at_its_queue_cap() {
+        let mut h = Harness::new(Config {
+            subscriber_queue_bytes: 16 * 1024,
+            ws_deflate: false,
+            ..Config::default()
+        });
+        let c = websocket_session(&mut h);
         h.send(c, &frame("40"));
         h.send(c, &frame(r#"42["subscribe","s"]"#));
         assert!(h.take_text(c).contains("40{\"sid\""));
@@ -2077,14 +2083,7 @@ mod tests {
         for i in 0..40 {
             h.publish("w", &format!("p{i}-{pad}"));
         }
-        let c = h.connect();
-        h.send(
-            c,
-            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: t\r\n\
-              Upgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        );
-        assert!(h.take_text(c).starts_with("HTTP/1.1 101"));
+        let c = websocket_session(&mut h);
         h.send(c, &frame("40"));
         assert!(h.take_text(c).contains("40{\"sid\""));
         let sub = r#"421["subscribe","w",{"after":"earliest"}]"#;
