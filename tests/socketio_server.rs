@@ -195,13 +195,7 @@ fn polling_upgrades_to_websocket_and_publishes_reach_sse() {
     w.send_text(r#"423["publish","chat","hi",{"event":"say"}]"#)
         .unwrap();
     let ack = text(&mut w);
-    let id = parse_json(&ack[3..]);
-    let id = id.as_array().unwrap()[0]
-        .get("id")
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = ack_id(&ack);
     let e = sse_event(&mut sse);
     assert_eq!((e.event_type.as_str(), e.data.as_str()), ("say", "hi"));
     assert_eq!(e.last_event_id, id);
@@ -461,13 +455,7 @@ fn in_cluster_mode_a_socketio_publish_on_one_node_reaches_a_socket_on_the_other(
         .unwrap();
     // Redis gives the id; the ack carries it.
     let ack = text(&mut on_a);
-    let id = parse_json(&ack[3..]);
-    let id = id.as_array().unwrap()[0]
-        .get("id")
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = ack_id(&ack);
     assert_eq!(
         text(&mut on_b),
         format!(r#"42["hop","across",{{"topic":"c","id":"{id}"}}]"#)
@@ -555,4 +543,15 @@ fn an_embedder_registers_a_namespace_with_acks_and_emits_to_other_sockets() {
     drop((a, b, nobody));
     handle.shutdown();
     thread.join().unwrap().unwrap();
+}
+
+/// The id a publish ack (`43N[{"id":"…"}]`, one digit of ack id) carries.
+fn ack_id(ack: &str) -> String {
+    let ack = parse_json(&ack[3..]);
+    ack.as_array().unwrap()[0]
+        .get("id")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
 }
