@@ -137,14 +137,33 @@ enum Body {
 /// One family's prefix and suffix in one buffer:
 /// `bytes = lead ++ prefix ++ suffix ++ trail`, where `lead` and `trail`
 /// are the chunk-size line and the chunk's CRLF (or the frame header and
-/// nothing), present only in the wrapped form.
+/// nothing), present only in the wrapped form. A body of at most
+/// [`INLINE_BODY`] bytes lies between prefix and suffix (`inline`).
 #[derive(Debug)]
 struct Head {
     bytes: Box<[u8]>,
     lead: usize,
     split: usize,
     trail: usize,
+    inline: bool,
 }
+
+/// Bodies up to this long are copied into each form's head, so that a
+/// small message is written as one slice instead of three. Fan-out
+/// writes carry a few small messages each, and every slice costs the
+/// queue a step and the kernel a copy of its own; a copy of 256 bytes
+/// costs less than either. Larger bodies stay shared with the history.
+pub const INLINE_BODY: usize = 256;
+
+/// Every family, in [`Family`] order.
+const ALL_FAMILIES: [Family; FAMILIES] = [
+    Family::Sse,
+    Family::Json,
+    Family::Ndjson,
+    Family::MultiJson,
+    Family::MultiNdjson,
+    Family::MultiSseTail,
+];
 
 /// What one scan of the payload at publish time learns: whether each
 /// transformation changes bytes, and how long its result is — so the
@@ -294,6 +313,9 @@ impl Message {
         } else {
             (head.lead, head.bytes.len() - head.trail)
         };
+        if head.inline {
+            return [&head.bytes[start..end], &[], &[]];
+        }
         [
             &head.bytes[start..head.split],
             self.body(family),
@@ -325,6 +347,11 @@ impl Message {
         let names =
             self.id_text.len() + self.topic.len() + self.event.as_deref().map_or(0, str::len);
         let heads = FAMILIES * head_bound(&self.topic, &self.id_text, self.event_name());
+        let inlined: usize = ALL_FAMILIES
+            .iter()
+            .map(|&f| self.body_len(f))
+            .filter(|&len| len <= INLINE_BODY)
+            .sum();
         let sse = if self.shape.line_breaks {
             self.shape.sse_len
         } else {
@@ -336,7 +363,7 @@ impl Message {
             0
         };
         // Two reference counts ahead of the payload in its Arc.
-        std::mem::size_of::<Message>() + 16 + self.data.len() + names + heads + sse + json
+        std::mem::size_of::<Message>() + 16 + self.data.len() + names + heads + inlined + sse + json
     }
 
     /// The JSON body differs from the payload: text that needs escaping,
@@ -431,7 +458,9 @@ impl Message {
             }
         }
         let inner = prefix.len() + body_len + suffix.len();
-        let mut bytes = Vec::with_capacity(prefix.len() + suffix.len() + 20);
+        let inline = body_len <= INLINE_BODY;
+        let held = if inline { body_len } else { 0 };
+        let mut bytes = Vec::with_capacity(prefix.len() + held + suffix.len() + 20);
         let trail: &[u8] = match family {
             Family::Json | Family::MultiJson => {
                 // RFC 6455 §5.2: FIN, opcode 1 (text), unmasked from a
@@ -448,6 +477,9 @@ impl Message {
         };
         let lead = bytes.len();
         bytes.extend_from_slice(&prefix);
+        if inline {
+            bytes.extend_from_slice(self.body(family));
+        }
         let split = bytes.len();
         bytes.extend_from_slice(&suffix);
         bytes.extend_from_slice(trail);
@@ -456,6 +488,7 @@ impl Message {
             lead,
             split,
             trail: trail.len(),
+            inline,
         }
     }
 
@@ -719,9 +752,9 @@ mod tests {
                     assert_eq!(size, rest.len() - 2, "{format:?}");
                 }
             }
-            // Nothing needed changing: the body is the payload itself.
+            // A small body is copied into the form: one slice to write.
             assert!(
-                std::ptr::eq(m.parts(*format)[1], m.data().as_bytes()),
+                m.parts(*format)[1..].iter().all(|p| p.is_empty()),
                 "{format:?}"
             );
         }
@@ -738,6 +771,26 @@ mod tests {
         let multi = form(&m, WireFormat::MultiJson);
         assert_eq!(&framed(WireFormat::MultiWs)[2..], multi.as_bytes());
         assert!(m.sse_body.get().is_none() && m.json_body.get().is_none());
+    }
+
+    /// A body past [`INLINE_BODY`] is the payload itself in every form
+    /// that does not change its bytes; one at the limit is one slice.
+    #[test]
+    fn large_bodies_are_shared_and_small_ones_inlined() {
+        for len in [INLINE_BODY, INLINE_BODY + 1] {
+            let data = "x".repeat(len);
+            let m = message(Some("price"), &data, PayloadKind::Text);
+            for f in WireFormat::ALL {
+                let parts = m.parts(f);
+                if len <= INLINE_BODY {
+                    assert!(parts[1..].iter().all(|p| p.is_empty()), "{f:?}");
+                    assert!(parts[0].windows(len).any(|w| w == data.as_bytes()));
+                } else {
+                    assert!(std::ptr::eq(parts[1], m.data().as_bytes()), "{f:?}");
+                }
+            }
+            assert!(m.sse_body.get().is_none() && m.json_body.get().is_none());
+        }
     }
 
     #[test]
@@ -775,7 +828,8 @@ mod tests {
             "data: {\"topic\":\"news\",\"id\":\"7-3\",\"event\":\"e\",\"data\":\"a\\r\\nb\\\"c\\nd\"}\n\n"
         );
         // A payload with only quotes: SSE still shares the payload.
-        let m = message(None, "say \"hi\"", PayloadKind::Text);
+        let quoted = format!("say \"hi\" {}", "x".repeat(INLINE_BODY));
+        let m = message(None, &quoted, PayloadKind::Text);
         let sse = m.parts(WireFormat::Sse { chunked: true });
         assert!(std::ptr::eq(sse[1], m.data().as_bytes()));
         assert!(!std::ptr::eq(
@@ -797,6 +851,8 @@ mod tests {
             form(&m, WireFormat::Sse { chunked: false }),
             "id: 7-3\ndata: {\"a\":1}\n\n"
         );
+        let long = format!("[{}1]", "1,".repeat(INLINE_BODY));
+        let m = message(None, &long, PayloadKind::Json);
         for f in WireFormat::ALL {
             assert!(std::ptr::eq(m.parts(f)[1], m.data().as_bytes()), "{f:?}");
         }
@@ -908,9 +964,13 @@ mod tests {
                 }
                 held += m.sse_body.get().map_or(0, |b| b.len());
                 held += m.json_body.get().map_or(0, |b| b.len());
-                for head in &m.heads {
+                for (head, family) in m.heads.iter().zip(ALL_FAMILIES) {
                     let head = head.get().unwrap();
-                    assert!(head.bytes.len() <= head_bound(&m.topic, &m.id_text, m.event_name()));
+                    let inlined = if head.inline { m.body_len(family) } else { 0 };
+                    assert!(
+                        head.bytes.len() - inlined
+                            <= head_bound(&m.topic, &m.id_text, m.event_name())
+                    );
                     held += head.bytes.len();
                 }
                 assert!(held <= charged, "{data:?}: holds {held}, charged {charged}");

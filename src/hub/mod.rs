@@ -40,7 +40,7 @@ mod message;
 mod name;
 
 pub use id::{parse_cursor, Cursor, CursorError, MessageId};
-pub use message::{Gap, Message, PayloadKind, Replay, WireFormat};
+pub use message::{Gap, Message, PayloadKind, Replay, WireFormat, INLINE_BODY};
 pub use name::{is_name_byte, EventName, TopicName, MAX_EVENT_BYTES, MAX_TOPIC_BYTES};
 
 use std::cmp::Reverse;
