@@ -149,7 +149,7 @@ pub(crate) struct Ctx {
     /// `timers.rs`).
     timers: timers::Timers,
     /// Connections with something for the driver to do.
-    ready: Vec<ConnId>,
+    ready: std::collections::VecDeque<ConnId>,
     /// Messages published while handling a connection; fanned out when
     /// that handling is over (a WebSocket sender receives its own).
     pending: Vec<(TopicName, Arc<Message>)>,
@@ -279,7 +279,7 @@ impl Node {
                 date: http_date(0),
                 date_secs: 0,
                 timers: timers::Timers::default(),
-                ready: Vec::new(),
+                ready: std::collections::VecDeque::new(),
                 pending: Vec::new(),
                 stats: Stats::default(),
                 live: 0,
@@ -659,14 +659,25 @@ impl Node {
 
     /// The next connection with something for the driver to do: bytes to
     /// write, a close, or reading to resume.
+    ///
+    /// First in, first out: a driver that writes only so many connections
+    /// before it looks at its sockets again (see [`Node::has_ready`])
+    /// comes back to the ones it has not reached, and messages that
+    /// arrive meanwhile join their queues, to leave in the same write.
     pub fn poll_ready(&mut self) -> Option<ConnId> {
-        while let Some(id) = self.ctx.ready.pop() {
+        while let Some(id) = self.ctx.ready.pop_front() {
             if let Some(conn) = slot_of(&mut self.conns, id) {
                 conn.ready = false;
                 return Some(id);
             }
         }
         None
+    }
+
+    /// Whether connections wait in the ready queue: a driver that stopped
+    /// taking them to read its sockets polls without sleeping.
+    pub fn has_ready(&self) -> bool {
+        !self.ctx.ready.is_empty()
     }
 
     /// Fills `slices` with bytes queued for `id`; returns how many slices.
@@ -810,7 +821,7 @@ impl Node {
             let resume = conn.read_paused && !over_cap(&ctx.cfg, conn);
             if !conn.ready && (!conn.out.is_empty() || conn.phase() == Phase::Closed || resume) {
                 conn.ready = true;
-                ctx.ready.push(id);
+                ctx.ready.push_back(id);
             }
             if !conn.read_paused && over_cap(&ctx.cfg, conn) {
                 conn.read_paused = true;
@@ -902,7 +913,7 @@ impl Node {
                             }
                             if !conn.ready {
                                 conn.ready = true;
-                                ready.push(sid);
+                                ready.push_back(sid);
                             }
                         }
                         Delivery::TooSlow => cut.push(sid),

@@ -946,7 +946,7 @@ pub(super) fn deliver(
                 conn.out.push_shared(&frame);
                 if !conn.ready {
                     conn.ready = true;
-                    ready.push(id);
+                    ready.push_back(id);
                 }
                 done.count += 1;
                 continue;

@@ -12,7 +12,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -33,6 +33,13 @@ const UPSTREAM_TOKEN: Token = Token(usize::MAX - 3);
 /// Size of the loop's shared read buffer. Reads land here and the core
 /// keeps only an unconsumed tail, so idle connections hold no buffer.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Connections written before the loop looks at its sockets again. A
+/// message fanned out to 5,000 subscribers is tens of milliseconds of
+/// writes: in slices of this many, a request that arrives meanwhile is
+/// read and answered within a slice, and a message published meanwhile
+/// joins the queues not yet written, to leave in the same write.
+const WRITES_PER_TURN: usize = 512;
 
 /// A request to the loop from another thread (see [`Handle`]).
 enum Command {
@@ -227,10 +234,15 @@ impl Server {
             if self.node.is_finished(now) {
                 return Ok(());
             }
-            let timeout = self
-                .node
-                .poll_timeout()
-                .map(|t| t.saturating_duration_since(now));
+            // Connections left in the ready queue: look at the sockets
+            // and come straight back to them.
+            let timeout = if self.node.has_ready() {
+                Some(Duration::ZERO)
+            } else {
+                self.node
+                    .poll_timeout()
+                    .map(|t| t.saturating_duration_since(now))
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -421,12 +433,16 @@ impl Server {
         }
     }
 
-    /// Services every connection the core has something for.
+    /// Services the connections the core has something for, at most
+    /// [`WRITES_PER_TURN`] of them; the rest wait for the next turn.
     fn service(&mut self, now: Instant) {
         for id in std::mem::take(&mut self.tls_pending) {
             self.flush(id, now);
         }
-        while let Some(id) = self.node.poll_ready() {
+        for _ in 0..WRITES_PER_TURN {
+            let Some(id) = self.node.poll_ready() else {
+                return;
+            };
             self.flush(id, now);
         }
     }
