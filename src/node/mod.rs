@@ -21,7 +21,10 @@
 //!    [`Node::poll_status`] whether to close, wait for WRITABLE, or read
 //!    again (reading paused at a queue cap resumes there: the driver is
 //!    told, never left to guess, and nothing recurses);
-//! 5. sleep until [`Node::poll_timeout`].
+//!    A driver may stop after some of them to look at its sockets again
+//!    (the rest stay queued, first in first out);
+//! 5. sleep until [`Node::poll_timeout`], or not at all while
+//!    [`Node::has_ready`].
 //!
 //! Every `handle_*` takes `now`; nothing here reads a clock, so every
 //! scenario (keep-alive, heartbeats, linger, expiry) runs in simulated
