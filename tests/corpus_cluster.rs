@@ -24,3 +24,12 @@ fn cluster_sio_corpus() {
     let n = common::replay_corpus("cluster_sio", cluster_sio::check);
     eprintln!("cluster_sio: {n} inputs");
 }
+
+#[path = "../fuzz/props/relay_message.rs"]
+mod relay_message;
+
+#[test]
+fn relay_message_corpus() {
+    let n = common::replay_corpus("relay_message", relay_message::check);
+    eprintln!("relay_message: {n} inputs");
+}

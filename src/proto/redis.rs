@@ -73,6 +73,7 @@
 
 pub mod broker;
 pub mod follow;
+pub mod relay;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
