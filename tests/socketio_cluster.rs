@@ -12,6 +12,7 @@ mod redis_support;
 mod support;
 
 use std::collections::VecDeque;
+use std::io::Write;
 use std::time::Duration;
 
 use clients::*;
@@ -219,4 +220,150 @@ fn a_cursor_from_the_other_node_resumes_a_socketio_subscribe() {
     let id4 = publish(&b, "r", None, "m4");
     assert_eq!(message_on(&on_a.event(), "r"), ("m4".to_string(), id4));
     assert!(on_a.quiet(Duration::from_millis(300)));
+}
+
+// ---- polling sessions across nodes, with no sticky routing ------------------
+
+fn http(server: &TestServer, method: &str, target: &str, body: &[u8]) -> Response {
+    let mut req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        server.addr,
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    request(server, &req)
+}
+
+/// Opens a polling session on `server`; returns its sid.
+fn open_polling(server: &TestServer) -> String {
+    let r = http(server, "GET", "/socket.io/?EIO=4&transport=polling", b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let open = parse_json(r.text().strip_prefix('0').expect("an open packet"));
+    str_of(&open, "sid")
+}
+
+fn polling(sid: &str) -> String {
+    format!("/socket.io/?EIO=4&transport=polling&sid={sid}")
+}
+
+fn post_packets(server: &TestServer, sid: &str, packets: &[&str]) {
+    let r = http(
+        server,
+        "POST",
+        &polling(sid),
+        packets.join("\u{1e}").as_bytes(),
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+}
+
+fn get_packets(server: &TestServer, sid: &str) -> Vec<String> {
+    let r = http(server, "GET", &polling(sid), b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=UTF-8"));
+    r.text().split('\u{1e}').map(str::to_string).collect()
+}
+
+fn metric(server: &TestServer, name: &str) -> u64 {
+    let text = get(server, "/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+#[test]
+fn a_polling_session_is_served_by_whichever_node_each_request_reaches() {
+    let redis = redis!();
+    let (a, b) = (node(&redis), node(&redis));
+    // Opened on a; every later request alternates, as a round-robin
+    // balancer would send them.
+    let sid = open_polling(&a);
+    post_packets(&b, &sid, &["40"]);
+    let connected = get_packets(&a, &sid);
+    assert!(connected[0].starts_with("40{\"sid\":"), "{connected:?}");
+    post_packets(&b, &sid, &[r#"421["subscribe","news",{}]"#]);
+    let ack = get_packets(&b, &sid);
+    assert!(ack[0].starts_with(r#"431[{"last_id":""#), "{ack:?}");
+
+    // A GET parked through b is answered by a publish on either node.
+    for publisher in [&a, &b] {
+        let mut s = b.connect();
+        write!(
+            s,
+            "GET {} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            polling(&sid)
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let id = publish(publisher, "news", None, "relayed");
+        let mut buf = Vec::new();
+        let r = read_response(&mut s, &mut buf, false);
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.text(),
+            format!(r#"42["message","relayed",{{"topic":"news","id":"{id}"}}]"#)
+        );
+    }
+    // Its own publish, through b, is acked with Redis's id and comes back.
+    post_packets(&b, &sid, &[r#"422["publish","news","mine"]"#]);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.extend(get_packets(&b, &sid));
+    }
+    assert!(
+        got.iter().any(|p| p.starts_with(r#"432[{"id":""#)),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|p| p.starts_with(r#"42["message","mine","#)),
+        "{got:?}"
+    );
+    assert!(metric(&b, "pushwire_socketio_relayed_total") >= 6);
+    assert_eq!(metric(&a, "pushwire_socketio_relayed_total"), 0);
+
+    // A second GET while one waits is the session's end, wherever the two
+    // arrive (engine.io: one GET at a time).
+    let mut s = a.connect();
+    write!(
+        s,
+        "GET {} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        polling(&sid)
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let r = http(&b, "GET", &polling(&sid), b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+    let mut buf = Vec::new();
+    let first = read_response(&mut s, &mut buf, false);
+    assert_eq!(
+        (first.status, first.text().as_str()),
+        (200, "1"),
+        "a close packet"
+    );
+    let r = http(&b, "POST", &polling(&sid), b"3");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.text(), r#"{"code":1,"message":"Session ID unknown"}"#);
+}
+
+#[test]
+fn a_session_whose_node_is_gone_is_unknown_to_the_others_in_bounded_time() {
+    let redis = redis!();
+    let cfg = || Config {
+        sio_ping_interval: Duration::from_millis(400),
+        sio_ping_timeout: Duration::from_millis(400),
+        ..Config::default()
+    };
+    let a = start_cluster_node(redis.url(), cfg());
+    let b = start_cluster_node(redis.url(), cfg());
+    let sid = open_polling(&a);
+    post_packets(&b, &sid, &["40"]);
+    drop(a);
+    for method in ["POST", "GET"] {
+        let started = std::time::Instant::now();
+        let r = http(&b, method, &polling(&sid), b"3");
+        assert_eq!(r.status, 400, "{method}: {}", r.text());
+        assert_eq!(r.text(), r#"{"code":1,"message":"Session ID unknown"}"#);
+        // redis_timeout (1.5 s), plus the ping interval for a GET.
+        assert!(started.elapsed() < Duration::from_secs(4), "{method}");
+    }
 }

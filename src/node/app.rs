@@ -394,6 +394,13 @@ pub(crate) enum BrokerAnswer {
     Listed(Result<(Vec<(TopicName, TopicState)>, bool), Failure>),
     /// `redis_timeout` passed.
     TimedOut,
+    /// The answer of the node that holds a relayed request's Engine.IO
+    /// session.
+    Relayed {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
 }
 
 /// A topic's stats in cluster mode: Redis's position and stream length,
@@ -508,6 +515,28 @@ fn await_reply(ticket: u64, deadline: Instant, meta: ReqMeta) -> Next {
             version: meta.version,
             keep_alive: meta.keep_alive,
             head_only: meta.head_only,
+            relayed: false,
+        }),
+        refresh: false,
+    })
+}
+
+/// An Engine.IO polling request relayed to the node that holds its
+/// session: it waits for that node's answer until `deadline`.
+pub(crate) fn await_relay(
+    ticket: u64,
+    deadline: Instant,
+    version: Version,
+    keep_alive: bool,
+) -> Next {
+    Next::Await(Await {
+        ticket,
+        deadline,
+        reply: Some(ReplyTo {
+            version,
+            keep_alive,
+            head_only: false,
+            relayed: true,
         }),
         refresh: false,
     })
@@ -539,12 +568,57 @@ pub(crate) fn answer_broker(
             }
             Next::Continue
         }
-        Some(to) => {
+        Some(to) => 'answered: {
             let meta = ReqMeta {
                 version: to.version,
                 head_only: to.head_only,
                 keep_alive: to.keep_alive,
             };
+            match answer {
+                // What the session's node answered, as it answered it.
+                Some(BrokerAnswer::Relayed {
+                    status,
+                    content_type,
+                    body,
+                }) => {
+                    let next = sio_respond(
+                        ctx,
+                        &mut conn.out,
+                        meta.version,
+                        meta.keep_alive,
+                        status,
+                        &content_type,
+                        &body,
+                    );
+                    log_answered(ctx, id, now);
+                    break 'answered next;
+                }
+                // No node answered for the session: it is gone (its node
+                // stopped), as if it had been ours and had expired.
+                Some(BrokerAnswer::TimedOut) | None if to.relayed => {
+                    use crate::proto::engineio::{HttpAnswer, SessionError};
+                    let HttpAnswer::Respond {
+                        status,
+                        content_type,
+                        body,
+                    } = SessionError::UnknownSid.answer()
+                    else {
+                        break 'answered Next::Close;
+                    };
+                    let next = sio_respond(
+                        ctx,
+                        &mut conn.out,
+                        meta.version,
+                        meta.keep_alive,
+                        status,
+                        content_type,
+                        &body,
+                    );
+                    log_answered(ctx, id, now);
+                    break 'answered next;
+                }
+                _ => {}
+            }
             let mut body = Vec::with_capacity(96);
             let is_stats = matches!(
                 answer,
@@ -605,7 +679,7 @@ pub(crate) fn answer_broker(
                     body.push(b'\n');
                     (f.status, TEXT)
                 }
-                Some(BrokerAnswer::TimedOut) | None => {
+                Some(BrokerAnswer::TimedOut | BrokerAnswer::Relayed { .. }) | None => {
                     body.extend_from_slice(b"Redis did not answer in time\n");
                     (503, TEXT)
                 }
@@ -1021,6 +1095,11 @@ fn metrics(ctx: &Ctx, now: Instant) -> Vec<u8> {
         "pushwire_slow_disconnects_total",
         "Subscribers cut off because their queue was over its cap.",
         s.slow_disconnects,
+    );
+    w.counter(
+        "pushwire_socketio_relayed_total",
+        "Engine.IO polling requests relayed to the node holding their session.",
+        s.sio_relayed,
     );
     w.family(
         "pushwire_refused_total",

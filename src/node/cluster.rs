@@ -50,6 +50,7 @@ use crate::hub::{Cursor, EventName, MessageId, PayloadKind, TopicName};
 use crate::proto::mux::MuxRef;
 use crate::proto::redis::broker::{self, HistoryLimits, Record, Script, TopicKeys, TopicState};
 use crate::proto::redis::follow::{FollowEvent, FollowLimits, TopicFollower};
+use crate::proto::redis::relay::NodeTag;
 use crate::proto::redis::{Backoff, RedisConfig, RedisConn, RedisEvent, RequestId};
 use crate::wire::resp::Value;
 use crate::Config;
@@ -138,6 +139,10 @@ pub(crate) enum Outcome {
     Record(TopicName, Record),
     /// Where a followed topic stands after a replay or a gap.
     Position(TopicName, MessageId),
+    /// A message another node relayed to this one, as it came.
+    Relayed(Vec<u8>),
+    /// A relayed request reached no node: the one it was for is gone.
+    Unheard(Waiter),
     /// Connections whose topics became live (or whose Redis went down):
     /// they try their requests again.
     Wake(Vec<Waiter>),
@@ -182,6 +187,13 @@ struct Listing {
 #[derive(Debug)]
 enum Call {
     ScriptLoad,
+    /// A `PUBLISH` to another node's relay channel. Its reply counts the
+    /// subscribers that got it: none means no node holds that channel,
+    /// and the request's waiter (if it is one) is told at once. The
+    /// answer itself comes back as a message on ours.
+    Relay {
+        waiter: Option<Waiter>,
+    },
     /// The message itself is not kept while Redis works on it (commands
     /// in flight hold no payloads): on NOSCRIPT it is refused, not resent.
     Publish {
@@ -270,6 +282,9 @@ pub(crate) struct Cluster {
     info_script: Script,
     /// This node's name in presence entries.
     node_name: String,
+    /// Where other nodes send this node what they relay to it
+    /// ([`crate::proto::redis::relay`]).
+    relay_channel: Vec<u8>,
     listings: HashMap<u64, Listing>,
     next_listing: u64,
     calls: HashMap<RequestId, Call>,
@@ -292,7 +307,13 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// The engine for `cfg.redis` (validated by `Config::validate`), first
     /// connecting at `now`.
-    pub fn new(cfg: &Config, url: &str, seed: u64, now: Instant) -> Result<Cluster, String> {
+    pub fn new(
+        cfg: &Config,
+        url: &str,
+        seed: u64,
+        tag: NodeTag,
+        now: Instant,
+    ) -> Result<Cluster, String> {
         let mut redis = RedisConfig::from_url(url).map_err(|e| e.to_string())?;
         redis.resp3 = true;
         redis.limits.reply_timeout = cfg.redis_timeout;
@@ -300,8 +321,13 @@ impl Cluster {
         redis.limits.max_pending = cfg.redis_max_pending.max(1);
         let age_ms = u64::try_from(cfg.history_age.as_millis()).unwrap_or(u64::MAX);
         let max_input = redis.limits.max_input_bytes;
+        let mut conn = RedisConn::new(redis);
+        // Kept across reconnects by the connection itself.
+        let relay_channel = tag.channel();
+        conn.subscribe(&[&relay_channel])
+            .map_err(|e| e.to_string())?;
         Ok(Cluster {
-            conn: RedisConn::new(redis),
+            conn,
             link: Link::Down { retry_at: now },
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5), seed),
             actions: VecDeque::new(),
@@ -311,6 +337,7 @@ impl Cluster {
             presence_script: Script::new(broker::PRESENCE_SCRIPT),
             info_script: Script::new(broker::TOPIC_INFO_SCRIPT),
             node_name: format!("{seed:x}"),
+            relay_channel,
             listings: HashMap::new(),
             next_listing: 0,
             calls: HashMap::new(),
@@ -339,6 +366,27 @@ impl Cluster {
             next_generation: 1,
             log: Vec::new(),
         })
+    }
+
+    /// Sends `payload` to the relay channel of node `to`; `waiter` is told
+    /// ([`Outcome::Unheard`]) if no node reads that channel. Refused at
+    /// once while Redis is down.
+    pub fn relay(
+        &mut self,
+        to: NodeTag,
+        payload: &[u8],
+        waiter: Option<Waiter>,
+    ) -> Result<(), Failure> {
+        if self.link != Link::Up {
+            return Err(Failure::unavailable("Redis is unreachable"));
+        }
+        let channel = to.channel();
+        let id = self
+            .conn
+            .command(&[b"PUBLISH", &channel, payload])
+            .map_err(|e| Failure::unavailable(&e.to_string()))?;
+        self.calls.insert(id, Call::Relay { waiter });
+        Ok(())
     }
 
     pub fn is_up(&self) -> bool {
@@ -582,7 +630,7 @@ impl Cluster {
 
     fn command_of(&self, call: &Call) -> Option<broker::Command> {
         Some(match call {
-            Call::ScriptLoad | Call::Publish { .. } => return None,
+            Call::ScriptLoad | Call::Relay { .. } | Call::Publish { .. } => return None,
             Call::Presence {
                 topic,
                 counts,
@@ -1026,7 +1074,7 @@ impl Cluster {
         let failure = Failure::unavailable("Redis connection lost");
         for (_, call) in self.calls.drain() {
             match call {
-                Call::ScriptLoad => {}
+                Call::ScriptLoad | Call::Relay { .. } => {}
                 Call::Publish { from, .. } => self
                     .outcomes
                     .push(Outcome::Published(from, Err(failure.clone()))),
@@ -1095,7 +1143,10 @@ impl Cluster {
                 | Call::Delete { retried, .. }
                 | Call::Presence { retried, .. }
                 | Call::Info { retried, .. } => retried,
-                Call::ScriptLoad | Call::Scan { .. } | Call::Publish { .. } => return,
+                Call::ScriptLoad
+                | Call::Relay { .. }
+                | Call::Scan { .. }
+                | Call::Publish { .. } => return,
             };
             if !*retried {
                 *retried = true;
@@ -1108,7 +1159,10 @@ impl Cluster {
             }
         }
         match call {
-            Call::ScriptLoad | Call::Presence { .. } => {}
+            Call::Relay {
+                waiter: Some(waiter),
+            } if value == Value::Integer(0) => self.outcomes.push(Outcome::Unheard(waiter)),
+            Call::ScriptLoad | Call::Relay { .. } | Call::Presence { .. } => {}
             Call::Scan { listing, .. } => self.on_scan(listing, &value),
             Call::Info {
                 waiter,
@@ -1173,6 +1227,10 @@ impl Cluster {
     }
 
     fn on_live(&mut self, channel: &[u8], payload: &[u8]) {
+        if channel == self.relay_channel {
+            self.outcomes.push(Outcome::Relayed(payload.to_vec()));
+            return;
+        }
         let Some(topic) = broker::topic_of_channel(channel) else {
             return;
         };
@@ -1364,6 +1422,11 @@ impl Node {
                     )),
                 }
             }
+            Outcome::Relayed(payload) => self.sio_relayed(&payload, now),
+            Outcome::Unheard(w) => {
+                let answer = super::app::BrokerAnswer::TimedOut;
+                self.wake(w, Some(answer), now)
+            }
             Outcome::Position(topic, id) => {
                 if self.ctx.hub.last_id(&topic) != Some(id) {
                     if let Ok(true) = self.ctx.hub.mirror_position(&topic, id) {
@@ -1447,7 +1510,12 @@ impl Node {
 
     /// A connection waiting in `AwaitingBroker` under `w`: answered with
     /// `answer`, or (none) its request is read again.
-    fn wake(&mut self, w: Waiter, answer: Option<super::app::BrokerAnswer>, now: Instant) {
+    pub(super) fn wake(
+        &mut self,
+        w: Waiter,
+        answer: Option<super::app::BrokerAnswer>,
+        now: Instant,
+    ) {
         let Some(c) = slot_of(&mut self.conns, w.conn) else {
             return;
         };
@@ -2390,7 +2458,14 @@ mod tests {
         assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 1);
         pass(&mut h, &mut redis, Duration::from_secs(20));
         assert_eq!(h.node.ctx.cluster.as_ref().unwrap().followed(), 0);
-        assert!(redis.subscribed.is_empty(), "its channel is unsubscribed");
+        // Only the node's own relay channel is left.
+        assert!(
+            redis
+                .subscribed
+                .iter()
+                .all(|c| c.starts_with(b"pushwire:node:")),
+            "its channel is unsubscribed"
+        );
         // Published meanwhile: a new subscriber here gets it from the
         // stream, read on after what the mirror already has.
         let m2 = redis.publish_elsewhere("l", "m2");

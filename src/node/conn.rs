@@ -452,6 +452,10 @@ pub struct ReplyTo {
     pub version: Version,
     pub keep_alive: bool,
     pub head_only: bool,
+    /// An Engine.IO polling request relayed to the node that holds its
+    /// session (`proto/redis/relay.rs`): no answer in time means that
+    /// session is gone.
+    pub relayed: bool,
 }
 
 /// What a WebSocket is for.

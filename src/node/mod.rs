@@ -114,6 +114,9 @@ pub struct Stats {
     pub auth_failures: u64,
     /// Open connections by what they do (see [`CONN_KINDS`]).
     pub conns_by: [u64; 7],
+    /// Engine.IO polling requests relayed to the node that holds their
+    /// session (cluster mode).
+    pub sio_relayed: u64,
 }
 
 /// The transports live deliveries are counted under.
@@ -262,8 +265,20 @@ impl Node {
         let started = Instant::now();
         let mut log = Vec::new();
         // Config::validate has refused a URL that does not parse.
-        let cluster = cfg.redis.as_deref().and_then(|url| {
-            match cluster::Cluster::new(&cfg, url, epoch_base, started) {
+        // Cluster mode: the start of this node's Engine.IO sids, so the
+        // other nodes can relay their requests here.
+        let tag = match cfg.redis {
+            Some(_) => match crate::proto::redis::relay::NodeTag::random() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    log.push(format!("pushwire: no random node tag: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let cluster = cfg.redis.as_deref().zip(tag).and_then(|(url, tag)| {
+            match cluster::Cluster::new(&cfg, url, epoch_base, tag, started) {
                 Ok(c) => Some(Box::new(c)),
                 Err(e) => {
                     log.push(format!("pushwire: --redis: {e}"));
@@ -309,7 +324,7 @@ impl Node {
                     .auth_secret
                     .as_deref()
                     .map(crate::wire::jws::Verifier::new),
-                sio: sio::SioGlue::new(&cfg),
+                sio: sio::SioGlue::new(&cfg, tag),
                 cluster,
                 sync_expired: None,
                 sync_refreshed: None,

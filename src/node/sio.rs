@@ -52,6 +52,7 @@ use crate::proto::engineio::{
     Transport as EioTransport, ERROR_CONTENT_TYPE, POLL_CONTENT_TYPE,
 };
 use crate::proto::http::Request;
+use crate::proto::redis::relay::{self, NodeTag, PollMethod, Relay};
 use crate::proto::socketio::{
     AckId, DisconnectReason, Event as SioEvent, Namespace, SioConfig, SioServer,
     SocketAddr as SioAddr, SocketCtx,
@@ -93,6 +94,11 @@ pub(crate) struct SioGlue {
     echo: Option<(String, Sessions)>,
     /// The connection parked on each session's GET.
     polls: HashMap<Sid, ConnId>,
+    /// Cluster mode: this node's tag, the start of its sids.
+    tag: Option<NodeTag>,
+    /// Cluster mode: the GETs parked on this node's sessions from other
+    /// nodes, and where their answers go.
+    remote_polls: HashMap<Sid, (NodeTag, relay::Waiter)>,
     /// The WebSocket connection of each session (its transport, or the
     /// one probing to become it).
     sockets: HashMap<Sid, ConnId>,
@@ -176,20 +182,27 @@ fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
 }
 
 /// Where sids come from: the kernel's randomness (a sid is all that
-/// authenticates a polling request).
-fn sid_source() -> SidSource {
-    Box::new(crate::proto::engineio::random_sid)
+/// authenticates a polling request). In cluster mode an Engine.IO sid
+/// starts with the node's tag, so that the other nodes know where to
+/// relay its requests (`proto/redis/relay.rs`).
+fn sid_source(tag: Option<NodeTag>) -> SidSource {
+    Box::new(move || {
+        let sid = crate::proto::engineio::random_sid()?;
+        Ok(tag.map_or(sid, |t| t.stamp(sid)))
+    })
 }
 
 /// Sids from a counter: the same on every run (see
-/// [`Node::use_counter_sids`]).
-fn counter_sids() -> SidSource {
+/// [`Node::use_counter_sids`]). The counter is in the last bytes, which
+/// a node's tag leaves alone.
+fn counter_sids(tag: Option<NodeTag>) -> SidSource {
     let mut n: u32 = 0;
     Box::new(move || {
         n = n.wrapping_add(1);
         let mut bytes = [0u8; 20];
-        bytes[..4].copy_from_slice(&n.to_be_bytes());
-        Ok(Sid::from_bytes(bytes))
+        bytes[16..].copy_from_slice(&n.to_be_bytes());
+        let sid = Sid::from_bytes(bytes);
+        Ok(tag.map_or(sid, |t| t.stamp(sid)))
     })
 }
 
@@ -292,7 +305,8 @@ impl Namespace for HubNamespace {
 }
 
 impl SioGlue {
-    pub(crate) fn new(cfg: &Config) -> SioGlue {
+    /// `tag`: this node's, in cluster mode (its sids start with it).
+    pub(crate) fn new(cfg: &Config, tag: Option<NodeTag>) -> SioGlue {
         let eio = EioConfig {
             ping_interval: cfg.sio_ping_interval,
             ping_timeout: cfg.sio_ping_timeout,
@@ -311,12 +325,12 @@ impl SioGlue {
             date_secs: 0,
             tokens: HashMap::new(),
             calls: Vec::new(),
-            new_pid: sid_source(),
+            new_pid: sid_source(None),
         }));
         let mut server = SioServer::with_parts(
             config,
-            Sessions::with_sid_source(eio.clone(), sid_source()),
-            sid_source(),
+            Sessions::with_sid_source(eio.clone(), sid_source(tag)),
+            sid_source(None),
         );
         server.register(
             "/",
@@ -330,8 +344,10 @@ impl SioGlue {
             echo: cfg
                 .engineio_echo_path
                 .clone()
-                .map(|path| (path, Sessions::with_sid_source(eio, sid_source()))),
+                .map(|path| (path, Sessions::with_sid_source(eio, sid_source(tag)))),
             polls: HashMap::new(),
+            tag,
+            remote_polls: HashMap::new(),
             sockets: HashMap::new(),
             inbox,
             socks: Vec::new(),
@@ -567,6 +583,9 @@ pub(crate) fn http_request(
     if upgrade {
         return ws_request(ctx, id, out, req, engine, now);
     }
+    if let Some(next) = relay_request(ctx, id, out, req, engine, now) {
+        return next;
+    }
     let answer = ctx
         .sio
         .http(engine, req.method().as_str(), req.query(), req.body, now);
@@ -592,6 +611,155 @@ pub(crate) fn http_request(
                 keep_alive,
             }
         }
+    }
+}
+
+/// Cluster mode: a polling request for a session that another node holds
+/// (its sid starts with that node's tag) is relayed to that node over
+/// Redis, and this connection waits for its answer (`AwaitingBroker`):
+/// a GET as long as the owner may hold it (until its next ping, plus
+/// `redis_timeout`), a POST `redis_timeout`. No node reading the owner's
+/// channel (`PUBLISH` counts them), or no answer in time, is the
+/// session's end: 400, "Session ID unknown". `None`: not relayed.
+///
+/// The origin was checked here, where the request's headers are; the
+/// owner applies the rest (the session's own rules, CONNECT's token).
+fn relay_request(
+    ctx: &mut Ctx,
+    id: ConnId,
+    out: &mut OutQueue,
+    req: &Request,
+    engine: EngineKind,
+    now: Instant,
+) -> Option<Next> {
+    let own = ctx.sio.tag?;
+    let sid = crate::wire::engineio::Query::parse(req.query()).sid?;
+    let owner = NodeTag::of_sid(sid).filter(|&o| o != own && Sid::parse(sid).is_some())?;
+    let method = match req.method() {
+        Method::Get => PollMethod::Get,
+        Method::Post => PollMethod::Post,
+        // The owner would refuse it too: answered here, as ours.
+        _ => return None,
+    };
+    let cluster = ctx.cluster.as_mut()?;
+    let waiter = cluster.ticket(id);
+    let relay = Relay::Request {
+        from: own,
+        waiter: relay::Waiter {
+            conn: id as u64,
+            ticket: waiter.ticket,
+        },
+        engine: match engine {
+            EngineKind::SocketIo => relay::Engine::SocketIo,
+            EngineKind::EngineIo => relay::Engine::EngineIo,
+        },
+        method,
+        query: req.query(),
+        body: req.body,
+    };
+    let mut payload = Vec::with_capacity(req.body.len() + 128);
+    let sent = match relay::write(&relay, &mut payload) {
+        Ok(()) => cluster.relay(owner, &payload, Some(waiter)),
+        Err(e) => Err(super::cluster::Failure {
+            status: 400,
+            message: e.to_string(),
+        }),
+    };
+    let (version, keep_alive) = (req.version(), req.keep_alive);
+    Some(match sent {
+        Ok(()) => {
+            ctx.stats.sio_relayed += 1;
+            ctx.trace(|| {
+                format!(
+                    "[{id}] Engine.IO {} relayed to node {owner:?}",
+                    method.as_str()
+                )
+            });
+            let wait = match method {
+                PollMethod::Get => ctx.cfg.sio_ping_interval + ctx.cfg.redis_timeout,
+                PollMethod::Post => ctx.cfg.redis_timeout,
+            };
+            app::await_relay(waiter.ticket, now + wait, version, keep_alive)
+        }
+        Err(f) => {
+            let ct = "text/plain; charset=utf-8";
+            app::sio_respond(
+                ctx,
+                out,
+                version,
+                keep_alive,
+                f.status,
+                ct,
+                f.message.as_bytes(),
+            )
+        }
+    })
+}
+
+/// Cluster mode, on the node that holds the session: a request another
+/// node relayed (see [`relay_request`]) is answered as if it were ours,
+/// and the answer goes back the same way; a GET with nothing to send
+/// waits in `remote_polls` for the session's next `PollResponse`.
+fn relayed_request(ctx: &mut Ctx, request: &Relay<'_>, now: Instant) {
+    let &Relay::Request {
+        from,
+        waiter,
+        engine,
+        method,
+        query,
+        body,
+    } = request
+    else {
+        return;
+    };
+    let engine = match engine {
+        relay::Engine::SocketIo => EngineKind::SocketIo,
+        relay::Engine::EngineIo => EngineKind::EngineIo,
+    };
+    let answer = ctx.sio.http(engine, method.as_str(), query, body, now);
+    let sid = crate::wire::engineio::Query::parse(query)
+        .sid
+        .and_then(Sid::parse);
+    nudge(ctx, sid);
+    match answer {
+        HttpAnswer::Respond {
+            status,
+            content_type,
+            body,
+        } => send_answer(ctx, from, waiter, status, content_type, &body),
+        HttpAnswer::Opened { body, .. } => {
+            send_answer(ctx, from, waiter, 200, POLL_CONTENT_TYPE, &body)
+        }
+        HttpAnswer::Park(sid) => {
+            ctx.sio.remote_polls.insert(sid, (from, waiter));
+        }
+    }
+}
+
+/// Sends a relayed request's answer back to the node it came from.
+fn send_answer(
+    ctx: &mut Ctx,
+    to: NodeTag,
+    waiter: relay::Waiter,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) {
+    let answer = Relay::Answer {
+        waiter,
+        status,
+        content_type,
+        body,
+    };
+    let mut payload = Vec::with_capacity(body.len() + 64);
+    let Some(cluster) = ctx.cluster.as_mut() else {
+        return;
+    };
+    // Lost if Redis is down: the asking node answers its client when its
+    // wait runs out.
+    if relay::write(&answer, &mut payload).is_ok() && cluster.relay(to, &payload, None).is_err() {
+        ctx.log
+            .push("pushwire: a relayed Engine.IO answer was lost: Redis is down".into());
     }
 }
 
@@ -1720,11 +1888,12 @@ impl Node {
     /// Never for a server: anyone could then guess a session's sid.
     pub fn use_counter_sids(&mut self) {
         let sio = &mut self.ctx.sio;
-        sio.server.set_sid_sources(counter_sids(), counter_sids());
+        sio.server
+            .set_sid_sources(counter_sids(sio.tag), counter_sids(None));
         if let Some((_, s)) = &mut sio.echo {
-            s.set_sid_source(counter_sids());
+            s.set_sid_source(counter_sids(sio.tag));
         }
-        lock(&sio.inbox).new_pid = counter_sids();
+        lock(&sio.inbox).new_pid = counter_sids(None);
     }
 
     /// Applies everything the Engine.IO sessions want written to the
@@ -1749,10 +1918,45 @@ impl Node {
         self.ctx.sio.refresh_deadline();
     }
 
+    /// Cluster mode: a message another node relayed to this one.
+    pub(super) fn sio_relayed(&mut self, payload: &[u8], now: Instant) {
+        match relay::parse(payload) {
+            Ok(request @ Relay::Request { .. }) => relayed_request(&mut self.ctx, &request, now),
+            Ok(Relay::Answer {
+                waiter,
+                status,
+                content_type,
+                body,
+            }) => {
+                let Ok(conn) = ConnId::try_from(waiter.conn) else {
+                    return;
+                };
+                let answer = app::BrokerAnswer::Relayed {
+                    status,
+                    content_type: content_type.to_string(),
+                    body: body.to_vec(),
+                };
+                let w = super::cluster::Waiter {
+                    conn,
+                    ticket: waiter.ticket,
+                };
+                self.wake(w, Some(answer), now);
+            }
+            Err(e) => self
+                .ctx
+                .log
+                .push(format!("pushwire: relayed message ignored: {e}")),
+        }
+    }
+
     fn sio_apply(&mut self, sid: Sid, t: Transmit, now: Instant) {
         match t {
             Transmit::PollResponse(body) => {
                 nudge(&mut self.ctx, Some(sid));
+                if let Some((from, waiter)) = self.ctx.sio.remote_polls.remove(&sid) {
+                    send_answer(&mut self.ctx, from, waiter, 200, POLL_CONTENT_TYPE, &body);
+                    return;
+                }
                 let Some(&id) = self.ctx.sio.polls.get(&sid) else {
                     return;
                 };

@@ -152,6 +152,47 @@ impl RedisProcess {
         text.lines().next().unwrap_or("").to_string()
     }
 
+    /// Cuts the connections of the nodes that follow topics: every pub/sub
+    /// client subscribed to more than one channel (a node always holds
+    /// one, its relay channel, so `CLIENT KILL TYPE pubsub` would cut the
+    /// publishing nodes too). Returns how many were cut.
+    pub fn kill_topic_subscribers(&self) -> u32 {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"*4\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n$4\r\nTYPE\r\n$6\r\npubsub\r\n")
+            .expect("write to redis");
+        // A bulk string: `$<len>\r\n<len bytes>\r\n`.
+        let mut reply = Vec::new();
+        let mut b = [0u8; 4096];
+        let complete = |r: &[u8]| {
+            let Some(end) = r.windows(2).position(|w| w == b"\r\n") else {
+                return false;
+            };
+            let len: usize = String::from_utf8_lossy(&r[1..end]).parse().unwrap_or(0);
+            r.len() >= end + 2 + len + 2
+        };
+        while !complete(&reply) {
+            let n = s.read(&mut b).expect("redis reply");
+            assert!(n > 0, "redis closed before replying to CLIENT LIST");
+            reply.extend_from_slice(&b[..n]);
+        }
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        let mut cut = 0;
+        for line in text.lines().skip(1) {
+            let field = |name: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(name))
+                    .map(str::to_string)
+            };
+            let subs: u32 = field("sub=").and_then(|n| n.parse().ok()).unwrap_or(0);
+            if let (Some(id), true) = (field("id="), subs > 1) {
+                let r = self.command(&["CLIENT", "KILL", "ID", &id]);
+                cut += r.trim_start_matches(':').parse::<u32>().unwrap_or(0);
+            }
+        }
+        cut
+    }
+
     /// A new, empty `redis-server` on the same port.
     pub fn restart_empty(&mut self) {
         self.kill();
