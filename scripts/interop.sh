@@ -12,7 +12,10 @@
 #                  subscribe/publish with acks, a killed transport (state
 #                  recovery, and a resubscribe after the cursor), JSON
 #                  and binary, one hub with HTTP and SSE (skipped, saying
-#                  so, by a build that does not serve /socket.io/)
+#                  so, by a build that does not serve /socket.io/);
+#                  and two nodes on one redis-server behind a round-robin
+#                  TCP balancer: a polling session spans both nodes, the
+#                  upgrade made or refused (skipped without redis-server)
 #   python (tests/interop/test_websockets.py)
 #     websockets   /echo and a topic WebSocket, compressed and not
 #   python (tests/interop/test_tls.py, its own TLS server and test CA)
@@ -35,15 +38,18 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 WORK=$TARGET_DIR/interop
 PYTHON=${PYTHON:-python3}
 SERVER_PID=
+CLUSTER_PIDS=()
 started=$(date +%s)
 step() { echo; echo "=== $* ($(( $(date +%s) - started ))s)"; }
 
 cleanup() {
-    # Stop only the server this script started.
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    # Stop only the processes this script started.
+    for pid in $SERVER_PID "${CLUSTER_PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
 }
 trap cleanup EXIT
 
@@ -79,6 +85,40 @@ for _ in $(seq 1 100); do
     fi
     sleep 0.1
 done
+
+# A cluster for socketio-cluster.test.mjs: a redis-server with no
+# persistence and two nodes on it (skipped, saying so, without redis-server).
+free_port() {
+    "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_port() {
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "nothing listens on $1" >&2; return 1
+}
+if command -v redis-server >/dev/null; then
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        >"$WORK/redis.log" 2>&1 &
+    CLUSTER_PIDS+=($!)
+    wait_port "$REDIS_PORT"
+    nodes=()
+    for n in 1 2; do
+        p=$(free_port)
+        "$TARGET_DIR/release/pushwire" --listen "127.0.0.1:$p" --debug-endpoints \
+            --redis "redis://127.0.0.1:$REDIS_PORT" >"$WORK/node$n.log" 2>&1 &
+        CLUSTER_PIDS+=($!)
+        wait_port "$p"
+        nodes+=("http://127.0.0.1:$p")
+    done
+    PUSHWIRE_NODES=$(IFS=,; echo "${nodes[*]}")
+    export PUSHWIRE_NODES
+    echo "cluster: redis on $REDIS_PORT, nodes $PUSHWIRE_NODES"
+else
+    echo "redis-server is not installed: the cluster cases skip"
+fi
 
 # ---- 3. the suites ---------------------------------------------------------
 failed=0
