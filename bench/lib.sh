@@ -160,6 +160,17 @@ stop_server() {
     sleep 0.5
 }
 
+# cpu_ticks PID: user + system time of a process, in clock ticks. A
+# server's CPU time, unlike wall-clock rates, does not count time the
+# machine gave to someone else (steal on a shared VM).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICKS="$(getconf CLK_TCK)"
+
+# per_cpu COUNT T0 T1: COUNT per second of CPU between two tick readings.
+per_cpu() {
+    awk -v n="$1" -v a="$2" -v b="$3" -v hz="$TICKS" 'BEGIN { if (b - a <= 0) print "-"; else printf "%.0f", n / ((b - a) / hz) }'
+}
+
 # load CMD...: a load generator pinned to LOAD_CPU.
 load() {
     taskset -c "$LOAD_CPU" "$@"

@@ -16,7 +16,8 @@ bin=${PUSHWIRE_BIN:-target/release/pushwire}
 port=${PORT:-18095}
 "$bin" --listen "127.0.0.1:$port" >/dev/null 2>/tmp/memory-bench.err &
 pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
+# Waited for, so that a run right after this one finds the port free.
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
 python3 - "$port" "$pid" <<'PY'
 import random, socket, string, sys, time
 port, pid = int(sys.argv[1]), int(sys.argv[2])

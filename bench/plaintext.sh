@@ -3,7 +3,10 @@
 # hyper (one thread, pipeline_flush), each alone on core 0, wrk on core 1.
 # Two modes: 16 requests pipelined per write (TechEmpower's pipeline.lua)
 # and one request at a time. The servers alternate, REPS times, and the
-# median counts: the machine is shared and drifts.
+# median counts: the machine is shared and drifts. Each run also reports
+# requests per second of the server's CPU time, which steal does not
+# inflate (on this VM two builds that behave the same differ by up to
+# 17% in requests/s from one run to the next).
 #
 #   bench/plaintext.sh            DURATION=10 CONNS=256 DEPTH=16 REPS=3
 source "$(dirname "$0")/lib.sh"
@@ -23,7 +26,7 @@ for server in pushwire hyper; do
     stop_server
 done
 
-declare -A RPS
+declare -A RPS CPU
 for rep in $(seq "$REPS"); do
     for mode in pipelined single; do
         for server in pushwire hyper; do
@@ -38,21 +41,28 @@ for rep in $(seq "$REPS"); do
             # A short warm-up, then the measured run.
             load wrk "${args[@]}" -d2s "$url" "${extra[@]}" >/dev/null 2>&1 || true
             wait_quiet
+            t0="$(cpu_ticks "$SERVER_PID")"
             out="$(load wrk "${args[@]}" "-d${DURATION}s" "$url" "${extra[@]}" 2>&1)"
+            t1="$(cpu_ticks "$SERVER_PID")"
             rps="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")"
+            total="$(awk '/requests in/ { print $1 }' <<<"$out")"
+            cpu="$(per_cpu "$total" "$t0" "$t1")"
             p99="$(awk '$1 == "99%" { print $2 }' <<<"$out")"
             errs="$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr '\n' ' ' || true)"
             RPS[$server.$mode]+=" $rps"
-            echo "rep $rep $server $mode: requests/s=$rps latency_p99=$p99 ${errs:+ERRORS: $errs}"
+            CPU[$server.$mode]+=" $cpu"
+            echo "rep $rep $server $mode: requests/s=$rps per_cpu_s=$cpu latency_p99=$p99 ${errs:+ERRORS: $errs}"
             stop_server
         done
     done
 done
 
 echo
-printf "%-10s %14s %14s %8s\n" mode pushwire hyper ratio
+printf "%-10s %14s %14s %8s %16s %16s %8s\n" mode pushwire hyper ratio "pushwire/cpu-s" "hyper/cpu-s" ratio
 for mode in pipelined single; do
     # shellcheck disable=SC2086
     p="$(median ${RPS[pushwire.$mode]})"; h="$(median ${RPS[hyper.$mode]})"
-    printf "%-10s %14s %14s %8s\n" "$mode" "$p" "$h" "$(ratio "$p" "$h")"
+    # shellcheck disable=SC2086
+    pc="$(median ${CPU[pushwire.$mode]})"; hc="$(median ${CPU[hyper.$mode]})"
+    printf "%-10s %14s %14s %8s %16s %16s %8s\n" "$mode" "$p" "$h" "$(ratio "$p" "$h")" "$pc" "$hc" "$(ratio "$pc" "$hc")"
 done

@@ -91,15 +91,6 @@ start_tls_server() {
     cap_server_cpu
 }
 
-# cpu_ticks PID: user + system time of a process, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-TICKS="$(getconf CLK_TCK)"
-
-# per_cpu COUNT T0 T1: COUNT per second of CPU between two tick readings.
-per_cpu() {
-    awk -v n="$1" -v a="$2" -v b="$3" -v hz="$TICKS" 'BEGIN { if (b - a <= 0) print "-"; else printf "%.0f", n / ((b - a) / hz) }'
-}
-
 build
 make_certificate
 versions
