@@ -542,6 +542,36 @@ pub(crate) fn await_relay(
     })
 }
 
+/// The answer a relayed Engine.IO request gets: what the session's node
+/// answered, as it answered it; or, when none came (the node is gone),
+/// "Session ID unknown", as if the session had been ours and had
+/// expired. `None` (and `answer` left as it was) for other waits.
+fn relayed_answer(
+    answer: &mut Option<BrokerAnswer>,
+    relayed: bool,
+) -> Option<(u16, String, Vec<u8>)> {
+    use crate::proto::engineio::{HttpAnswer, SessionError};
+    match answer.take() {
+        Some(BrokerAnswer::Relayed {
+            status,
+            content_type,
+            body,
+        }) => Some((status, content_type, body)),
+        Some(BrokerAnswer::TimedOut) | None if relayed => match SessionError::UnknownSid.answer() {
+            HttpAnswer::Respond {
+                status,
+                content_type,
+                body,
+            } => Some((status, content_type.to_string(), body)),
+            _ => None,
+        },
+        other => {
+            *answer = other;
+            None
+        }
+    }
+}
+
 /// A request waiting in `AwaitingBroker` gets what it waited for: its
 /// answer (a publish, a delete, the timeout) or, for one waiting for its
 /// topics, another reading of it.
@@ -549,7 +579,7 @@ pub(crate) fn answer_broker(
     ctx: &mut Ctx,
     id: ConnId,
     conn: &mut Conn,
-    answer: Option<BrokerAnswer>,
+    mut answer: Option<BrokerAnswer>,
     now: Instant,
 ) {
     let State::AwaitingBroker(a) = &conn.state else {
@@ -574,50 +604,18 @@ pub(crate) fn answer_broker(
                 head_only: to.head_only,
                 keep_alive: to.keep_alive,
             };
-            match answer {
-                // What the session's node answered, as it answered it.
-                Some(BrokerAnswer::Relayed {
+            if let Some((status, content_type, body)) = relayed_answer(&mut answer, to.relayed) {
+                let next = sio_respond(
+                    ctx,
+                    &mut conn.out,
+                    meta.version,
+                    meta.keep_alive,
                     status,
-                    content_type,
-                    body,
-                }) => {
-                    let next = sio_respond(
-                        ctx,
-                        &mut conn.out,
-                        meta.version,
-                        meta.keep_alive,
-                        status,
-                        &content_type,
-                        &body,
-                    );
-                    log_answered(ctx, id, now);
-                    break 'answered next;
-                }
-                // No node answered for the session: it is gone (its node
-                // stopped), as if it had been ours and had expired.
-                Some(BrokerAnswer::TimedOut) | None if to.relayed => {
-                    use crate::proto::engineio::{HttpAnswer, SessionError};
-                    let HttpAnswer::Respond {
-                        status,
-                        content_type,
-                        body,
-                    } = SessionError::UnknownSid.answer()
-                    else {
-                        break 'answered Next::Close;
-                    };
-                    let next = sio_respond(
-                        ctx,
-                        &mut conn.out,
-                        meta.version,
-                        meta.keep_alive,
-                        status,
-                        content_type,
-                        &body,
-                    );
-                    log_answered(ctx, id, now);
-                    break 'answered next;
-                }
-                _ => {}
+                    &content_type,
+                    &body,
+                );
+                log_answered(ctx, id, now);
+                break 'answered next;
             }
             let mut body = Vec::with_capacity(96);
             let is_stats = matches!(

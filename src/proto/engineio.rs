@@ -122,17 +122,7 @@ impl Sid {
     /// Reads a sid sent back by a client; anything that is not 27
     /// base64url characters is no sid of ours.
     pub fn parse(text: &str) -> Option<Sid> {
-        let b = text.as_bytes();
-        if b.len() != Sid::LEN
-            || !b
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
-        {
-            return None;
-        }
-        let mut sid = [0u8; Sid::LEN];
-        sid.copy_from_slice(b);
-        Some(Sid(sid))
+        base64url_chars(text.as_bytes()).map(Sid)
     }
 
     pub fn as_str(&self) -> &str {
@@ -151,6 +141,19 @@ impl fmt::Display for Sid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Exactly `N` base64url characters (RFC 4648 §5, no padding), as they
+/// came; anything else is `None`. Sids, and the node tags that start
+/// them in a cluster, are read with it.
+pub fn base64url_chars<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    if !text
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+    {
+        return None;
+    }
+    text.try_into().ok()
 }
 
 /// A fresh sid from the kernel's random source (`/dev/urandom`).

@@ -46,7 +46,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use thiserror::Error;
 
-use crate::proto::engineio::Sid;
+use crate::proto::engineio::{base64url_chars, Sid};
 
 /// Which node's sessions a sid belongs to: 8 base64url characters.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,16 +94,7 @@ impl NodeTag {
 
     /// Reads a tag: exactly 8 base64url characters.
     pub fn parse(text: &[u8]) -> Option<NodeTag> {
-        if text.len() != NodeTag::LEN
-            || !text
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
-        {
-            return None;
-        }
-        let mut tag = [0u8; NodeTag::LEN];
-        tag.copy_from_slice(text);
-        Some(NodeTag(tag))
+        base64url_chars(text).map(NodeTag)
     }
 
     pub fn as_str(&self) -> &str {
