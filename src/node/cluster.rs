@@ -1564,6 +1564,11 @@ mod tests {
         input: Vec<u8>,
         /// Pushes caused by other nodes, for the next [`FakeRedis::serve`].
         pending_push: Vec<u8>,
+        /// What the node published with `PUBLISH` (its relays), in order.
+        published: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Channels other (imagined) nodes read: a `PUBLISH` there reaches
+        /// one subscriber, anywhere else none.
+        others: BTreeSet<Vec<u8>>,
         clock: u64,
         publish: Script,
         follow: Script,
@@ -1592,6 +1597,8 @@ mod tests {
                 subscribed: BTreeSet::new(),
                 input: Vec::new(),
                 pending_push: Vec::new(),
+                published: Vec::new(),
+                others: BTreeSet::new(),
                 clock: 1_796_100_000_000_000,
                 publish: Script::publish(),
                 follow: Script::new(broker::FOLLOW_SCRIPT),
@@ -1644,6 +1651,10 @@ mod tests {
                     return;
                 }
                 b"EVALSHA" | b"EVAL" => self.script(args, out),
+                b"PUBLISH" => {
+                    self.published.push((args[1].clone(), args[2].clone()));
+                    Value::Integer(i64::from(self.others.contains(&args[1])))
+                }
                 _ => Value::Error(b"ERR unknown".to_vec()),
             };
             reply.encode(out);
@@ -1811,6 +1822,13 @@ mod tests {
         }
 
         /// Another node's publish: straight into the fake.
+        /// Another node relays `payload` to this one (on its channel).
+        fn relay_in(&mut self, h: &Harness, payload: &[u8]) {
+            let channel = h.node.ctx.sio.tag.unwrap().channel();
+            Value::Push(vec![bulk("message"), bulk(channel), bulk(payload)])
+                .encode(&mut self.pending_push);
+        }
+
         fn publish_elsewhere(&mut self, topic: &str, data: &str) -> MessageId {
             let limits = HistoryLimits {
                 max_len: 1000,
@@ -2478,5 +2496,145 @@ mod tests {
         assert!(text.contains("m1") && text.contains("m2"), "{text}");
         assert!(text.contains(&format!("\"last_id\":\"{m2}\"")), "{text}");
         assert!(text.contains("\"gap\":false"), "{text}");
+    }
+
+    // ---- polling sessions relayed between nodes ----------------------------
+
+    const OTHER: &str = "OtherNd1";
+
+    /// The query of a polling request for a session of node `OTHER`.
+    fn foreign_query() -> String {
+        format!("EIO=4&transport=polling&sid={OTHER}0123456789abcdefghi")
+    }
+
+    fn relays_to(redis: &FakeRedis, tag: &str) -> Vec<String> {
+        let channel = format!("pushwire:node:{tag}").into_bytes();
+        redis
+            .published
+            .iter()
+            .filter(|(c, _)| *c == channel)
+            .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_request_for_another_nodes_session_is_relayed_and_its_answer_written() {
+        let (mut h, mut redis) = start();
+        redis
+            .others
+            .insert(format!("pushwire:node:{OTHER}").into_bytes());
+        let own = h.node.ctx.sio.tag.unwrap();
+        let q = foreign_query();
+        let c = request(
+            &mut h,
+            &mut redis,
+            &format!("POST /socket.io/?{q} HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n40"),
+        );
+        let sent = relays_to(&redis, OTHER);
+        assert_eq!(sent.len(), 1);
+        let head = format!("Q {} {c} ", own.as_str());
+        assert!(sent[0].starts_with(&head), "{sent:?}");
+        assert!(sent[0].ends_with(&format!(" s POST\n{q}\n40")), "{sent:?}");
+        assert_eq!(h.take_text(c), "", "it waits for the owner");
+        // The owner's answer, with the waiter's ticket as it was sent.
+        let ticket = sent[0].split(' ').nth(3).unwrap().to_string();
+        redis.relay_in(&h, format!("A {c} {ticket} 200\ntext/html\nok").as_bytes());
+        redis.serve(&mut h);
+        let text = h.take_text(c);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Content-Type: text/html\r\n") && text.ends_with("\r\n\r\nok"));
+        // An answer for a wait that is over (a stale ticket) is dropped.
+        redis.relay_in(&h, format!("A {c} {ticket} 200\ntext/html\nok").as_bytes());
+        redis.serve(&mut h);
+        assert_eq!(h.take_text(c), "");
+        assert_eq!(h.node.stats().sio_relayed, 1);
+    }
+
+    #[test]
+    fn a_relayed_get_waits_its_ping_interval_plus_redis_timeout_and_no_more() {
+        let (mut h, mut redis) = start();
+        redis
+            .others
+            .insert(format!("pushwire:node:{OTHER}").into_bytes());
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get(&format!("/socket.io/?{}", foreign_query())),
+        );
+        let started = h.now;
+        let wait = h.node.config().sio_ping_interval + h.node.config().redis_timeout;
+        pass(&mut h, &mut redis, wait - Duration::from_millis(50));
+        assert_eq!(h.take_text(c), "", "still within its wait");
+        pass(&mut h, &mut redis, Duration::from_millis(50));
+        assert_eq!(h.now - started, wait);
+        let text = h.take_text(c);
+        assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+        assert!(text.ends_with(r#"{"code":1,"message":"Session ID unknown"}"#));
+    }
+
+    #[test]
+    fn a_request_for_a_node_nobody_reads_is_unknown_at_once() {
+        let (mut h, mut redis) = start();
+        // No node reads OTHER's channel: PUBLISH reaches nobody.
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get(&format!("/socket.io/?{}", foreign_query())),
+        );
+        assert_eq!(relays_to(&redis, OTHER).len(), 1);
+        let text = h.take_text(c);
+        assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+        assert!(text.ends_with(r#"{"code":1,"message":"Session ID unknown"}"#));
+    }
+
+    #[test]
+    fn a_get_relayed_to_the_owner_parks_and_its_ping_goes_back_on_time() {
+        let (mut h, mut redis) = start();
+        // A session of this node, opened and connected here.
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get("/socket.io/?EIO=4&transport=polling"),
+        );
+        let text = h.take_text(c);
+        let sid = text.split("\"sid\":\"").nth(1).unwrap()[..27].to_string();
+        assert_eq!(
+            &sid[..8],
+            h.node.ctx.sio.tag.unwrap().as_str(),
+            "its tag starts it"
+        );
+        let opened = h.now;
+        let q = format!("EIO=4&transport=polling&sid={sid}");
+        // Another node relays a POST (answered at once) and a GET (parked).
+        redis.relay_in(&h, format!("Q {OTHER} 7 1 s POST\n{q}\n40").as_bytes());
+        redis.serve(&mut h);
+        assert_eq!(relays_to(&redis, OTHER), ["A 7 1 200\ntext/html\nok"]);
+        redis.relay_in(&h, format!("Q {OTHER} 7 2 s GET\n{q}\n").as_bytes());
+        redis.serve(&mut h);
+        let back = relays_to(&redis, OTHER);
+        assert_eq!(back.len(), 2);
+        assert!(back[1].starts_with("A 7 2 200\ntext/plain; charset=UTF-8\n40{\"sid\":"));
+        redis.relay_in(&h, format!("Q {OTHER} 7 3 s GET\n{q}\n").as_bytes());
+        redis.serve(&mut h);
+        assert_eq!(
+            relays_to(&redis, OTHER).len(),
+            2,
+            "nothing to send: it waits"
+        );
+        // The first ping, at exactly the ping interval, answers it.
+        let ping = h.node.config().sio_ping_interval;
+        let left = ping - (h.now - opened) - Duration::from_millis(50);
+        pass(&mut h, &mut redis, left);
+        assert_eq!(relays_to(&redis, OTHER).len(), 2);
+        pass(&mut h, &mut redis, Duration::from_millis(50));
+        assert_eq!(
+            relays_to(&redis, OTHER).last().unwrap(),
+            "A 7 3 200\ntext/plain; charset=UTF-8\n2"
+        );
+        assert!(h.node.ctx.sio.remote_polls.is_empty());
+        // A relayed message that does not parse is logged, not acted on.
+        redis.relay_in(&h, b"Z nonsense\n");
+        redis.serve(&mut h);
+        assert_eq!(relays_to(&redis, OTHER).len(), 3);
     }
 }

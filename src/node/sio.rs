@@ -95,10 +95,10 @@ pub(crate) struct SioGlue {
     /// The connection parked on each session's GET.
     polls: HashMap<Sid, ConnId>,
     /// Cluster mode: this node's tag, the start of its sids.
-    tag: Option<NodeTag>,
+    pub(super) tag: Option<NodeTag>,
     /// Cluster mode: the GETs parked on this node's sessions from other
     /// nodes, and where their answers go.
-    remote_polls: HashMap<Sid, (NodeTag, relay::Waiter)>,
+    pub(super) remote_polls: HashMap<Sid, (NodeTag, relay::Waiter)>,
     /// The WebSocket connection of each session (its transport, or the
     /// one probing to become it).
     sockets: HashMap<Sid, ConnId>,
