@@ -264,6 +264,19 @@ fn get_packets(server: &TestServer, sid: &str) -> Vec<String> {
     r.text().split('\u{1e}').map(str::to_string).collect()
 }
 
+/// Sends a polling GET for `sid` on a connection of its own, to be read
+/// when it is answered.
+fn park_get(server: &TestServer, sid: &str) -> std::net::TcpStream {
+    let mut s = server.connect();
+    write!(
+        s,
+        "GET {} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        polling(sid)
+    )
+    .unwrap();
+    s
+}
+
 fn metric(server: &TestServer, name: &str) -> u64 {
     let text = get(server, "/metrics").text();
     text.lines()
@@ -287,13 +300,7 @@ fn a_polling_session_is_served_by_whichever_node_each_request_reaches() {
 
     // A GET parked through b is answered by a publish on either node.
     for publisher in [&a, &b] {
-        let mut s = b.connect();
-        write!(
-            s,
-            "GET {} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-            polling(&sid)
-        )
-        .unwrap();
+        let mut s = park_get(&b, &sid);
         std::thread::sleep(Duration::from_millis(200));
         let id = publish(publisher, "news", None, "relayed");
         let mut buf = Vec::new();
@@ -323,13 +330,7 @@ fn a_polling_session_is_served_by_whichever_node_each_request_reaches() {
 
     // A second GET while one waits is the session's end, wherever the two
     // arrive (engine.io: one GET at a time).
-    let mut s = a.connect();
-    write!(
-        s,
-        "GET {} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-        polling(&sid)
-    )
-    .unwrap();
+    let mut s = park_get(&a, &sid);
     std::thread::sleep(Duration::from_millis(100));
     let r = http(&b, "GET", &polling(&sid), b"");
     assert_eq!(r.status, 400, "{}", r.text());

@@ -2517,6 +2517,12 @@ mod tests {
             .collect()
     }
 
+    /// Engine.IO's answer for a session that is gone.
+    fn assert_unknown_sid(text: &str) {
+        assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+        assert!(text.ends_with(r#"{"code":1,"message":"Session ID unknown"}"#));
+    }
+
     #[test]
     fn a_request_for_another_nodes_session_is_relayed_and_its_answer_written() {
         let (mut h, mut redis) = start();
@@ -2567,9 +2573,7 @@ mod tests {
         assert_eq!(h.take_text(c), "", "still within its wait");
         pass(&mut h, &mut redis, Duration::from_millis(50));
         assert_eq!(h.now - started, wait);
-        let text = h.take_text(c);
-        assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
-        assert!(text.ends_with(r#"{"code":1,"message":"Session ID unknown"}"#));
+        assert_unknown_sid(&h.take_text(c));
     }
 
     #[test]
@@ -2582,9 +2586,7 @@ mod tests {
             &get(&format!("/socket.io/?{}", foreign_query())),
         );
         assert_eq!(relays_to(&redis, OTHER).len(), 1);
-        let text = h.take_text(c);
-        assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
-        assert!(text.ends_with(r#"{"code":1,"message":"Session ID unknown"}"#));
+        assert_unknown_sid(&h.take_text(c));
     }
 
     #[test]
