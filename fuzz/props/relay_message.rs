@@ -12,6 +12,7 @@
 use pushwire::proto::redis::relay::{
     parse, write, Engine, NodeTag, PollMethod, Relay, RelayError, Waiter,
 };
+use pushwire::proto::engineio::Sid;
 
 pub fn check(data: &[u8]) {
     if let Ok(relay) = parse(data) {
@@ -45,34 +46,64 @@ fn built(data: &[u8]) {
         return;
     };
     let body = rest.get(cut + 1..).unwrap_or(&[]);
-    let relay = if pick & 1 == 0 {
-        Relay::Request {
-            from: NodeTag::from_bytes([pick, 1, 2, 3, 4, 5]),
+    let from = NodeTag::from_bytes([pick, 1, 2, 3, 4, 5]);
+    let engine = if pick & 8 == 0 {
+        Engine::SocketIo
+    } else {
+        Engine::EngineIo
+    };
+    // The sid of an edge's message: the line, when it is one.
+    let sid = Sid::parse(line).unwrap_or_else(|| Sid::from_bytes([pick; 20]));
+    let binary = pick & 16 != 0;
+    let relay = match pick % 8 {
+        0 => Relay::Request {
+            from,
             waiter,
-            engine: if pick & 2 == 0 {
-                Engine::SocketIo
-            } else {
-                Engine::EngineIo
-            },
-            method: if pick & 4 == 0 {
+            engine,
+            method: if pick & 32 == 0 {
                 PollMethod::Get
             } else {
                 PollMethod::Post
             },
             query: line,
             body,
-        }
-    } else {
-        Relay::Answer {
+        },
+        1 => Relay::Answer {
             waiter,
             status: 100 + u16::from(pick >> 1) * 2,
             content_type: line,
             body,
-        }
+        },
+        2 => Relay::WsOpen {
+            from,
+            waiter,
+            engine,
+            query: line,
+        },
+        3 => Relay::WsIn {
+            from,
+            waiter,
+            sid,
+            binary,
+            data: body,
+        },
+        4 => Relay::WsDrained { from, waiter, sid },
+        5 => Relay::WsGone { from, waiter, sid },
+        6 => Relay::WsOut {
+            waiter,
+            binary,
+            drain: pick & 32 != 0,
+            data: body,
+        },
+        _ => Relay::WsClose {
+            waiter,
+            code: 1000 + u16::from(pick) * 15,
+        },
     };
     let mut out = Vec::new();
     match write(&relay, &mut out) {
         Ok(()) => assert_eq!(parse(&out), Ok(relay), "write → parse must give it back"),
+        // Only a text line that would not read back is refused.
         Err(e) => {
             assert_eq!(e, RelayError::BadText);
             assert!(line.chars().any(char::is_control));

@@ -1099,6 +1099,11 @@ fn metrics(ctx: &Ctx, now: Instant) -> Vec<u8> {
         "Engine.IO polling requests relayed to the node holding their session.",
         s.sio_relayed,
     );
+    w.counter(
+        "pushwire_socketio_carried_total",
+        "Engine.IO WebSockets carried for the node holding their session.",
+        s.sio_carried,
+    );
     w.family(
         "pushwire_refused_total",
         "Requests refused, by HTTP status.",
@@ -2080,7 +2085,7 @@ pub(crate) fn process_ws(
                 // own writer.
                 (WsRole::Echo, _) => writer.send(out, kind, payload),
                 // Engine.IO: text packets and binary messages alike.
-                (WsRole::Eio { .. }, kind) => {
+                (WsRole::Eio { .. } | WsRole::Carried { .. }, kind) => {
                     actions.push(WsAction::Eio(kind == MessageKind::Binary, payload.to_vec()))
                 }
                 // RFC 6455 §7.4.1: 1003, a data type the endpoint cannot
@@ -2151,11 +2156,13 @@ pub(crate) fn process_ws(
                 }
             }
             WsAction::Command(frame) => mux_command(ctx, id, conn, &frame, now),
-            WsAction::Eio(binary, data) => {
-                if let WsRole::Eio { sid, engine } = role {
-                    ctx.sio.ws_message(engine, sid, binary, &data, now);
+            WsAction::Eio(binary, data) => match role {
+                WsRole::Eio { sid, engine } => ctx.sio.ws_message(engine, sid, binary, &data, now),
+                WsRole::Carried { .. } => {
+                    super::sio::carry_in(ctx, id, role, Some((binary, &data)))
                 }
-            }
+                _ => {}
+            },
         }
     }
     after_ws_input(ctx, id, conn, now);

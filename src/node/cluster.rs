@@ -1424,8 +1424,10 @@ impl Node {
             }
             Outcome::Relayed(payload) => self.sio_relayed(&payload, now),
             Outcome::Unheard(w) => {
-                let answer = super::app::BrokerAnswer::TimedOut;
-                self.wake(w, Some(answer), now)
+                if !self.carried_unheard(w, now) {
+                    let answer = super::app::BrokerAnswer::TimedOut;
+                    self.wake(w, Some(answer), now)
+                }
             }
             Outcome::Position(topic, id) => {
                 if self.ctx.hub.last_id(&topic) != Some(id) {
@@ -2638,5 +2640,198 @@ mod tests {
         redis.relay_in(&h, b"Z nonsense\n");
         redis.serve(&mut h);
         assert_eq!(relays_to(&redis, OTHER).len(), 3);
+    }
+
+    // ---- WebSockets carried for the node that holds their session ----------
+
+    fn upgrade(target: &str) -> String {
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+    }
+
+    /// An unmasked server frame of `text` (under 126 bytes).
+    fn server_text(text: &str) -> Vec<u8> {
+        let mut f = vec![0x81, text.len() as u8];
+        f.extend_from_slice(text.as_bytes());
+        f
+    }
+
+    #[test]
+    fn a_websocket_for_another_nodes_session_is_carried_both_ways() {
+        let (mut h, mut redis) = start();
+        redis
+            .others
+            .insert(format!("pushwire:node:{OTHER}").into_bytes());
+        let own = h.node.ctx.sio.tag.unwrap();
+        let own = own.as_str();
+        let sid = format!("{OTHER}0123456789abcdefghi");
+        let q = format!("EIO=4&transport=websocket&sid={sid}");
+        let c = request(&mut h, &mut redis, &upgrade(&format!("/socket.io/?{q}")));
+        assert!(h.take_text(c).starts_with("HTTP/1.1 101 "));
+        let sent = relays_to(&redis, OTHER);
+        let ticket: u64 = sent[0].split(' ').nth(3).unwrap().parse().unwrap();
+        assert_eq!(sent, [format!("O {own} {c} {ticket} s\n{q}\n")]);
+        assert_eq!(h.node.stats().sio_carried, 1);
+        // The client's messages go to the owner as they came...
+        h.send(c, &ws_text("2probe"));
+        redis.serve(&mut h);
+        let last = relays_to(&redis, OTHER).pop().unwrap();
+        assert_eq!(last, format!("M {own} {c} {ticket} t\n{sid}\n2probe"));
+        // ...and the owner's are written to the client.
+        redis.relay_in(&h, format!("W {c} {ticket} t 0\n3probe").as_bytes());
+        redis.serve(&mut h);
+        assert_eq!(h.clients[&c].received, server_text("3probe"));
+        h.take_text(c);
+        // A message for an earlier WebSocket on this connection id is not
+        // this one's.
+        redis.relay_in(&h, format!("W {c} {} t 0\n4stale", ticket + 1).as_bytes());
+        redis.serve(&mut h);
+        assert_eq!(h.take_text(c), "");
+        // Asked to, it tells the owner once what it was sent is written
+        // out: at once when the client reads...
+        let before = relays_to(&redis, OTHER).len();
+        redis.relay_in(&h, format!("W {c} {ticket} t 1\n4one").as_bytes());
+        redis.serve(&mut h);
+        assert_eq!(h.clients[&c].received, server_text("4one"));
+        let sent = relays_to(&redis, OTHER);
+        assert_eq!(sent.len(), before + 1);
+        assert_eq!(sent[before], format!("D {own} {c} {ticket}\n{sid}\n"));
+        // ...or when it has read it all, and only once.
+        h.clients.get_mut(&c).unwrap().window = 0;
+        redis.relay_in(&h, format!("W {c} {ticket} t 1\n4two").as_bytes());
+        redis.relay_in(&h, format!("W {c} {ticket} t 0\n4three").as_bytes());
+        redis.serve(&mut h);
+        assert_eq!(
+            relays_to(&redis, OTHER).len(),
+            before + 1,
+            "not written yet"
+        );
+        h.open_window(c, 3);
+        redis.serve(&mut h);
+        assert_eq!(
+            relays_to(&redis, OTHER).len(),
+            before + 1,
+            "not all written"
+        );
+        h.open_window(c, 100);
+        redis.serve(&mut h);
+        let sent = relays_to(&redis, OTHER);
+        assert_eq!(sent.len(), before + 2);
+        assert_eq!(sent[before + 1], format!("D {own} {c} {ticket}\n{sid}\n"));
+        h.take_text(c);
+        // The owner closes it: the close frame, and the edge says it is
+        // gone.
+        redis.relay_in(&h, format!("C {c} {ticket} 1000\n").as_bytes());
+        redis.serve(&mut h);
+        assert_eq!(h.clients[&c].received, [0x88, 2, 0x03, 0xe8]);
+        let last = relays_to(&redis, OTHER).pop().unwrap();
+        assert_eq!(last, format!("X {own} {c} {ticket}\n{sid}\n"));
+    }
+
+    #[test]
+    fn a_carried_websocket_whose_owner_nobody_reads_is_closed_at_once() {
+        let (mut h, mut redis) = start();
+        let q = format!("EIO=4&transport=websocket&sid={OTHER}0123456789abcdefghi");
+        let c = request(&mut h, &mut redis, &upgrade(&format!("/socket.io/?{q}")));
+        let bytes = std::mem::take(&mut h.clients.get_mut(&c).unwrap().received);
+        assert!(bytes.starts_with(b"HTTP/1.1 101 "));
+        // RFC 6455 §7.4.1: 1008 (0x03f0), and the reason.
+        assert!(
+            bytes.ends_with(b"\x88\x14\x03\xf0Session ID unknown"),
+            "{bytes:?}"
+        );
+    }
+
+    #[test]
+    fn a_client_that_closes_a_carried_websocket_is_told_to_the_owner() {
+        let (mut h, mut redis) = start();
+        redis
+            .others
+            .insert(format!("pushwire:node:{OTHER}").into_bytes());
+        let sid = format!("{OTHER}0123456789abcdefghi");
+        let q = format!("EIO=4&transport=websocket&sid={sid}");
+        let c = request(&mut h, &mut redis, &upgrade(&format!("/socket.io/?{q}")));
+        let ticket = relays_to(&redis, OTHER)[0]
+            .split(' ')
+            .nth(3)
+            .unwrap()
+            .to_string();
+        h.eof(c);
+        redis.serve(&mut h);
+        let own = h.node.ctx.sio.tag.unwrap();
+        let last = relays_to(&redis, OTHER).pop().unwrap();
+        assert_eq!(last, format!("X {} {c} {ticket}\n{sid}\n", own.as_str()));
+    }
+
+    #[test]
+    fn the_owner_runs_the_upgrade_of_a_websocket_another_node_carries() {
+        let (mut h, mut redis) = start();
+        // A polling session of this node, connected, with a GET parked.
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get("/socket.io/?EIO=4&transport=polling"),
+        );
+        let text = h.take_text(c);
+        let sid = text.split("\"sid\":\"").nth(1).unwrap()[..27].to_string();
+        let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+        let body = "40";
+        let connect = format!(
+            "POST {poll} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        request(&mut h, &mut redis, &connect);
+        let g = request(&mut h, &mut redis, &get(&poll));
+        assert!(h.take_text(g).contains("40{\"sid\""));
+        h.send(g, get(&poll).as_bytes());
+        redis.serve(&mut h);
+        assert_eq!(h.take_text(g), "", "parked");
+        // Another node carries its WebSocket: the session accepts it...
+        let q = format!("EIO=4&transport=websocket&sid={sid}");
+        redis.relay_in(&h, format!("O {OTHER} 7 1 s\n{q}\n").as_bytes());
+        redis.serve(&mut h);
+        assert_eq!(relays_to(&redis, OTHER), Vec::<String>::new());
+        assert!(h
+            .node
+            .ctx
+            .sio
+            .carried
+            .contains_key(&crate::proto::engineio::Sid::parse(&sid).unwrap()));
+        // ...and answers its probe there, and the parked GET with a noop.
+        redis.relay_in(&h, format!("M {OTHER} 7 1 t\n{sid}\n2probe").as_bytes());
+        redis.serve(&mut h);
+        assert_eq!(relays_to(&redis, OTHER), ["W 7 1 t 0\n3probe"]);
+        assert!(h.take_text(g).ends_with("\r\n\r\n6"));
+        // A second WebSocket for the session is closed (server.ts), and a
+        // message from no carrier of ours closes the WebSocket it came from.
+        redis.relay_in(&h, format!("O {OTHER} 8 2 s\n{q}\n").as_bytes());
+        redis.relay_in(&h, format!("M {OTHER} 9 3 t\n{sid}\n5").as_bytes());
+        redis.serve(&mut h);
+        let sent = relays_to(&redis, OTHER);
+        assert_eq!(sent[1..], ["C 8 2 1000\n", "C 9 3 1008\n"]);
+        // Upgraded: what the session sends goes to the carrier, a ping
+        // at its interval among it.
+        redis.relay_in(&h, format!("M {OTHER} 7 1 t\n{sid}\n5").as_bytes());
+        redis.relay_in(
+            &h,
+            format!("M {OTHER} 7 1 t\n{sid}\n42[\"nonsense\"]").as_bytes(),
+        );
+        redis.serve(&mut h);
+        let ping = h.node.config().sio_ping_interval;
+        pass(&mut h, &mut redis, ping);
+        let sent = relays_to(&redis, OTHER);
+        assert!(sent.contains(&"W 7 1 t 0\n2".to_string()), "{sent:?}");
+        // The carrier's WebSocket ends: so does the session (its
+        // transport closed), and nothing more is sent to it.
+        redis.relay_in(&h, format!("X {OTHER} 7 1\n{sid}\n").as_bytes());
+        redis.serve(&mut h);
+        assert!(h.node.ctx.sio.carried.is_empty());
+        let n = relays_to(&redis, OTHER).len();
+        pass(&mut h, &mut redis, ping * 2);
+        assert_eq!(relays_to(&redis, OTHER).len(), n);
+        let g = request(&mut h, &mut redis, &get(&poll));
+        assert_unknown_sid(&h.take_text(g));
     }
 }

@@ -474,6 +474,16 @@ pub enum WsRole {
         sid: crate::proto::engineio::Sid,
         engine: EngineKind,
     },
+    /// Cluster mode: the WebSocket of session `sid`, which node `owner`
+    /// holds; this node only carries its messages (`ticket` names this
+    /// WebSocket to the owner, `drain` is set while the owner waits to
+    /// hear that it was written out: `proto/redis/relay.rs`).
+    Carried {
+        sid: crate::proto::engineio::Sid,
+        owner: crate::proto::redis::relay::NodeTag,
+        ticket: u64,
+        drain: bool,
+    },
 }
 
 /// A WebSocket session.

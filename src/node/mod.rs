@@ -117,6 +117,9 @@ pub struct Stats {
     /// Engine.IO polling requests relayed to the node that holds their
     /// session (cluster mode).
     pub sio_relayed: u64,
+    /// Engine.IO WebSockets carried for the node that holds their
+    /// session (cluster mode).
+    pub sio_carried: u64,
 }
 
 /// The transports live deliveries are counted under.
@@ -715,7 +718,7 @@ impl Node {
         if let Some(log) = self.ctx.access_mut(id) {
             log.sent += n as u64;
         }
-        sio::on_sent(&mut self.ctx, conn);
+        sio::on_sent(&mut self.ctx, id, conn);
         self.settle(id, now);
         self.run_pending(now);
     }

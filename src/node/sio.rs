@@ -99,6 +99,9 @@ pub(crate) struct SioGlue {
     /// Cluster mode: the GETs parked on this node's sessions from other
     /// nodes, and where their answers go.
     pub(super) remote_polls: HashMap<Sid, (NodeTag, relay::Waiter)>,
+    /// Cluster mode: this node's sessions whose WebSocket another node
+    /// carries (it reached that node, not this one).
+    pub(super) carried: HashMap<Sid, Carrier>,
     /// The WebSocket connection of each session (its transport, or the
     /// one probing to become it).
     sockets: HashMap<Sid, ConnId>,
@@ -131,6 +134,15 @@ pub(crate) struct SioGlue {
     /// WebSocket's queue written): only their replays are looked at, so
     /// replays that wait cost nothing per turn.
     nudged: BTreeSet<usize>,
+}
+
+/// Where the WebSocket of one of this node's sessions is, when another
+/// node carries it: that node, and the connection and ticket it named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Carrier {
+    pub(super) node: NodeTag,
+    pub(super) waiter: relay::Waiter,
+    pub(super) engine: EngineKind,
 }
 
 /// A namespace `/` socket.
@@ -348,6 +360,7 @@ impl SioGlue {
             polls: HashMap::new(),
             tag,
             remote_polls: HashMap::new(),
+            carried: HashMap::new(),
             sockets: HashMap::new(),
             inbox,
             socks: Vec::new(),
@@ -541,6 +554,34 @@ impl SioGlue {
     }
 }
 
+/// One Engine.IO message onto the WebSocket `conn` (the session's own,
+/// or one carried for another node). DESIGN "Limits": a queue that
+/// already holds more than its cap is a slow reader; the WebSocket ends
+/// (so does the session: "transport close" on the server's side) and
+/// the client reconnects.
+fn write_eio_message(
+    ctx: &mut Ctx,
+    id: ConnId,
+    conn: &mut super::Conn,
+    binary: bool,
+    data: &[u8],
+    now: Instant,
+) {
+    if conn.out.len() > ctx.cfg.subscriber_queue_bytes {
+        ctx.stats.slow_disconnects += 1;
+        ctx.trace(|| format!("[{id}] Engine.IO WebSocket cut off: too slow"));
+        conn.out.clear_unstarted();
+        super::end_stream(ctx, id, conn, 1008, "subscriber too slow", now);
+    } else if let State::WebSocket(ws) = &mut conn.state {
+        let kind = if binary {
+            MessageKind::Binary
+        } else {
+            MessageKind::Text
+        };
+        ws.session.send(kind, data, &mut conn.out);
+    }
+}
+
 // ---- requests on the Engine.IO paths ---------------------------------------
 
 /// The token a handshake request carries, for a CONNECT that brings none.
@@ -632,9 +673,8 @@ fn relay_request(
     engine: EngineKind,
     now: Instant,
 ) -> Option<Next> {
+    let (_, owner) = foreign_owner(ctx, req.query())?;
     let own = ctx.sio.tag?;
-    let sid = crate::wire::engineio::Query::parse(req.query()).sid?;
-    let owner = NodeTag::of_sid(sid).filter(|&o| o != own && Sid::parse(sid).is_some())?;
     let method = match req.method() {
         Method::Get => PollMethod::Get,
         Method::Post => PollMethod::Post,
@@ -649,10 +689,7 @@ fn relay_request(
             conn: id as u64,
             ticket: waiter.ticket,
         },
-        engine: match engine {
-            EngineKind::SocketIo => relay::Engine::SocketIo,
-            EngineKind::EngineIo => relay::Engine::EngineIo,
-        },
+        engine: relay_engine(engine),
         method,
         query: req.query(),
         body: req.body,
@@ -712,10 +749,7 @@ fn relayed_request(ctx: &mut Ctx, request: &Relay<'_>, now: Instant) {
     else {
         return;
     };
-    let engine = match engine {
-        relay::Engine::SocketIo => EngineKind::SocketIo,
-        relay::Engine::EngineIo => EngineKind::EngineIo,
-    };
+    let engine = engine_kind(engine);
     let answer = ctx.sio.http(engine, method.as_str(), query, body, now);
     let sid = crate::wire::engineio::Query::parse(query)
         .sid
@@ -784,6 +818,9 @@ fn ws_request(
             return app::sio_respond(ctx, out, version, keep_alive, status, ct, &body);
         }
     };
+    if let Some(next) = carry_ws(ctx, id, out, req, engine, &accept, now) {
+        return next;
+    }
     let fresh = !req.query().split('&').any(|p| p.starts_with("sid="));
     let sid = match ctx.sio.ws_request(engine, req.query(), now) {
         Ok(sid) => sid,
@@ -820,8 +857,21 @@ fn ws_request(
     if fresh {
         remember_token(ctx, engine, sid, req);
     }
+    ctx.sio.sockets.insert(sid, id);
+    ctx.trace(|| format!("[{id}] Engine.IO WebSocket for {sid} ({engine:?})"));
+    accept_eio_ws(ctx, out, &accept, WsRole::Eio { sid, engine }, now)
+}
+
+/// The 101 of an Engine.IO WebSocket, and the connection it becomes.
+fn accept_eio_ws(
+    ctx: &Ctx,
+    out: &mut OutQueue,
+    accept: &ws_handshake::Accept,
+    role: WsRole,
+    now: Instant,
+) -> Next {
     let mut head = Vec::new();
-    ws_handshake::write_accept(&mut head, &accept);
+    ws_handshake::write_accept(&mut head, accept);
     out.push(&head);
     let mut limits = WsLimits::from_config(&ctx.cfg);
     // One over maxPayload: the session itself refuses what is over it
@@ -831,15 +881,212 @@ fn ws_request(
     session.hold_failures();
     session.set_deflate(accept.deflate.map(|p| WsDeflate::from_config(p, &ctx.cfg)));
     session.set_trace(ctx.cfg.trace);
-    ctx.sio.sockets.insert(sid, id);
-    ctx.trace(|| format!("[{id}] Engine.IO WebSocket for {sid} ({engine:?})"));
     Next::Ws(Box::new(WsConn {
         session,
-        role: WsRole::Eio { sid, engine },
+        role,
         subs: Subs::default(),
         claims: None,
         expires: None,
     }))
+}
+
+fn relay_engine(engine: EngineKind) -> relay::Engine {
+    match engine {
+        EngineKind::SocketIo => relay::Engine::SocketIo,
+        EngineKind::EngineIo => relay::Engine::EngineIo,
+    }
+}
+
+fn engine_kind(engine: relay::Engine) -> EngineKind {
+    match engine {
+        relay::Engine::SocketIo => EngineKind::SocketIo,
+        relay::Engine::EngineIo => EngineKind::EngineIo,
+    }
+}
+
+/// Cluster mode: the node that holds the session `query` names, when it
+/// is another node than this one.
+fn foreign_owner(ctx: &Ctx, query: &str) -> Option<(Sid, NodeTag)> {
+    let own = ctx.sio.tag?;
+    let sid = crate::wire::engineio::Query::parse(query).sid?;
+    let owner = NodeTag::of_sid(sid).filter(|&o| o != own)?;
+    Some((Sid::parse(sid)?, owner))
+}
+
+/// Cluster mode: a WebSocket for a session that another node holds (a
+/// polling session's upgrade that the balancer sent here) is *carried*:
+/// this node runs the WebSocket (handshake, frames, deflate, its limits)
+/// and the owner the session, each message crossing Redis
+/// (`proto/redis/relay.rs`, `O` to `C`). The owner's verdict on the
+/// session comes after the 101, so a refusal is a close (as server.ts
+/// does for a second WebSocket); no node reading the owner's channel
+/// closes it at once. `None`: not another node's session.
+fn carry_ws(
+    ctx: &mut Ctx,
+    id: ConnId,
+    out: &mut OutQueue,
+    req: &Request,
+    engine: EngineKind,
+    accept: &ws_handshake::Accept,
+    now: Instant,
+) -> Option<Next> {
+    let (sid, owner) = foreign_owner(ctx, req.query())?;
+    let own = ctx.sio.tag?;
+    let cluster = ctx.cluster.as_mut()?;
+    let waiter = cluster.ticket(id);
+    let open = Relay::WsOpen {
+        from: own,
+        waiter: relay::Waiter {
+            conn: id as u64,
+            ticket: waiter.ticket,
+        },
+        engine: relay_engine(engine),
+        query: req.query(),
+    };
+    let mut payload = Vec::with_capacity(req.query().len() + 64);
+    let sent = match relay::write(&open, &mut payload) {
+        Ok(()) => cluster.relay(owner, &payload, Some(waiter)),
+        Err(e) => Err(super::cluster::Failure {
+            status: 400,
+            message: e.to_string(),
+        }),
+    };
+    if let Err(f) = sent {
+        let (version, keep_alive) = (req.version(), req.keep_alive);
+        let ct = "text/plain; charset=utf-8";
+        let body = f.message.as_bytes();
+        return Some(app::sio_respond(
+            ctx, out, version, keep_alive, f.status, ct, body,
+        ));
+    }
+    ctx.stats.sio_carried += 1;
+    ctx.trace(|| format!("[{id}] Engine.IO WebSocket for {sid}, carried for node {owner:?}"));
+    let role = WsRole::Carried {
+        sid,
+        owner,
+        ticket: waiter.ticket,
+        drain: false,
+    };
+    Some(accept_eio_ws(ctx, out, accept, role, now))
+}
+
+/// Sends one carried-WebSocket message to node `to`. Lost if Redis is
+/// down: the session's ping timeout (owner) or the client's (edge) ends
+/// what is left.
+fn send_relay(ctx: &mut Ctx, to: NodeTag, relay: &Relay<'_>) {
+    let Some(cluster) = ctx.cluster.as_mut() else {
+        return;
+    };
+    let mut payload = Vec::new();
+    if relay::write(relay, &mut payload).is_ok() && cluster.relay(to, &payload, None).is_err() {
+        ctx.log
+            .push("pushwire: a carried WebSocket message was lost: Redis is down".into());
+    }
+}
+
+/// The edge's side of a carried WebSocket: a message from its client,
+/// or its end (`gone`), told to the owner.
+pub(super) fn carry_in(ctx: &mut Ctx, id: ConnId, role: WsRole, message: Option<(bool, &[u8])>) {
+    let (
+        WsRole::Carried {
+            sid, owner, ticket, ..
+        },
+        Some(from),
+    ) = (role, ctx.sio.tag)
+    else {
+        return;
+    };
+    let waiter = relay::Waiter {
+        conn: id as u64,
+        ticket,
+    };
+    let relay = match message {
+        Some((binary, data)) => Relay::WsIn {
+            from,
+            waiter,
+            sid,
+            binary,
+            data,
+        },
+        None => Relay::WsGone { from, waiter, sid },
+    };
+    send_relay(ctx, owner, &relay);
+}
+
+/// On the owner: a WebSocket another node opened for one of our
+/// sessions is asked of the session as our own would be; refused, it is
+/// closed there.
+fn carried_open(
+    ctx: &mut Ctx,
+    from: NodeTag,
+    waiter: relay::Waiter,
+    engine: relay::Engine,
+    query: &str,
+    now: Instant,
+) {
+    let engine = engine_kind(engine);
+    let code = match ctx.sio.ws_request(engine, query, now) {
+        Ok(sid) => {
+            let carrier = Carrier {
+                node: from,
+                waiter,
+                engine,
+            };
+            ctx.trace(|| format!("Engine.IO WebSocket for {sid} carried by node {from:?}"));
+            ctx.sio.carried.insert(sid, carrier);
+            return;
+        }
+        // server.ts `onWebSocket`: a second WebSocket is closed at once.
+        Err(SessionError::TransportMismatch) => 1000,
+        // RFC 6455 §7.4.1: 1008, a message that violates policy (no such
+        // session, or not one for this transport).
+        Err(_) => 1008,
+    };
+    send_relay(ctx, from, &Relay::WsClose { waiter, code });
+}
+
+/// On the owner: the carrier of `sid` if `from`/`waiter` name it (a
+/// message from a WebSocket that has since been replaced is not).
+fn carrier_of(ctx: &Ctx, sid: Sid, from: NodeTag, waiter: relay::Waiter) -> Option<Carrier> {
+    ctx.sio
+        .carried
+        .get(&sid)
+        .copied()
+        .filter(|c| c.node == from && c.waiter == waiter)
+}
+
+/// On the owner: what a carrying node tells about one of our sessions'
+/// WebSockets. A message for no carrier of ours closes the WebSocket it
+/// came from.
+fn carried_message(ctx: &mut Ctx, relay: &Relay<'_>, now: Instant) {
+    match *relay {
+        Relay::WsOpen {
+            from,
+            waiter,
+            engine,
+            query,
+        } => carried_open(ctx, from, waiter, engine, query, now),
+        Relay::WsIn {
+            from,
+            waiter,
+            sid,
+            binary,
+            data,
+        } => match carrier_of(ctx, sid, from, waiter) {
+            Some(c) => ctx.sio.ws_message(c.engine, sid, binary, data, now),
+            None => send_relay(ctx, from, &Relay::WsClose { waiter, code: 1008 }),
+        },
+        Relay::WsDrained { from, waiter, sid } if carrier_of(ctx, sid, from, waiter).is_some() => {
+            nudge(ctx, Some(sid));
+        }
+        Relay::WsGone { from, waiter, sid } => {
+            if let Some(c) = carrier_of(ctx, sid, from, waiter) {
+                ctx.sio.carried.remove(&sid);
+                ctx.sio.ws_closed(c.engine, sid, now);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A connection stops carrying a session (called by `step` as it leaves
@@ -851,14 +1098,14 @@ pub(super) fn on_leave(ctx: &mut Ctx, id: ConnId, state: &State, to: Phase, now:
             ctx.sio.polls.remove(&p.sid);
             ctx.sio.poll_aborted(p.engine, p.sid, now);
         }
-        State::WebSocket(ws) if to != Phase::WebSocket => {
-            if let WsRole::Eio { sid, engine } = ws.role {
-                if ctx.sio.sockets.get(&sid) == Some(&id) {
-                    ctx.sio.sockets.remove(&sid);
-                    ctx.sio.ws_closed(engine, sid, now);
-                }
+        State::WebSocket(ws) if to != Phase::WebSocket => match ws.role {
+            WsRole::Eio { sid, engine } if ctx.sio.sockets.get(&sid) == Some(&id) => {
+                ctx.sio.sockets.remove(&sid);
+                ctx.sio.ws_closed(engine, sid, now);
             }
-        }
+            role @ WsRole::Carried { .. } => carry_in(ctx, id, role, None),
+            _ => {}
+        },
         _ => {}
     }
 }
@@ -1508,14 +1755,33 @@ fn nudge(ctx: &mut Ctx, sid: Option<Sid>) {
 
 /// `handle_sent`: a connection's queue was written; if it carries an
 /// Engine.IO session on WebSocket, that session's replays may go on.
-pub(super) fn on_sent(ctx: &mut Ctx, conn: &super::Conn) {
-    if ctx.sio.replaying.is_empty() {
+///
+/// A carried WebSocket whose owner asked to hear it (a replay of the
+/// session waits) tells it once its queue is empty: `D`.
+pub(super) fn on_sent(ctx: &mut Ctx, id: ConnId, conn: &mut super::Conn) {
+    let State::WebSocket(ws) = &mut conn.state else {
         return;
-    }
-    if let State::WebSocket(ws) = &conn.state {
-        if let WsRole::Eio { sid, .. } = ws.role {
-            nudge(ctx, Some(sid));
+    };
+    match &mut ws.role {
+        WsRole::Eio { sid, .. } if !ctx.sio.replaying.is_empty() => nudge(ctx, Some(*sid)),
+        WsRole::Carried {
+            sid,
+            owner,
+            ticket,
+            drain,
+        } if *drain && conn.out.is_empty() => {
+            *drain = false;
+            let (Some(from), owner) = (ctx.sio.tag, *owner) else {
+                return;
+            };
+            let waiter = relay::Waiter {
+                conn: id as u64,
+                ticket: *ticket,
+            };
+            let sid = *sid;
+            send_relay(ctx, owner, &Relay::WsDrained { from, waiter, sid });
         }
+        _ => {}
     }
 }
 
@@ -1942,11 +2208,92 @@ impl Node {
                 };
                 self.wake(w, Some(answer), now);
             }
+            Ok(Relay::WsOut {
+                waiter,
+                binary,
+                drain,
+                data,
+            }) => self.carried_out(waiter, binary, drain, data, now),
+            Ok(Relay::WsClose { waiter, code }) => {
+                if let Some(id) = self.carried_conn(waiter) {
+                    if let Some(conn) = slot_of(&mut self.conns, id) {
+                        super::end_stream(&mut self.ctx, id, conn, code, "", now);
+                    }
+                    self.settle(id, now);
+                }
+            }
+            Ok(relay) => carried_message(&mut self.ctx, &relay, now),
             Err(e) => self
                 .ctx
                 .log
                 .push(format!("pushwire: relayed message ignored: {e}")),
         }
+    }
+
+    /// On the edge: the connection of the carried WebSocket `waiter`
+    /// names, if it is still that one.
+    fn carried_conn(&mut self, waiter: relay::Waiter) -> Option<ConnId> {
+        let id = ConnId::try_from(waiter.conn).ok()?;
+        let conn = self.conns.get(id)?.as_deref()?;
+        match &conn.state {
+            State::WebSocket(ws) => match ws.role {
+                WsRole::Carried { ticket, .. } if ticket == waiter.ticket => Some(id),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// On the edge: the owner's message for the client of a carried
+    /// WebSocket, written as the owner's own WebSocket would write it.
+    fn carried_out(
+        &mut self,
+        waiter: relay::Waiter,
+        binary: bool,
+        drain: bool,
+        data: &[u8],
+        now: Instant,
+    ) {
+        let Some(id) = self.carried_conn(waiter) else {
+            return;
+        };
+        let Some(conn) = slot_of(&mut self.conns, id) else {
+            return;
+        };
+        write_eio_message(&mut self.ctx, id, conn, binary, data, now);
+        if let State::WebSocket(ws) = &mut conn.state {
+            if let WsRole::Carried { drain: asked, .. } = &mut ws.role {
+                *asked |= drain;
+            }
+        }
+        self.settle(id, now);
+        // Already written out (nothing else was queued): told at once.
+        if drain {
+            if let Some(conn) = slot_of(&mut self.conns, id) {
+                if conn.out.is_empty() {
+                    on_sent(&mut self.ctx, id, conn);
+                }
+            }
+        }
+    }
+
+    /// On the edge: a carried WebSocket whose `O` reached no node (no
+    /// node reads its owner's channel) has no session: it is closed.
+    /// `false`: `w` is no carried WebSocket's.
+    pub(super) fn carried_unheard(&mut self, w: super::cluster::Waiter, now: Instant) -> bool {
+        let waiter = relay::Waiter {
+            conn: w.conn as u64,
+            ticket: w.ticket,
+        };
+        let Some(id) = self.carried_conn(waiter) else {
+            return false;
+        };
+        if let Some(conn) = slot_of(&mut self.conns, id) {
+            // RFC 6455 §7.4.1: 1008, policy (no such session).
+            super::end_stream(&mut self.ctx, id, conn, 1008, "Session ID unknown", now);
+        }
+        self.settle(id, now);
+        true
     }
 
     fn sio_apply(&mut self, sid: Sid, t: Transmit, now: Instant) {
@@ -1967,32 +2314,38 @@ impl Node {
             }
             Transmit::WsMessage { binary, data } => {
                 let Some(&id) = self.ctx.sio.sockets.get(&sid) else {
+                    if let Some(c) = self.ctx.sio.carried.get(&sid).copied() {
+                        // A replay that waits for room hears when the
+                        // carrier has written this out.
+                        let drain = self.ctx.sio.by_sid.get(&sid).is_some_and(|&n| {
+                            let mut slots = self.ctx.sio.replaying.range((n, 0)..=(n, usize::MAX));
+                            slots.next().is_some()
+                        });
+                        let relay = Relay::WsOut {
+                            waiter: c.waiter,
+                            binary,
+                            drain,
+                            data: &data,
+                        };
+                        send_relay(&mut self.ctx, c.node, &relay);
+                    }
                     return;
                 };
                 let Some(conn) = slot_of(&mut self.conns, id) else {
                     return;
                 };
-                let ctx = &mut self.ctx;
-                // DESIGN "Limits": a queue that already holds more than
-                // its cap is a slow reader; the session ends ("transport
-                // close" on the server's side) and the client reconnects.
-                if conn.out.len() > ctx.cfg.subscriber_queue_bytes {
-                    ctx.stats.slow_disconnects += 1;
-                    ctx.trace(|| format!("[{id}] Engine.IO session {sid} cut off: too slow"));
-                    conn.out.clear_unstarted();
-                    super::end_stream(ctx, id, conn, 1008, "subscriber too slow", now);
-                } else if let State::WebSocket(ws) = &mut conn.state {
-                    let kind = if binary {
-                        MessageKind::Binary
-                    } else {
-                        MessageKind::Text
-                    };
-                    ws.session.send(kind, &data, &mut conn.out);
-                }
+                write_eio_message(&mut self.ctx, id, conn, binary, &data, now);
                 self.settle(id, now);
             }
             Transmit::CloseWs(code) => {
                 let Some(id) = self.ctx.sio.sockets.remove(&sid) else {
+                    if let Some(c) = self.ctx.sio.carried.remove(&sid) {
+                        let relay = Relay::WsClose {
+                            waiter: c.waiter,
+                            code,
+                        };
+                        send_relay(&mut self.ctx, c.node, &relay);
+                    }
                     return;
                 };
                 if let Some(conn) = slot_of(&mut self.conns, id) {

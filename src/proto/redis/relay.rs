@@ -1,7 +1,8 @@
 //! Node to node over Redis pub/sub: an Engine.IO polling request carried
 //! to the node that holds its session, and that node's answer carried
-//! back. This is what lets a polling Socket.IO session work behind a
-//! load balancer that is not sticky.
+//! back; and a WebSocket that reached another node than its session's,
+//! carried between the two. This is what lets a Socket.IO session work,
+//! and upgrade, behind a load balancer that is not sticky.
 //!
 //! Before working on this file, read the module docs of
 //! [`crate::proto::engineio`] (a session outlives its requests, and one
@@ -26,6 +27,13 @@
 //! ```text
 //! Q <from> <conn> <ticket> <s|e> <GET|POST> LF <query> LF <body>
 //! A <conn> <ticket> <status> LF <content-type> LF <body>
+//!
+//! O <from> <conn> <ticket> <s|e> LF <query> LF
+//! M <from> <conn> <ticket> <t|b> LF <sid> LF <data>
+//! D <from> <conn> <ticket> LF <sid> LF
+//! X <from> <conn> <ticket> LF <sid> LF
+//! W <conn> <ticket> <t|b> <0|1> LF <data>
+//! C <conn> <ticket> <code> LF
 //! ```
 //!
 //! - `Q` (request) goes to the owner's channel. `<from>` is the asking
@@ -34,6 +42,27 @@
 //!   engine, `e` the Engine.IO-only one (`--engineio-echo`, tests).
 //! - `A` (answer) goes to `<from>`'s channel: what the owner would have
 //!   written on its own connection, status, content type and body.
+//!
+//! A WebSocket for a session of another node (the upgrade of a polling
+//! session whose request the balancer sent elsewhere) is *carried*: the
+//! node it reached (the edge) runs the WebSocket itself (handshake,
+//! frames, deflate, limits) and the owner runs the session, as if the
+//! messages were its own WebSocket's.
+//!
+//! - `O` (opened), edge to owner: the edge accepted a WebSocket for the
+//!   session of `<query>` on its connection `<conn>`; `<ticket>` tells
+//!   this WebSocket from a later one on the same connection id. The
+//!   owner asks its session, as for its own WebSocket, and closes the
+//!   carrier with `C` if the session refuses.
+//! - `M` (message), edge to owner: one message from the client, text
+//!   (`t`) or binary (`b`), for session `<sid>`.
+//! - `D` (drained), edge to owner: everything the owner sent is written
+//!   out; sent once after a `W` that asked for it (`1`), which the owner
+//!   does while a replay of the session waits for room.
+//! - `X` (gone), edge to owner: the WebSocket ended at the edge.
+//! - `W` (write), owner to edge: one message for the client.
+//! - `C` (close), owner to edge: end the WebSocket with close `<code>`
+//!   (RFC 6455 §7.4).
 //!
 //! A query never holds LF (it is a request target's, and our HTTP parser
 //! refuses control characters there), nor does a content type; both are
@@ -150,6 +179,44 @@ impl PollMethod {
 /// One relayed message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Relay<'a> {
+    /// `O`: a WebSocket opened at `from` for a session of the node it is
+    /// sent to.
+    WsOpen {
+        from: NodeTag,
+        waiter: Waiter,
+        engine: Engine,
+        query: &'a str,
+    },
+    /// `M`: a message from the client of a carried WebSocket.
+    WsIn {
+        from: NodeTag,
+        waiter: Waiter,
+        sid: Sid,
+        binary: bool,
+        data: &'a [u8],
+    },
+    /// `D`: the carried WebSocket has written out what it was sent.
+    WsDrained {
+        from: NodeTag,
+        waiter: Waiter,
+        sid: Sid,
+    },
+    /// `X`: the carried WebSocket ended at the edge.
+    WsGone {
+        from: NodeTag,
+        waiter: Waiter,
+        sid: Sid,
+    },
+    /// `W`: a message for the client of a carried WebSocket; `drain`
+    /// asks for a `D` once it is written out.
+    WsOut {
+        waiter: Waiter,
+        binary: bool,
+        drain: bool,
+        data: &'a [u8],
+    },
+    /// `C`: end the carried WebSocket with close `code`.
+    WsClose { waiter: Waiter, code: u16 },
     /// A polling request for a session of the node it is sent to.
     Request {
         from: NodeTag,
@@ -171,7 +238,7 @@ pub enum Relay<'a> {
 /// A relayed message we do not read, named after the rule it breaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum RelayError {
-    #[error("not a relay message (kind is neither Q nor A)")]
+    #[error("not a relay message (kind is none of Q A O M D X W C)")]
     UnknownKind,
     #[error("the header line does not have the fields of its kind")]
     BadFields,
@@ -189,6 +256,16 @@ pub enum RelayError {
     MissingLine,
     #[error("a text line is not UTF-8, or holds a control character")]
     BadText,
+    #[error("a sid is not 27 base64url characters")]
+    BadSid,
+    #[error("the data type is neither t nor b")]
+    BadDataType,
+    #[error("the drain flag is neither 0 nor 1")]
+    BadFlag,
+    #[error("a close code is outside 1000-4999 (RFC 6455 §7.4)")]
+    BadCloseCode,
+    #[error("bytes follow the last line of a message that has no body")]
+    TrailingBytes,
 }
 
 /// Splits off the next line (without its LF) and what follows it.
@@ -225,25 +302,77 @@ fn number(field: &[u8]) -> Result<u64, RelayError> {
         .ok_or(RelayError::BadNumber)
 }
 
+/// `<conn> <ticket>`: which waiting connection, or carried WebSocket.
+fn waiter(conn: &[u8], ticket: &[u8]) -> Result<Waiter, RelayError> {
+    Ok(Waiter {
+        conn: number(conn)?,
+        ticket: number(ticket)?,
+    })
+}
+
+fn engine(field: &[u8]) -> Result<Engine, RelayError> {
+    match field {
+        b"s" => Ok(Engine::SocketIo),
+        b"e" => Ok(Engine::EngineIo),
+        _ => Err(RelayError::BadEngine),
+    }
+}
+
+fn engine_str(engine: Engine) -> &'static str {
+    match engine {
+        Engine::SocketIo => "s",
+        Engine::EngineIo => "e",
+    }
+}
+
+/// `t` or `b`: whether a WebSocket message is binary (RFC 6455 §5.6).
+fn data_type(field: &[u8]) -> Result<bool, RelayError> {
+    match field {
+        b"t" => Ok(false),
+        b"b" => Ok(true),
+        _ => Err(RelayError::BadDataType),
+    }
+}
+
+fn data_type_str(binary: bool) -> &'static str {
+    if binary {
+        "b"
+    } else {
+        "t"
+    }
+}
+
+/// The sid line of an edge's message, and what follows it.
+fn sid_line(rest: &[u8]) -> Result<(Sid, &[u8]), RelayError> {
+    let (sid, rest) = line(rest)?;
+    let sid = std::str::from_utf8(sid)
+        .ok()
+        .and_then(Sid::parse)
+        .ok_or(RelayError::BadSid)?;
+    Ok((sid, rest))
+}
+
+/// Nothing may follow the last line of a message without a body: each
+/// message has one spelling.
+fn end(rest: &[u8]) -> Result<(), RelayError> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(RelayError::TrailingBytes)
+    }
+}
+
 /// Reads one relayed message.
 pub fn parse(payload: &[u8]) -> Result<Relay<'_>, RelayError> {
     let (head, rest) = line(payload)?;
     let fields: Vec<&[u8]> = head.split(|&b| b == b' ').collect();
+    let tag = |t: &[u8]| NodeTag::parse(t).ok_or(RelayError::BadTag);
     match fields.first().copied() {
         Some(b"Q") => {
-            let [_, from, conn, ticket, engine, method] = fields[..] else {
+            let [_, from, conn, ticket, eng, method] = fields[..] else {
                 return Err(RelayError::BadFields);
             };
-            let from = NodeTag::parse(from).ok_or(RelayError::BadTag)?;
-            let waiter = Waiter {
-                conn: number(conn)?,
-                ticket: number(ticket)?,
-            };
-            let engine = match engine {
-                b"s" => Engine::SocketIo,
-                b"e" => Engine::EngineIo,
-                _ => return Err(RelayError::BadEngine),
-            };
+            let (from, waiter, engine) = (tag(from)?, waiter(conn, ticket)?, engine(eng)?);
             let method = match method {
                 b"GET" => PollMethod::Get,
                 b"POST" => PollMethod::Post,
@@ -263,10 +392,7 @@ pub fn parse(payload: &[u8]) -> Result<Relay<'_>, RelayError> {
             let [_, conn, ticket, status] = fields[..] else {
                 return Err(RelayError::BadFields);
             };
-            let waiter = Waiter {
-                conn: number(conn)?,
-                ticket: number(ticket)?,
-            };
+            let waiter = waiter(conn, ticket)?;
             let status = number(status)?;
             if !(100..=599).contains(&status) {
                 return Err(RelayError::BadStatus);
@@ -277,6 +403,80 @@ pub fn parse(payload: &[u8]) -> Result<Relay<'_>, RelayError> {
                 status: status as u16,
                 content_type: text(content_type)?,
                 body,
+            })
+        }
+        Some(b"O") => {
+            let [_, from, conn, ticket, eng] = fields[..] else {
+                return Err(RelayError::BadFields);
+            };
+            let (from, waiter, engine) = (tag(from)?, waiter(conn, ticket)?, engine(eng)?);
+            let (query, rest) = line(rest)?;
+            let query = text(query)?;
+            end(rest)?;
+            Ok(Relay::WsOpen {
+                from,
+                waiter,
+                engine,
+                query,
+            })
+        }
+        Some(b"M") => {
+            let [_, from, conn, ticket, kind] = fields[..] else {
+                return Err(RelayError::BadFields);
+            };
+            let (from, waiter, binary) = (tag(from)?, waiter(conn, ticket)?, data_type(kind)?);
+            let (sid, data) = sid_line(rest)?;
+            Ok(Relay::WsIn {
+                from,
+                waiter,
+                sid,
+                binary,
+                data,
+            })
+        }
+        Some(kind @ (b"D" | b"X")) => {
+            let [_, from, conn, ticket] = fields[..] else {
+                return Err(RelayError::BadFields);
+            };
+            let (from, waiter) = (tag(from)?, waiter(conn, ticket)?);
+            let (sid, rest) = sid_line(rest)?;
+            end(rest)?;
+            Ok(if kind == b"D" {
+                Relay::WsDrained { from, waiter, sid }
+            } else {
+                Relay::WsGone { from, waiter, sid }
+            })
+        }
+        Some(b"W") => {
+            let [_, conn, ticket, kind, drain] = fields[..] else {
+                return Err(RelayError::BadFields);
+            };
+            let (waiter, binary) = (waiter(conn, ticket)?, data_type(kind)?);
+            let drain = match drain {
+                b"0" => false,
+                b"1" => true,
+                _ => return Err(RelayError::BadFlag),
+            };
+            Ok(Relay::WsOut {
+                waiter,
+                binary,
+                drain,
+                data: rest,
+            })
+        }
+        Some(b"C") => {
+            let [_, conn, ticket, code] = fields[..] else {
+                return Err(RelayError::BadFields);
+            };
+            let waiter = waiter(conn, ticket)?;
+            let code = number(code)?;
+            if !(1000..=4999).contains(&code) {
+                return Err(RelayError::BadCloseCode);
+            }
+            end(rest)?;
+            Ok(Relay::WsClose {
+                waiter,
+                code: code as u16,
             })
         }
         _ => Err(RelayError::UnknownKind),
@@ -297,16 +497,13 @@ pub fn write(relay: &Relay<'_>, out: &mut Vec<u8>) -> Result<(), RelayError> {
             body,
         } => {
             text(query.as_bytes())?;
-            let engine = match engine {
-                Engine::SocketIo => "s",
-                Engine::EngineIo => "e",
-            };
             let _ = write!(
                 out,
-                "Q {} {} {} {engine} {}\n{query}\n",
+                "Q {} {} {} {} {}\n{query}\n",
                 from.as_str(),
                 waiter.conn,
                 waiter.ticket,
+                engine_str(*engine),
                 method.as_str()
             );
             out.extend_from_slice(body);
@@ -327,6 +524,77 @@ pub fn write(relay: &Relay<'_>, out: &mut Vec<u8>) -> Result<(), RelayError> {
                 waiter.conn, waiter.ticket
             );
             out.extend_from_slice(body);
+        }
+        Relay::WsOpen {
+            from,
+            waiter,
+            engine,
+            query,
+        } => {
+            text(query.as_bytes())?;
+            let _ = write!(
+                out,
+                "O {} {} {} {}\n{query}\n",
+                from.as_str(),
+                waiter.conn,
+                waiter.ticket,
+                engine_str(*engine)
+            );
+        }
+        Relay::WsIn {
+            from,
+            waiter,
+            sid,
+            binary,
+            data,
+        } => {
+            let _ = write!(
+                out,
+                "M {} {} {} {}\n{}\n",
+                from.as_str(),
+                waiter.conn,
+                waiter.ticket,
+                data_type_str(*binary),
+                sid.as_str()
+            );
+            out.extend_from_slice(data);
+        }
+        Relay::WsDrained { from, waiter, sid } | Relay::WsGone { from, waiter, sid } => {
+            let kind = if matches!(relay, Relay::WsDrained { .. }) {
+                'D'
+            } else {
+                'X'
+            };
+            let _ = write!(
+                out,
+                "{kind} {} {} {}\n{}\n",
+                from.as_str(),
+                waiter.conn,
+                waiter.ticket,
+                sid.as_str()
+            );
+        }
+        Relay::WsOut {
+            waiter,
+            binary,
+            drain,
+            data,
+        } => {
+            let _ = writeln!(
+                out,
+                "W {} {} {} {}",
+                waiter.conn,
+                waiter.ticket,
+                data_type_str(*binary),
+                u8::from(*drain)
+            );
+            out.extend_from_slice(data);
+        }
+        Relay::WsClose { waiter, code } => {
+            if !(1000..=4999).contains(code) {
+                return Err(RelayError::BadCloseCode);
+            }
+            let _ = writeln!(out, "C {} {} {code}", waiter.conn, waiter.ticket);
         }
     }
     Ok(())
@@ -373,10 +641,76 @@ mod tests {
         assert_eq!(parse(&out), Ok(relay));
     }
 
+    fn sid() -> Sid {
+        Sid::parse("OtherNd1xxxxxxxxxxxxxxxxxxx").unwrap()
+    }
+
+    #[test]
+    fn the_messages_of_a_carried_websocket_read_back() {
+        let waiter = Waiter {
+            conn: 3,
+            ticket: 44,
+        };
+        let cases = [
+            (
+                Relay::WsOpen {
+                    from: tag(),
+                    waiter,
+                    engine: Engine::SocketIo,
+                    query: "EIO=4&transport=websocket&sid=OtherNd1xxxxxxxxxxxxxxxxxxx",
+                },
+                "O AbCd-_09 3 44 s\nEIO=4&transport=websocket&sid=OtherNd1xxxxxxxxxxxxxxxxxxx\n"
+                    .as_bytes(),
+            ),
+            (
+                Relay::WsIn {
+                    from: tag(),
+                    waiter,
+                    sid: sid(),
+                    binary: true,
+                    data: b"\x00\n\xff",
+                },
+                b"M AbCd-_09 3 44 b\nOtherNd1xxxxxxxxxxxxxxxxxxx\n\x00\n\xff",
+            ),
+            (
+                Relay::WsDrained {
+                    from: tag(),
+                    waiter,
+                    sid: sid(),
+                },
+                b"D AbCd-_09 3 44\nOtherNd1xxxxxxxxxxxxxxxxxxx\n",
+            ),
+            (
+                Relay::WsGone {
+                    from: tag(),
+                    waiter,
+                    sid: sid(),
+                },
+                b"X AbCd-_09 3 44\nOtherNd1xxxxxxxxxxxxxxxxxxx\n",
+            ),
+            (
+                Relay::WsOut {
+                    waiter,
+                    binary: false,
+                    drain: true,
+                    data: b"3probe",
+                },
+                b"W 3 44 t 1\n3probe",
+            ),
+            (Relay::WsClose { waiter, code: 1000 }, b"C 3 44 1000\n"),
+        ];
+        for (relay, bytes) in cases {
+            let mut out = Vec::new();
+            write(&relay, &mut out).unwrap();
+            assert_eq!(out, bytes, "{relay:?}");
+            assert_eq!(parse(&out), Ok(relay));
+        }
+    }
+
     #[test]
     fn each_broken_rule_has_its_error() {
-        let cases: [(&[u8], RelayError); 12] = [
-            (b"X 1 2\n", RelayError::UnknownKind),
+        let cases: [(&[u8], RelayError); 19] = [
+            (b"Z 1 2\n", RelayError::UnknownKind),
             (b"Q AbCd-_09 1 2 s GET\n", RelayError::MissingLine),
             (b"Q AbCd-_09 1 2 s\nq\n", RelayError::BadFields),
             (b"Q AbCd-_0 1 2 s GET\nq\n", RelayError::BadTag),
@@ -388,6 +722,19 @@ mod tests {
             (b"A 1 2 99\nt\n", RelayError::BadStatus),
             (b"A 1 2 200 \nt\n", RelayError::BadFields),
             (b"A 1 99999999999999999999 200\nt\n", RelayError::BadNumber),
+            (b"O AbCd-_09 1 2 s\nq\nbody", RelayError::TrailingBytes),
+            (
+                b"M AbCd-_09 1 2 x\nOtherNd1xxxxxxxxxxxxxxxxxxx\n",
+                RelayError::BadDataType,
+            ),
+            (b"M AbCd-_09 1 2 t\nshort\n", RelayError::BadSid),
+            (
+                b"X AbCd-_09 1 2\nOtherNd1xxxxxxxxxxxxxxxxxxx",
+                RelayError::MissingLine,
+            ),
+            (b"W 1 2 t 2\n", RelayError::BadFlag),
+            (b"C 1 2 999\n", RelayError::BadCloseCode),
+            (b"C 1 2 1000 x\n", RelayError::BadFields),
         ];
         for (input, want) in cases {
             assert_eq!(
