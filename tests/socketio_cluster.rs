@@ -368,3 +368,66 @@ fn a_session_whose_node_is_gone_is_unknown_to_the_others_in_bounded_time() {
         assert!(started.elapsed() < Duration::from_secs(4), "{method}");
     }
 }
+
+// ---- the upgrade to WebSocket, on another node than the session's ----------
+
+#[test]
+fn a_polling_session_upgrades_on_the_other_node_and_is_served_there() {
+    let redis = redis!();
+    let (a, b) = (node(&redis), node(&redis));
+    let sid = open_polling(&a);
+    post_packets(&a, &sid, &["40"]);
+    assert!(get_packets(&a, &sid)[0].starts_with("40{\"sid\":"));
+    post_packets(&a, &sid, &[r#"421["subscribe","up",{}]"#]);
+    assert!(get_packets(&a, &sid)[0].starts_with(r#"431[{"last_id":""#));
+
+    // The WebSocket reaches b, with a GET parked on a (the client's way).
+    let mut parked = park_get(&a, &sid);
+    std::thread::sleep(Duration::from_millis(100));
+    let target = format!("/socket.io/?EIO=4&transport=websocket&sid={sid}");
+    let mut ws = WsClient::connect(b.addr, &target).expect("a WebSocket on b");
+    ws.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    ws.send_text("2probe").unwrap();
+    assert_eq!(ws.recv().unwrap(), WsMessage::Text("3probe".into()));
+    let mut buf = Vec::new();
+    let noop = read_response(&mut parked, &mut buf, false);
+    assert_eq!((noop.status, noop.text().as_str()), (200, "6"));
+    ws.send_text("5").unwrap();
+    let mut sio = SioClient {
+        ws,
+        events: VecDeque::new(),
+        next_ack: 2,
+    };
+
+    // Upgraded: a's session sends over b's WebSocket, both ways.
+    let id = publish(&a, "up", None, "to b");
+    assert_eq!(
+        message_on(&sio.event(), "up"),
+        ("to b".to_string(), id.clone())
+    );
+    let ack = sio.call(r#""publish","up","from b""#);
+    let mine = str_of(&ack, "id");
+    assert_eq!(split_id(&mine).1, split_id(&id).1 + 1);
+    assert_eq!(
+        message_on(&sio.event(), "up"),
+        ("from b".to_string(), mine)
+    );
+    assert!(sio.quiet(Duration::from_millis(300)), "each message once");
+    assert_eq!(metric(&b, "pushwire_socketio_carried_total"), 1);
+    assert_eq!(metric(&a, "pushwire_socketio_carried_total"), 0);
+    // Polling is over for the session (it is on WebSocket now).
+    let r = http(&a, "GET", &polling(&sid), b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // The client closes its WebSocket: the session ends on a.
+    sio.ws.close(1000, "").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = http(&a, "POST", &polling(&sid), b"3");
+        if r.text() == r#"{"code":1,"message":"Session ID unknown"}"# {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

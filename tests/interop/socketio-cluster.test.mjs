@@ -130,10 +130,21 @@ test('polling behind a round-robin balancer: a session spans both nodes', TEST, 
   lb.stop();
 });
 
-test('the upgrade behind the balancer: made on the session\'s node, refused on another, and delivery goes on', TEST, async () => {
+/** What the nodes' /metrics say about `name`, node by node. */
+async function metricByNode(name) {
+  const out = [];
+  for (const base of NODES) {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    out.push(Number(line ? line.split(' ')[1] : NaN));
+  }
+  return out;
+}
+
+test('the upgrade behind the balancer: on the session\'s node or on another, the client ends on WebSocket', TEST, async () => {
   // Handshakes go to node 0, polling requests round robin, and the
   // WebSocket of round r to node r: on node 0 it joins its session, on
-  // node 1 it is refused and the client stays on polling.
+  // node 1 node 1 carries it for node 0 (proto/redis/relay.rs).
   let wsNode = 0;
   const route = (line, k) => {
     if (!line.includes('sid=')) return 0;
@@ -141,17 +152,39 @@ test('the upgrade behind the balancer: made on the session\'s node, refused on a
     return k % NODES.length;
   };
   const lb = await balancer(NODES, route);
-  for (const [round, expect] of [[0, 'websocket'], [1, 'polling']]) {
+  for (const round of [0, 1]) {
     wsNode = round;
+    const carried = await metricByNode('pushwire_socketio_carried_total');
     const t = topic(`sio-cluster-upgrade-${round}`);
     const c = await session(lb.url, {});
     await ask(c.socket, 'subscribe', t, {});
-    // Time for the probe to be made, or refused.
+    // Time for the probe and the upgrade.
     await sleep(500);
-    assert.equal(c.socket.io.engine.transport.name, expect, `round ${round}`);
+    assert.equal(c.socket.io.engine.transport.name, 'websocket', `round ${round}`);
     await deliverAcrossNodes(c, t, 50);
-    assert.equal(c.socket.io.engine.transport.name, expect, `round ${round}, after`);
+    const mine = await ask(c.socket, 'publish', t, 'mine', {});
+    assert.match(mine.id, /-51$/, JSON.stringify(mine));
+    const [echo] = (await c.inbox.take(51, 'its own publish')).slice(50);
+    assert.deepEqual([echo.data, echo.meta.id], ['mine', mine.id]);
+    assert.equal(c.socket.io.engine.transport.name, 'websocket', `round ${round}, after`);
+    const now = await metricByNode('pushwire_socketio_carried_total');
+    assert.deepEqual(now.map((n, i) => n - carried[i]), round === 0 ? [0, 0] : [0, 1], 'carried by node 1 in round 1 only');
     c.socket.close();
   }
+  lb.stop();
+});
+
+test('default transports behind a plain round-robin balancer: connect, upgrade, deliver, publish', TEST, async () => {
+  const lb = await balancer(NODES);
+  for (let k = 0; k < 4; k++) {
+    const t = topic(`sio-cluster-rr-${k}`);
+    const c = await session(lb.url, {});
+    await ask(c.socket, 'subscribe', t, {});
+    await sleep(300);
+    assert.equal(c.socket.io.engine.transport.name, 'websocket', `session ${k}`);
+    await deliverAcrossNodes(c, t, 20);
+    c.socket.close();
+  }
+  assert.ok(lb.counts.every((n) => n > 0), `both nodes got connections: ${lb.counts}`);
   lb.stop();
 });
