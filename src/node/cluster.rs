@@ -2765,6 +2765,101 @@ mod tests {
         assert_eq!(last, format!("X {} {c} {ticket}\n{sid}\n", own.as_str()));
     }
 
+    /// A session of this node, on WebSocket through another node's
+    /// carrier (`OTHER`, connection 7, ticket 1); returns its sid.
+    fn carried_session(h: &mut Harness, redis: &mut FakeRedis) -> String {
+        let c = request(h, redis, &get("/socket.io/?EIO=4&transport=polling"));
+        let text = h.take_text(c);
+        let sid = text.split("\"sid\":\"").nth(1).unwrap()[..27].to_string();
+        let q = format!("EIO=4&transport=websocket&sid={sid}");
+        for relay in [
+            format!("O {OTHER} 7 1 s\n{q}\n"),
+            format!("M {OTHER} 7 1 t\n{sid}\n2probe"),
+            format!("M {OTHER} 7 1 t\n{sid}\n5"),
+            format!("M {OTHER} 7 1 t\n{sid}\n40"),
+        ] {
+            redis.relay_in(h, relay.as_bytes());
+            redis.serve(h);
+        }
+        let sent = relays_to(redis, OTHER);
+        assert!(sent[0] == "W 7 1 t 0\n3probe", "{sent:?}");
+        assert!(sent[1].starts_with("W 7 1 t 0\n40{\"sid\""), "{sent:?}");
+        redis.published.clear();
+        sid
+    }
+
+    #[test]
+    fn a_replay_over_a_carried_websocket_goes_on_as_the_edge_drains() {
+        let (mut h, mut redis) = start_with(Config {
+            subscriber_queue_bytes: 16 * 1024,
+            ..config()
+        });
+        let pad = "x".repeat(1000);
+        for i in 0..40 {
+            redis.publish_elsewhere("w", &format!("p{i}-{pad}"));
+        }
+        let sid = carried_session(&mut h, &mut redis);
+        let subscribe = r#"421["subscribe","w",{"after":"earliest"}]"#;
+        redis.relay_in(
+            &h,
+            format!("M {OTHER} 7 1 t\n{sid}\n{subscribe}").as_bytes(),
+        );
+        redis.serve(&mut h);
+        // Each batch (half the queue cap) asks to hear that it was
+        // written out, and the next waits for that; the last does not ask.
+        let mut got = Vec::new();
+        let mut acked = false;
+        let mut batches = 0;
+        loop {
+            let sent = std::mem::take(&mut redis.published);
+            let sent: Vec<String> = sent
+                .iter()
+                .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            assert!(!sent.is_empty(), "the replay stalled after {got:?}");
+            batches += 1;
+            for w in &sent {
+                let (_, packet) = w.split_once('\n').unwrap();
+                if packet.starts_with("431[") {
+                    acked = true;
+                } else {
+                    let m = packet.strip_prefix("42[\"message\",\"").unwrap();
+                    got.push(m.split('-').next().unwrap().to_string());
+                }
+            }
+            let asks = sent
+                .last()
+                .unwrap()
+                .split('\n')
+                .next()
+                .unwrap()
+                .ends_with(" 1");
+            assert!(asks, "batch {batches} asks");
+            let before = got.len();
+            pass(&mut h, &mut redis, Duration::from_millis(10));
+            assert!(redis.published.is_empty(), "waits for the drain");
+            assert_eq!(got.len(), before);
+            redis.relay_in(&h, format!("D {OTHER} 7 1\n{sid}\n").as_bytes());
+            redis.serve(&mut h);
+            if got.len() == 40 {
+                break;
+            }
+        }
+        assert!(acked);
+        // Caught up: live messages follow, and no longer ask.
+        redis.publish_elsewhere("w", "live");
+        redis.serve(&mut h);
+        let sent = relays_to(&redis, OTHER);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(
+            sent[0].starts_with("W 7 1 t 0\n42[\"message\",\"live\""),
+            "{sent:?}"
+        );
+        let want: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+        assert_eq!(got, want);
+        assert!(batches >= 4, "{batches} batches for 40 kB at 8 kB each");
+    }
+
     #[test]
     fn the_owner_runs_the_upgrade_of_a_websocket_another_node_carries() {
         let (mut h, mut redis) = start();
