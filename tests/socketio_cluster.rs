@@ -408,10 +408,7 @@ fn a_polling_session_upgrades_on_the_other_node_and_is_served_there() {
     let ack = sio.call(r#""publish","up","from b""#);
     let mine = str_of(&ack, "id");
     assert_eq!(split_id(&mine).1, split_id(&id).1 + 1);
-    assert_eq!(
-        message_on(&sio.event(), "up"),
-        ("from b".to_string(), mine)
-    );
+    assert_eq!(message_on(&sio.event(), "up"), ("from b".to_string(), mine));
     assert!(sio.quiet(Duration::from_millis(300)), "each message once");
     assert_eq!(metric(&b, "pushwire_socketio_carried_total"), 1);
     assert_eq!(metric(&a, "pushwire_socketio_carried_total"), 0);

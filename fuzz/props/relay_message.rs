@@ -9,10 +9,10 @@
 //!    wrong.
 #![allow(dead_code)]
 
+use pushwire::proto::engineio::Sid;
 use pushwire::proto::redis::relay::{
     parse, write, Engine, NodeTag, PollMethod, Relay, RelayError, Waiter,
 };
-use pushwire::proto::engineio::Sid;
 
 pub fn check(data: &[u8]) {
     if let Ok(relay) = parse(data) {
