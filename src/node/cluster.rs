@@ -143,6 +143,9 @@ pub(crate) enum Outcome {
     Relayed(Vec<u8>),
     /// A relayed request reached no node: the one it was for is gone.
     Unheard(Waiter),
+    /// The connection to Redis was lost: relayed messages sent or on
+    /// their way meanwhile are lost too.
+    LinkLost,
     /// Connections whose topics became live (or whose Redis went down):
     /// they try their requests again.
     Wake(Vec<Waiter>),
@@ -1071,6 +1074,7 @@ impl Cluster {
         };
         self.actions
             .push_back(UpstreamAction::Close { id: UPSTREAM });
+        self.outcomes.push(Outcome::LinkLost);
         let failure = Failure::unavailable("Redis connection lost");
         for (_, call) in self.calls.drain() {
             match call {
@@ -1423,6 +1427,7 @@ impl Node {
                 }
             }
             Outcome::Relayed(payload) => self.sio_relayed(&payload, now),
+            Outcome::LinkLost => self.carriers_lost(now),
             Outcome::Unheard(w) => {
                 if !self.carried_unheard(w, now) {
                     let answer = super::app::BrokerAnswer::TimedOut;
@@ -2858,6 +2863,34 @@ mod tests {
         let want: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
         assert_eq!(got, want);
         assert!(batches >= 4, "{batches} batches for 40 kB at 8 kB each");
+    }
+
+    #[test]
+    fn losing_redis_closes_carried_websockets_and_ends_carried_sessions() {
+        let (mut h, mut redis) = start();
+        redis
+            .others
+            .insert(format!("pushwire:node:{OTHER}").into_bytes());
+        // One session of ours carried elsewhere, one of OTHER's carried here.
+        let sid = carried_session(&mut h, &mut redis);
+        let q = format!("EIO=4&transport=websocket&sid={OTHER}0123456789abcdefghi");
+        let c = request(&mut h, &mut redis, &upgrade(&format!("/socket.io/?{q}")));
+        assert!(h.take_text(c).starts_with("HTTP/1.1 101 "));
+        assert_eq!(
+            h.node.ctx.sio.counts(),
+            (0, 1, 1),
+            "on WebSocket, connected"
+        );
+        h.node.handle_upstream_eof(UPSTREAM, h.now);
+        h.settle();
+        // RFC 6455 §7.4.1: 1011 (0x03f3).
+        let bytes = std::mem::take(&mut h.clients.get_mut(&c).unwrap().received);
+        assert!(
+            bytes.starts_with(b"\x88\x17\x03\xf3Redis connection lost"),
+            "{bytes:?}"
+        );
+        assert!(h.node.ctx.sio.carried.is_empty());
+        assert_eq!(h.node.ctx.sio.counts(), (0, 0, 0), "{sid}: ended");
     }
 
     #[test]

@@ -970,17 +970,16 @@ fn carry_ws(
     Some(accept_eio_ws(ctx, out, accept, role, now))
 }
 
-/// Sends one carried-WebSocket message to node `to`. Lost if Redis is
-/// down: the session's ping timeout (owner) or the client's (edge) ends
-/// what is left.
+/// Sends one carried-WebSocket message to node `to`. Not sent while
+/// Redis is down: losing Redis ended every carried WebSocket and carried
+/// session already ([`Node::carriers_lost`]).
 fn send_relay(ctx: &mut Ctx, to: NodeTag, relay: &Relay<'_>) {
     let Some(cluster) = ctx.cluster.as_mut() else {
         return;
     };
     let mut payload = Vec::new();
-    if relay::write(relay, &mut payload).is_ok() && cluster.relay(to, &payload, None).is_err() {
-        ctx.log
-            .push("pushwire: a carried WebSocket message was lost: Redis is down".into());
+    if cluster.is_up() && relay::write(relay, &mut payload).is_ok() {
+        let _ = cluster.relay(to, &payload, None);
     }
 }
 
@@ -2274,6 +2273,32 @@ impl Node {
                     on_sent(&mut self.ctx, id, conn);
                 }
             }
+        }
+    }
+
+    /// Redis was lost: what carried WebSockets sent, or were sent, since
+    /// may be lost, and a lost message must not go untold. Every carried
+    /// WebSocket of this node closes (1011, RFC 6455 §7.4.1: an
+    /// unexpected condition), and every session of this node that
+    /// another node carries ends as if its WebSocket had closed; their
+    /// clients reconnect (and, with `--sio-recovery`, recover).
+    pub(super) fn carriers_lost(&mut self, now: Instant) {
+        for (sid, c) in std::mem::take(&mut self.ctx.sio.carried) {
+            self.ctx.sio.ws_closed(c.engine, sid, now);
+        }
+        let carried: Vec<ConnId> = (0..self.conns.len())
+            .filter(|&id| {
+                matches!(
+                    self.conns[id].as_deref().map(|c| &c.state),
+                    Some(State::WebSocket(ws)) if matches!(ws.role, WsRole::Carried { .. })
+                )
+            })
+            .collect();
+        for id in carried {
+            if let Some(conn) = slot_of(&mut self.conns, id) {
+                super::end_stream(&mut self.ctx, id, conn, 1011, "Redis connection lost", now);
+            }
+            self.settle(id, now);
         }
     }
 
