@@ -166,6 +166,12 @@ test('the upgrade behind the balancer: on the session\'s node or on another, the
     assert.match(mine.id, /-51$/, JSON.stringify(mine));
     const [echo] = (await c.inbox.take(51, 'its own publish')).slice(50);
     assert.deepEqual([echo.data, echo.meta.id], ['mine', mine.id]);
+    // Binary both ways (the attachment in M, the bytes back in W).
+    const bytes = Buffer.from([0, 1, 2, 0xfe, 0xff, 0x1e, 0x0a, 0x42]);
+    const bin = await ask(c.socket, 'publish', t, bytes, {});
+    const [back] = (await c.inbox.take(52, 'its binary publish')).slice(51);
+    assert.ok(Buffer.from(back.data).equals(bytes), `round ${round}: byte for byte`);
+    assert.equal(back.meta.id, bin.id);
     assert.equal(c.socket.io.engine.transport.name, 'websocket', `round ${round}, after`);
     const now = await metricByNode('pushwire_socketio_carried_total');
     assert.deepEqual(now.map((n, i) => n - carried[i]), round === 0 ? [0, 0] : [0, 1], 'carried by node 1 in round 1 only');
