@@ -105,15 +105,22 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
-def upgraded(a, on, topic=None):
-    """A session opened on A by polling (subscribed to `topic`, if given),
-    upgraded on node `on`."""
-    c = http.client.HTTPConnection(*a)
+def polling_session(node):
+    """A Socket.IO session opened on `node` by polling and connected to
+    `/`: (its HTTP connection, its sid, its polling path)."""
+    c = http.client.HTTPConnection(*node)
     _, text = req(c, "GET", "/socket.io/?EIO=4&transport=polling")
     sid = json.loads(text[1:])["sid"]
     q = "/socket.io/?EIO=4&transport=polling&sid=" + sid
     req(c, "POST", q, "40")
     req(c, "GET", q)
+    return c, sid, q
+
+
+def upgraded(a, on, topic=None):
+    """A session opened on A by polling (subscribed to `topic`, if given),
+    upgraded on node `on`."""
+    c, sid, q = polling_session(a)
     if topic is not None:
         req(c, "POST", q, '421["subscribe","%s",{}]' % topic)
         got = ""

@@ -13,9 +13,9 @@ mode. Stops what it started, by PID.
 
     PUSHWIRE_BIN=target/release/pushwire python3 bench/relay-latency.py
 """
-import http.client, json, os, statistics, time
+import http.client, os, statistics, time
 
-from pwcluster import req, start_cluster, stop, upgraded
+from pwcluster import polling_session, req, start_cluster, stop, upgraded
 
 BIN = os.environ.get("PUSHWIRE_BIN", "target/release/pushwire")
 N = int(os.environ.get("N", "300"))
@@ -24,12 +24,7 @@ N = int(os.environ.get("N", "300"))
 procs, nodes = start_cluster(BIN)
 try:
     a, b = nodes
-    ca = http.client.HTTPConnection(*a)
-    _, text = req(ca, "GET", "/socket.io/?EIO=4&transport=polling")
-    sid = json.loads(text[1:])["sid"]
-    q = "/socket.io/?EIO=4&transport=polling&sid=" + sid
-    req(ca, "POST", q, "40")
-    req(ca, "GET", q)
+    _, _, q = polling_session(a)
     times = {}
     ack = 0
     for label, node in [("direct", a), ("relayed", b), ("direct", a), ("relayed", b)]:

@@ -2596,17 +2596,18 @@ mod tests {
         assert_unknown_sid(&h.take_text(c));
     }
 
+    /// A polling session opened on this node; returns its sid.
+    fn own_session(h: &mut Harness, redis: &mut FakeRedis) -> String {
+        let c = request(h, redis, &get("/socket.io/?EIO=4&transport=polling"));
+        let text = h.take_text(c);
+        text.split("\"sid\":\"").nth(1).unwrap()[..27].to_string()
+    }
+
     #[test]
     fn a_get_relayed_to_the_owner_parks_and_its_ping_goes_back_on_time() {
         let (mut h, mut redis) = start();
         // A session of this node, opened and connected here.
-        let c = request(
-            &mut h,
-            &mut redis,
-            &get("/socket.io/?EIO=4&transport=polling"),
-        );
-        let text = h.take_text(c);
-        let sid = text.split("\"sid\":\"").nth(1).unwrap()[..27].to_string();
+        let sid = own_session(&mut h, &mut redis);
         assert_eq!(
             &sid[..8],
             h.node.ctx.sio.tag.unwrap().as_str(),
@@ -2773,9 +2774,7 @@ mod tests {
     /// A session of this node, on WebSocket through another node's
     /// carrier (`OTHER`, connection 7, ticket 1); returns its sid.
     fn carried_session(h: &mut Harness, redis: &mut FakeRedis) -> String {
-        let c = request(h, redis, &get("/socket.io/?EIO=4&transport=polling"));
-        let text = h.take_text(c);
-        let sid = text.split("\"sid\":\"").nth(1).unwrap()[..27].to_string();
+        let sid = own_session(h, redis);
         let q = format!("EIO=4&transport=websocket&sid={sid}");
         for relay in [
             format!("O {OTHER} 7 1 s\n{q}\n"),
@@ -2897,13 +2896,7 @@ mod tests {
     fn the_owner_runs_the_upgrade_of_a_websocket_another_node_carries() {
         let (mut h, mut redis) = start();
         // A polling session of this node, connected, with a GET parked.
-        let c = request(
-            &mut h,
-            &mut redis,
-            &get("/socket.io/?EIO=4&transport=polling"),
-        );
-        let text = h.take_text(c);
-        let sid = text.split("\"sid\":\"").nth(1).unwrap()[..27].to_string();
+        let sid = own_session(&mut h, &mut redis);
         let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
         let body = "40";
         let connect = format!(

@@ -682,13 +682,10 @@ fn relay_request(
         _ => return None,
     };
     let cluster = ctx.cluster.as_mut()?;
-    let waiter = cluster.ticket(id);
+    let (waiter, named) = relay_ticket(cluster, id);
     let relay = Relay::Request {
         from: own,
-        waiter: relay::Waiter {
-            conn: id as u64,
-            ticket: waiter.ticket,
-        },
+        waiter: named,
         engine: relay_engine(engine),
         method,
         query: req.query(),
@@ -890,6 +887,20 @@ fn accept_eio_ws(
     }))
 }
 
+/// A fresh ticket for connection `id`, and the same as a relayed message
+/// names it.
+fn relay_ticket(
+    cluster: &mut super::cluster::Cluster,
+    id: ConnId,
+) -> (super::cluster::Waiter, relay::Waiter) {
+    let waiter = cluster.ticket(id);
+    let named = relay::Waiter {
+        conn: id as u64,
+        ticket: waiter.ticket,
+    };
+    (waiter, named)
+}
+
 fn relay_engine(engine: EngineKind) -> relay::Engine {
     match engine {
         EngineKind::SocketIo => relay::Engine::SocketIo,
@@ -933,13 +944,10 @@ fn carry_ws(
     let (sid, owner) = foreign_owner(ctx, req.query())?;
     let own = ctx.sio.tag?;
     let cluster = ctx.cluster.as_mut()?;
-    let waiter = cluster.ticket(id);
+    let (waiter, named) = relay_ticket(cluster, id);
     let open = Relay::WsOpen {
         from: own,
-        waiter: relay::Waiter {
-            conn: id as u64,
-            ticket: waiter.ticket,
-        },
+        waiter: named,
         engine: relay_engine(engine),
         query: req.query(),
     };

@@ -76,15 +76,20 @@ async function publishTo(base, t, data) {
   return JSON.parse(text).id;
 }
 
-/** What the nodes' /metrics say they relayed, summed. */
-async function relayed() {
-  let sum = 0;
+/** What the nodes' /metrics say about `name`, node by node. */
+async function metricByNode(name) {
+  const out = [];
   for (const base of NODES) {
     const text = await (await fetch(`${base}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith('pushwire_socketio_relayed_total '));
-    sum += Number(line ? line.split(' ')[1] : NaN);
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    out.push(Number(line ? line.split(' ')[1] : NaN));
   }
-  return sum;
+  return out;
+}
+
+/** What the nodes' /metrics say they relayed, summed. */
+async function relayed() {
+  return (await metricByNode('pushwire_socketio_relayed_total')).reduce((a, b) => a + b, 0);
 }
 
 function ask(socket, ...args) {
@@ -129,17 +134,6 @@ test('polling behind a round-robin balancer: a session spans both nodes', TEST, 
   c.socket.close();
   lb.stop();
 });
-
-/** What the nodes' /metrics say about `name`, node by node. */
-async function metricByNode(name) {
-  const out = [];
-  for (const base of NODES) {
-    const text = await (await fetch(`${base}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-    out.push(Number(line ? line.split(' ')[1] : NaN));
-  }
-  return out;
-}
 
 test('the upgrade behind the balancer: on the session\'s node or on another, the client ends on WebSocket', TEST, async () => {
   // Handshakes go to node 0, polling requests round robin, and the
