@@ -371,18 +371,11 @@ fn a_session_whose_node_is_gone_is_unknown_to_the_others_in_bounded_time() {
 
 // ---- the upgrade to WebSocket, on another node than the session's ----------
 
-#[test]
-fn a_polling_session_upgrades_on_the_other_node_and_is_served_there() {
-    let redis = redis!();
-    let (a, b) = (node(&redis), node(&redis));
-    let sid = open_polling(&a);
-    post_packets(&a, &sid, &["40"]);
-    assert!(get_packets(&a, &sid)[0].starts_with("40{\"sid\":"));
-    post_packets(&a, &sid, &[r#"421["subscribe","up",{}]"#]);
-    assert!(get_packets(&a, &sid)[0].starts_with(r#"431[{"last_id":""#));
-
-    // The WebSocket reaches b, with a GET parked on a (the client's way).
-    let mut parked = park_get(&a, &sid);
+/// Upgrades `a`'s polling session `sid` to a WebSocket on `b`, the
+/// client's way: a GET parked on `a`, the probe on `b`, the noop that
+/// ends the GET, `5`.
+fn upgrade_on(a: &TestServer, b: &TestServer, sid: &str) -> SioClient {
+    let mut parked = park_get(a, sid);
     std::thread::sleep(Duration::from_millis(100));
     let target = format!("/socket.io/?EIO=4&transport=websocket&sid={sid}");
     let mut ws = WsClient::connect(b.addr, &target).expect("a WebSocket on b");
@@ -393,11 +386,24 @@ fn a_polling_session_upgrades_on_the_other_node_and_is_served_there() {
     let noop = read_response(&mut parked, &mut buf, false);
     assert_eq!((noop.status, noop.text().as_str()), (200, "6"));
     ws.send_text("5").unwrap();
-    let mut sio = SioClient {
+    SioClient {
         ws,
         events: VecDeque::new(),
         next_ack: 2,
-    };
+    }
+}
+
+#[test]
+fn a_polling_session_upgrades_on_the_other_node_and_is_served_there() {
+    let redis = redis!();
+    let (a, b) = (node(&redis), node(&redis));
+    let sid = open_polling(&a);
+    post_packets(&a, &sid, &["40"]);
+    assert!(get_packets(&a, &sid)[0].starts_with("40{\"sid\":"));
+    post_packets(&a, &sid, &[r#"421["subscribe","up",{}]"#]);
+    assert!(get_packets(&a, &sid)[0].starts_with(r#"431[{"last_id":""#));
+
+    let mut sio = upgrade_on(&a, &b, &sid);
 
     // Upgraded: a's session sends over b's WebSocket, both ways.
     let id = publish(&a, "up", None, "to b");
@@ -426,5 +432,29 @@ fn a_polling_session_upgrades_on_the_other_node_and_is_served_there() {
         }
         assert!(std::time::Instant::now() < deadline, "{}", r.text());
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_carried_websocket_whose_owner_has_gone_is_closed_at_the_next_message() {
+    let redis = redis!();
+    let (a, b) = (node(&redis), node(&redis));
+    let sid = open_polling(&a);
+    post_packets(&a, &sid, &["40"]);
+    assert!(get_packets(&a, &sid)[0].starts_with("40{\"sid\":"));
+    let mut sio = upgrade_on(&a, &b, &sid);
+    let ack = sio.call(r#""subscribe","t",{}"#);
+    assert!(ack.get("last_id").is_some(), "{ack:?}");
+    // The session's node goes: what the client sends next reaches no
+    // node, and b closes the WebSocket (1008, no such session) rather
+    // than leave it to the client's ping timeout.
+    drop(a);
+    std::thread::sleep(Duration::from_millis(200));
+    sio.ws.send_text("42[\"anyone\"]").unwrap();
+    match sio.ws.recv() {
+        Ok(WsMessage::Close(Some((code, reason)))) => {
+            assert_eq!((code, reason.as_str()), (1008, "Session ID unknown"))
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -2751,6 +2751,27 @@ mod tests {
     }
 
     #[test]
+    fn a_carried_websocket_whose_owner_has_gone_is_closed_at_its_next_message() {
+        let (mut h, mut redis) = start();
+        let owner = format!("pushwire:node:{OTHER}").into_bytes();
+        redis.others.insert(owner.clone());
+        let q = format!("EIO=4&transport=websocket&sid={OTHER}0123456789abcdefghi");
+        let c = request(&mut h, &mut redis, &upgrade(&format!("/socket.io/?{q}")));
+        assert!(h.take_text(c).starts_with("HTTP/1.1 101 "));
+        h.send(c, &ws_text("2probe"));
+        redis.serve(&mut h);
+        assert_eq!(h.take_text(c), "", "heard: still open");
+        // The owner stops reading its channel (it died): the next message
+        // the client sends reaches nobody, and the WebSocket is closed
+        // then, not at the client's ping timeout. RFC 6455 §7.4.1: 1008.
+        redis.others.remove(&owner);
+        h.send(c, &ws_text("42[\"x\"]"));
+        redis.serve(&mut h);
+        let bytes = std::mem::take(&mut h.clients.get_mut(&c).unwrap().received);
+        assert_eq!(bytes, b"\x88\x14\x03\xf0Session ID unknown");
+    }
+
+    #[test]
     fn a_client_that_closes_a_carried_websocket_is_told_to_the_owner() {
         let (mut h, mut redis) = start();
         redis

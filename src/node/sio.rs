@@ -980,14 +980,29 @@ fn carry_ws(
 
 /// Sends one carried-WebSocket message to node `to`. Not sent while
 /// Redis is down: losing Redis ended every carried WebSocket and carried
-/// session already ([`Node::carriers_lost`]).
+/// session already ([`Node::carriers_lost`]). What the edge says of a
+/// WebSocket it still carries (a message, a drain) names it to be told
+/// when no node read it: the owner is gone, and so is the session
+/// ([`Node::carried_unheard`] closes the WebSocket then, rather than at
+/// the client's ping timeout).
 fn send_relay(ctx: &mut Ctx, to: NodeTag, relay: &Relay<'_>) {
     let Some(cluster) = ctx.cluster.as_mut() else {
         return;
     };
+    let heard = match *relay {
+        Relay::WsIn { waiter, .. } | Relay::WsDrained { waiter, .. } => {
+            ConnId::try_from(waiter.conn)
+                .ok()
+                .map(|conn| super::cluster::Waiter {
+                    conn,
+                    ticket: waiter.ticket,
+                })
+        }
+        _ => None,
+    };
     let mut payload = Vec::new();
     if cluster.is_up() && relay::write(relay, &mut payload).is_ok() {
-        let _ = cluster.relay(to, &payload, None);
+        let _ = cluster.relay(to, &payload, heard);
     }
 }
 
@@ -2310,8 +2325,9 @@ impl Node {
         }
     }
 
-    /// On the edge: a carried WebSocket whose `O` reached no node (no
-    /// node reads its owner's channel) has no session: it is closed.
+    /// On the edge: a carried WebSocket whose `O`, `M` or `D` reached no
+    /// node (no node reads its owner's channel) has no session: it is
+    /// closed.
     /// `false`: `w` is no carried WebSocket's.
     pub(super) fn carried_unheard(&mut self, w: super::cluster::Waiter, now: Instant) -> bool {
         let waiter = relay::Waiter {
