@@ -371,6 +371,15 @@ fn a_session_whose_node_is_gone_is_unknown_to_the_others_in_bounded_time() {
 
 // ---- the upgrade to WebSocket, on another node than the session's ----------
 
+/// A polling session of `server` whose Socket.IO socket on `/` is
+/// connected; its sid.
+fn connected_polling(server: &TestServer) -> String {
+    let sid = open_polling(server);
+    post_packets(server, &sid, &["40"]);
+    assert!(get_packets(server, &sid)[0].starts_with("40{\"sid\":"));
+    sid
+}
+
 /// Upgrades `a`'s polling session `sid` to a WebSocket on `b`, the
 /// client's way: a GET parked on `a`, the probe on `b`, the noop that
 /// ends the GET, `5`.
@@ -397,9 +406,7 @@ fn upgrade_on(a: &TestServer, b: &TestServer, sid: &str) -> SioClient {
 fn a_polling_session_upgrades_on_the_other_node_and_is_served_there() {
     let redis = redis!();
     let (a, b) = (node(&redis), node(&redis));
-    let sid = open_polling(&a);
-    post_packets(&a, &sid, &["40"]);
-    assert!(get_packets(&a, &sid)[0].starts_with("40{\"sid\":"));
+    let sid = connected_polling(&a);
     post_packets(&a, &sid, &[r#"421["subscribe","up",{}]"#]);
     assert!(get_packets(&a, &sid)[0].starts_with(r#"431[{"last_id":""#));
 
@@ -439,9 +446,7 @@ fn a_polling_session_upgrades_on_the_other_node_and_is_served_there() {
 fn a_carried_websocket_whose_owner_has_gone_is_closed_at_the_next_message() {
     let redis = redis!();
     let (a, b) = (node(&redis), node(&redis));
-    let sid = open_polling(&a);
-    post_packets(&a, &sid, &["40"]);
-    assert!(get_packets(&a, &sid)[0].starts_with("40{\"sid\":"));
+    let sid = connected_polling(&a);
     let mut sio = upgrade_on(&a, &b, &sid);
     let ack = sio.call(r#""subscribe","t",{}"#);
     assert!(ack.get("last_id").is_some(), "{ack:?}");
