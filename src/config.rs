@@ -119,6 +119,12 @@ pub struct Config {
     /// this topic: 403); a stream is ended when its token expires. Unset:
     /// no tokens.
     pub auth_secret: Option<Vec<u8>>,
+    /// Clock skew allowed between the host that mints tokens and this one
+    /// (RFC 7519 §4.1.4 "MAY provide for some small leeway"): a token is
+    /// refused `auth_leeway` after its `exp` (and accepted that long
+    /// before its `nbf`); a stream is ended then. Default 0: expired is
+    /// refused, to the second.
+    pub auth_leeway: Duration,
     /// PEM certificate chain and private key (`--tls-cert`, `--tls-key`):
     /// the listener speaks HTTPS/WSS (TLS 1.2 and 1.3, ALPN `http/1.1`).
     /// A connection that does not speak TLS is closed alone.
@@ -309,6 +315,7 @@ impl Default for Config {
             ws_subprotocols: Vec::new(),
             allowed_origins: Vec::new(),
             auth_secret: None,
+            auth_leeway: Duration::ZERO,
             tls_cert: None,
             tls_key: None,
             ws_deflate: true,
@@ -370,6 +377,9 @@ impl Config {
         }
         if self.redis_timeout.is_zero() {
             return Err("--redis-timeout must be above 0".into());
+        }
+        if self.auth_leeway > Duration::from_secs(3600) {
+            return Err("--auth-leeway is at most 3600 seconds".into());
         }
         if self.auth_secret.as_ref().is_some_and(|s| s.len() < 16) {
             return Err("--auth-secret must be at least 16 bytes".into());

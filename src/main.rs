@@ -86,7 +86,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "auth-secret",
         value: "SECRET",
-        help: "require HS256 tokens (Bearer or ?token=) to publish, subscribe and manage topics",
+        help: "require HS256 tokens (Bearer or ?token=) to publish, subscribe and manage topics (at least 16 bytes)",
         set: |c, v| {
             c.auth_secret = Some(v.as_bytes().to_vec());
             Ok(())
@@ -95,13 +95,22 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "auth-secret-file",
         value: "FILE",
-        help: "the token secret from FILE (a trailing newline is dropped)",
+        help: "the token secret from FILE (a trailing newline is dropped; at least 16 bytes)",
         set: |c, v| {
             let mut secret = std::fs::read(v).map_err(|e| format!("{v}: {e}"))?;
             while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 secret.pop();
             }
             c.auth_secret = Some(secret);
+            Ok(())
+        },
+    },
+    Flag {
+        name: "auth-leeway",
+        value: "SECS",
+        help: "clock skew allowed on a token's exp and nbf [0]",
+        set: |c, v| {
+            c.auth_leeway = secs(v)?;
             Ok(())
         },
     },

@@ -236,6 +236,18 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// The verifier of `--auth-secret`, allowing `--auth-leeway` of clock
+/// skew; `None` without a secret (tokens off).
+pub fn token_verifier(cfg: &crate::config::Config) -> Option<crate::wire::jws::Verifier> {
+    use crate::wire::jws::{TokenLimits, Verifier};
+    let limits = TokenLimits {
+        leeway_secs: cfg.auth_leeway.as_secs(),
+        ..TokenLimits::default()
+    };
+    let secret = cfg.auth_secret.as_deref()?;
+    Some(Verifier::with_limits(secret, limits))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

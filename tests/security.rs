@@ -234,6 +234,27 @@ fn mux_commands_beyond_the_token_get_403_replies() {
 }
 
 #[test]
+fn an_expired_token_is_refused_to_the_second_unless_a_leeway_is_set() {
+    // RFC 7519 §4.1.4: now "MUST be before" exp. Five seconds past it:
+    // refused (401 Unauthorized), by default...
+    let t = token(&format!(r#"{{"publish":["*"],"exp":{}}}"#, now() - 5));
+    let auth = format!("Authorization: Bearer {t}\r\n");
+    let server = TestServer::start(with_tokens());
+    let r = publish_as(&server, "skew", &auth, "x");
+    assert_eq!(r.status, 401);
+    assert!(r.text().contains("expired"), "{}", r.text());
+    // ...and accepted where `--auth-leeway 30` allows for clock skew.
+    let server = TestServer::start(Config {
+        auth_leeway: Duration::from_secs(30),
+        ..with_tokens()
+    });
+    assert_eq!(publish_as(&server, "skew", &auth, "x").status, 200);
+    let t = token(&format!(r#"{{"publish":["*"],"exp":{}}}"#, now() - 60));
+    let auth = format!("Authorization: Bearer {t}\r\n");
+    assert_eq!(publish_as(&server, "skew", &auth, "x").status, 401);
+}
+
+#[test]
 fn a_stream_ends_when_its_token_expires() {
     let server = TestServer::start(with_tokens());
     let t = token(&format!(r#"{{"subscribe":["e"],"exp":{}}}"#, now() + 2));

@@ -1037,10 +1037,11 @@ fn cors_headers_on_every_transport_and_the_preflight() {
     let headers = r
         .header("access-control-allow-headers")
         .expect("Allow-Headers");
-    assert!(
-        headers.to_ascii_lowercase().contains("last-event-id"),
-        "{headers}"
-    );
+    let headers = headers.to_ascii_lowercase();
+    assert!(headers.contains("last-event-id"), "{headers}");
+    // A page that sends its token as `Authorization: Bearer` must be
+    // allowed to.
+    assert!(headers.contains("authorization"), "{headers}");
     let r = request(
         &server,
         b"OPTIONS /topics/a HTTP/1.1\r\nHost: t\r\nOrigin: https://example.com\r\n\

@@ -929,9 +929,12 @@ fn preflight(ctx: &mut Ctx, out: &mut OutQueue, meta: ReqMeta, allow: &str) -> N
     let mut headers = vec![("Allow", allow)];
     if ctx.cfg.cors_origin.is_some() {
         headers.push(("Access-Control-Allow-Methods", allow));
+        // Fetch's CORS protocol: a header the page sets that is not
+        // CORS-safelisted must be named here, or the request is never
+        // sent. `Authorization` carries the token (`Bearer`).
         headers.push((
             "Access-Control-Allow-Headers",
-            "Content-Type, Last-Event-ID, Cache-Control",
+            "Authorization, Content-Type, Last-Event-ID, Cache-Control",
         ));
         headers.push(("Access-Control-Max-Age", "86400"));
     }

@@ -323,10 +323,7 @@ impl Node {
                     cfg.cors_origin.as_deref(),
                 )
                 .unwrap_or_default(),
-                verifier: cfg
-                    .auth_secret
-                    .as_deref()
-                    .map(crate::wire::jws::Verifier::new),
+                verifier: crate::security::token_verifier(&cfg),
                 sio: sio::SioGlue::new(&cfg, tag),
                 cluster,
                 sync_expired: None,

@@ -333,7 +333,7 @@ impl SioGlue {
             ..SioConfig::default()
         };
         let inbox = Arc::new(Mutex::new(Inbox {
-            verifier: cfg.auth_secret.as_deref().map(Verifier::new),
+            verifier: crate::security::token_verifier(cfg),
             date_secs: 0,
             tokens: HashMap::new(),
             calls: Vec::new(),

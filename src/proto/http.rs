@@ -518,23 +518,55 @@ pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 
 /// The reason phrase for the statuses this server sends (RFC 9110 §15).
 pub fn reason(status: u16) -> &'static str {
+    // RFC 9110 §15 (and RFC 6585 for 428, 429, 431): the reason phrase is
+    // advisory (RFC 9112 §4), but a client's log reads better with the
+    // registered one than with a placeholder.
     match status {
         100 => "Continue",
         101 => "Switching Protocols",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
         204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
         408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
         426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
@@ -595,6 +627,20 @@ mod tests {
         assert_eq!(&http_date(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(&http_date(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(&http_date(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn every_status_the_server_sends_has_its_registered_reason() {
+        // RFC 9110 §15.5.2: 401 is "Unauthorized" (it was "Unknown").
+        assert_eq!(reason(401), "Unauthorized");
+        assert_eq!(reason(429), "Too Many Requests");
+        // Each status written anywhere in the server (src/), looked up.
+        for status in [
+            101, 200, 204, 400, 401, 403, 404, 405, 408, 413, 414, 426, 431, 500, 501, 503, 505,
+        ] {
+            assert_ne!(reason(status), "Unknown", "{status}");
+        }
+        assert_eq!(reason(299), "Unknown");
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl Default for TokenLimits {
         TokenLimits {
             max_token_bytes: 4096,
             max_patterns: 64,
-            leeway_secs: 30,
+            leeway_secs: 0,
         }
     }
 }
@@ -573,15 +573,13 @@ mod tests {
     #[test]
     fn rfc7515_a1_verifies() {
         let v = Verifier::new(&a1_key());
-        // exp 1300819380 (2011-03-22), give or take the default 30 s leeway.
-        let claims = v.verify(A1_TOKEN, 1_300_819_379 - 30).unwrap();
+        // exp 1300819380 (2011-03-22); no leeway by default.
+        let claims = v.verify(A1_TOKEN, 1_300_819_379).unwrap();
         assert_eq!(claims.expires_at(), Some(1_300_819_380));
         assert!(!claims.is_admin());
         assert!(!claims.may_subscribe("news"));
-        assert_eq!(
-            v.verify(A1_TOKEN, 1_300_819_380 + 30),
-            Err(TokenError::Expired)
-        );
+        // RFC 7519 §4.1.4: the time "MUST be before" exp.
+        assert_eq!(v.verify(A1_TOKEN, 1_300_819_380), Err(TokenError::Expired));
     }
 
     #[test]
