@@ -929,10 +929,18 @@ fn a_delete_on_one_node_tells_the_subscribers_on_the_others() {
     assert_eq!(sse.next_event().last_event_id, probe);
     assert!(multi.next_event().data.contains(&probe));
     assert_eq!(ws_message(&mut ws).id, probe);
+    // A long poll parked on B at the newest id.
+    let mut poll = Poller::new(b);
+    poll.send(&format!("/topics/adm.x/poll?after={probe}&timeout=20"));
+    std::thread::sleep(Duration::from_millis(200));
 
     // DELETE on A: subscribers on B and C are told the history is gone.
     let (status, body) = call(a, "DELETE", "/topics/adm.x", b"");
     assert_eq!(status, 200, "{body}");
+    let epoch_zero = parse_json(&body).str_field("last_id").to_string();
+    let b_poll = batch(&poll.read());
+    assert!(b_poll.gap && !b_poll.timeout, "{b_poll:?}");
+    assert_eq!(b_poll.last_id, epoch_zero);
     let e = sse
         .next_event_within(PATIENCE)
         .expect("SSE on B after DELETE");

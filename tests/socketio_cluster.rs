@@ -463,3 +463,26 @@ fn a_carried_websocket_whose_owner_has_gone_is_closed_at_the_next_message() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_delete_on_one_node_is_a_gap_event_to_sockets_on_the_other() {
+    let redis = redis!();
+    let (a, b) = (node(&redis), node(&redis));
+    let mut on_b = SioClient::connect(&b);
+    on_b.call(r#""subscribe","del""#);
+    let old = publish(&a, "del", None, "before");
+    assert_eq!(message_on(&on_b.event(), "del").1, old);
+    let r = http(&a, "DELETE", "/topics/del", b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // DESIGN: "subscribers of it are told gap", Socket.IO sockets too.
+    let e = on_b.event();
+    let parts = e.as_array().expect("an event is an array");
+    assert_eq!(parts[0].as_str(), Some("gap"), "{e:?}");
+    assert_eq!(str_of(&parts[1], "topic"), "del");
+    assert_eq!(str_of(&parts[1], "requested"), old);
+    // The new epoch's first message follows, once.
+    let new = publish(&a, "del", None, "after");
+    assert_eq!(split_id(&new).1, 1);
+    assert_eq!(message_on(&on_b.event(), "del"), ("after".to_string(), new));
+    assert!(on_b.quiet(Duration::from_millis(300)), "each message once");
+}

@@ -161,7 +161,16 @@ fn delete_drops_history_and_subscribers_get_a_gap_then_the_new_epoch() {
     ws.send_text(r#"{"type":"subscribe","topic":"d"}"#);
     assert_eq!(ws.recv_json().str_field("type"), "ack");
     wait_stat(&server, "subscribers", Duration::from_secs(3), |n| n == 4);
+    // Long polls parked on the topic, alone and among others.
+    let mut poll = Poller::new(server.addr);
+    poll.send(&format!("/topics/d/poll?after={old}&timeout=20"));
+    let mut multi_poll = Poller::new(server.addr);
+    multi_poll.send(&format!(
+        "/poll?topic=d&topic=other&after=d={old}&timeout=20"
+    ));
+    wait_stat(&server, "parked_polls", Duration::from_secs(3), |n| n == 2);
 
+    let started = std::time::Instant::now();
     let r = delete(&server, "/topics/d");
     assert_eq!(r.status, 200, "{}", r.text());
     let v = parse_json(&r.text());
@@ -176,6 +185,19 @@ fn delete_drops_history_and_subscribers_get_a_gap_then_the_new_epoch() {
     let g = ws.recv_json();
     assert_eq!(g.get("gap").and_then(Value::as_bool), Some(true), "{g:?}");
     assert_eq!(g.str_field("topic"), "d");
+    // The parked polls are answered at once: a gap, and the new epoch's 0
+    // as the cursor (not the dropped history's).
+    let epoch_zero = v.str_field("last_id").to_string();
+    let b = batch(&poll.read());
+    assert!(b.gap && !b.timeout && b.messages.is_empty(), "{b:?}");
+    assert_eq!(b.last_id, epoch_zero);
+    let b = batch(&multi_poll.read());
+    assert!(b.gap && !b.timeout, "{b:?}");
+    assert!(b.last_id.contains(&format!("d={epoch_zero}")), "{b:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not at their timeout"
+    );
 
     // The next message is on a new epoch, and every subscriber gets it.
     let new = publish(&server, "d", None, "after");

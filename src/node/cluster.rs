@@ -1499,6 +1499,10 @@ impl Node {
     fn restart_topic(&mut self, topic: &TopicName, now: Instant) {
         let subs: Vec<usize> = self.ctx.hub.subscribers(topic).to_vec();
         for s in subs {
+            if s >= super::sio::SIO_SUBS {
+                super::sio::restart_sub(&mut self.ctx, s);
+                continue;
+            }
             let (cid, slot) = conn::sub_of(s);
             if let Some(c) = slot_of(&mut self.conns, cid) {
                 if let Some(sub) = c.state.subs_mut().and_then(|x| x.get_mut(slot)) {

@@ -871,6 +871,10 @@ impl Node {
             // Every live subscriber stood at the end of the dropped
             // history: it is told `gap` and stands at the new epoch's 0.
             for &sub in &deleted.subscribers {
+                if sub >= sio::SIO_SUBS {
+                    sio::restart_sub(&mut self.ctx, sub);
+                    continue;
+                }
                 let (sid, slot) = conn::sub_of(sub);
                 let Some(conn) = slot_of(&mut self.conns, sid) else {
                     continue;
@@ -883,6 +887,15 @@ impl Node {
                     format.queue_gap(&mut conn.out, &deleted.gap, &topic);
                 }
                 self.settle(sid, now);
+            }
+            // A parked poll's cursor is of the dropped history: answered
+            // now, it is told the gap and given the new epoch's 0.
+            for pid in self.ctx.parking.wake(&topic) {
+                if let Some(conn) = slot_of(&mut self.conns, pid) {
+                    self.ctx.stats.polls_woken += 1;
+                    app::answer_parked(&mut self.ctx, pid, conn, now, false);
+                    self.settle(pid, now);
+                }
             }
         }
         while !self.ctx.pending.is_empty() {

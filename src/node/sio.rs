@@ -1751,6 +1751,27 @@ fn replay(ctx: &mut Ctx, n: usize, slot: usize, queued: usize, now: Instant) -> 
     }
 }
 
+/// The topic of Socket.IO subscription `number` started a new history
+/// (a `DELETE`; in cluster mode, an epoch Redis started afresh): the
+/// socket replays from where it stood, which is told as the event `gap`
+/// (its cursor is of another epoch), then goes on live. Until then live
+/// messages wait in the history, as for a `subscribe`.
+pub(super) fn restart_sub(ctx: &mut Ctx, number: usize) {
+    let (n, slot) = (
+        (number - SIO_SUBS) / MAX_SUBS,
+        (number - SIO_SUBS) % MAX_SUBS,
+    );
+    let Some(Some(sock)) = ctx.sio.socks.get_mut(n) else {
+        return;
+    };
+    let Some(sub) = sock.subs.get_mut(slot) else {
+        return;
+    };
+    sub.catching_up = true;
+    ctx.sio.replaying.insert((n, slot));
+    ctx.sio.nudged.insert(n);
+}
+
 /// The replay has read all there is: live messages from now on.
 fn caught_up(ctx: &mut Ctx, n: usize, slot: usize, at: hub::MessageId) -> bool {
     if let Some(Some(sock)) = ctx.sio.socks.get_mut(n) {
@@ -2546,6 +2567,37 @@ mod tests {
         assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
         let topic = TopicName::parse("s").unwrap();
         assert!(h.node.hub().subscribers(&topic).is_empty());
+    }
+
+    #[test]
+    fn a_deleted_topic_is_told_as_a_gap_event_and_the_new_epoch_follows() {
+        let mut h = Harness::new(Config {
+            ws_deflate: false,
+            ..Config::default()
+        });
+        let c = websocket_session(&mut h);
+        h.send(c, &frame("40"));
+        h.send(c, &frame(r#"42["subscribe","d"]"#));
+        assert!(h.take_text(c).contains("40{\"sid\""));
+        let old = h.publish("d", "before");
+        assert!(h.take_text(c).contains("\"before\""));
+        // DESIGN: "DELETE … subscribers of it are told gap".
+        let admin = h.connect();
+        h.send(admin, b"DELETE /topics/d HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert!(h.take_text(admin).starts_with("HTTP/1.1 200"));
+        let told = h.take_text(c);
+        let gap = format!(r#"42["gap",{{"topic":"d","requested":"{old}","oldest":""}}]"#);
+        assert!(told.ends_with(&gap), "{told:?}");
+        // The next message is the new epoch's first, and comes once.
+        let new = h.publish("d", "after");
+        let (new_epoch, old_epoch) = (new.split('-').next(), old.split('-').next());
+        assert!(
+            new.ends_with("-1") && new_epoch != old_epoch,
+            "{new} after {old}"
+        );
+        let told = h.take_text(c);
+        assert_eq!(told.matches("\"after\"").count(), 1, "{told:?}");
+        assert!(told.contains(&new), "{told:?}");
     }
 
     #[test]
