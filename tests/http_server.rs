@@ -54,6 +54,44 @@ fn healthz_index_404_405_head() {
 }
 
 #[test]
+fn head_is_a_get_without_content_on_every_path_and_the_next_response_still_frames() {
+    // RFC 9110 §9.3.2: a HEAD answer is GET's head with no content; RFC
+    // 9112 §6.3: it ends at its header section, so a body would be read
+    // as the start of the next response on the connection.
+    let server = TestServer::start(Config::default());
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/topics/h/messages", 200),
+        ("/metrics", 200),
+        // WebSocket paths: what a GET without an upgrade gets (RFC 9110
+        // §9.1: GET and HEAD MUST be supported).
+        ("/echo", 426),
+        ("/ws", 426),
+        ("/topics/h/ws", 426),
+        // Engine.IO refuses HEAD, with its error's head alone.
+        ("/socket.io/?EIO=4&transport=polling", 400),
+        ("/socket.io/", 400),
+    ] {
+        let mut s = server.connect();
+        write!(
+            s,
+            "HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let r = read_response(&mut s, &mut buf, true);
+        assert_eq!(r.status, status, "HEAD {path}");
+        assert!(r.body.is_empty(), "HEAD {path}");
+        let next = read_response(&mut s, &mut buf, false);
+        assert_eq!(
+            (next.status, next.text().as_str()),
+            (200, "ok"),
+            "after HEAD {path}"
+        );
+    }
+}
+
+#[test]
 fn keep_alive_reuses_the_connection_and_http10_closes() {
     let server = TestServer::start(Config::default());
     let mut s = server.connect();

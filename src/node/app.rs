@@ -86,7 +86,17 @@ pub(crate) struct ReqMeta {
 }
 
 impl ReqMeta {
-    fn of(req: &Request) -> ReqMeta {
+    /// A response that has its body whatever the method (the answer to a
+    /// GET that waited).
+    pub(crate) fn with_body(version: Version, keep_alive: bool) -> ReqMeta {
+        ReqMeta {
+            version,
+            head_only: false,
+            keep_alive,
+        }
+    }
+
+    pub(crate) fn of(req: &Request) -> ReqMeta {
         ReqMeta {
             version: req.version(),
             head_only: req.method() == Method::Head,
@@ -605,15 +615,7 @@ pub(crate) fn answer_broker(
                 keep_alive: to.keep_alive,
             };
             if let Some((status, content_type, body)) = relayed_answer(&mut answer, to.relayed) {
-                let next = sio_respond(
-                    ctx,
-                    &mut conn.out,
-                    meta.version,
-                    meta.keep_alive,
-                    status,
-                    &content_type,
-                    &body,
-                );
+                let next = sio_respond(ctx, &mut conn.out, meta, status, &content_type, &body);
                 log_answered(ctx, id, now);
                 break 'answered next;
             }
@@ -2465,17 +2467,11 @@ pub(crate) fn trace_ws(ctx: &mut Ctx, id: ConnId, session: &mut WsSession) {
 pub(crate) fn sio_respond(
     ctx: &mut Ctx,
     out: &mut OutQueue,
-    version: Version,
-    keep_alive: bool,
+    meta: ReqMeta,
     status: u16,
     content_type: &str,
     body: &[u8],
 ) -> Next {
-    let meta = ReqMeta {
-        version,
-        head_only: false,
-        keep_alive,
-    };
     if status >= 400 {
         *ctx.stats.refused.entry(status).or_default() += 1;
     }

@@ -106,7 +106,9 @@ fn resolve(path: &str, debug_endpoints: bool) -> Option<(Route<'_>, &'static str
     }
     match path {
         "/healthz" => return Some((Route::Healthz, GET)),
-        "/echo" => return Some((Route::Echo, "GET, OPTIONS")),
+        // WebSocket paths: RFC 9110 §9.1 (GET and HEAD MUST be supported);
+        // a HEAD is the head of a GET's answer without an upgrade (426).
+        "/echo" => return Some((Route::Echo, GET)),
         "/stats" => return Some((Route::Stats, GET)),
         "/metrics" => return Some((Route::Metrics, GET)),
         "/topics" => return Some((Route::Topics, GET)),
@@ -114,7 +116,7 @@ fn resolve(path: &str, debug_endpoints: bool) -> Option<(Route<'_>, &'static str
         "/stream" => return Some((Route::MultiStream, GET)),
         "/poll" => return Some((Route::MultiPoll, GET)),
         "/messages" => return Some((Route::MultiMessages, GET)),
-        "/ws" => return Some((Route::MultiWs, "GET, OPTIONS")),
+        "/ws" => return Some((Route::MultiWs, GET)),
         "/socket.io.min.js" => return Some((Route::SocketIoClientJs, GET)),
         "/debug/drop" if debug_endpoints => return Some((Route::DebugDrop, POST)),
         _ => {}
@@ -139,7 +141,7 @@ fn resolve(path: &str, debug_endpoints: bool) -> Option<(Route<'_>, &'static str
         Some("stream") => (Route::Stream(topic), GET),
         Some("poll") => (Route::Poll(topic), GET),
         Some("messages") => (Route::Messages(topic), GET),
-        Some("ws") => (Route::TopicWs(topic), "GET, OPTIONS"),
+        Some("ws") => (Route::TopicWs(topic), GET),
         Some(_) => return None,
     })
 }
@@ -201,9 +203,10 @@ mod tests {
             route(Method::Post, "/debug/drop", true),
             Ok(Route::DebugDrop)
         );
+        assert_eq!(route(Method::Head, "/echo", false), Ok(Route::Echo));
         assert_eq!(
-            route(Method::Head, "/echo", false),
-            Err(Miss::MethodNotAllowed("GET, OPTIONS"))
+            route(Method::Post, "/echo", false),
+            Err(Miss::MethodNotAllowed(GET))
         );
     }
 

@@ -605,8 +605,10 @@ pub(crate) fn http_request(
     engine: EngineKind,
     now: Instant,
 ) -> Next {
-    let version = req.version();
-    let keep_alive = req.keep_alive;
+    // HEAD is answered as GET would be, without content (RFC 9110
+    // §9.3.2): Engine.IO refuses it (a handshake is a GET, a poll a GET
+    // or a POST), and the refusal's head must not be followed by a body.
+    let meta = app::ReqMeta::of(req);
     if req.method() == Method::Options {
         return app::sio_preflight(ctx, out, req);
     }
@@ -616,7 +618,7 @@ pub(crate) fn http_request(
     if !app::sio_origin_allowed(ctx, req) {
         ctx.stats.auth_failures += 1;
         let body = br#"{"code":4,"message":"Forbidden"}"#;
-        return app::sio_respond(ctx, out, version, keep_alive, 403, ERROR_CONTENT_TYPE, body);
+        return app::sio_respond(ctx, out, meta, 403, ERROR_CONTENT_TYPE, body);
     }
     let upgrade = req
         .header("upgrade")
@@ -638,18 +640,18 @@ pub(crate) fn http_request(
             status,
             content_type,
             body,
-        } => app::sio_respond(ctx, out, version, keep_alive, status, content_type, &body),
+        } => app::sio_respond(ctx, out, meta, status, content_type, &body),
         HttpAnswer::Opened { sid, body } => {
             remember_token(ctx, engine, sid, req);
-            app::sio_respond(ctx, out, version, keep_alive, 200, POLL_CONTENT_TYPE, &body)
+            app::sio_respond(ctx, out, meta, 200, POLL_CONTENT_TYPE, &body)
         }
         HttpAnswer::Park(sid) => {
             ctx.sio.polls.insert(sid, id);
             Next::EioPark {
                 sid,
                 engine,
-                version,
-                keep_alive,
+                version: req.version(),
+                keep_alive: req.keep_alive,
             }
         }
     }
@@ -720,8 +722,7 @@ fn relay_request(
             app::sio_respond(
                 ctx,
                 out,
-                version,
-                keep_alive,
+                app::ReqMeta::of(req),
                 f.status,
                 ct,
                 f.message.as_bytes(),
@@ -804,15 +805,14 @@ fn ws_request(
     engine: EngineKind,
     now: Instant,
 ) -> Next {
-    let version = req.version();
-    let keep_alive = req.keep_alive;
+    let meta = app::ReqMeta::of(req);
     let accept = match app::validate_upgrade(ctx, req) {
         Ok(a) => a,
         Err(e) => {
             let status = e.status();
             let body = e.to_string().into_bytes();
             let ct = "text/plain; charset=utf-8";
-            return app::sio_respond(ctx, out, version, keep_alive, status, ct, &body);
+            return app::sio_respond(ctx, out, meta, status, ct, &body);
         }
     };
     if let Some(next) = carry_ws(ctx, id, out, req, engine, &accept, now) {
@@ -848,7 +848,7 @@ fn ws_request(
             else {
                 return Next::Close;
             };
-            return app::sio_respond(ctx, out, version, keep_alive, status, content_type, &body);
+            return app::sio_respond(ctx, out, meta, status, content_type, &body);
         }
     };
     if fresh {
@@ -960,12 +960,10 @@ fn carry_ws(
         }),
     };
     if let Err(f) = sent {
-        let (version, keep_alive) = (req.version(), req.keep_alive);
         let ct = "text/plain; charset=utf-8";
         let body = f.message.as_bytes();
-        return Some(app::sio_respond(
-            ctx, out, version, keep_alive, f.status, ct, body,
-        ));
+        let meta = app::ReqMeta::of(req);
+        return Some(app::sio_respond(ctx, out, meta, f.status, ct, body));
     }
     ctx.stats.sio_carried += 1;
     ctx.trace(|| format!("[{id}] Engine.IO WebSocket for {sid}, carried for node {owner:?}"));
@@ -1147,16 +1145,9 @@ pub(super) fn answer_poll(
     if ctx.sio.polls.get(&p.sid) == Some(&id) {
         ctx.sio.polls.remove(&p.sid);
     }
-    let (version, keep_alive) = (p.version, p.keep_alive);
-    let next = app::sio_respond(
-        ctx,
-        &mut conn.out,
-        version,
-        keep_alive,
-        200,
-        POLL_CONTENT_TYPE,
-        body,
-    );
+    // Only a GET parks: its answer has its body.
+    let meta = app::ReqMeta::with_body(p.version, p.keep_alive);
+    let next = app::sio_respond(ctx, &mut conn.out, meta, 200, POLL_CONTENT_TYPE, body);
     app::log_answered(ctx, id, now);
     app::resume_after_wait(
         ctx,
