@@ -71,6 +71,38 @@ fn a_foreign_origin_cannot_publish_and_nothing_is_published() {
     // `Origin: null` (sandboxed frames, file: pages) is foreign.
     let r = publish_as(&server, "o", "Origin: null\r\n", "x");
     assert_eq!(r.status, 403);
+    // Two Origin fields (RFC 6454 §7.3: never sent by a user agent) are
+    // refused whichever comes first, and publish nothing.
+    for two in [
+        format!(
+            "Origin: http://{}\r\nOrigin: http://evil.example\r\n",
+            server.addr
+        ),
+        format!(
+            "Origin: http://evil.example\r\nOrigin: http://{}\r\n",
+            server.addr
+        ),
+    ] {
+        assert_eq!(publish_as(&server, "o", &two, "x").status, 400);
+    }
+    assert_eq!(kept(&server, "o"), 2);
+    // An absolute-form target names the host the origin is checked
+    // against, not Host (RFC 9112 §3.2.2).
+    let r = send(
+        &server,
+        format!(
+            "POST http://evil.example/topics/o HTTP/1.1\r\nHost: {}\r\nOrigin: http://{}\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx",
+            server.addr, server.addr
+        ),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    // And a Host that is not uri-host [":" port] is a bad request.
+    let r = send(
+        &server,
+        "GET /healthz HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n".into(),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(kept(&server, "o"), 2);
 }
 
 #[test]

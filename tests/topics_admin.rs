@@ -169,6 +169,21 @@ fn delete_drops_history_and_subscribers_get_a_gap_then_the_new_epoch() {
         "/poll?topic=d&topic=other&after=d={old}&timeout=20"
     ));
     wait_stat(&server, "parked_polls", Duration::from_secs(3), |n| n == 2);
+    // A parked long poll is a subscriber while it waits (presence).
+    let info = parse_json(&get(&server, "/topics/d").text());
+    let subs = info.get("subscribers").expect("subscribers");
+    let count = |k: &str| subs.get(k).and_then(Value::as_f64);
+    assert_eq!(
+        (count("poll"), count("total")),
+        (Some(2.0), Some(5.0)),
+        "{info:?}"
+    );
+    let (listed, _) = page(&server, "/topics?prefix=d");
+    assert_eq!(listed, ["d"]);
+    let listing = parse_json(&get(&server, "/topics?prefix=d").text());
+    let first = &listing.get("topics").and_then(Value::as_array).unwrap()[0];
+    let listed_poll = first.get("subscribers").and_then(|s| s.get("poll"));
+    assert_eq!(listed_poll.and_then(Value::as_f64), Some(2.0));
 
     let started = std::time::Instant::now();
     let r = delete(&server, "/topics/d");

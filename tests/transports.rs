@@ -1092,7 +1092,9 @@ fn long_poll_limits_cap_and_refuse() {
         p.send("/topics/cap/poll?timeout=1");
     }
     wait_stat(&server, "parked_polls", Duration::from_secs(3), |n| n == 2);
-    assert_eq!(get(&server, "/topics/cap/poll?timeout=1").status, 503);
+    let r = get(&server, "/topics/cap/poll?timeout=1");
+    // RFC 9110 §10.2.3: the 503 says when to try again.
+    assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
     publish(&server, "cap", None, "x");
     for p in &mut parked {
         assert_eq!(batch(&p.read()).data(), ["x"]);

@@ -131,14 +131,30 @@ impl Ctx {
             kind,
         } = reply;
         let cors = self.cfg.cors_origin.clone();
-        // The extra fields as given, unless CORS adds one: most answers
-        // build no list.
-        let with_cors: Vec<(&str, &str)>;
-        let headers = match cors.as_deref() {
-            None => extra,
-            Some(origin) => {
-                with_cors = [extra, &[("Access-Control-Allow-Origin", origin)]].concat();
-                &with_cors
+        // RFC 9110 §10.2.3: a 503 says when to come back (every limit
+        // that answers 503 is one a client can wait out: connections,
+        // topics, parked polls, Redis).
+        let retry: &[(&str, &str)] = match status {
+            503 if !extra
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("retry-after")) =>
+            {
+                &[("Retry-After", "1")]
+            }
+            _ => &[],
+        };
+        // The extra fields as given, unless CORS or Retry-After adds one:
+        // most answers build no list.
+        let with_more: Vec<(&str, &str)>;
+        let headers = match (cors.as_deref(), retry.is_empty()) {
+            (None, true) => extra,
+            (None, false) => {
+                with_more = [extra, retry].concat();
+                &with_more
+            }
+            (Some(origin), _) => {
+                with_more = [extra, retry, &[("Access-Control-Allow-Origin", origin)]].concat();
+                &with_more
             }
         };
         let ctx = crate::proto::http::ResponseCtx {
@@ -417,7 +433,7 @@ pub(crate) enum BrokerAnswer {
 /// the other nodes' subscriber counts plus this node's own (live), and the
 /// bytes this node's mirror holds of it.
 fn cluster_topic_info(ctx: &Ctx, topic: TopicName, s: &TopicState) -> hub::TopicInfo {
-    let local = ctx.hub.topic_info(&topic);
+    let local = local_topic_info(ctx, &topic);
     let mut c = local
         .as_ref()
         .map(|i| i.subscribers_by_transport)
@@ -1229,11 +1245,18 @@ fn cursors(
 /// WebSocket only from an allowed origin: cross-site publishing from any
 /// web page is refused before anything happens.
 fn check_origin(ctx: &Ctx, req: &Request) -> Result<(), Refusal> {
-    Ok(ctx.origins.check(
-        req.header("origin"),
-        req.header("host"),
-        ctx.cfg.tls_cert.is_some(),
-    )?)
+    // RFC 6454 §7.3: a user agent "MUST NOT" send more than one Origin
+    // field; with two, whichever one a check read would be arbitrary.
+    let mut origins = req.head.headers_named(req.buf, "origin");
+    if let (Some(_), Some(_)) = (origins.next(), origins.next()) {
+        return Err(Refusal::new(
+            400,
+            "more than one Origin field (RFC 6454 §7.3)",
+        ));
+    }
+    Ok(ctx
+        .origins
+        .check(req.header("origin"), req.host(), ctx.cfg.tls_cert.is_some())?)
 }
 
 /// The request's verified token, when tokens are on (`None` when off):
@@ -1392,6 +1415,18 @@ fn push_num(out: &mut Vec<u8>, n: usize) {
     crate::proto::http::push_u64(out, n as u64);
 }
 
+/// `topic`'s stats on this node: the hub's, and the long polls parked on
+/// it as its `poll` subscribers (DESIGN: "subscribers per transport"; a
+/// long poll is a subscriber for as long as it waits).
+pub(crate) fn local_topic_info(ctx: &Ctx, topic: &TopicName) -> Option<hub::TopicInfo> {
+    ctx.hub.topic_info(topic).map(|i| with_parked(ctx, i))
+}
+
+fn with_parked(ctx: &Ctx, mut info: hub::TopicInfo) -> hub::TopicInfo {
+    info.subscribers_by_transport.poll += ctx.parking.parked_on(&info.name);
+    info
+}
+
 /// `GET /topics/{t}`: its stats. A topic that does not exist is not
 /// created by asking: 404.
 fn topic_stats(
@@ -1410,7 +1445,7 @@ fn topic_stats(
             .map_err(|f| Refusal::new(f.status, f.message))?;
         return Ok(await_reply(w.ticket, now + c.timeout(), meta));
     }
-    let Some(info) = ctx.hub.topic_info(topic) else {
+    let Some(info) = local_topic_info(ctx, topic) else {
         return Err(Refusal::new(404, "no such topic"));
     };
     let mut body = Vec::with_capacity(256);
@@ -1453,7 +1488,7 @@ fn list_topics(
         if i > 0 {
             body.push(b',');
         }
-        write_topic_info(&mut body, t);
+        write_topic_info(&mut body, &with_parked(ctx, t.clone()));
     }
     body.extend_from_slice(b"],\"next\":");
     match topics.last() {

@@ -1364,12 +1364,13 @@ impl Node {
             }
             // Presence: this node's counts of what it follows, for the
             // other nodes' GET /topics.
-            let c = self.ctx.cluster.as_mut().expect("checked");
-            for topic in c.followed_topics() {
-                let counts = self.ctx.hub.topic_info(&topic).map(|i| {
+            let topics = self.ctx.cluster.as_deref().map(Cluster::followed_topics);
+            for topic in topics.unwrap_or_default() {
+                let counts = super::app::local_topic_info(&self.ctx, &topic).map(|i| {
                     let s = i.subscribers_by_transport;
                     [s.sse, s.ws, s.poll, s.stream, s.socketio]
                 });
+                let c = self.ctx.cluster.as_mut().expect("checked");
                 c.presence(&topic, Some(counts.unwrap_or_default()));
             }
         }

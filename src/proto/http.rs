@@ -159,6 +159,21 @@ impl<'a> Request<'a> {
         query_param(self.query(), name)
     }
 
+    /// The host the request is for: an absolute-form target's authority,
+    /// else the Host field. RFC 9112 §3.2.2: "When an origin server
+    /// receives a request with an absolute-form of request-target, the
+    /// origin server MUST ignore the received Host header field (if any)
+    /// and instead use the host information of the request-target."
+    pub fn host(&self) -> Option<&'a [u8]> {
+        let target = self.target().as_bytes();
+        if !target.starts_with(b"/") {
+            if let Some(authority) = crate::wire::http1::target_authority(target) {
+                return Some(authority);
+            }
+        }
+        self.header("host").map(crate::wire::http1::trim_ows)
+    }
+
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         self.head.header(self.buf, name)
@@ -254,7 +269,7 @@ impl HttpConn {
     /// Parses the request at the start of `input` as far as it goes.
     ///
     /// `interim` receives `HTTP/1.1 100 Continue` when the client asked for
-    /// it and the body is still to come.
+    /// it and the body is still to come, or the request asks to upgrade.
     pub fn poll_request<'a>(
         &'a mut self,
         input: &'a [u8],
@@ -320,6 +335,14 @@ impl HttpConn {
             return Ok(None);
         }
         self.body_started = None;
+        // RFC 9110 §7.8: "If a server receives both an Upgrade and an
+        // Expect header field with the "100-continue" expectation …, the
+        // server MUST send a 100 (Continue) response before sending a 101
+        // (Switching Protocols) response." Sent whatever the answer: a
+        // refusal after a 100 is an ordinary final response.
+        if self.head.header(input, "upgrade").is_some() {
+            self.maybe_continue(input, interim);
+        }
         let keep_alive = self.keep_alive(input);
         let body = match &self.phase {
             Phase::Length { len } => &input[head_len..head_len + *len],
@@ -701,6 +724,28 @@ mod tests {
     }
 
     #[test]
+    fn expect_continue_with_an_upgrade_gets_its_100_before_the_101() {
+        // RFC 9110 §7.8: no body to wait for, but the 100 still comes first.
+        let mut c = conn();
+        let input = b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nExpect: 100-continue\r\n\r\n";
+        let mut interim = Vec::new();
+        assert!(c
+            .poll_request(input, Instant::now(), &mut interim)
+            .unwrap()
+            .is_some());
+        assert_eq!(interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        // Without Upgrade, a request without a body needs no 100.
+        let mut c = conn();
+        let input = b"GET /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n";
+        let mut interim = Vec::new();
+        assert!(c
+            .poll_request(input, Instant::now(), &mut interim)
+            .unwrap()
+            .is_some());
+        assert!(interim.is_empty());
+    }
+
+    #[test]
     fn oversized_content_length_is_refused_before_the_body() {
         let mut c = conn();
         let input = b"POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n";
@@ -761,6 +806,28 @@ mod tests {
         assert_eq!(req.query_param("after"), Some("1-2"));
         assert_eq!(req.query_param("timeout"), Some("5"));
         assert_eq!(req.query_param("nope"), None);
+        assert_eq!(req.host(), Some(&b"example.com"[..]));
+        // RFC 9112 §3.2.2: the target's authority, not Host.
+        let mut c = conn();
+        let req = c
+            .poll_request(
+                b"GET http://evil:81/healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                Instant::now(),
+                &mut Vec::new(),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.host(), Some(&b"evil:81"[..]));
+        let mut c = conn();
+        let req = c
+            .poll_request(
+                b"GET /a HTTP/1.1\r\nHost:  x:8 \r\n\r\n",
+                Instant::now(),
+                &mut Vec::new(),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.host(), Some(&b"x:8"[..]));
     }
 
     #[test]

@@ -133,6 +133,12 @@ impl Parking {
         }
     }
 
+    /// Requests parked on `topic` (a multi-topic poll counts on each of
+    /// its topics).
+    pub fn parked_on(&self, topic: &str) -> usize {
+        self.by_topic.get(topic).map_or(0, Vec::len)
+    }
+
     /// Parked requests.
     pub fn len(&self) -> usize {
         self.by_conn.len()

@@ -597,6 +597,8 @@ pub enum HeadError {
     MissingHost,
     #[error("more than one Host field (RFC 9112 §3.2)")]
     DuplicateHost,
+    #[error("Host is not uri-host [ \":\" port ] (RFC 9112 §3.2, RFC 3986 §3.2.2)")]
+    InvalidHost,
     #[error("both Content-Length and Transfer-Encoding (RFC 9112 §6.1)")]
     ContentLengthWithTransferEncoding,
     #[error("Content-Length is not 1*DIGIT or overflows (RFC 9110 §8.6)")]
@@ -1004,12 +1006,35 @@ fn check_target_form(method: Method, target: &[u8]) -> Result<(), HeadError> {
         // §3.2.4: asterisk-form is used only with OPTIONS.
         b"*" => method == Method::Options,
         // §3.2.2: absolute-form = absolute-URI, which starts with a scheme.
-        _ => has_scheme(target),
+        // RFC 9110 §4.2.1: an "http" (or "https") URI with an empty host
+        // "MUST" be rejected as invalid; §4.2.4: userinfo in one is an
+        // error. Its authority is what the server uses instead of Host.
+        _ => has_scheme(target) && is_absolute_authority(target),
     };
     if valid {
         Ok(())
     } else {
         Err(HeadError::InvalidTarget)
+    }
+}
+
+/// The authority of an `http`/`https` absolute-form target: present,
+/// with a host, no userinfo, and of Host's grammar. Other schemes are not
+/// this server's to judge (they are answered by path, like any target).
+fn is_absolute_authority(target: &[u8]) -> bool {
+    let scheme_end = target.iter().position(|&b| b == b':').unwrap_or(0);
+    let scheme = &target[..scheme_end];
+    if !scheme.eq_ignore_ascii_case(b"http") && !scheme.eq_ignore_ascii_case(b"https") {
+        return true;
+    }
+    match target_authority(target) {
+        // Not empty, and not a port alone: the host is what comes first.
+        Some(authority) => {
+            !matches!(authority, [] | [b':', ..])
+                && !authority.contains(&b'@')
+                && is_host(authority)
+        }
+        None => false,
     }
 }
 
@@ -1024,6 +1049,104 @@ fn has_scheme(target: &[u8]) -> bool {
         && scheme
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// RFC 9112 §3.2: Host = uri-host [ ":" port ], where (RFC 3986 §3.2.2)
+/// uri-host = IP-literal / IPv4address / reg-name and port = *DIGIT. An
+/// empty value is valid (a target without an authority). A port above
+/// 65535 names no TCP port: refused as well.
+pub fn is_host(value: &[u8]) -> bool {
+    let (host, port) = match value {
+        [b'[', ..] => match value.iter().position(|&b| b == b']') {
+            Some(end) => (&value[..=end], &value[end + 1..]),
+            None => return false,
+        },
+        _ => match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &b""[..]),
+        },
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => {
+            digits.iter().all(u8::is_ascii_digit)
+                && (digits.len() < 5 || (digits.len() == 5 && digits <= b"65535".as_slice()))
+        }
+        _ => false,
+    };
+    port_ok && is_uri_host(host)
+}
+
+/// RFC 3986 §3.2.2: IP-literal = "[" ( IPv6address / IPvFuture ) "]";
+/// reg-name = *( unreserved / pct-encoded / sub-delims ), which covers
+/// IPv4address too. The IPv6 form is checked for its alphabet and at
+/// least one colon, IPvFuture for its `v` HEXDIG "." shape.
+fn is_uri_host(host: &[u8]) -> bool {
+    if let [b'[', inner @ .., b']'] = host {
+        return match inner {
+            [b'v' | b'V', rest @ ..] => match rest.iter().position(|&b| b == b'.') {
+                Some(dot) => {
+                    dot > 0
+                        && rest[..dot].iter().all(u8::is_ascii_hexdigit)
+                        && rest.len() > dot + 1
+                        && rest[dot + 1..]
+                            .iter()
+                            .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b':')
+                }
+                None => false,
+            },
+            _ => {
+                inner.contains(&b':')
+                    && inner
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            }
+        };
+    }
+    let mut i = 0;
+    while i < host.len() {
+        match host[i] {
+            b'%' => {
+                // pct-encoded = "%" HEXDIG HEXDIG
+                if !host
+                    .get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+                {
+                    return false;
+                }
+                i += 3;
+            }
+            b if is_unreserved(b) || is_sub_delim(b) => i += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// RFC 3986 §2.3: unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~".
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// RFC 3986 §2.2: sub-delims = "!" / "$" / "&" / "'" / "(" / ")" / "*" /
+/// "+" / "," / ";" / "=".
+fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
+/// The authority of an absolute-form target (`scheme://authority/…`),
+/// `None` for a target without one.
+pub fn target_authority(target: &[u8]) -> Option<&[u8]> {
+    let colon = target.iter().position(|&b| b == b':')?;
+    let rest = target[colon + 1..].strip_prefix(b"//")?;
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
 }
 
 /// RFC 9112 §3.2.3: authority-form = uri-host ":" port, without userinfo.
@@ -1063,6 +1186,12 @@ pub fn request_framing(head: &RequestHead, buf: &[u8]) -> Result<BodyFraming, He
         let value = field.value.get(buf);
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad
+            // Request) status code to any request message that contains
+            // … a Host header field with an invalid field value."
+            if !is_host(trim_ows(value)) {
+                return Err(HeadError::InvalidHost);
+            }
         } else if name.eq_ignore_ascii_case(b"content-length") {
             // RFC 9110 §8.6: Content-Length = 1*DIGIT. RFC 9112 §6.3: a
             // list of identical values ("42, 42", or the field repeated)
@@ -1407,6 +1536,89 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn host_is_uri_host_and_an_optional_port() {
+        // RFC 9112 §3.2 with RFC 3986 §3.2.2's grammar.
+        for good in [
+            &b""[..],
+            b"example.com",
+            b"example.com:8080",
+            b"example.com:",
+            b"127.0.0.1:80",
+            b"[::1]",
+            b"[::1]:443",
+            b"[2001:db8::7]",
+            b"[v1.fe80::a+en1]",
+            b"a,b",
+            b"xn--bcher-kva.example",
+            b"%41bc",
+            b"h:65535",
+        ] {
+            assert!(is_host(good), "{}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b"a b"[..],
+            b"a, b",
+            b"x:abc",
+            b"x:99999999",
+            b"x:65536",
+            b"@",
+            b"u@x",
+            b"x/y",
+            b"[::1",
+            b"[::1]x",
+            b"[zz]",
+            b"x\"y",
+            b"%4",
+            b"%zz",
+            b"x:1:2",
+        ] {
+            assert!(!is_host(bad), "{}", String::from_utf8_lossy(bad));
+        }
+        let err = |input: &[u8]| framing(input).unwrap_err();
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
+            HeadError::InvalidHost
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: x/y\r\n\r\n"),
+            HeadError::InvalidHost
+        );
+        assert!(framing(b"GET / HTTP/1.1\r\nHost: \r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn an_http_absolute_form_target_needs_a_valid_host_and_no_userinfo() {
+        // RFC 9110 §4.2.1 (an empty host MUST be rejected), §4.2.4
+        // (userinfo is an error).
+        for bad in [
+            &b"http:///healthz"[..],
+            b"http://[::1/healthz",
+            b"http://x:abc/healthz",
+            b"http://user@x/healthz",
+            b"HTTP://:80/",
+            b"http:x",
+        ] {
+            assert_eq!(
+                check_target_form(Method::Get, bad),
+                Err(HeadError::InvalidTarget),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        for good in [
+            &b"http://x/healthz"[..],
+            b"http://x",
+            b"https://[::1]:8443/a?b",
+            b"urn:example:a",
+        ] {
+            assert_eq!(check_target_form(Method::Get, good), Ok(()));
+        }
+        assert_eq!(target_authority(b"http://x:1/a"), Some(&b"x:1"[..]));
+        assert_eq!(target_authority(b"http://x?q"), Some(&b"x"[..]));
+        assert_eq!(target_authority(b"/a"), None);
     }
 
     #[test]
