@@ -482,8 +482,12 @@ pub fn write_response(
     // A close-delimited stream cannot keep the connection.
     let keep_alive =
         ctx.keep_alive && !(kind == BodyKind::Stream && ctx.version == Version::Http10);
-    out.extend_from_slice(ctx.version.as_str().as_bytes());
-    out.push(b' ');
+    // RFC 9112 §2.5: "A server SHOULD send a response version equal to
+    // the highest version to which the server is conformant that has a
+    // major version less than or equal to the one received in the
+    // request." An HTTP/1.0 client gets `HTTP/1.1` and 1.0 framing (no
+    // chunked, close unless keep-alive was asked for).
+    out.extend_from_slice(b"HTTP/1.1 ");
     push_u64(out, status as u64);
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
@@ -867,5 +871,9 @@ mod tests {
             BodyKind::Stream
         ));
         assert!(out.ends_with(b"Connection: close\r\n\r\n"));
+        // RFC 9112 §2.5: the version we speak, with 1.0's framing (no
+        // chunked for a stream: it ends with the connection).
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(!out.windows(8).any(|w| w == b"chunked\r"));
     }
 }
