@@ -149,6 +149,13 @@ pub fn stricter_rule(e: &HeadError, data: &[u8], req: &httparse::Request) -> Opt
             _ => return None,
         },
         HeadError::UriTooLong => "target length limit (414)",
+        HeadError::MethodTooLong
+            if req
+                .method
+                .is_none_or(|m| m.len() > pushwire::wire::http1::MAX_METHOD_BYTES) =>
+        {
+            "a method longer than any implemented (501)"
+        }
         HeadError::HeadTooLarge if data.len() > LIMITS.max_head_bytes => "head size limit (431)",
         HeadError::TooManyHeaders => "field count limit (431)",
         _ => return None,

@@ -569,6 +569,8 @@ pub enum HeadError {
     TooManyEmptyLines,
     #[error("method is not a token (RFC 9112 §3.1)")]
     InvalidMethod,
+    #[error("method longer than any implemented (RFC 9112 §3)")]
+    MethodTooLong,
     #[error("invalid request-target (RFC 9112 §3.2)")]
     InvalidTarget,
     #[error("request-target longer than the limit")]
@@ -621,12 +623,16 @@ impl HeadError {
         match self {
             HeadError::UriTooLong => 414,
             HeadError::HeadTooLarge | HeadError::TooManyHeaders => 431,
-            HeadError::UnknownTransferCoding => 501,
+            HeadError::UnknownTransferCoding | HeadError::MethodTooLong => 501,
             HeadError::UnsupportedVersion => 505,
             _ => 400,
         }
     }
 }
+
+/// The longest method token read: longer than every registered method
+/// (`UPDATEREDIRECTREF`, 17 bytes) with room to spare.
+pub const MAX_METHOD_BYTES: usize = 32;
 
 /// Where the scan stands. The parser moves through these in the order they
 /// are declared (the field-line phases compare by it), and a suspended
@@ -752,6 +758,12 @@ impl HeadParser {
                 },
                 State::Method => {
                     pos = token_end(b, pos);
+                    // RFC 9112 §3: "A server that receives a method longer
+                    // than any that it implements SHOULD respond with a 501
+                    // (Not Implemented) status code."
+                    if pos - self.mark > MAX_METHOD_BYTES {
+                        return Err(HeadError::MethodTooLong);
+                    }
                     let Some(&delim) = b.get(pos) else { break };
                     // RFC 9112 §3: request-line = method SP request-target
                     // SP HTTP-version; method = token (RFC 9110 §9.1).
@@ -1460,6 +1472,10 @@ mod tests {
                 TooManyEmptyLines,
             ),
             (b"G(T / HTTP/1.1\r\n\r\n", InvalidMethod),
+            (
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG / HTTP/1.1\r\n\r\n",
+                MethodTooLong,
+            ),
             (b" GET / HTTP/1.1\r\n\r\n", InvalidMethod),
             (b"GET\t/ HTTP/1.1\r\n\r\n", InvalidMethod),
             (b"GET /a\tb HTTP/1.1\r\n\r\n", InvalidTarget),
