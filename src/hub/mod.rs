@@ -486,6 +486,28 @@ pub struct Hub {
     /// is refused, since an id numbered here would be the one Redis gives
     /// the next real message, which would then be dropped as a duplicate.
     mirror: bool,
+    /// Where each freed topic stood (epoch, last seq): a topic freed while
+    /// idle comes back in the same history, numbering on, so a client
+    /// that had read everything is not told a gap by a new epoch, and one
+    /// that had not is (its messages are older than the oldest kept). At
+    /// most `max_topics` are remembered, the oldest forgotten first (that
+    /// topic then starts a new epoch: a gap, the safe side). Redis mode
+    /// has the same from its meta key, which outlives the history.
+    retired: HashMap<Arc<str>, Retired>,
+    /// `retired`'s names by when they were retired, oldest first; an entry
+    /// whose `number` is not its name's in `retired` is stale (the topic
+    /// came back since) and is skipped.
+    retired_order: VecDeque<(u64, Arc<str>)>,
+    retired_count: u64,
+}
+
+/// Where a freed topic stood (see [`Hub::retired`]).
+#[derive(Clone, Copy, Debug)]
+struct Retired {
+    epoch: u64,
+    last_seq: u64,
+    /// Its entry in [`Hub::retired_order`].
+    number: u64,
 }
 
 impl Hub {
@@ -520,6 +542,44 @@ impl Hub {
             kept_bytes: 0,
             subscriptions: 0,
             mirror: false,
+            retired: HashMap::new(),
+            retired_order: VecDeque::new(),
+            retired_count: 0,
+        }
+    }
+
+    /// Remembers where a freed topic stood (see [`Hub::retired`]).
+    fn retire(&mut self, name: Arc<str>, epoch: u64, last_seq: u64) {
+        if self.mirror || self.limits.max_topics == 0 {
+            return;
+        }
+        while self.retired.len() >= self.limits.max_topics {
+            let Some((number, oldest)) = self.retired_order.pop_front() else {
+                break;
+            };
+            if self
+                .retired
+                .get(&oldest)
+                .is_some_and(|r| r.number == number)
+            {
+                self.retired.remove(&oldest);
+            }
+        }
+        self.retired_count += 1;
+        let number = self.retired_count;
+        let position = Retired {
+            epoch,
+            last_seq,
+            number,
+        };
+        self.retired.insert(name.clone(), position);
+        self.retired_order.push_back((number, name));
+        // Stale entries (topics that came back) are dropped before they
+        // outnumber the live ones.
+        if self.retired_order.len() > 2 * self.retired.len() + 16 {
+            let retired = &self.retired;
+            self.retired_order
+                .retain(|(n, name)| retired.get(name).is_some_and(|r| r.number == *n));
         }
     }
 
@@ -557,14 +617,23 @@ impl Hub {
                         limit: self.limits.max_topics,
                     });
                 }
-                let epoch = next_epoch(
-                    &mut self.last_epoch,
-                    self.epoch_base,
-                    self.start,
-                    self.last_now,
-                );
+                // A freed topic comes back where it stood.
+                let (epoch, last_seq) = match self.retired.remove(name.as_str()) {
+                    Some(r) => (r.epoch, r.last_seq),
+                    None => (
+                        next_epoch(
+                            &mut self.last_epoch,
+                            self.epoch_base,
+                            self.start,
+                            self.last_now,
+                        ),
+                        0,
+                    ),
+                };
                 self.names.insert(key.clone());
-                entry.insert(Topic::new(epoch, self.last_now))
+                let mut topic = Topic::new(epoch, self.last_now);
+                topic.last_seq = last_seq;
+                entry.insert(topic)
             }
         };
         if now.is_some() {
@@ -909,6 +978,8 @@ impl Hub {
     /// returned gap. `None` if the topic does not exist (nothing is
     /// created).
     pub fn delete(&mut self, topic: &TopicName) -> Option<Deleted> {
+        // A freed topic is forgotten too: its next message starts afresh.
+        self.retired.remove(topic.as_str());
         let t = self.topics.get_mut(topic.as_str())?;
         let old_last = t.id(t.last_seq);
         let dropped = t.evict_while(|_| true);
@@ -988,8 +1059,10 @@ impl Hub {
             }
             let idle = t.touched.is_some_and(|touched| Some(touched) <= cutoff);
             if t.history.is_empty() && t.subscribers.is_empty() && idle {
+                let (epoch, last_seq) = (t.epoch, t.last_seq);
                 self.topics.remove(&name);
                 self.names.remove(&name);
+                self.retire(name, epoch, last_seq);
                 continue;
             }
             match t.deadline(age) {
@@ -1407,32 +1480,87 @@ mod tests {
     }
 
     #[test]
-    fn idle_topic_is_freed_and_comes_back_with_a_fresh_epoch() {
+    fn an_idle_topic_is_freed_and_comes_back_where_it_stood() {
         let t0 = Instant::now();
         let mut hub = Hub::new(limits(100), 1_700_000_000_000_000);
-        let m = hub
+        let first = hub
             .publish(&tn("t"), None, "x", PayloadKind::Text, t0)
-            .unwrap();
-        let old = m.id;
+            .unwrap()
+            .id;
+        let old = hub
+            .publish(&tn("t"), None, "y", PayloadKind::Text, t0)
+            .unwrap()
+            .id;
         hub.handle_timeout(secs(t0, 60));
-        // The message expired; with no subscriber and no use since, the
+        // The messages expired; with no subscriber and no use since, the
         // topic is gone.
         assert_eq!(hub.stats(), HubStats::default());
         assert_eq!(hub.last_id(&tn("t")), None);
         assert_eq!(hub.poll_timeout(), None);
-        // A later use starts a new history: the old cursor is of another
-        // epoch, so the reader learns it may have missed something.
+        // A reader that had everything missed nothing: no gap, and it
+        // stays where it was.
         let r = replay(&mut hub, after(old), secs(t0, 61), 100);
-        assert_ne!(r.last_id.epoch, old.epoch);
-        assert!(r.last_id.epoch > old.epoch);
-        assert_eq!(r.last_id.seq, 0);
+        assert_eq!((&r.gap, r.last_id), (&None, old), "{r:?}");
+        // One that had not is told: what it lacks is gone.
+        let r = replay(&mut hub, after(first), secs(t0, 61), 100);
         assert_eq!(
             r.gap,
             Some(Gap {
-                requested: old.to_string(),
+                requested: first.to_string(),
                 oldest: None
             })
         );
+        // Numbering goes on in the same history.
+        let next = hub
+            .publish(&tn("t"), None, "z", PayloadKind::Text, secs(t0, 62))
+            .unwrap()
+            .id;
+        assert_eq!(next, old.with_seq(3));
+        // A cursor of another history is still a gap.
+        let r = replay(&mut hub, after(mid(5, 5)), secs(t0, 62), 100);
+        assert!(r.gap.is_some());
+    }
+
+    #[test]
+    fn freed_topics_are_remembered_up_to_max_topics_and_a_delete_forgets() {
+        let t0 = Instant::now();
+        let mut lim = limits(100);
+        lim.max_topics = 2;
+        let mut hub = Hub::new(lim, 1_700_000_000_000_000);
+        let mut ids = Vec::new();
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            let at = secs(t0, 100 * i as u64);
+            let id = hub
+                .publish(&tn(name), None, "m", PayloadKind::Text, at)
+                .unwrap()
+                .id;
+            hub.handle_timeout(secs(t0, 100 * i as u64 + 60));
+            assert_eq!(hub.stats().topics, 0);
+            ids.push(id);
+        }
+        // "a" was forgotten for "c" (at most two): it starts a new epoch.
+        assert_eq!(hub.retired.len(), 2);
+        let now = secs(t0, 400);
+        let again = |hub: &mut Hub, name: &str| {
+            hub.publish(&tn(name), None, "n", PayloadKind::Text, now)
+                .unwrap()
+                .id
+        };
+        assert_ne!(again(&mut hub, "a").epoch, ids[0].epoch);
+        assert_eq!(again(&mut hub, "b"), ids[1].with_seq(2));
+        hub.handle_timeout(now + AGE);
+        // A delete forgets a freed topic: its next message starts afresh.
+        assert_eq!(hub.delete(&tn("c")), None);
+        assert_ne!(again(&mut hub, "c").epoch, ids[2].epoch);
+        hub.handle_timeout(now + AGE * 2);
+        // Retiring and reviving one topic over and over leaves no trail.
+        for i in 0..100u64 {
+            let at = secs(now, 1000 + 100 * i);
+            hub.publish(&tn("d"), None, "m", PayloadKind::Text, at)
+                .unwrap();
+            hub.handle_timeout(at + Duration::from_secs(60));
+        }
+        assert!(hub.retired_order.len() <= 2 * hub.retired.len() + 16);
     }
 
     #[test]
