@@ -321,13 +321,15 @@ impl WsError {
 /// reserved, and 1005, 1006 and 1015 "MUST NOT be set as a status code in
 /// a Close control frame by an endpoint" (they exist only to report the
 /// absence of a frame or a TLS failure). Below 1000 is unused (§7.4.2);
-/// the rest of 1000-2999 is for future revisions of the protocol, which we
-/// do not speak — including 1012-1014, registered since for servers
-/// (restart, try again later, bad gateway), which a client has no cause to
-/// send. 3000-4999 belong to libraries, frameworks and applications and
-/// are passed through.
+/// 1000-2999 is for the protocol and "extensions specified in a permanent
+/// and readily available public specification": of it, besides §7.4.1's
+/// own, the IANA WebSocket Close Code Number Registry (§11.7) holds 1012
+/// (Service Restart), 1013 (Try Again Later) and 1014 (Bad Gateway), which
+/// this server sends itself and a gateway between may send either way;
+/// the rest is unassigned. 3000-4999 belong to libraries, frameworks and
+/// applications and are passed through.
 pub fn is_valid_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// Incremental UTF-8 validation (RFC 3629 §4), fed in arbitrary pieces.
@@ -1590,14 +1592,14 @@ mod tests {
         assert_eq!(frames_out(&run.out), vec![(true, Opcode::Close, vec![])]);
         assert_eq!(s.close_code(), Some(1005));
         // Application codes pass.
-        for code in [1001, 1003, 1007, 1011, 3000, 4999] {
+        for code in [1001, 1003, 1007, 1011, 1012, 1013, 1014, 3000, 4999] {
             let mut s = WsSession::new(limits(), now);
             let run = feed(&mut s, &close_frame(code, b""), now);
             assert_eq!(close_reply(&run.out), Some(code));
         }
         expect_failure(&frame(true, 8, &[0x03]), 1002);
         for code in [
-            0, 999, 1004, 1005, 1006, 1012, 1015, 1016, 2999, 5000, 65535,
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
         ] {
             expect_failure(&close_frame(code, b""), 1002);
         }
