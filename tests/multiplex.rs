@@ -671,3 +671,75 @@ fn sse_over_http10_is_close_delimited_with_the_same_events() {
     assert!(find(&sse.body, b"\nevent: named\ndata: {").is_some());
     assert_eq!(combined(&e.last_event_id).get("h1"), Some(&id1));
 }
+
+/// `frames` (text payloads, then a close 1000) masked, in one write: one
+/// read for the server.
+fn send_then_close_in_one_write(ws: &mut RawWs, texts: &[&str]) {
+    use std::io::Write;
+    let mut out = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        let key = [1, 2, 3, i as u8];
+        pushwire::wire::ws_frame::write_masked_frame(
+            &mut out,
+            true,
+            Opcode::Text,
+            t.as_bytes(),
+            key,
+        );
+    }
+    let code = 1000u16.to_be_bytes();
+    pushwire::wire::ws_frame::write_masked_frame(
+        &mut out,
+        true,
+        Opcode::Close,
+        &code,
+        [9, 8, 7, 6],
+    );
+    ws.stream.write_all(&out).unwrap();
+}
+
+#[test]
+fn what_comes_before_a_close_in_the_same_read_is_answered_before_the_close() {
+    // RFC 6455 §5.5.1: the close may wait for what is being sent. A client
+    // that publishes and closes in one packet gets its ack on /ws, and its
+    // own copy on a topic socket, before the server's close.
+    let server = TestServer::start(Config::default());
+    let mut ws = RawWs::connect(server.addr, "/ws");
+    send_then_close_in_one_write(
+        &mut ws,
+        &[
+            r#"{"type":"subscribe","topic":"pc"}"#,
+            r#"{"type":"publish","topic":"pc","data":"y","ref":1}"#,
+        ],
+    );
+    let mut seen = Vec::new();
+    loop {
+        let f = ws.recv_frame();
+        if f.opcode == Opcode::Close {
+            assert_eq!(f.close_code(), 1000);
+            break;
+        }
+        seen.push(parse_json(f.text()));
+    }
+    let ack = seen
+        .iter()
+        .find(|m| m.get("ref").and_then(Value::as_f64) == Some(1.0))
+        .unwrap_or_else(|| panic!("no ack for the publish: {seen:?}"));
+    assert_eq!(ack.str_field("type"), "ack");
+    assert!(
+        seen.iter()
+            .any(|m| m.get("data").and_then(Value::as_str) == Some("y")),
+        "its own copy: {seen:?}"
+    );
+
+    let mut t = RawWs::connect(server.addr, "/topics/pc/ws");
+    send_then_close_in_one_write(&mut t, &["m1"]);
+    let m = t.recv_message();
+    assert_eq!(m.opcode, Opcode::Text, "{m:?}");
+    assert_eq!(parse_json(m.text()).str_field("data"), "m1");
+    assert_eq!(t.expect_close(), 1000);
+    assert_eq!(
+        batch(&get(&server, "/topics/pc/messages")).data(),
+        ["y", "m1"]
+    );
+}

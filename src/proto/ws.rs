@@ -560,6 +560,10 @@ pub struct WsSession {
     /// A rule broken by the peer is held, not acted on, until
     /// [`fail_held`](WsSession::fail_held) (see [`hold_failures`](WsSession::hold_failures)).
     hold: bool,
+    /// With `hold`: the peer's close frame arrived, and our answer (its
+    /// code echoed, `None` for a frame without one) waits until the
+    /// messages before it have been answered.
+    held_close: Option<Option<u16>>,
 }
 
 /// What one step of reading did.
@@ -600,6 +604,7 @@ impl WsSession {
             close_code: None,
             trace: None,
             hold: false,
+            held_close: None,
         }
     }
 
@@ -610,24 +615,38 @@ impl WsSession {
     /// gets does not depend on how its bytes were split into reads (a
     /// message and a broken frame in one read are answered as if they had
     /// come in two).
+    ///
+    /// The peer's close frame is held the same way: the messages before it
+    /// get their answers (an ack, the sender's own copy of what it
+    /// published) before our close frame answers it, as RFC 6455 §5.5.1
+    /// allows ("An endpoint MAY delay sending a Close frame until its
+    /// current message is sent"); nothing after it is read.
     pub fn hold_failures(&mut self) {
         self.hold = true;
     }
 
-    /// Whether a protocol error is held.
+    /// Whether a protocol error, or the peer's close, is held.
     pub fn has_held_failure(&self) -> bool {
-        self.state == State::Open && self.error.is_some()
+        self.state == State::Open && (self.error.is_some() || self.held_close.is_some())
     }
 
-    /// Acts on a held protocol error: the close frame with its code
-    /// (RFC 6455 §7.1.7), and the session is closed. Whether one was held.
+    /// Acts on what is held: a protocol error gets the close frame with
+    /// its code (RFC 6455 §7.1.7), the peer's close frame its answer; the
+    /// session is closed either way. Whether anything was held.
     pub fn fail_held<T: Transmit>(&mut self, out: &mut T) -> bool {
+        if self.state != State::Open {
+            return false;
+        }
+        if let Some(code) = self.held_close.take() {
+            self.answer_close(code, out);
+            return true;
+        }
         match self.error {
-            Some(e) if self.state == State::Open => {
+            Some(e) => {
                 self.fail(e, out);
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
@@ -698,6 +717,8 @@ impl WsSession {
             };
             match step {
                 Ok(Step::NeedMore) => return pos,
+                // The peer's close, held: nothing after it is ever read.
+                Ok(Step::Consumed(_)) if self.held_close.is_some() => return input.len(),
                 Ok(Step::Consumed(n)) => pos += n,
                 Err(e) if self.hold && self.state == State::Open => {
                     self.trace_line(|| format!("!! {e} (held)"));
@@ -1052,20 +1073,29 @@ impl WsSession {
                 Some(code)
             }
         };
-        // RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did
-        // not previously send a Close frame, the endpoint MUST send a Close
-        // frame in response ... typically echoing the status code it
-        // received." Then §7.1.1: the server closes the TCP connection
-        // first.
+        // 1005 is the code reserved for reporting "no status received".
+        self.close_code = Some(code.unwrap_or(1005));
+        if self.hold {
+            // Answered by `fail_held`, after what came before it.
+            self.held_close = Some(code);
+            self.drop_message();
+            return Ok(());
+        }
+        self.answer_close(code, out);
+        Ok(())
+    }
+
+    /// RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did not
+    /// previously send a Close frame, the endpoint MUST send a Close frame
+    /// in response ... typically echoing the status code it received."
+    /// Then §7.1.1: the server closes the TCP connection first.
+    fn answer_close<T: Transmit>(&mut self, code: Option<u16>, out: &mut T) {
         match code {
             Some(c) => self.emit(out, Opcode::Close, &c.to_be_bytes()),
             None => self.emit(out, Opcode::Close, &[]),
         }
-        // 1005 is the code reserved for reporting "no status received".
-        self.close_code = Some(code.unwrap_or(1005));
         self.state = State::Closed;
         self.drop_message();
-        Ok(())
     }
 
     /// RFC 6455 §7.1.7 "_Fail the WebSocket Connection_": send a close
@@ -1140,6 +1170,11 @@ impl WsSession {
         if self.state != State::Open {
             return;
         }
+        // The peer closed first: this is our answer to it.
+        if let Some(peer) = self.held_close.take() {
+            self.answer_close(peer, out);
+            return;
+        }
         self.write_close(out, code, reason);
         self.close_code = Some(code);
         self.state = State::Closing {
@@ -1190,6 +1225,9 @@ impl WsSession {
     /// do: the keep-alive ping, the pong deadline, or the close deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
+            // Held and not yet acted on by whoever drives the session:
+            // due now, so that it never waits for a ping to end it.
+            State::Open if self.has_held_failure() => Some(self.last_input),
             State::Open => match self.ping_sent {
                 Some(sent) => sent.checked_add(self.limits.pong_timeout),
                 None => self.last_input.checked_add(self.limits.ping_interval),
@@ -1205,6 +1243,9 @@ impl WsSession {
             return;
         };
         if now < due {
+            return;
+        }
+        if self.fail_held(out) {
             return;
         }
         match self.state {
@@ -1563,6 +1604,56 @@ mod tests {
         // Binary messages are not checked.
         let run = feed(&mut s, &frame(true, 2, b"\xFF"), now);
         assert_eq!(run.messages.len(), 1);
+    }
+
+    #[test]
+    fn a_held_peer_close_is_answered_after_the_messages_before_it() {
+        let now = Instant::now();
+        let mut s = WsSession::new(limits(), now);
+        s.hold_failures();
+        // A message and the peer's close in one read: the message is
+        // delivered, the close is held, and what follows is never read.
+        let mut input = frame(true, 0x1, b"publish me");
+        input.extend(close_frame(1000, b""));
+        input.extend(frame(true, 0x1, b"after the close"));
+        let run = feed(&mut s, &input, now);
+        assert_eq!(run.messages, [(MessageKind::Text, b"publish me".to_vec())]);
+        assert_eq!(run.consumed, input.len());
+        assert!(run.out.is_empty(), "no answer yet");
+        assert!(s.has_held_failure() && !s.wants_close_transport());
+        assert_eq!(s.close_code(), Some(1000));
+        // The reply to the message goes out first (RFC 6455 §5.5.1 lets
+        // the close wait), then the close answers the peer's.
+        let mut out = Vec::new();
+        s.send(MessageKind::Text, b"ack", &mut out);
+        assert!(s.fail_held(&mut out));
+        assert_eq!(
+            frames_out(&out),
+            [
+                (true, Opcode::Text, b"ack".to_vec()),
+                (true, Opcode::Close, vec![0x03, 0xe8])
+            ]
+        );
+        assert!(s.wants_close_transport());
+        assert!(!s.fail_held(&mut out), "answered once");
+
+        // Left held by its driver, it is due at once and answered by the
+        // timer; an application close while held is the answer too, with
+        // the peer's code.
+        let mut s = WsSession::new(limits(), now);
+        s.hold_failures();
+        feed(&mut s, &close_frame(3001, b""), now);
+        assert_eq!(s.poll_timeout(), Some(now));
+        let mut out = Vec::new();
+        s.handle_timeout(now, &mut out);
+        assert_eq!(close_reply(&out), Some(3001));
+        let mut s = WsSession::new(limits(), now);
+        s.hold_failures();
+        feed(&mut s, &frame(true, 0x8, &[]), now);
+        let mut out = Vec::new();
+        s.close(1008, "policy", now, &mut out);
+        assert_eq!(frames_out(&out), [(true, Opcode::Close, vec![])]);
+        assert!(s.wants_close_transport());
     }
 
     #[test]
