@@ -1170,9 +1170,7 @@ fn sub_number(sock: usize, slot: usize) -> usize {
 }
 
 /// A message as the packet every socket receives: its text (written
-/// once) and its attachments. `None` for an event name the client's
-/// parser would refuse (a reserved one): such a message is not sent to
-/// Socket.IO sockets at all, rather than dropping their connections.
+/// once) and its attachments.
 pub(crate) struct Encoded {
     text: String,
     attachments: Vec<Vec<u8>>,
@@ -1192,11 +1190,15 @@ fn binary_payload(msg: &Message) -> Option<Vec<u8>> {
     STANDARD.decode(v.get("data")?.as_str()?).ok()
 }
 
+/// A message as `socket.on(EVENT, (data, meta))`. An event name the
+/// client's parser refuses (socket.io-parser `isPayloadValid`: a reserved
+/// name such as `connect` would end the connection) arrives as `message`,
+/// its name in `meta.event`: delivered, never silently skipped. `None`
+/// only for text that could not be written.
 pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
-    let event = msg.event_name();
-    if RESERVED_EVENTS.contains(&event) {
-        return None;
-    }
+    let named = msg.event_name();
+    let reserved = RESERVED_EVENTS.contains(&named);
+    let event = if reserved { "message" } else { named };
     let binary = binary_payload(msg);
     let mut text = Vec::with_capacity(msg.data().len() + event.len() + 64);
     // `<type>[<n>-][JSON]` for namespace `/` (no `/,`): EVENT, or
@@ -1213,6 +1215,10 @@ pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
     json::write_str(&mut text, msg.topic.as_str());
     text.extend_from_slice(b",\"id\":");
     json::write_str(&mut text, &msg.id_text);
+    if reserved {
+        text.extend_from_slice(b",\"event\":");
+        json::write_str(&mut text, named);
+    }
     text.extend_from_slice(b"}]");
     let text = String::from_utf8(text).ok()?;
     Some(Encoded {
@@ -2604,7 +2610,7 @@ mod tests {
     }
 
     #[test]
-    fn a_base64_payload_is_a_binary_event_and_reserved_names_are_not_sent() {
+    fn a_base64_payload_is_a_binary_event_and_a_reserved_name_comes_as_message() {
         let data = r#"{"encoding":"base64","data":"AAEC"}"#;
         let e = encode_message(&message(data, PayloadKind::Json, None)).unwrap();
         assert_eq!(
@@ -2615,7 +2621,13 @@ mod tests {
         // The same text as text stays text.
         let e = encode_message(&message(data, PayloadKind::Text, None)).unwrap();
         assert!(e.text.starts_with("2[\"message\",\"{"));
-        assert!(encode_message(&message("x", PayloadKind::Text, Some("connect"))).is_none());
+        // socket.io-client would drop the connection on `connect`: it
+        // arrives as `message`, with its name in the meta.
+        let e = encode_message(&message("x", PayloadKind::Text, Some("connect"))).unwrap();
+        assert_eq!(
+            e.text,
+            r#"2["message","x",{"topic":"news","id":"7-3","event":"connect"}]"#
+        );
     }
 
     fn post(sid: &str, body: &str) -> Vec<u8> {
