@@ -332,6 +332,21 @@ test('one hub: an HTTP POST reaches Socket.IO, a Socket.IO publish reaches SSE',
   closeAll();
 });
 
+test('an event name Socket.IO reserves arrives as message, its name in meta.event', { ...TEST, skip: SKIP }, async () => {
+  const t = topic('sio-reserved');
+  const { socket, inbox } = await client();
+  await subscribe(socket, t);
+  const reserved = await publish(t, 'named connect', 'connect');
+  const after = await publish(t, 'named tick', 'tick');
+  const got = await inbox.take(2, 'both messages');
+  assert.deepEqual(
+    got.map((m) => [m.event, m.data, m.meta.id, m.meta.event]),
+    [['message', 'named connect', reserved, 'connect'], ['tick', 'named tick', after, undefined]],
+  );
+  assert.equal(socket.connected, true, 'the connection survives');
+  closeAll();
+});
+
 test('done: every client closed', { skip: SKIP }, async () => {
   closeAll();
   await deadline(sleep(10), 'nothing');
