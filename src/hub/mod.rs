@@ -589,8 +589,11 @@ impl Hub {
         self.mirror = mirror;
     }
 
-    /// Records the time a caller passed in.
-    fn observe(&mut self, now: Instant) {
+    /// Records the time a caller passed in. The first one is the `now`
+    /// epochs count from: a driver that gives it at its first event makes
+    /// every epoch a function of the events' times alone, not of which
+    /// call happened to reach the hub first.
+    pub fn observe(&mut self, now: Instant) {
         self.start.get_or_insert(now);
         self.last_now = Some(now);
     }

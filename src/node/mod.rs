@@ -380,6 +380,9 @@ impl Node {
     /// refused with bytes to write once.
     pub fn handle_accept(&mut self, now: Instant) -> Result<ConnId, Refused> {
         self.ctx.stats.accepted += 1;
+        // The hub's clock starts at the first event (see `Hub::observe`):
+        // how a request's bytes were split cannot move an epoch.
+        self.ctx.hub.observe(now);
         if self.ctx.live >= self.ctx.cfg.max_connections || self.ctx.shutdown_at.is_some() {
             self.ctx.stats.refused_over_limit += 1;
             return Err(Refused(
