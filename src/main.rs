@@ -680,11 +680,14 @@ fn usage() -> String {
         .unwrap_or(0)
         + 2;
     let mut s = format!(
-        "pushwire {}: a realtime push server (HTTP/1.1, SSE, HTTP streaming, long polling, short polling, WebSocket)\n\n\
+        "pushwire {}: a realtime push server (HTTP/1.1, SSE, HTTP streaming, long polling, short polling, WebSocket, Socket.IO)\n\n\
          usage: pushwire [FLAGS]\n\n\
          A default server keeps at most about 1 GiB whatever clients publish: history is\n\
          bounded per topic and in all (see --history-* below), each connection's queue\n\
-         by --subscriber-queue-bytes and --max-outbound-bytes.\n\
+         by --subscriber-queue-bytes and --max-outbound-bytes. What clients are sending\n\
+         is bounded per connection, not in all: up to --max-body-bytes of a request\n\
+         body (or --ws-max-message-bytes of a message on /echo) times\n\
+         --max-connections; lower those where memory is tight.\n\
          SIGINT and SIGTERM stop it gracefully; SIGHUP is ignored.\n\n",
         env!("CARGO_PKG_VERSION")
     );
