@@ -1092,7 +1092,8 @@ pub fn is_host(value: &[u8]) -> bool {
 /// RFC 3986 §3.2.2: IP-literal = "[" ( IPv6address / IPvFuture ) "]";
 /// reg-name = *( unreserved / pct-encoded / sub-delims ), which covers
 /// IPv4address too. The IPv6 form is checked for its alphabet and at
-/// least one colon, IPvFuture for its `v` HEXDIG "." shape.
+/// least one colon (a zone, RFC 6874 `%25` ZoneID, may follow), IPvFuture
+/// for its `v` HEXDIG "." shape.
 fn is_uri_host(host: &[u8]) -> bool {
     if let [b'[', inner @ .., b']'] = host {
         return match inner {
@@ -1108,10 +1109,17 @@ fn is_uri_host(host: &[u8]) -> bool {
                 None => false,
             },
             _ => {
-                inner.contains(&b':')
-                    && inner
+                let (address, zone) = match inner.windows(3).position(|w| w == b"%25") {
+                    Some(at) => (&inner[..at], Some(&inner[at + 3..])),
+                    None => (inner, None),
+                };
+                let zone_ok =
+                    zone.is_none_or(|z| !z.is_empty() && z.iter().all(|&b| is_unreserved(b)));
+                address.contains(&b':')
+                    && address
                         .iter()
                         .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                    && zone_ok
             }
         };
     }
@@ -1567,6 +1575,9 @@ mod tests {
             b"[::1]:443",
             b"[2001:db8::7]",
             b"[v1.fe80::a+en1]",
+            b"[fe80::1%25eth0]:80",
+            b"example.com.",
+            b"my_host",
             b"a,b",
             b"xn--bcher-kva.example",
             b"%41bc",
@@ -1586,6 +1597,8 @@ mod tests {
             b"[::1",
             b"[::1]x",
             b"[zz]",
+            b"[fe80::1%25]",
+            b"[fe80::1%eth0]",
             b"x\"y",
             b"%4",
             b"%zz",
