@@ -475,7 +475,9 @@ impl Node {
             return;
         };
         let Conn { state, out, .. } = &mut *conn;
-        let State::WebSocket(ws) = state else {
+        // Closing too: the messages before the held failure may have
+        // closed the session (an Engine.IO session ended by its packet).
+        let (State::WebSocket(ws) | State::Closing(Closing { ws: Some(ws) })) = state else {
             return;
         };
         if ws.session.fail_held(out) {

@@ -625,16 +625,22 @@ impl WsSession {
         self.hold = true;
     }
 
-    /// Whether a protocol error, or the peer's close, is held.
+    /// Whether a protocol error, or the peer's close, is held. (An error
+    /// is recorded without closing only when held; the driver may have
+    /// started its own close since, for a message before it.)
     pub fn has_held_failure(&self) -> bool {
-        self.state == State::Open && (self.error.is_some() || self.held_close.is_some())
+        self.state != State::Closed && (self.error.is_some() || self.held_close.is_some())
     }
 
     /// Acts on what is held: a protocol error gets the close frame with
     /// its code (RFC 6455 §7.1.7), the peer's close frame its answer; the
     /// session is closed either way. Whether anything was held.
+    ///
+    /// A protocol error held while the driver closed for a message before
+    /// it ends the closing handshake at once, as it would had it arrived
+    /// in a later read (RFC 6455 §7.1.7: no second close frame).
     pub fn fail_held<T: Transmit>(&mut self, out: &mut T) -> bool {
-        if self.state != State::Open {
+        if self.state == State::Closed {
             return false;
         }
         if let Some(code) = self.held_close.take() {
@@ -1227,7 +1233,7 @@ impl WsSession {
         match self.state {
             // Held and not yet acted on by whoever drives the session:
             // due now, so that it never waits for a ping to end it.
-            State::Open if self.has_held_failure() => Some(self.last_input),
+            _ if self.has_held_failure() => Some(self.last_input),
             State::Open => match self.ping_sent {
                 Some(sent) => sent.checked_add(self.limits.pong_timeout),
                 None => self.last_input.checked_add(self.limits.ping_interval),
@@ -1636,6 +1642,20 @@ mod tests {
         );
         assert!(s.wants_close_transport());
         assert!(!s.fail_held(&mut out), "answered once");
+
+        // A protocol error held behind a message whose answer was our own
+        // close ends the handshake at once, as in a later read.
+        let mut s = WsSession::new(limits(), now);
+        s.hold_failures();
+        let mut input = frame(true, 0x1, b"x");
+        input.extend([0x81, 0x01, b'y']); // unmasked: 1002
+        feed(&mut s, &input, now);
+        let mut out = Vec::new();
+        s.close(1003, "not for me", now, &mut out);
+        assert!(s.has_held_failure() && !s.wants_close_transport());
+        assert!(s.fail_held(&mut out));
+        assert_eq!(close_reply(&out), Some(1003), "no second close frame");
+        assert!(s.wants_close_transport());
 
         // Left held by its driver, it is due at once and answered by the
         // timer; an application close while held is the answer too, with
