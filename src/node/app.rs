@@ -495,10 +495,8 @@ fn cluster_wait(
         let ahead: Vec<&TopicName> = topics
             .iter()
             .zip(cursors)
-            .filter(|(t, cursor)| match (cursor, ctx.hub.last_id(t)) {
-                (Cursor::After(want), Some(have)) => {
-                    want.epoch != have.epoch || want.seq > have.seq
-                }
+            .filter(|(t, cursor)| match cursor {
+                Cursor::After(want) => super::ahead_of(*want, ctx.hub.last_id(t)),
                 _ => false,
             })
             .map(|(t, _)| t)
@@ -1668,6 +1666,7 @@ fn poll_replays(
     let mut left = ReplayLimit::from_config(&ctx.cfg);
     let mut replays = Vec::with_capacity(topics.len());
     for (topic, (cursor, text)) in topics.iter().zip(cursors) {
+        super::refuse_beyond_mirror(ctx, topic, cursor)?;
         let r = ctx.hub.replay(topic, cursor, text, now, left)?;
         let bytes: usize = r.messages.iter().map(|m| m.data().len()).sum();
         left.messages = left.messages.saturating_sub(r.messages.len());
@@ -2314,10 +2313,8 @@ fn cluster_mux_wait(
     match c.sync(&topic, ctx.hub.last_id(&topic), ctx.cfg.redis_linger, now) {
         // A cursor past the mirror: one fresh read of Redis first (see
         // `cluster_wait`).
-        Sync::Live if !retried && c.is_up() => match (after, ctx.hub.last_id(&topic)) {
-            (Cursor::After(want), Some(have))
-                if want.epoch != have.epoch || want.seq > have.seq =>
-            {
+        Sync::Live if !retried && c.is_up() => match after {
+            Cursor::After(want) if super::ahead_of(*want, ctx.hub.last_id(&topic)) => {
                 Ok(c.refresh_mux(&topic, id, frame))
             }
             _ => Ok(false),

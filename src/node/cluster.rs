@@ -2129,6 +2129,42 @@ mod tests {
     }
 
     #[test]
+    fn with_redis_unreachable_a_cursor_past_the_mirror_is_503_not_a_false_gap() {
+        let (mut h, mut redis) = start();
+        let sub = request(&mut h, &mut redis, &get("/topics/a/sse"));
+        let seen = redis.publish_elsewhere("a", "m1");
+        redis.serve(&mut h);
+        assert_eq!(sse_events(&h.text(sub)).len(), 1, "mirrored");
+        // Redis goes away; meanwhile another node hands out the next id.
+        h.node.handle_upstream_eof(UPSTREAM, h.now);
+        h.settle();
+        let newer = seen.with_seq(seen.seq + 1);
+        for target in [
+            format!("/topics/a/messages?after={newer}"),
+            format!("/topics/a/poll?after={newer}&timeout=1"),
+            format!("/topics/a/sse?last_event_id={newer}"),
+            format!("/topics/a/stream?after={newer}"),
+            format!("/messages?topic=a&after=a={newer}"),
+            format!("/topics/a/messages?after=5-5"),
+        ] {
+            let c = request(&mut h, &mut redis, &get(&target));
+            let text = h.take_text(c);
+            // Not "gap" and the whole history again: try again later.
+            assert!(text.starts_with("HTTP/1.1 503 "), "{target}: {text}");
+            assert!(text.contains("Retry-After: 1"), "{target}: {text}");
+        }
+        // A cursor the mirror covers is served from it.
+        let c = request(
+            &mut h,
+            &mut redis,
+            &get(&format!("/topics/a/messages?after={seen}")),
+        );
+        let text = h.take_text(c);
+        assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+        assert!(text.contains("\"gap\":false"), "{text}");
+    }
+
+    #[test]
     fn a_cursor_just_issued_by_another_node_is_not_a_gap() {
         let (mut h, mut redis) = start();
         let sub = request(&mut h, &mut redis, &get("/topics/a/sse"));
@@ -2439,12 +2475,15 @@ mod tests {
         h.send(c, &ws_text(&sub.replace("{n}", "3")));
         redis.serve(&mut h);
         assert_eq!(h.text(c), "");
-        // The read times out with the connection: both are answered from
-        // the mirror, which serves while Redis is down.
+        // The read times out with the connection: both are answered, and
+        // since the mirror never saw that id, with a refusal to try again
+        // (not a false gap and the history again).
         h.advance(Duration::from_millis(500));
         let text = h.take_text(c);
-        assert!(text.contains("432[{\"last_id\""), "{text}");
-        assert!(text.contains("433[{\"last_id\""), "{text}");
+        for ack in ["432", "433"] {
+            let refusal = format!(r#"{ack}[{{"error":{{"status":503,"#);
+            assert!(text.contains(&refusal), "{text}");
+        }
     }
 
     #[test]

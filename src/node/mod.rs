@@ -1649,7 +1649,34 @@ fn start_position(
         messages: 0,
         bytes: 0,
     };
+    refuse_beyond_mirror(ctx, topic, cursor)?;
     ctx.hub.replay(topic, cursor, cursor_text, now, none)
+}
+
+/// `want` is past `have`, this node's newest id of a topic, or of
+/// another epoch: a position this node has not seen (yet).
+pub(crate) fn ahead_of(want: crate::hub::MessageId, have: Option<crate::hub::MessageId>) -> bool {
+    have.is_some_and(|h| want.epoch != h.epoch || want.seq > h.seq)
+}
+
+/// Cluster mode with Redis unreachable: a cursor past what this node's
+/// mirror holds, or of another epoch, comes from a history the mirror has
+/// not seen (an id another node handed out, or a Redis that restarted).
+/// Answered from the mirror it would be a false gap and a replay of what
+/// the client has, so it is refused (503: try again) until the link is
+/// back; a cursor the mirror covers is served from it.
+pub(crate) fn refuse_beyond_mirror(
+    ctx: &Ctx,
+    topic: &TopicName,
+    cursor: &Cursor,
+) -> Result<(), HubError> {
+    let down = ctx.cluster.as_ref().is_some_and(|c| !c.is_up());
+    match cursor {
+        Cursor::After(want) if down && ahead_of(*want, ctx.hub.last_id(topic)) => {
+            Err(HubError::BrokerUnavailable)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Publishes into the hub; the fan-out runs when the current handling is

@@ -2065,7 +2065,7 @@ fn refresh_first(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> bool 
     if c.sync(&topic, have, ctx.cfg.redis_linger, now) != Sync::Live {
         return false; // the first sync reads Redis anyway (cluster_sync)
     }
-    let ahead = have.is_some_and(|h| want.epoch != h.epoch || want.seq > h.seq);
+    let ahead = super::ahead_of(want, have);
     if ahead {
         c.refresh_read(&topic);
     }
@@ -2073,8 +2073,9 @@ fn refresh_first(ctx: &mut Ctx, n: usize, args: &[Value], now: Instant) -> bool 
 }
 
 /// Runs the subscribes whose fresh read is over (done, or failed with the
-/// connection: then from the mirror, as every request on a live topic
-/// while Redis is down); `true` if any ran.
+/// connection: then against the mirror, as every request on a live topic
+/// while Redis is down, which refuses a cursor past it); `true` if any
+/// ran.
 fn run_refreshed(ctx: &mut Ctx, now: Instant) -> bool {
     if ctx.sio.refreshing.is_empty() {
         return false;
