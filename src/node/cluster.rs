@@ -2145,7 +2145,7 @@ mod tests {
             format!("/topics/a/sse?last_event_id={newer}"),
             format!("/topics/a/stream?after={newer}"),
             format!("/messages?topic=a&after=a={newer}"),
-            format!("/topics/a/messages?after=5-5"),
+            "/topics/a/messages?after=5-5".to_string(),
         ] {
             let c = request(&mut h, &mut redis, &get(&target));
             let text = h.take_text(c);
