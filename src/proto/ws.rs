@@ -786,12 +786,15 @@ impl WsSession {
                 let payload = &mut input[hlen..hlen + len];
                 apply_mask(payload, key, 0);
                 self.trace_frame("<-", &h, payload);
+                // RFC 6455 §8.1: text must be valid UTF-8, else §7.1.7
+                // "_Fail the WebSocket Connection_" (1007, §7.4.1). Checked
+                // after our close too (then only failed, not answered), so
+                // that a message's fate does not depend on whether it came
+                // in the read that made us close.
+                if kind == MessageKind::Text && !is_utf8(payload) {
+                    return Err(WsError::InvalidUtf8);
+                }
                 if self.state == State::Open {
-                    // RFC 6455 §8.1: text must be valid UTF-8, else §7.1.7
-                    // "_Fail the WebSocket Connection_" (1007, §7.4.1).
-                    if kind == MessageKind::Text && !is_utf8(payload) {
-                        return Err(WsError::InvalidUtf8);
-                    }
                     on_message(kind, payload, out);
                 }
                 return Ok(Step::Consumed(hlen + len));
@@ -836,7 +839,9 @@ impl WsSession {
         p.remaining -= n as u64;
         let done = p.remaining == 0;
         let fin = p.fin;
-        if self.state == State::Open {
+        // Assembled and checked after our close as well (see read_frame),
+        // delivered only while open.
+        {
             let start = self.assembly.len();
             let inflated = if self.compressed {
                 self.inflate(|i, out, limit| i.feed(chunk, out, limit))
@@ -904,7 +909,7 @@ impl WsSession {
         out: &mut T,
         on_message: &mut dyn FnMut(MessageKind, &[u8], &mut T),
     ) -> Result<(), WsError> {
-        if self.compressed && self.state == State::Open {
+        if self.compressed {
             // RFC 7692 §7.2.2: append 00 00 ff ff, then inflate the rest.
             let start = self.assembly.len();
             let inflated = self.inflate(|i, out, limit| i.finish(out, limit));
@@ -925,9 +930,6 @@ impl WsSession {
         self.fragments = 0;
         // Released, not kept: an idle session holds no buffer.
         let message = std::mem::take(&mut self.assembly);
-        if self.state != State::Open {
-            return Ok(());
-        }
         let Some(kind) = kind else {
             return Ok(());
         };
@@ -936,7 +938,9 @@ impl WsSession {
         if kind == MessageKind::Text && !self.utf8.is_complete() {
             return Err(WsError::InvalidUtf8);
         }
-        on_message(kind, &message, out);
+        if self.state == State::Open {
+            on_message(kind, &message, out);
+        }
         Ok(())
     }
 
@@ -1656,6 +1660,16 @@ mod tests {
         assert!(s.fail_held(&mut out));
         assert_eq!(close_reply(&out), Some(1003), "no second close frame");
         assert!(s.wants_close_transport());
+
+        // Invalid UTF-8 after our close fails the connection too (no
+        // second close frame): the same end as when it came in the read
+        // that made us close, and was held.
+        let mut s = WsSession::new(limits(), now);
+        let mut out = Vec::new();
+        s.close(1000, "", now, &mut out);
+        let run = feed(&mut s, &frame(true, 0x1, b"\xff"), now);
+        assert!(run.out.is_empty() && s.wants_close_transport());
+        assert_eq!(s.error(), Some(WsError::InvalidUtf8));
 
         // Left held by its driver, it is due at once and answered by the
         // timer; an application close while held is the answer too, with
