@@ -791,7 +791,7 @@ fn subscriber_connections_cut_by_redis_lose_nothing_and_report_no_gap() {
 }
 
 #[test]
-fn a_stalled_redis_gives_503_within_the_timeout_and_no_hole_in_the_sequence() {
+fn a_stalled_redis_gives_504_within_the_timeout_and_no_hole_in_the_sequence() {
     let flags = [NODE_FLAGS, &["--redis-timeout", REDIS_TIMEOUT_MS]].concat();
     let Some(c) = Cluster::start(2, &flags) else {
         return;
@@ -810,10 +810,13 @@ fn a_stalled_redis_gives_503_within_the_timeout_and_no_hole_in_the_sequence() {
     );
     let t = Instant::now();
     let (status, body) = call(a, "POST", "/topics/stall", b"during");
-    assert_eq!(status, 503, "{body}");
+    // 504: the publish went to Redis and was never answered, so it may
+    // still be stored (RFC 9110 §15.6.5); not the 503 of "not done".
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("may have happened"), "{body}");
     assert!(
         t.elapsed() < UNAVAILABLE_WITHIN,
-        "503 took {:?}",
+        "504 took {:?}",
         t.elapsed()
     );
     assert!(sse.next_event_within(Duration::from_secs(2)).is_none());
@@ -828,7 +831,7 @@ fn a_stalled_redis_gives_503_within_the_timeout_and_no_hole_in_the_sequence() {
         if status == 200 {
             break parse_json(&body).str_field("id").to_string();
         }
-        assert_eq!(status, 503, "{body}");
+        assert!(status == 503 || status == 504, "{status} {body}");
         assert!(Instant::now() < until, "Redis never answered again");
         std::thread::sleep(Duration::from_millis(100));
     };

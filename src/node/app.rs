@@ -693,9 +693,11 @@ pub(crate) fn answer_broker(
                     body.push(b'\n');
                     (f.status, TEXT)
                 }
+                // RFC 9110 §15.6.5: the upstream did not answer in time;
+                // what a publish or delete did is unknown.
                 Some(BrokerAnswer::TimedOut | BrokerAnswer::Relayed { .. }) | None => {
                     body.extend_from_slice(b"Redis did not answer in time\n");
-                    (503, TEXT)
+                    (504, TEXT)
                 }
             };
             if status != 200 {

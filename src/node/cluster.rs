@@ -113,10 +113,22 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
+    /// 503: nothing was done (Redis is unreachable); trying again is safe.
     fn unavailable(message: &str) -> Failure {
         Failure {
             status: 503,
             message: message.to_string(),
+        }
+    }
+
+    /// 504 (RFC 9110 §15.6.5, no timely answer from the upstream): the
+    /// command went to Redis and its answer never came, so what it did is
+    /// unknown — a publish may be stored and delivered. A client that
+    /// tries again may publish twice.
+    fn unanswered(what: &str) -> Failure {
+        Failure {
+            status: 504,
+            message: format!("Redis did not answer: the {what} may have happened"),
         }
     }
 }
@@ -1079,13 +1091,16 @@ impl Cluster {
         for (_, call) in self.calls.drain() {
             match call {
                 Call::ScriptLoad | Call::Relay { .. } => {}
-                Call::Publish { from, .. } => self
-                    .outcomes
-                    .push(Outcome::Published(from, Err(failure.clone()))),
-                Call::Delete { waiter, topic, .. } => {
-                    self.outcomes
-                        .push(Outcome::Deleted(waiter, topic, Err(failure.clone())))
-                }
+                // Sent, and never answered: done or not, nobody knows.
+                Call::Publish { from, .. } => self.outcomes.push(Outcome::Published(
+                    from,
+                    Err(Failure::unanswered("publish")),
+                )),
+                Call::Delete { waiter, topic, .. } => self.outcomes.push(Outcome::Deleted(
+                    waiter,
+                    topic,
+                    Err(Failure::unanswered("delete")),
+                )),
                 Call::Follow { topic, .. } => {
                     if let Some(f) = self.topics.get_mut(topic.as_str()) {
                         f.outstanding = false;
@@ -1966,14 +1981,16 @@ mod tests {
     #[test]
     fn publish_while_redis_is_down_is_503_in_bounded_time() {
         let (mut h, mut redis) = start();
-        // Redis stops answering: the publish waits redis_timeout, no more.
+        // Redis stops answering: the publish waits redis_timeout, no more,
+        // and is told that it may have happened (504: it was sent).
         redis.mute = true;
         let c = request(&mut h, &mut redis, &post("t", "x"));
         assert_eq!(h.text(c), "");
         h.advance(Duration::from_millis(500));
         redis.serve(&mut h);
         let text = h.take_text(c);
-        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+        assert!(text.contains("may have happened"), "{text}");
         // Meanwhile the connection failed (its reply timed out too), and
         // reconnecting is refused: a publish now is 503 at once.
         redis.up = false;
