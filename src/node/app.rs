@@ -1144,7 +1144,7 @@ fn metrics(ctx: &Ctx, now: Instant) -> Vec<u8> {
     );
     w.histogram(
         "pushwire_publish_latency_seconds",
-        "From a publish to its message queued on every subscriber's connection.",
+        "Per message this node fanned out to a subscriber: from its publish here (with --redis, its arrival from Redis) until queued on every subscriber's connection of this node.",
         &ctx.latency,
     );
     if let Some(t) = ctx.started {
