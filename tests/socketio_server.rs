@@ -290,6 +290,32 @@ fn refused_requests_get_engineio_error_bodies() {
     assert_eq!(r.status, 413);
     let r = http(&server, "GET", &p.target(), "", b"");
     assert_eq!(r.status, 400);
+    // Over the HTTP body limit too (refused from its head, never read):
+    // 413, and the session is over all the same.
+    let p = Poller::open(&server);
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n4aaa",
+        p.target()
+    );
+    assert_eq!(request(&server, head.as_bytes()).status, 413);
+    let r = http(&server, "GET", &p.target(), "", b"");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
+    );
+    // A WebSocket version we do not speak: 426 naming ours (RFC 6455
+    // §4.2.2).
+    let r = http(
+        &server,
+        "GET",
+        "/socket.io/?EIO=4&transport=websocket",
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n",
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.header("sec-websocket-version")),
+        (426, Some("13"))
+    );
     // An unknown event with an ack is told so.
     let p = Poller::open(&server);
     p.connect("");

@@ -263,6 +263,11 @@ pub(crate) fn process_http(
                 return at;
             }
             Err(e) => {
+                if let crate::proto::http::HttpError::BodyTooLarge(_) = e {
+                    let target = http.refused_target(&input[at..]);
+                    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                    ctx.sio.refuse_payload(path, query);
+                }
                 let status = e.status();
                 answer_error(ctx, id, conn, &e.to_string(), status, now);
                 return input.len();
@@ -2506,10 +2511,25 @@ pub(crate) fn sio_respond(
     content_type: &str,
     body: &[u8],
 ) -> Next {
+    sio_respond_with(ctx, out, meta, status, content_type, &[], body)
+}
+
+/// [`sio_respond`] with fields of its own (a refused WebSocket
+/// handshake's `Upgrade` or `Sec-WebSocket-Version`).
+pub(crate) fn sio_respond_with(
+    ctx: &mut Ctx,
+    out: &mut OutQueue,
+    meta: ReqMeta,
+    status: u16,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> Next {
     if status >= 400 {
         *ctx.stats.refused.entry(status).or_default() += 1;
     }
-    ctx.respond_body(out, meta, status, content_type, &[NO_CACHE], body)
+    let headers = [extra, &[NO_CACHE]].concat();
+    ctx.respond_body(out, meta, status, content_type, &headers, body)
 }
 
 /// `OPTIONS` on an Engine.IO path: the CORS preflight every path has.

@@ -433,6 +433,20 @@ impl SioGlue {
         }
     }
 
+    /// A polling POST to `path` refused for its size before its body was
+    /// read (the HTTP layer's 413): its session ends, as for any payload
+    /// over `maxPayload`.
+    pub(crate) fn refuse_payload(&mut self, path: &str, query: &str) {
+        let Some(engine) = self.engine_for(path) else {
+            return;
+        };
+        self.dirty = true;
+        match (engine, &mut self.echo) {
+            (EngineKind::EngineIo, Some((_, s))) => s.refuse_payload(query),
+            _ => self.server.refuse_payload(query),
+        }
+    }
+
     fn ws_request(
         &mut self,
         engine: EngineKind,
@@ -812,7 +826,8 @@ fn ws_request(
             let status = e.status();
             let body = e.to_string().into_bytes();
             let ct = "text/plain; charset=utf-8";
-            return app::sio_respond(ctx, out, meta, status, ct, &body);
+            let extra = e.extra_headers();
+            return app::sio_respond_with(ctx, out, meta, status, ct, extra, &body);
         }
     };
     if let Some(next) = carry_ws(ctx, id, out, req, engine, &accept, now) {

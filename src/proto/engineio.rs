@@ -726,6 +726,16 @@ impl EioSession {
         }
     }
 
+    /// A POST whose body was refused before it was read, for being over
+    /// every body this server takes (so over `maxPayload` too): the
+    /// session ends as for any payload over `maxPayload` (server.ts: 413,
+    /// and the session closes).
+    pub fn refuse_payload(&mut self) {
+        if self.phase == Phase::Open {
+            self.close_with(CloseReason::PayloadTooLarge, PacketType::Close);
+        }
+    }
+
     /// The application ends the session: the client is told with a close
     /// packet (polling) or the WebSocket is closed.
     pub fn close(&mut self, now: Instant) {
@@ -1172,6 +1182,18 @@ impl Sessions {
             Ok(open)
         })
         .unwrap_or(false)
+    }
+
+    /// A polling POST for `query`'s session refused for its size before
+    /// its body was read ([`EioSession::refuse_payload`]).
+    pub fn refuse_payload(&mut self, query: &str) {
+        let Some(sid) = Query::parse(query).sid.and_then(Sid::parse) else {
+            return;
+        };
+        let _ = self.with_session(sid, |s| {
+            s.refuse_payload();
+            Ok(())
+        });
     }
 
     /// Closes a session from the server's side.

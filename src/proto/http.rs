@@ -236,6 +236,15 @@ pub struct HttpConn {
 }
 
 impl HttpConn {
+    /// The target of the head just parsed, whose request was refused
+    /// (`input` as given to [`HttpConn::poll_request`]).
+    pub fn refused_target<'a>(&self, input: &'a [u8]) -> &'a str {
+        if self.head.len == 0 || self.head.len > input.len() {
+            return "";
+        }
+        self.head.target(input)
+    }
+
     pub fn new(limits: HttpLimits) -> HttpConn {
         HttpConn {
             limits,

@@ -473,6 +473,12 @@ impl SioServer {
         &self.eio
     }
 
+    /// A polling POST refused for its size before it was read: its
+    /// session ends ([`Sessions::refuse_payload`]).
+    pub fn refuse_payload(&mut self, query: &str) {
+        self.eio.refuse_payload(query);
+    }
+
     /// Where new Engine.IO sids and Socket.IO ids come from from now on
     /// (simulated-time harnesses make both deterministic).
     pub fn set_sid_sources(&mut self, eio: SidSource, ids: SidSource) {

@@ -91,9 +91,12 @@ pub const RESERVED_EVENTS: [&str; 6] = [
     "removeListener",
 ];
 
-/// The digits of an ack id, at most: 15 digits stay below 2^53, so the id
-/// means the same number to a JavaScript peer as to us.
-pub const MAX_ACK_ID_DIGITS: usize = 15;
+/// The digits of an ack id, at most (of [`MAX_ACK_ID`]).
+pub const MAX_ACK_ID_DIGITS: usize = 16;
+
+/// The largest ack id: JavaScript's `Number.MAX_SAFE_INTEGER` (2^53 - 1),
+/// so the id means the same number to a JavaScript peer as to us.
+pub const MAX_ACK_ID: u64 = (1 << 53) - 1;
 
 /// What a decoder accepts.
 #[derive(Clone, Copy, Debug)]
@@ -133,7 +136,7 @@ pub enum SioError {
     /// index.ts: "too many attachments" (over [`SioLimits::max_attachments`]).
     #[error("too many attachments")]
     TooManyAttachments,
-    /// An ack id longer than [`MAX_ACK_ID_DIGITS`].
+    /// An ack id above [`MAX_ACK_ID`].
     #[error("ack id too large")]
     AckIdTooLarge,
     /// index.ts: "invalid payload": not JSON, or not the shape the type
@@ -244,7 +247,10 @@ impl Packet {
             if i - start > MAX_ACK_ID_DIGITS {
                 return Err(SioError::AckIdTooLarge);
             }
-            id = text[start..i].parse::<u64>().ok();
+            match text[start..i].parse::<u64>() {
+                Ok(n) if n <= MAX_ACK_ID => id = Some(n),
+                _ => return Err(SioError::AckIdTooLarge),
+            }
         }
 
         let data = if i < b.len() {
@@ -405,7 +411,12 @@ impl Decoder {
             self.pending = Some(message);
             return Ok(None);
         }
-        check_placeholders(&message)?;
+        // A placeholder means something only in a BINARY_EVENT or
+        // BINARY_ACK (binary.ts reconstructs those alone): in an EVENT it
+        // is the sender's own data, passed on as it came.
+        if message.packet.kind.is_binary() {
+            check_placeholders(&message)?;
+        }
         Ok(Some(message))
     }
 
@@ -613,10 +624,12 @@ mod tests {
             decode("599999999999999999999-[\"a\"]"),
             Err(SioError::TooManyAttachments)
         );
-        assert_eq!(
-            decode("21234567890123456[\"a\"]"),
-            Err(SioError::AckIdTooLarge)
-        );
+        // Up to 2^53 - 1 (the largest a JavaScript peer counts exactly).
+        let max = decode("29007199254740991[\"a\"]").unwrap();
+        assert_eq!(max.id, Some(MAX_ACK_ID));
+        for too_large in ["29007199254740992[\"a\"]", "212345678901234567[\"a\"]"] {
+            assert_eq!(decode(too_large), Err(SioError::AckIdTooLarge));
+        }
         // A number is a valid event name; a CONNECT_ERROR may be a string.
         assert!(decode("2[1]").is_ok());
         assert!(decode("4\"nope\"").is_ok());
@@ -662,11 +675,12 @@ mod tests {
             Ok(None)
         );
         assert_eq!(d.handle_binary(&[1]), Err(SioError::InvalidPlaceholder));
+        // In a plain EVENT it is data (socket.io-parser passes it on).
         let mut d = Decoder::new(SioLimits::default());
-        assert_eq!(
-            d.handle_text("2[\"a\",{\"_placeholder\":true,\"num\":0}]"),
-            Err(SioError::InvalidPlaceholder)
-        );
+        assert!(d
+            .handle_text("2[\"a\",{\"_placeholder\":true,\"num\":0}]")
+            .unwrap()
+            .is_some());
         // Zero attachments: the packet is complete at once.
         let mut d = Decoder::new(SioLimits::default());
         assert!(d.handle_text("50-[\"a\"]").unwrap().is_some());
