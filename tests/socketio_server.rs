@@ -231,6 +231,31 @@ fn a_websocket_only_session_gets_binary_back_as_binary_and_text_transports_base6
         kept.contains(r#""data":{"encoding":"base64","data":"AAEC/w=="}"#),
         "{kept}"
     );
+    // Binaries nested in the data are kept where they are, each a base64
+    // object on the hub and an attachment again on Socket.IO.
+    w.send_text(
+        r#"452-3["publish","bin",{"file":{"_placeholder":true,"num":1},"parts":[{"_placeholder":true,"num":0},"x"]}]"#,
+    )
+    .unwrap();
+    w.send_binary(&[7]).unwrap();
+    w.send_binary(&[1, 2, 3]).unwrap();
+    assert!(text(&mut w).starts_with(r#"433[{"id":""#));
+    let event = text(&mut w);
+    assert!(
+        event.starts_with(
+            r#"452-["message",{"file":{"_placeholder":true,"num":0},"parts":[{"_placeholder":true,"num":1},"x"]},"#
+        ),
+        "{event}"
+    );
+    assert_eq!(w.recv().unwrap(), WsMessage::Binary(vec![1, 2, 3]));
+    assert_eq!(w.recv().unwrap(), WsMessage::Binary(vec![7]));
+    let kept = get(&server, "/topics/bin/messages").text();
+    assert!(
+        kept.contains(
+            r#""data":{"file":{"encoding":"base64","data":"AQID"},"parts":[{"encoding":"base64","data":"Bw=="},"x"]}"#
+        ),
+        "{kept}"
+    );
     // An SSE subscriber's message published over HTTP reaches the socket.
     let id = publish(&server, "bin", None, "from http");
     assert_eq!(

@@ -1416,7 +1416,7 @@ fn write_topic_info(out: &mut Vec<u8>, t: &hub::TopicInfo) {
     out.push(b'}');
 }
 
-fn push_num(out: &mut Vec<u8>, n: usize) {
+pub(crate) fn push_num(out: &mut Vec<u8>, n: usize) {
     crate::proto::http::push_u64(out, n as u64);
 }
 

@@ -75,12 +75,13 @@ use super::{new_sub, slot_of, start_position, ConnId, Ctx, Event, Node};
 pub(crate) const SIO_SUBS: usize = 1 << (usize::BITS - 2);
 
 /// The `encoding` of a binary payload on the hub. A Socket.IO `publish`
-/// whose data is a binary attachment is stored as the JSON payload
+/// whose data is a binary attachment, or holds them nested, is stored
+/// with each as the JSON object
 /// `{"encoding":"base64","data":"<standard base64>"}`: text-only
-/// transports (SSE, polls, JSON frames) carry exactly that object, and
-/// Socket.IO sockets get the bytes back as a binary attachment. (Any
-/// JSON payload of exactly that shape, whoever published it, reaches
-/// Socket.IO sockets as binary.)
+/// transports (SSE, polls, JSON frames) carry exactly that, and
+/// Socket.IO sockets get the bytes back as attachments, where they were.
+/// (Any JSON payload holding objects of exactly that shape, whoever
+/// published it, reaches Socket.IO sockets with those as binary.)
 pub const BINARY_ENCODING: &str = "base64";
 
 /// Messages read from the history per step of a Socket.IO replay.
@@ -1191,18 +1192,81 @@ pub(crate) struct Encoded {
     attachments: Vec<Vec<u8>>,
 }
 
-fn binary_payload(msg: &Message) -> Option<Vec<u8>> {
-    if msg.kind != PayloadKind::Json || !msg.data().contains(BINARY_ENCODING) {
-        return None;
-    }
-    let v = crate::client::json::parse(msg.data()).ok()?;
-    let Value::Object(members) = &v else {
+/// Most attachments a message is sent with (socket.io-parser's limit,
+/// as [`SioLimits`]' default): binaries past it stay base64 objects.
+const MAX_OUT_ATTACHMENTS: usize = 10;
+
+/// The bytes of `v` if it is a binary payload object,
+/// `{"encoding":"base64","data":"<standard base64>"}`.
+fn binary_object(v: &Value) -> Option<Vec<u8>> {
+    let Value::Object(members) = v else {
         return None;
     };
     if members.len() != 2 || v.get("encoding")?.as_str()? != BINARY_ENCODING {
         return None;
     }
     STANDARD.decode(v.get("data")?.as_str()?).ok()
+}
+
+/// A JSON message's binary payload objects, wherever they are in it
+/// (the data itself, or nested in objects and arrays), as attachments:
+/// the data with a placeholder for each, and the bytes. `None` when it
+/// holds none.
+fn binary_payload(msg: &Message) -> Option<(Value, Vec<Vec<u8>>)> {
+    if msg.kind != PayloadKind::Json || !msg.data().contains(BINARY_ENCODING) {
+        return None;
+    }
+    fn walk(v: &mut Value, found: &mut Vec<Vec<u8>>) {
+        if found.len() == MAX_OUT_ATTACHMENTS {
+            return;
+        }
+        if let Some(bytes) = binary_object(v) {
+            *v = placeholder(found.len());
+            found.push(bytes);
+            return;
+        }
+        match v {
+            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, found)),
+            Value::Object(members) => members.iter_mut().for_each(|(_, m)| walk(m, found)),
+            _ => {}
+        }
+    }
+    let mut v = crate::client::json::parse(msg.data()).ok()?;
+    let mut found = Vec::new();
+    walk(&mut v, &mut found);
+    (!found.is_empty()).then_some((v, found))
+}
+
+/// A Socket.IO `publish`'s data with its attachments put back where
+/// their placeholders stand, each as a binary payload object; an error
+/// for a placeholder that names no attachment.
+fn inline_attachments(v: &Value, attachments: &[Vec<u8>]) -> Result<Value, (u16, String)> {
+    if v.get("_placeholder") == Some(&Value::Bool(true)) {
+        let bytes = match v.get("num") {
+            Some(Value::Number(x)) if x.fract() == 0.0 && *x >= 0.0 => attachments.get(*x as usize),
+            _ => None,
+        };
+        let bytes = bytes.ok_or((400, "a placeholder names no attachment".to_string()))?;
+        return Ok(Value::Object(vec![
+            ("encoding".into(), Value::String(BINARY_ENCODING.into())),
+            ("data".into(), Value::String(STANDARD.encode(bytes))),
+        ]));
+    }
+    Ok(match v {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| inline_attachments(i, attachments))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(members) => Value::Object(
+            members
+                .iter()
+                .map(|(k, m)| Ok((k.clone(), inline_attachments(m, attachments)?)))
+                .collect::<Result<_, (u16, String)>>()?,
+        ),
+        other => other.clone(),
+    })
 }
 
 /// A message as `socket.on(EVENT, (data, meta))`. An event name the
@@ -1217,12 +1281,19 @@ pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
     let binary = binary_payload(msg);
     let mut text = Vec::with_capacity(msg.data().len() + event.len() + 64);
     // `<type>[<n>-][JSON]` for namespace `/` (no `/,`): EVENT, or
-    // BINARY_EVENT with one attachment.
-    text.extend_from_slice(if binary.is_some() { b"51-[" } else { b"2[" });
+    // BINARY_EVENT with its attachments.
+    match &binary {
+        Some((_, found)) => {
+            text.push(b'5');
+            app::push_num(&mut text, found.len());
+            text.extend_from_slice(b"-[");
+        }
+        None => text.extend_from_slice(b"2["),
+    }
     json::write_str(&mut text, event);
     text.push(b',');
     match (&binary, msg.kind) {
-        (Some(_), _) => text.extend_from_slice(to_json(&placeholder(0)).as_bytes()),
+        (Some((data, _)), _) => text.extend_from_slice(to_json(data).as_bytes()),
         (None, PayloadKind::Json) => text.extend_from_slice(msg.data().as_bytes()),
         (None, PayloadKind::Text) => json::write_str(&mut text, msg.data()),
     }
@@ -1238,7 +1309,7 @@ pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
     let text = String::from_utf8(text).ok()?;
     Some(Encoded {
         text,
-        attachments: binary.into_iter().collect(),
+        attachments: binary.map(|(_, found)| found).unwrap_or_default(),
     })
 }
 
@@ -1964,23 +2035,14 @@ fn publish(
         None => None,
     };
     let data = args.get(1).unwrap_or(&Value::Null);
-    let is_placeholder = data.get("_placeholder").is_some() && data.get("num").is_some();
     let (text, kind) = match data {
         Value::String(s) => (s.clone(), PayloadKind::Text),
-        _ if is_placeholder => {
-            let num = data.get("num").and_then(|v| match v {
-                Value::Number(x) => Some(*x as usize),
-                _ => None,
-            });
-            let bytes = num
-                .and_then(|i| attachments.get(i))
-                .ok_or((400, "a placeholder names no attachment".to_string()))?;
-            let mut t = Vec::with_capacity(bytes.len() * 4 / 3 + 40);
-            t.extend_from_slice(b"{\"encoding\":\"base64\",\"data\":\"");
-            t.extend_from_slice(STANDARD.encode(bytes).as_bytes());
-            t.extend_from_slice(b"\"}");
-            (String::from_utf8(t).unwrap_or_default(), PayloadKind::Json)
-        }
+        // A BINARY_EVENT: each attachment, wherever its placeholder is
+        // (the data itself, or nested), becomes a binary payload object.
+        other if !attachments.is_empty() => (
+            to_json(&inline_attachments(other, attachments)?),
+            PayloadKind::Json,
+        ),
         other => (to_json(other), PayloadKind::Json),
     };
     if text.len() > ctx.cfg.max_message_bytes {
