@@ -243,7 +243,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "cors-origin",
         value: "ORIGIN",
-        help: "Access-Control-Allow-Origin for the HTTP transports, and preflight answers",
+        help: "Access-Control-Allow-Origin for the HTTP transports, and preflight answers; that origin may also publish and open WebSockets",
         set: |c, v| {
             c.cors_origin = Some(v.to_string());
             Ok(())
@@ -315,7 +315,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "allowed-origins",
         value: "A,B",
-        help: "other origins that may publish and open WebSockets (* = any); others: 403 [own origin only]",
+        help: "other origins that may publish and open WebSockets (* = any); others: 403 [own origin, and --cors-origin]",
         set: |c, v| {
             c.allowed_origins = list(v);
             Ok(())

@@ -304,7 +304,7 @@ pub(crate) fn process_http(
                         "{} {client} {} {}",
                         ctx.conn_tag(id),
                         req.method().as_str(),
-                        req.target()
+                        redacted(req.target())
                     );
                     // Long-lived answers are logged when they end, with
                     // what they sent.
@@ -2570,19 +2570,48 @@ fn debug_drop(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
     Ok(ctx.respond_body(out, meta, 200, JSON, &[], body.as_bytes()))
 }
 
+/// `target` with the value of its `token` query parameter hidden: a log
+/// line must not hand out a bearer credential (EventSource carries its
+/// token as `?token=`).
+fn redacted(target: &str) -> Cow<'_, str> {
+    let Some((path, query)) = target.split_once('?') else {
+        return Cow::Borrowed(target);
+    };
+    if !query.split('&').any(|p| p.starts_with("token=")) {
+        return Cow::Borrowed(target);
+    }
+    let pairs: Vec<&str> = query
+        .split('&')
+        .map(|p| {
+            if p.starts_with("token=") {
+                "token=<redacted>"
+            } else {
+                p
+            }
+        })
+        .collect();
+    Cow::Owned(format!("{path}?{}", pairs.join("&")))
+}
+
 fn trace_request(ctx: &mut Ctx, id: ConnId, req: &Request) {
     let tag = ctx.conn_tag(id);
     ctx.log.push(format!(
         "{tag} {} {} {}",
         req.method().as_str(),
-        req.target(),
+        redacted(req.target()),
         req.version().as_str()
     ));
     for h in &req.head.headers {
-        ctx.log.push(format!(
-            "{tag}     {}: {}",
-            String::from_utf8_lossy(h.name.get(req.buf)),
+        let name = h.name.get(req.buf);
+        // The credential itself stays out of the trace.
+        let value = if name.eq_ignore_ascii_case(b"authorization") {
+            Cow::Borrowed("<redacted>")
+        } else {
             String::from_utf8_lossy(h.value.get(req.buf))
+        };
+        ctx.log.push(format!(
+            "{tag}     {}: {value}",
+            String::from_utf8_lossy(name)
         ));
     }
     // The framing decision of RFC 9112 §6.3, as it was taken.

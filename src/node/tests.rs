@@ -325,6 +325,39 @@ fn ndjson_stream_replays_then_lives_with_empty_line_heartbeats() {
 }
 
 #[test]
+fn neither_the_access_log_nor_the_trace_shows_a_token() {
+    let mut h = Harness::new(Config {
+        access_log: true,
+        trace: true,
+        ..cfg()
+    });
+    let c = h.connect();
+    h.send(
+        c,
+        b"GET /topics/t/messages?after=earliest&token=eyJ.secret.sig&x=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer eyJ.other.sig\r\n\r\n",
+    );
+    let lines: Vec<String> = h.node.poll_log().collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("secret") && !l.contains("other")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("GET /topics/t/messages?after=earliest&token=<redacted>&x=1 200")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("Authorization: <redacted>")),
+        "{lines:?}"
+    );
+}
+
+#[test]
 fn the_access_log_has_a_line_per_request_and_per_stream_end() {
     let mut h = Harness::new(Config {
         access_log: true,
