@@ -1272,11 +1272,13 @@ fn inline_attachments(v: &Value, attachments: &[Vec<u8>]) -> Result<Value, (u16,
 /// A message as `socket.on(EVENT, (data, meta))`. An event name the
 /// client's parser refuses (socket.io-parser `isPayloadValid`: a reserved
 /// name such as `connect` would end the connection) arrives as `message`,
-/// its name in `meta.event`: delivered, never silently skipped. `None`
-/// only for text that could not be written.
+/// its name in `meta.event`: delivered, never silently skipped. So does
+/// `gap`, the name of this server's own notice of lost history, which a
+/// message must not pass for. `None` only for text that could not be
+/// written.
 pub(crate) fn encode_message(msg: &Message) -> Option<Encoded> {
     let named = msg.event_name();
-    let reserved = RESERVED_EVENTS.contains(&named);
+    let reserved = RESERVED_EVENTS.contains(&named) || named == "gap";
     let event = if reserved { "message" } else { named };
     let binary = binary_payload(msg);
     let mut text = Vec::with_capacity(msg.data().len() + event.len() + 64);
@@ -2706,6 +2708,10 @@ mod tests {
             e.text,
             r#"2["message","x",{"topic":"news","id":"7-3","event":"connect"}]"#
         );
+        // `gap` is the server's own notice: a message so named is not one.
+        let e = encode_message(&message("x", PayloadKind::Text, Some("gap"))).unwrap();
+        assert!(e.text.starts_with(r#"2["message","x",{"#), "{}", e.text);
+        assert!(e.text.ends_with(r#""event":"gap"}]"#), "{}", e.text);
     }
 
     fn post(sid: &str, body: &str) -> Vec<u8> {

@@ -94,3 +94,17 @@ test('ten topics on one EventSource survive a dropped connection with no loss an
   const dropLog = /ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET/;
   assert.deepEqual(browser.pageErrors.filter((e) => !dropLog.test(e)), []);
 });
+
+test('named events show when the URL lists their names', { timeout: 30_000 }, async () => {
+  const a = uniqueTopic('mxn');
+  const page = await browser.newPage();
+  await page.goto(`${BASE}/demo/multi?topic=${a}&event=price`);
+  await page.waitForSelector('#state.open');
+  assert.match(await page.textContent('#events'), /listening for price/);
+  const plain = await publish(a, 'unnamed');
+  const named = await publish(a, '42', 'price');
+  await waitForTotal(page, 2);
+  const got = await received(page);
+  assert.deepEqual(got.map((m) => [m.id, m.event, m.data]), [[plain, 'message', 'unnamed'], [named, 'price', '42']]);
+  await page.close();
+});

@@ -160,6 +160,17 @@ test('two pages chat in rooms over Socket.IO, every send acked', { timeout: 60_0
   assert.deepEqual((await ids(alice)).map(seqOf), [1, 2, 3, 4], 'no duplicate, nothing missing');
   assert.equal(Number(await alice.textContent('#acks')), 2 + 2, 'two subscribes and two publishes acked');
 
+  // The room is deleted: both pages say messages were lost (the server's
+  // `gap` event), and the next message follows on the new history.
+  const del = await fetch(`${base}/topics/${room}`, { method: 'DELETE' });
+  assert.equal(del.status, 200, await del.text());
+  for (const page of [alice, bob]) {
+    await page.waitForSelector('#messages li.gap:has-text("Some messages of this room were lost")');
+  }
+  const afterDelete = await publish(base, room, 'after the delete');
+  assert.equal(seqOf(afterDelete), 1);
+  await bob.waitForSelector(`#messages li.msg[data-id="${afterDelete}"]`);
+
   assert.ok(upgraded.alice && upgraded.bob, 'both pages upgraded to a WebSocket');
   assert.equal(await alice.textContent('#transport'), 'websocket');
 
