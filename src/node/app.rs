@@ -2564,7 +2564,8 @@ fn debug_drop(ctx: &mut Ctx, out: &mut OutQueue, req: &Request) -> Handled {
         return Err(Refusal::new(400, "no topic= given"));
     };
     let topic = TopicName::parse(&raw)?;
-    let count = ctx.hub.subscribers(&topic).len();
+    // The connections it ends; Socket.IO sockets are not dropped.
+    let count = super::subscriber_conns(ctx, &topic).len();
     ctx.drops.push(topic);
     let body = format!("{{\"dropped\":{count}}}");
     Ok(ctx.respond_body(out, meta, 200, JSON, &[], body.as_bytes()))

@@ -857,15 +857,7 @@ impl Node {
     fn run_pending(&mut self, now: Instant) {
         self.sio_flush(now);
         for topic in std::mem::take(&mut self.ctx.drops) {
-            let mut conns: Vec<ConnId> = self
-                .ctx
-                .hub
-                .subscribers(&topic)
-                .iter()
-                .map(|&s| conn::sub_of(s).0)
-                .collect();
-            conns.dedup();
-            for sid in conns {
+            for sid in subscriber_conns(&self.ctx, &topic) {
                 if let Some(conn) = slot_of(&mut self.conns, sid) {
                     end_stream(&mut self.ctx, sid, conn, 1012, "dropped for a test", now);
                     self.settle(sid, now);
@@ -1000,6 +992,21 @@ impl Node {
             self.run_pending(now);
         }
     }
+}
+
+/// The connections subscribed to `topic` (SSE, stream, WebSocket; a
+/// multi-topic one once), not counting Socket.IO sockets.
+pub(crate) fn subscriber_conns(ctx: &Ctx, topic: &TopicName) -> Vec<ConnId> {
+    let mut conns: Vec<ConnId> = ctx
+        .hub
+        .subscribers(topic)
+        .iter()
+        .filter(|&&s| s < sio::SIO_SUBS)
+        .map(|&s| conn::sub_of(s).0)
+        .collect();
+    conns.sort_unstable();
+    conns.dedup();
+    conns
 }
 
 /// Where a connection's registered deadline is, by its flag.

@@ -531,3 +531,28 @@ fn subscribers_at_equal_and_at_different_cursors_each_get_their_own_combined_id(
     assert_eq!(sse_ids(&h.take_text(reversed)), [format!("b={b2},a={a3}")]);
     assert_eq!(sse_ids(&h.take_text(other)), [format!("a={a3},c={c1}")]);
 }
+
+#[test]
+fn the_test_drop_ends_each_subscribed_connection_once_and_counts_what_it_ends() {
+    let mut h = Harness::new(Config {
+        debug_endpoints: true,
+        ..cfg()
+    });
+    let one = h.connect();
+    h.send(one, b"GET /topics/t/sse HTTP/1.1\r\nHost: x\r\n\r\n");
+    // One connection subscribed twice over (a multi-topic stream of t).
+    let multi = h.connect();
+    h.send(
+        multi,
+        b"GET /sse?topic=t&topic=u HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    h.take_text(one);
+    h.take_text(multi);
+    let c = h.connect();
+    h.send(
+        c,
+        b"POST /debug/drop?topic=t HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(h.take_text(c).ends_with("{\"dropped\":2}"));
+    assert!(h.clients[&one].closed && h.clients[&multi].closed);
+}
