@@ -2116,6 +2116,9 @@ pub(crate) fn process_ws(
         _ => return 0,
     };
     let role = ws.role;
+    // An echo acts on each message as it reads it: nothing to wait for.
+    ws.session
+        .step_messages(ctx.step_ws && role != WsRole::Echo);
     let writer = ws.session.writer();
     let mut actions: Vec<WsAction> = Vec::new();
     // An echo straight from the driver's buffer is queued by range.

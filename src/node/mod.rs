@@ -210,6 +210,10 @@ pub(crate) struct Ctx {
     /// [`Node::handle_read_direct`] lends it: an echoed payload that lies
     /// in it is queued by range, not copied.
     lend: Option<(usize, usize)>,
+    /// Set while [`Node::handle_read`] feeds a connection: its WebSocket
+    /// session stops after each message (`WsSession::step_messages`), and
+    /// the read goes on once the message has been acted on and fanned out.
+    step_ws: bool,
 }
 
 impl Ctx {
@@ -329,6 +333,7 @@ impl Node {
                 sync_expired: None,
                 sync_refreshed: None,
                 lend: None,
+                step_ws: false,
                 cfg,
             },
             conns: Vec::new(),
@@ -438,22 +443,24 @@ impl Node {
         let Some(conn) = slot_of(&mut self.conns, id) else {
             return; // spurious: the connection is gone
         };
-        let ctx = &mut self.ctx;
         if conn.inbuf.is_empty() {
             // The common case: process straight from the driver's buffer
             // and keep only an unfinished tail.
-            let used = feed(ctx, id, conn, input, now);
-            if used < input.len() && keeps_input(conn) {
-                conn.inbuf.extend_from_slice(&input[used..]);
+            let used = self.feed_stepped(id, input, now);
+            if let Some(conn) = slot_of(&mut self.conns, id) {
+                if used < input.len() && keeps_input(conn) {
+                    conn.inbuf.extend_from_slice(&input[used..]);
+                }
             }
         } else {
             conn.inbuf.extend_from_slice(input);
             let mut buf = std::mem::take(&mut conn.inbuf);
-            let used = feed(ctx, id, conn, &mut buf, now);
-            let used = used.min(buf.len());
+            let used = self.feed_stepped(id, &mut buf, now).min(buf.len());
             buf.drain(..used);
-            if keeps_input(conn) && !buf.is_empty() {
-                conn.inbuf = buf;
+            if let Some(conn) = slot_of(&mut self.conns, id) {
+                if keeps_input(conn) && !buf.is_empty() {
+                    conn.inbuf = buf;
+                }
             }
         }
         self.settle(id, now);
@@ -464,6 +471,28 @@ impl Node {
             self.apply_cluster(now);
         }
         self.release_held(id, now);
+    }
+
+    /// Feeds `input` to connection `id`; a WebSocket session stops after
+    /// each message with more to read, and that message is acted on and
+    /// fanned out (`settle`, `run_pending`) before the rest is fed. Returns
+    /// the bytes consumed.
+    fn feed_stepped(&mut self, id: ConnId, input: &mut [u8], now: Instant) -> usize {
+        let mut at = 0;
+        loop {
+            let Some(conn) = slot_of(&mut self.conns, id) else {
+                return input.len();
+            };
+            self.ctx.step_ws = true;
+            let used = feed(&mut self.ctx, id, conn, &mut input[at..], now);
+            self.ctx.step_ws = false;
+            at += used;
+            if at >= input.len() || !ws_paused(conn) {
+                return at;
+            }
+            self.settle(id, now);
+            self.run_pending(now);
+        }
     }
 
     /// A WebSocket protocol error found in this read, held while the
@@ -507,8 +536,11 @@ impl Node {
         }
         let ctx = &mut self.ctx;
         ctx.lend = Some((input.as_ptr() as usize, input.len()));
+        ctx.step_ws = true;
         let used = feed(ctx, id, conn, input, now);
+        ctx.step_ws = false;
         ctx.lend = None;
+        let paused = ws_paused(conn);
         if conn.out.has_lent() {
             let written = conn.out.flush_lent(input, sock);
             conn.out.release(input);
@@ -526,6 +558,11 @@ impl Node {
         }
         self.settle(id, now);
         self.run_pending(now);
+        if paused {
+            // The session stopped after a message: the rest, kept above,
+            // is read on the stepped path.
+            return self.handle_read(id, &mut [], now);
+        }
         self.release_held(id, now);
     }
 
@@ -991,6 +1028,15 @@ impl Node {
         if !self.ctx.pending.is_empty() {
             self.run_pending(now);
         }
+    }
+}
+
+/// The connection's WebSocket session stopped after a message, with
+/// input left (see `WsSession::step_messages`).
+fn ws_paused(conn: &Conn) -> bool {
+    match &conn.state {
+        State::WebSocket(ws) | State::Closing(Closing { ws: Some(ws) }) => ws.session.paused(),
+        _ => false,
     }
 }
 

@@ -556,3 +556,58 @@ fn the_test_drop_ends_each_subscribed_connection_once_and_counts_what_it_ends() 
     assert!(h.take_text(c).ends_with("{\"dropped\":2}"));
     assert!(h.clients[&one].closed && h.clients[&multi].closed);
 }
+
+/// A masked client frame of `payload` (under 126 bytes).
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn what_a_websocket_gets_does_not_depend_on_how_its_frames_were_split() {
+    // A publish, a ping, a publish, a ping: the sender's own copies and
+    // the pongs come in the same order whether the four frames came in
+    // one read or one byte at a time (each message is acted on and fanned
+    // out before the next frame is read).
+    let run = |path: &str, msg: &[u8], split: bool| {
+        let mut h = Harness::new(Config {
+            ws_deflate: false,
+            ..cfg()
+        });
+        let c = h.connect();
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        h.send(c, head.as_bytes());
+        let mut input = Vec::new();
+        for ping in [b"p", b"q"] {
+            input.extend(client_frame(0x1, msg));
+            input.extend(client_frame(0x9, ping));
+        }
+        if split {
+            for b in &input {
+                h.send(c, std::slice::from_ref(b));
+            }
+        } else {
+            h.send(c, &input);
+        }
+        std::mem::take(&mut h.clients.get_mut(&c).unwrap().received)
+    };
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let publish = br#"{"type":"publish","topic":"t","data":"y","ref":1}"#;
+    // On a topic socket the sender's own copy, on /ws the ack, comes
+    // before the first pong.
+    for (path, msg, answer) in [
+        ("/topics/t/ws", &b"m"[..], &b"\"data\":\"m\""[..]),
+        ("/ws", &publish[..], &b"\"type\":\"ack\""[..]),
+    ] {
+        let whole = run(path, msg, false);
+        assert_eq!(whole, run(path, msg, true), "{path}");
+        let copy = find(&whole, answer)
+            .unwrap_or_else(|| panic!("{path}: {}", String::from_utf8_lossy(&whole)));
+        let pong = find(&whole, &[0x8a, 1, b'p']).unwrap();
+        assert!(copy < pong, "{path}: {}", String::from_utf8_lossy(&whole));
+    }
+}

@@ -564,6 +564,13 @@ pub struct WsSession {
     /// code echoed, `None` for a frame without one) waits until the
     /// messages before it have been answered.
     held_close: Option<Option<u16>>,
+    /// [`step_messages`](WsSession::step_messages) is on.
+    step: bool,
+    /// A message was delivered in the current step.
+    delivered: bool,
+    /// The last [`handle_read`](WsSession::handle_read) stopped after a
+    /// message, with input left.
+    paused: bool,
 }
 
 /// What one step of reading did.
@@ -605,7 +612,26 @@ impl WsSession {
             trace: None,
             hold: false,
             held_close: None,
+            step: false,
+            delivered: false,
+            paused: false,
         }
+    }
+
+    /// While on, [`handle_read`](Self::handle_read) stops after each
+    /// message that more input follows, and [`paused`](Self::paused) says
+    /// so: its driver acts on the message (a publish fanned out to every
+    /// subscriber, the sender included; an ack) before the next frame is
+    /// read. What the peer receives then does not depend on how its bytes
+    /// were split into reads: a ping after a publish is answered after the
+    /// publish's own copy, whether the two came together or apart.
+    pub fn step_messages(&mut self, on: bool) {
+        self.step = on;
+    }
+
+    /// The last read stopped after a message, with input left to read.
+    pub fn paused(&self) -> bool {
+        self.paused
     }
 
     /// From now on, a protocol error found by [`handle_read`](Self::handle_read)
@@ -704,6 +730,8 @@ impl WsSession {
         out: &mut T,
         on_message: &mut dyn FnMut(MessageKind, &[u8], &mut T),
     ) -> usize {
+        self.paused = false;
+        self.delivered = false;
         if self.state == State::Closed || self.has_held_failure() {
             return input.len();
         }
@@ -725,7 +753,13 @@ impl WsSession {
                 Ok(Step::NeedMore) => return pos,
                 // The peer's close, held: nothing after it is ever read.
                 Ok(Step::Consumed(_)) if self.held_close.is_some() => return input.len(),
-                Ok(Step::Consumed(n)) => pos += n,
+                Ok(Step::Consumed(n)) => {
+                    pos += n;
+                    if std::mem::take(&mut self.delivered) && self.step && pos < input.len() {
+                        self.paused = true;
+                        return pos;
+                    }
+                }
                 Err(e) if self.hold && self.state == State::Open => {
                     self.trace_line(|| format!("!! {e} (held)"));
                     self.error = Some(e);
@@ -796,6 +830,7 @@ impl WsSession {
                 }
                 if self.state == State::Open {
                     on_message(kind, payload, out);
+                    self.delivered = true;
                 }
                 return Ok(Step::Consumed(hlen + len));
             }
@@ -940,6 +975,7 @@ impl WsSession {
         }
         if self.state == State::Open {
             on_message(kind, &message, out);
+            self.delivered = true;
         }
         Ok(())
     }
