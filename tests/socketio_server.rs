@@ -39,6 +39,14 @@ fn http(server: &TestServer, method: &str, target: &str, headers: &str, body: &[
     request(server, &req)
 }
 
+/// Engine.IO's answer to a request for a session it does not have.
+fn assert_unknown_sid(r: &Response) {
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
+    );
+}
+
 /// A polling session: its sid, and the packets of each GET.
 struct Poller<'s> {
     server: &'s TestServer,
@@ -274,10 +282,7 @@ fn refused_requests_get_engineio_error_bodies() {
         "",
         b"",
     );
-    assert_eq!(
-        (r.status, r.text().as_str()),
-        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
-    );
+    assert_unknown_sid(&r);
     let r = http(
         &server,
         "GET",
@@ -324,10 +329,7 @@ fn refused_requests_get_engineio_error_bodies() {
     );
     assert_eq!(request(&server, head.as_bytes()).status, 413);
     let r = http(&server, "GET", &p.target(), "", b"");
-    assert_eq!(
-        (r.status, r.text().as_str()),
-        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
-    );
+    assert_unknown_sid(&r);
     // A WebSocket version we do not speak: 426 naming ours (RFC 6455
     // §4.2.2).
     let r = http(

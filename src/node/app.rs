@@ -1484,7 +1484,12 @@ fn list_topics(
         return Ok(await_reply(w.ticket, now + c.timeout(), meta));
     }
     // One more than asked says whether there is a next page.
-    let mut topics = ctx.hub.topics(&prefix, after.as_deref(), limit + 1);
+    let mut topics: Vec<hub::TopicInfo> = ctx
+        .hub
+        .topics(&prefix, after.as_deref(), limit + 1)
+        .into_iter()
+        .map(|t| with_parked(ctx, t))
+        .collect();
     let more = topics.len() > limit;
     topics.truncate(limit);
     let mut body = Vec::with_capacity(64 + 200 * topics.len());
@@ -1493,7 +1498,7 @@ fn list_topics(
         if i > 0 {
             body.push(b',');
         }
-        write_topic_info(&mut body, &with_parked(ctx, t.clone()));
+        write_topic_info(&mut body, t);
     }
     body.extend_from_slice(b"],\"next\":");
     match topics.last() {
@@ -2531,8 +2536,15 @@ pub(crate) fn sio_respond_with(
     if status >= 400 {
         *ctx.stats.refused.entry(status).or_default() += 1;
     }
-    let headers = [extra, &[NO_CACHE]].concat();
-    ctx.respond_body(out, meta, status, content_type, &headers, body)
+    // Every poll answers here: a list is built only for extra fields.
+    let joined: Vec<(&str, &str)>;
+    let headers: &[(&str, &str)] = if extra.is_empty() {
+        &[NO_CACHE]
+    } else {
+        joined = [extra, &[NO_CACHE]].concat();
+        &joined
+    };
+    ctx.respond_body(out, meta, status, content_type, headers, body)
 }
 
 /// `OPTIONS` on an Engine.IO path: the CORS preflight every path has.
