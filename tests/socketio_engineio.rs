@@ -120,6 +120,52 @@ fn message_polling_closes_the_session_upon_duplicate_poll_requests() {
     assert_eq!(h.get_now(&q(sid)).0, 400);
 }
 
+/// polling.ts `onDataRequest`: a POST is taken when its head comes, so
+/// one that arrives while another's body is still on its way overlaps it.
+#[test]
+fn message_polling_closes_the_session_upon_overlapping_post_requests() {
+    let mut h = harness();
+    let sid = h.init_long_polling_session();
+    assert_eq!(h.get(&q(sid)), HttpAnswer::Park(sid));
+    // The first POST's head; its body is still coming.
+    h.engine.handle_post_head(&q(sid), h.now).unwrap();
+    // A second, whole, meanwhile.
+    let second = h.engine.handle_post_head(&q(sid), h.now).unwrap_err();
+    assert_eq!(second.status(), 400);
+    assert_eq!(second.to_string(), "Bad request");
+    h.pump();
+    // The parked GET is ended with a close packet; the first POST's body
+    // then finds no session.
+    assert_eq!(h.wire(sid).poll_responses, vec![b"1".to_vec()]);
+    assert_eq!(h.closed, vec![(sid, "transport error".to_string())]);
+    assert_eq!(h.post(&q(sid), b"4hello").0, 400);
+}
+
+#[test]
+fn posts_one_after_another_and_one_abandoned_mid_body_never_overlap() {
+    let mut h = harness();
+    let sid = h.init_long_polling_session();
+    for n in 0..3 {
+        h.engine.handle_post_head(&q(sid), h.now).unwrap();
+        assert_eq!(
+            h.post(&q(sid), format!("4m{n}").as_bytes()),
+            (200, "ok".into())
+        );
+    }
+    // A POST whose connection ends before its body does.
+    h.engine.handle_post_head(&q(sid), h.now).unwrap();
+    h.engine.handle_post_aborted(&q(sid));
+    h.engine.handle_post_head(&q(sid), h.now).unwrap();
+    assert_eq!(h.post(&q(sid), b"4m3"), (200, "ok".into()));
+    // A driver that never announces heads sees whole POSTs only.
+    assert_eq!(h.post(&q(sid), b"4m4"), (200, "ok".into()));
+    assert!(h.closed.is_empty());
+    assert_eq!(
+        h.get_now(&q(sid)),
+        (200, "4m0\x1e4m1\x1e4m2\x1e4m3\x1e4m4".into())
+    );
+}
+
 // message / WebSocket
 
 #[test]

@@ -350,6 +350,38 @@ fn refused_requests_get_engineio_error_bodies() {
     assert!(p.get()[0].starts_with(r#"439[{"error":{"status":404,"#));
 }
 
+/// polling.ts `onDataRequest`: one POST at a time per session, counted
+/// from its head; a second one meanwhile ends the session.
+#[test]
+fn a_post_while_another_posts_body_is_still_coming_ends_the_session() {
+    let server = TestServer::start(config());
+    let p = Poller::open(&server);
+    p.connect("");
+    // The first POST: its head, and the server's 100 Continue to show
+    // that it has been read; the body waits.
+    let mut slow = server.connect();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nExpect: 100-continue\r\n\
+         Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n",
+        p.target(),
+        server.addr
+    );
+    slow.write_all(head.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let interim = read_response(&mut slow, &mut buf, true);
+    assert_eq!(interim.status, 100);
+    // The second, whole, is refused, and the session is over.
+    let r = http(&server, "POST", &p.target(), "", b"3");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, r#"{"code":3,"message":"Bad request"}"#)
+    );
+    assert_unknown_sid(&http(&server, "GET", &p.target(), "", b""));
+    slow.write_all(b"41").unwrap();
+    let late = read_response(&mut slow, &mut buf, false);
+    assert_unknown_sid(&late);
+}
+
 #[test]
 fn tokens_are_checked_at_connect_and_per_topic() {
     let server = TestServer::start(Config {

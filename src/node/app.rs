@@ -260,6 +260,16 @@ pub(crate) fn process_http(
         let next = match http.poll_request(&input[at..], now, &mut interim) {
             Ok(None) => {
                 out.push(&interim);
+                // An Engine.IO session sees a POST at its head (one POST
+                // at a time, counted as the reference counts).
+                if let Some(req) = http.awaiting_body(&input[at..]) {
+                    let polling_post = req.method() == Method::Post
+                        && ctx.sio.engine_for(req.path()).is_some()
+                        && sio_origin_allowed(ctx, &req);
+                    if polling_post {
+                        ctx.sio.post_head(id, req.path(), req.query(), now);
+                    }
+                }
                 return at;
             }
             Err(e) => {

@@ -95,6 +95,9 @@ pub(crate) struct SioGlue {
     echo: Option<(String, Sessions)>,
     /// The connection parked on each session's GET.
     polls: HashMap<Sid, ConnId>,
+    /// Polling POSTs whose head has come and whose body is still being
+    /// read, by connection ([`SioGlue::post_head`]).
+    posts: HashMap<ConnId, PostHead>,
     /// Cluster mode: this node's tag, the start of its sids.
     pub(super) tag: Option<NodeTag>,
     /// Cluster mode: the GETs parked on this node's sessions from other
@@ -359,6 +362,7 @@ impl SioGlue {
                 .clone()
                 .map(|path| (path, Sessions::with_sid_source(eio, sid_source(tag)))),
             polls: HashMap::new(),
+            posts: HashMap::new(),
             tag,
             remote_polls: HashMap::new(),
             carried: HashMap::new(),
@@ -490,6 +494,58 @@ impl SioGlue {
                 Self::echo_events(s);
             }
             _ => self.server.handle_ws_closed(sid, now),
+        }
+    }
+
+    /// The head of a polling POST on connection `id` has come, its body
+    /// not yet (or it has, and no head was announced before): its session
+    /// learns of it now, as polling.ts `onDataRequest` does on arrival,
+    /// so that a second POST meanwhile is an overlap. Once per request.
+    pub(crate) fn post_head(&mut self, id: ConnId, path: &str, query: &str, now: Instant) {
+        if self.posts.contains_key(&id) {
+            return;
+        }
+        let Some(engine) = self.engine_for(path) else {
+            return;
+        };
+        let overlap = self.announce_post(engine, query, now).is_err();
+        let head = PostHead {
+            engine,
+            query: query.to_owned(),
+            overlap,
+        };
+        self.posts.insert(id, head);
+    }
+
+    /// Tells `query`'s session of a POST's head; `Err` if it overlaps
+    /// another (the session has closed).
+    fn announce_post(
+        &mut self,
+        engine: EngineKind,
+        query: &str,
+        now: Instant,
+    ) -> Result<(), SessionError> {
+        self.dirty = true;
+        match (engine, &mut self.echo) {
+            (EngineKind::EngineIo, Some((_, s))) => s.handle_post_head(query, now),
+            _ => self.server.handle_post_head(query, now),
+        }
+    }
+
+    /// Connection `id` ended with a POST's body unfinished.
+    fn post_aborted(&mut self, id: ConnId) {
+        let post = self.posts.remove(&id);
+        self.undo_post(post);
+    }
+
+    /// A POST whose head its session saw will not be handed to it.
+    fn undo_post(&mut self, post: Option<PostHead>) {
+        let Some(p) = post.filter(|p| !p.overlap) else {
+            return;
+        };
+        match (p.engine, &mut self.echo) {
+            (EngineKind::EngineIo, Some((_, s))) => s.handle_post_aborted(&p.query),
+            _ => self.server.handle_post_aborted(&p.query),
         }
     }
 
@@ -635,18 +691,32 @@ pub(crate) fn http_request(
         let body = br#"{"code":4,"message":"Forbidden"}"#;
         return app::sio_respond(ctx, out, meta, 403, ERROR_CONTENT_TYPE, body);
     }
+    // Its session has seen a POST's head since it came (polling.ts takes
+    // a POST on arrival); one whose body came with it is announced now.
+    let post = (req.method() == Method::Post)
+        .then(|| {
+            ctx.sio.post_head(id, req.path(), req.query(), now);
+            ctx.sio.posts.remove(&id)
+        })
+        .flatten();
     let upgrade = req
         .header("upgrade")
         .is_some_and(|v| v.eq_ignore_ascii_case(b"websocket"));
     if upgrade {
+        ctx.sio.undo_post(post);
         return ws_request(ctx, id, out, req, engine, now);
     }
     if let Some(next) = relay_request(ctx, id, out, req, engine, now) {
+        ctx.sio.undo_post(post);
         return next;
     }
-    let answer = ctx
-        .sio
-        .http(engine, req.method().as_str(), req.query(), req.body, now);
+    let overlap = post.is_some_and(|p| p.overlap);
+    let answer = if overlap {
+        SessionError::DuplicatePost.answer()
+    } else {
+        ctx.sio
+            .http(engine, req.method().as_str(), req.query(), req.body, now)
+    };
     if let Some(sid) = crate::wire::engineio::Query::parse(req.query()).sid {
         nudge(ctx, Sid::parse(sid));
     }
@@ -763,7 +833,14 @@ fn relayed_request(ctx: &mut Ctx, request: &Relay<'_>, now: Instant) {
         return;
     };
     let engine = engine_kind(engine);
-    let answer = ctx.sio.http(engine, method.as_str(), query, body, now);
+    // A relayed POST comes whole: its head is announced with it, so that
+    // it overlaps a local POST still being read, as any other would.
+    let overlap = method == PollMethod::Post && ctx.sio.announce_post(engine, query, now).is_err();
+    let answer = if overlap {
+        SessionError::DuplicatePost.answer()
+    } else {
+        ctx.sio.http(engine, method.as_str(), query, body, now)
+    };
     let sid = crate::wire::engineio::Query::parse(query)
         .sid
         .and_then(Sid::parse);
@@ -1130,6 +1207,7 @@ fn carried_message(ctx: &mut Ctx, relay: &Relay<'_>, now: Instant) {
 /// WebSocket that ends tells its session.
 pub(super) fn on_leave(ctx: &mut Ctx, id: ConnId, state: &State, to: Phase, now: Instant) {
     match state {
+        State::Http(_) => ctx.sio.post_aborted(id),
         State::EioPoll(p) if to != Phase::EioParked && ctx.sio.polls.get(&p.sid) == Some(&id) => {
             ctx.sio.polls.remove(&p.sid);
             ctx.sio.poll_aborted(p.engine, p.sid, now);
@@ -1187,6 +1265,15 @@ fn sub_number(sock: usize, slot: usize) -> usize {
 
 /// A message as the packet every socket receives: its text (written
 /// once) and its attachments.
+/// A polling POST whose head its session has seen.
+struct PostHead {
+    engine: EngineKind,
+    query: String,
+    /// Another POST of the session was on its way: the session closed,
+    /// and this one is answered "Bad request".
+    overlap: bool,
+}
+
 pub(crate) struct Encoded {
     text: String,
     attachments: Vec<Vec<u8>>,
@@ -2595,6 +2682,74 @@ mod tests {
         h.eof(c);
         assert!(h.node.ctx.sio.polls.is_empty());
         assert_eq!(h.node.ctx.sio.server.engine().len(), 0);
+    }
+
+    fn post_head(sid: &str, len: usize) -> Vec<u8> {
+        format!(
+            "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: t\r\n\
+             Content-Type: text/plain\r\nContent-Length: {len}\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_post_while_another_posts_body_is_coming_is_refused_and_ends_the_session() {
+        let mut h = harness();
+        let (c, sid) = handshake(&mut h);
+        h.send(c, &get(&sid));
+        // The first POST's head and part of its body.
+        let (a, b) = (h.connect(), h.connect());
+        let mut first = post_head(&sid, 6);
+        first.extend_from_slice(b"4he");
+        h.send(a, &first);
+        assert_eq!(h.take_text(a), "");
+        // A second, whole, overlaps it (polling.ts: "data request
+        // overlap from client").
+        let mut second = post_head(&sid, 3);
+        second.extend_from_slice(b"4hi");
+        h.send(b, &second);
+        let refused = h.take_text(b);
+        assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+        assert!(
+            refused.ends_with(r#"{"code":3,"message":"Bad request"}"#),
+            "{refused}"
+        );
+        // The parked GET is ended with a close packet, the session is gone,
+        // and the first POST's body finds no session.
+        assert!(h.take_text(c).ends_with("\r\n\r\n1"));
+        h.send(a, b"llo");
+        let late = h.take_text(a);
+        assert!(
+            late.ends_with(r#"{"code":1,"message":"Session ID unknown"}"#),
+            "{late}"
+        );
+        assert!(h.node.ctx.sio.posts.is_empty());
+    }
+
+    #[test]
+    fn a_post_cut_off_mid_body_does_not_make_the_next_one_overlap() {
+        let mut h = harness();
+        let (_, sid) = handshake(&mut h);
+        let a = h.connect();
+        let mut first = post_head(&sid, 6);
+        first.extend_from_slice(b"4he");
+        h.send(a, &first);
+        h.eof(a);
+        assert!(h.node.ctx.sio.posts.is_empty());
+        // The next POST (two pongs) arrives in pieces, on one connection,
+        // and is fine.
+        let b = h.connect();
+        h.send(b, &post_head(&sid, 3));
+        h.send(b, b"3\x1e");
+        h.send(b, b"3");
+        let ok = h.take_text(b);
+        assert!(ok.ends_with("\r\n\r\nok"), "{ok}");
+        let mut whole = post_head(&sid, 2);
+        whole.extend_from_slice(b"40");
+        h.send(b, &whole);
+        let ok = h.take_text(b);
+        assert!(ok.ends_with("\r\n\r\nok"), "{ok}");
+        assert_eq!(h.node.ctx.sio.server.engine().len(), 1);
     }
 
     /// A client's text frame (masked with the zero key, RFC 6455 §5.3).

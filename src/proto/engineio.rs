@@ -44,11 +44,14 @@
 //! | a WebSocket message | `handle_ws_message(sid, binary, data)` | an `Err` has already queued `Transmit::CloseWs` |
 //! | the WebSocket ends | `handle_ws_closed(sid)` | |
 //! | a parked GET's connection ends | `handle_poll_aborted(sid)` | the session closes, as the reference does |
+//! | the head of a `POST` (every one, before `handle_http`) | `handle_post_head(query)` | `Err(e)`: `e.answer()` once its body is in; the session has closed |
+//! | a POST's connection ends before its body | `handle_post_aborted(query)` | |
 //!
 //! Set the WebSocket's message limit to `max_payload` (or above: the
-//! session checks it too). Bodies are handed over whole, so two POSTs of
-//! one session never overlap here. CORS and origin checks belong to the
-//! core, before these calls.
+//! session checks it too). Bodies are handed over whole; the heads are
+//! what lets a session see two POSTs overlap, as the reference does
+//! (one GET and one POST at a time). CORS and origin checks belong to
+//! the core, before these calls.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -270,6 +273,10 @@ pub enum SessionError {
     /// another is waiting. The session closes, as the reference does.
     #[error("Bad request")]
     DuplicateGet,
+    /// polling.ts `onDataRequest`: "data request overlap from client", a
+    /// POST while another one's body is still coming. The session closes.
+    #[error("Bad request")]
+    DuplicatePost,
     /// `EIO` is not `4`.
     #[error("Unsupported protocol version")]
     UnsupportedProtocolVersion,
@@ -300,7 +307,9 @@ impl SessionError {
             SessionError::TransportUnknown => ErrorCode::TransportUnknown,
             SessionError::UnknownSid => ErrorCode::UnknownSid,
             SessionError::BadHandshakeMethod => ErrorCode::BadHandshakeMethod,
-            SessionError::TransportMismatch | SessionError::DuplicateGet => ErrorCode::BadRequest,
+            SessionError::TransportMismatch
+            | SessionError::DuplicateGet
+            | SessionError::DuplicatePost => ErrorCode::BadRequest,
             SessionError::UnsupportedProtocolVersion => ErrorCode::UnsupportedProtocolVersion,
             SessionError::Packet(EioError::PayloadTooLarge { .. }) => return None,
             SessionError::Packet(_) => ErrorCode::BadRequest,
@@ -404,6 +413,9 @@ pub struct EioSession {
     upgrade: Upgrade,
     /// A GET is parked, waiting for packets.
     get_parked: bool,
+    /// polling.ts `dataReq`: a POST's head has come and its body has not
+    /// been handed over yet ([`handle_post_head`](Self::handle_post_head)).
+    post_open: bool,
     /// Packets for the next poll (polling only).
     outbox: Vec<Packet>,
     transmits: VecDeque<Transmit>,
@@ -442,6 +454,7 @@ impl EioSession {
             phase: Phase::Open,
             upgrade: Upgrade::None,
             get_parked: false,
+            post_open: false,
             outbox: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -516,8 +529,36 @@ impl EioSession {
         Ok(PollOutcome::Park)
     }
 
+    /// The head of a polling POST, before its body is read. polling.ts
+    /// `onDataRequest` takes a POST on arrival, not when its body ends, so
+    /// a second POST while one is on its way is "data request overlap
+    /// from client": a transport error, and the session closes. A POST
+    /// the session would refuse anyway is left to
+    /// [`handle_poll_post`](Self::handle_poll_post).
+    pub fn handle_post_head(&mut self, now: Instant) -> Result<(), SessionError> {
+        self.handle_timeout(now);
+        if self.phase != Phase::Open || self.transport != Transport::Polling {
+            return Ok(());
+        }
+        if self.post_open {
+            self.post_open = false;
+            self.close_with(CloseReason::TransportError, PacketType::Close);
+            return Err(SessionError::DuplicatePost);
+        }
+        self.post_open = true;
+        Ok(())
+    }
+
+    /// The connection of the POST whose head came ended before its body
+    /// did (polling.ts cleans `dataReq` up on the request's `close`).
+    pub fn handle_post_aborted(&mut self) {
+        self.post_open = false;
+    }
+
     /// A polling POST with its whole body; `Ok` is answered `ok`.
     pub fn handle_poll_post(&mut self, body: &[u8], now: Instant) -> Result<(), SessionError> {
+        // The POST whose head was announced is this one: it is done.
+        self.post_open = false;
         self.handle_timeout(now);
         if self.phase != Phase::Open {
             return Err(SessionError::UnknownSid);
@@ -1125,6 +1166,44 @@ impl Sessions {
         now: Instant,
     ) -> Result<(), SessionError> {
         self.with_session(sid, |s| s.handle_ws_message(binary, data, now))
+    }
+
+    /// The head of a polling POST for `query`'s session has come and its
+    /// body is still to be read ([`EioSession::handle_post_head`]). A
+    /// driver that reads bodies in pieces calls this for every POST, at
+    /// its head, and then [`handle_http`](Self::handle_http) with the
+    /// whole body (or [`handle_post_aborted`](Self::handle_post_aborted));
+    /// one that never calls it simply sees no overlaps. `Err` is the
+    /// overlapping POST's answer: the session has closed.
+    pub fn handle_post_head(&mut self, query: &str, now: Instant) -> Result<(), SessionError> {
+        let Some(sid) = Self::polling_sid(query) else {
+            return Ok(());
+        };
+        match self.with_session(sid, |s| s.handle_post_head(now)) {
+            Err(SessionError::UnknownSid) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// The POST announced by [`handle_post_head`](Self::handle_post_head)
+    /// ended before its body was complete.
+    pub fn handle_post_aborted(&mut self, query: &str) {
+        let Some(sid) = Self::polling_sid(query) else {
+            return;
+        };
+        let _ = self.with_session(sid, |s| {
+            s.handle_post_aborted();
+            Ok(())
+        });
+    }
+
+    /// The session a polling request's query names.
+    fn polling_sid(query: &str) -> Option<Sid> {
+        let q = Query::parse(query);
+        if q.transport.and_then(Transport::from_query) != Some(Transport::Polling) {
+            return None;
+        }
+        q.sid.and_then(Sid::parse)
     }
 
     /// The connection of `sid`'s parked GET ended unanswered.

@@ -245,6 +245,21 @@ impl HttpConn {
         self.head.target(input)
     }
 
+    /// The request whose head is parsed and whose body is still coming,
+    /// with its body empty: what may be judged before the body is read.
+    pub fn awaiting_body<'a>(&'a self, input: &'a [u8]) -> Option<Request<'a>> {
+        if matches!(self.phase, Phase::Head) || self.head.len > input.len() {
+            return None;
+        }
+        Some(Request {
+            head: &self.head,
+            buf: input,
+            body: &[],
+            keep_alive: false,
+            path: path_of(self.head.target(input)),
+        })
+    }
+
     pub fn new(limits: HttpLimits) -> HttpConn {
         HttpConn {
             limits,

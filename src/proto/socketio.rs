@@ -486,6 +486,19 @@ impl SioServer {
         self.new_id = ids;
     }
 
+    /// A polling POST's head, before its body; see
+    /// [`Sessions::handle_post_head`].
+    pub fn handle_post_head(&mut self, query: &str, now: Instant) -> Result<(), SessionError> {
+        let r = self.eio.handle_post_head(query, now);
+        self.process(now);
+        r
+    }
+
+    /// See [`Sessions::handle_post_aborted`].
+    pub fn handle_post_aborted(&mut self, query: &str) {
+        self.eio.handle_post_aborted(query);
+    }
+
     /// A polling request; see [`Sessions::handle_http`].
     pub fn handle_http(
         &mut self,
