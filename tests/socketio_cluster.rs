@@ -346,6 +346,46 @@ fn a_polling_session_is_served_by_whichever_node_each_request_reaches() {
     assert_eq!(r.text(), r#"{"code":1,"message":"Session ID unknown"}"#);
 }
 
+/// server.ts: a payload over `maxPayload` is 413 and the session's end.
+/// Over the body limit of the node it reaches, a POST is refused there
+/// before its body is read, and the session's own node is told (`R`).
+#[test]
+fn a_post_too_large_for_the_node_it_reaches_ends_the_session_on_its_own_node() {
+    let redis = redis!();
+    let a = node(&redis);
+    let b = start_cluster_node(
+        redis.url(),
+        Config {
+            max_body_bytes: 1024,
+            ..Config::default()
+        },
+    );
+    let sid = open_polling(&a);
+    post_packets(&a, &sid, &["40"]);
+    assert!(get_packets(&a, &sid)[0].starts_with("40{\"sid\":"));
+    let mut parked = park_get(&a, &sid);
+    std::thread::sleep(Duration::from_millis(100));
+    // Only the head: the body would never be read.
+    let mut s = b.connect();
+    write!(
+        s,
+        "POST {} HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n",
+        polling(&sid)
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(read_response(&mut s, &mut buf, false).status, 413);
+    // The GET waiting on a is ended with a close packet, and the session
+    // is gone on both nodes.
+    let mut buf = Vec::new();
+    let closed = read_response(&mut parked, &mut buf, false);
+    assert_eq!((closed.status, closed.text().as_str()), (200, "1"));
+    for n in [&a, &b] {
+        let r = http(n, "GET", &polling(&sid), b"");
+        assert_eq!(r.text(), r#"{"code":1,"message":"Session ID unknown"}"#);
+    }
+}
+
 #[test]
 fn a_session_whose_node_is_gone_is_unknown_to_the_others_in_bounded_time() {
     let redis = redis!();

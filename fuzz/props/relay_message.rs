@@ -89,6 +89,11 @@ fn built(data: &[u8]) {
         },
         4 => Relay::WsDrained { from, waiter, sid },
         5 => Relay::WsGone { from, waiter, sid },
+        6 if pick & 64 != 0 => Relay::Refused {
+            from,
+            engine,
+            query: line,
+        },
         6 => Relay::WsOut {
             waiter,
             binary,

@@ -276,7 +276,7 @@ pub(crate) fn process_http(
                 if let crate::proto::http::HttpError::BodyTooLarge(_) = e {
                     let target = http.refused_target(&input[at..]);
                     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                    ctx.sio.refuse_payload(path, query);
+                    super::sio::refuse_post(ctx, path, query);
                 }
                 let status = e.status();
                 answer_error(ctx, id, conn, &e.to_string(), status, now);

@@ -438,13 +438,10 @@ impl SioGlue {
         }
     }
 
-    /// A polling POST to `path` refused for its size before its body was
-    /// read (the HTTP layer's 413): its session ends, as for any payload
-    /// over `maxPayload`.
-    pub(crate) fn refuse_payload(&mut self, path: &str, query: &str) {
-        let Some(engine) = self.engine_for(path) else {
-            return;
-        };
+    /// A polling POST refused for its size before its body was read (see
+    /// [`refuse_post`]): its session ends, as for any payload over
+    /// `maxPayload`.
+    fn refuse_payload(&mut self, engine: EngineKind, query: &str) {
         self.dirty = true;
         match (engine, &mut self.echo) {
             (EngineKind::EngineIo, Some((_, s))) => s.refuse_payload(query),
@@ -1005,6 +1002,34 @@ fn engine_kind(engine: relay::Engine) -> EngineKind {
     match engine {
         relay::Engine::SocketIo => EngineKind::SocketIo,
         relay::Engine::EngineIo => EngineKind::EngineIo,
+    }
+}
+
+/// A polling POST to `path` refused for its size before its body was
+/// read (the HTTP layer's 413). Its session ends, as for any payload over
+/// `maxPayload`: here, or (cluster mode) on the node that holds it, told
+/// with `R`. Nothing waits for that node; if Redis cannot take it, the
+/// session ends at its ping timeout instead.
+pub(crate) fn refuse_post(ctx: &mut Ctx, path: &str, query: &str) {
+    let Some(engine) = ctx.sio.engine_for(path) else {
+        return;
+    };
+    let Some((_, owner)) = foreign_owner(ctx, query) else {
+        ctx.sio.refuse_payload(engine, query);
+        return;
+    };
+    let (Some(from), Some(cluster)) = (ctx.sio.tag, ctx.cluster.as_mut()) else {
+        return;
+    };
+    let refused = Relay::Refused {
+        from,
+        engine: relay_engine(engine),
+        query,
+    };
+    let mut payload = Vec::new();
+    if relay::write(&refused, &mut payload).is_ok() && cluster.relay(owner, &payload, None).is_ok()
+    {
+        ctx.stats.sio_relayed += 1;
     }
 }
 
@@ -2395,6 +2420,9 @@ impl Node {
     pub(super) fn sio_relayed(&mut self, payload: &[u8], now: Instant) {
         match relay::parse(payload) {
             Ok(request @ Relay::Request { .. }) => relayed_request(&mut self.ctx, &request, now),
+            Ok(Relay::Refused { engine, query, .. }) => {
+                self.ctx.sio.refuse_payload(engine_kind(engine), query);
+            }
             Ok(Relay::Answer {
                 waiter,
                 status,

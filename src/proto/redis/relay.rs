@@ -27,6 +27,7 @@
 //! ```text
 //! Q <from> <conn> <ticket> <s|e> <GET|POST> LF <query> LF <body>
 //! A <conn> <ticket> <status> LF <content-type> LF <body>
+//! R <from> <s|e> LF <query> LF
 //!
 //! O <from> <conn> <ticket> <s|e> LF <query> LF
 //! M <from> <conn> <ticket> <t|b> LF <sid> LF <data>
@@ -42,6 +43,11 @@
 //!   engine, `e` the Engine.IO-only one (`--engineio-echo`, tests).
 //! - `A` (answer) goes to `<from>`'s channel: what the owner would have
 //!   written on its own connection, status, content type and body.
+//! - `R` (refused) goes to the owner's channel: a POST for the session of
+//!   `<query>` was over every body `<from>` takes, and was answered 413
+//!   there before its body was read. No answer follows; the session ends
+//!   as for any payload over `maxPayload`, as it would have on its own
+//!   node.
 //!
 //! A WebSocket for a session of another node (the upgrade of a polling
 //! session whose request the balancer sent elsewhere) is *carried*: the
@@ -226,6 +232,13 @@ pub enum Relay<'a> {
         query: &'a str,
         body: &'a [u8],
     },
+    /// `R`: a POST for the session of `query` refused at `from` for its
+    /// size, before its body was read.
+    Refused {
+        from: NodeTag,
+        engine: Engine,
+        query: &'a str,
+    },
     /// The owner's answer to a request.
     Answer {
         waiter: Waiter,
@@ -238,7 +251,7 @@ pub enum Relay<'a> {
 /// A relayed message we do not read, named after the rule it breaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum RelayError {
-    #[error("not a relay message (kind is none of Q A O M D X W C)")]
+    #[error("not a relay message (kind is none of Q A R O M D X W C)")]
     UnknownKind,
     #[error("the header line does not have the fields of its kind")]
     BadFields,
@@ -388,6 +401,20 @@ pub fn parse(payload: &[u8]) -> Result<Relay<'_>, RelayError> {
                 body,
             })
         }
+        Some(b"R") => {
+            let [_, from, eng] = fields[..] else {
+                return Err(RelayError::BadFields);
+            };
+            let (from, engine) = (tag(from)?, engine(eng)?);
+            let (query, rest) = line(rest)?;
+            let query = text(query)?;
+            end(rest)?;
+            Ok(Relay::Refused {
+                from,
+                engine,
+                query,
+            })
+        }
         Some(b"A") => {
             let [_, conn, ticket, status] = fields[..] else {
                 return Err(RelayError::BadFields);
@@ -507,6 +534,19 @@ pub fn write(relay: &Relay<'_>, out: &mut Vec<u8>) -> Result<(), RelayError> {
                 method.as_str()
             );
             out.extend_from_slice(body);
+        }
+        Relay::Refused {
+            from,
+            engine,
+            query,
+        } => {
+            text(query.as_bytes())?;
+            let _ = write!(
+                out,
+                "R {} {}\n{query}\n",
+                from.as_str(),
+                engine_str(*engine)
+            );
         }
         Relay::Answer {
             waiter,
@@ -639,6 +679,25 @@ mod tests {
         write(&relay, &mut out).unwrap();
         assert_eq!(out, b"A 0 1 200\ntext/plain; charset=UTF-8\n");
         assert_eq!(parse(&out), Ok(relay));
+    }
+
+    #[test]
+    fn a_refusal_reads_back_and_carries_nothing_after_its_query() {
+        let relay = Relay::Refused {
+            from: tag(),
+            engine: Engine::SocketIo,
+            query: "EIO=4&transport=polling&sid=OtherNd1xxxxxxxxxxxxxxxxxxx",
+        };
+        let mut out = Vec::new();
+        write(&relay, &mut out).unwrap();
+        assert_eq!(
+            out,
+            b"R AbCd-_09 s\nEIO=4&transport=polling&sid=OtherNd1xxxxxxxxxxxxxxxxxxx\n"
+        );
+        assert_eq!(parse(&out), Ok(relay));
+        out.push(b'x');
+        assert_eq!(parse(&out), Err(RelayError::TrailingBytes));
+        assert_eq!(parse(b"R AbCd-_09\nq\n"), Err(RelayError::BadFields));
     }
 
     fn sid() -> Sid {
