@@ -494,10 +494,10 @@ impl SioGlue {
         }
     }
 
-    /// The head of a polling POST on connection `id` has come, its body
-    /// not yet (or it has, and no head was announced before): its session
-    /// learns of it now, as polling.ts `onDataRequest` does on arrival,
-    /// so that a second POST meanwhile is an overlap. Once per request.
+    /// The head of a polling POST on connection `id` has come and its
+    /// body not yet: its session learns of it now, as polling.ts
+    /// `onDataRequest` does on arrival, so that a second POST meanwhile is
+    /// an overlap. Once per request.
     pub(crate) fn post_head(&mut self, id: ConnId, path: &str, query: &str, now: Instant) {
         if self.posts.contains_key(&id) {
             return;
@@ -531,18 +531,20 @@ impl SioGlue {
 
     /// Connection `id` ended with a POST's body unfinished.
     fn post_aborted(&mut self, id: ConnId) {
-        let post = self.posts.remove(&id);
-        self.undo_post(post);
+        if let Some(p) = self.posts.remove(&id) {
+            self.undo_post(p.engine, &p.query, Some(p.overlap));
+        }
     }
 
-    /// A POST whose head its session saw will not be handed to it.
-    fn undo_post(&mut self, post: Option<PostHead>) {
-        let Some(p) = post.filter(|p| !p.overlap) else {
+    /// A POST whose head its session saw (`overlap` is `Some`) will not be
+    /// handed to it.
+    fn undo_post(&mut self, engine: EngineKind, query: &str, overlap: Option<bool>) {
+        if overlap != Some(false) {
             return;
-        };
-        match (p.engine, &mut self.echo) {
-            (EngineKind::EngineIo, Some((_, s))) => s.handle_post_aborted(&p.query),
-            _ => self.server.handle_post_aborted(&p.query),
+        }
+        match (engine, &mut self.echo) {
+            (EngineKind::EngineIo, Some((_, s))) => s.handle_post_aborted(query),
+            _ => self.server.handle_post_aborted(query),
         }
     }
 
@@ -688,27 +690,25 @@ pub(crate) fn http_request(
         let body = br#"{"code":4,"message":"Forbidden"}"#;
         return app::sio_respond(ctx, out, meta, 403, ERROR_CONTENT_TYPE, body);
     }
-    // Its session has seen a POST's head since it came (polling.ts takes
-    // a POST on arrival); one whose body came with it is announced now.
-    let post = (req.method() == Method::Post)
-        .then(|| {
-            ctx.sio.post_head(id, req.path(), req.query(), now);
-            ctx.sio.posts.remove(&id)
-        })
-        .flatten();
+    // polling.ts takes a POST on arrival: its session saw the head of one
+    // whose body came later (`post_head`); one that came whole is
+    // announced now. `Some(true)`: it overlaps another.
+    let overlap = (req.method() == Method::Post).then(|| match ctx.sio.posts.remove(&id) {
+        Some(p) => p.overlap,
+        None => ctx.sio.announce_post(engine, req.query(), now).is_err(),
+    });
     let upgrade = req
         .header("upgrade")
         .is_some_and(|v| v.eq_ignore_ascii_case(b"websocket"));
     if upgrade {
-        ctx.sio.undo_post(post);
+        ctx.sio.undo_post(engine, req.query(), overlap);
         return ws_request(ctx, id, out, req, engine, now);
     }
     if let Some(next) = relay_request(ctx, id, out, req, engine, now) {
-        ctx.sio.undo_post(post);
+        ctx.sio.undo_post(engine, req.query(), overlap);
         return next;
     }
-    let overlap = post.is_some_and(|p| p.overlap);
-    let answer = if overlap {
+    let answer = if overlap == Some(true) {
         SessionError::DuplicatePost.answer()
     } else {
         ctx.sio
@@ -1288,8 +1288,6 @@ fn sub_number(sock: usize, slot: usize) -> usize {
     SIO_SUBS + sock * MAX_SUBS + slot
 }
 
-/// A message as the packet every socket receives: its text (written
-/// once) and its attachments.
 /// A polling POST whose head its session has seen.
 struct PostHead {
     engine: EngineKind,
@@ -1299,6 +1297,8 @@ struct PostHead {
     overlap: bool,
 }
 
+/// A message as the packet every socket receives: its text (written
+/// once) and its attachments.
 pub(crate) struct Encoded {
     text: String,
     attachments: Vec<Vec<u8>>,

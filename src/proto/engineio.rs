@@ -1266,7 +1266,7 @@ impl Sessions {
     /// A polling POST for `query`'s session refused for its size before
     /// its body was read ([`EioSession::refuse_payload`]).
     pub fn refuse_payload(&mut self, query: &str) {
-        let Some(sid) = Query::parse(query).sid.and_then(Sid::parse) else {
+        let Some(sid) = Self::polling_sid(query) else {
             return;
         };
         let _ = self.with_session(sid, |s| {
