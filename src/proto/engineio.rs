@@ -1188,13 +1188,17 @@ impl Sessions {
     /// The POST announced by [`handle_post_head`](Self::handle_post_head)
     /// ended before its body was complete.
     pub fn handle_post_aborted(&mut self, query: &str) {
-        let Some(sid) = Self::polling_sid(query) else {
-            return;
-        };
-        let _ = self.with_session(sid, |s| {
-            s.handle_post_aborted();
-            Ok(())
-        });
+        self.on_polling_session(query, EioSession::handle_post_aborted);
+    }
+
+    /// Runs `f` on the session a polling request's query names, if any.
+    fn on_polling_session(&mut self, query: &str, f: impl FnOnce(&mut EioSession)) {
+        if let Some(sid) = Self::polling_sid(query) {
+            let _ = self.with_session(sid, |s| {
+                f(s);
+                Ok(())
+            });
+        }
     }
 
     /// The session a polling request's query names.
@@ -1266,13 +1270,7 @@ impl Sessions {
     /// A polling POST for `query`'s session refused for its size before
     /// its body was read ([`EioSession::refuse_payload`]).
     pub fn refuse_payload(&mut self, query: &str) {
-        let Some(sid) = Self::polling_sid(query) else {
-            return;
-        };
-        let _ = self.with_session(sid, |s| {
-            s.refuse_payload();
-            Ok(())
-        });
+        self.on_polling_session(query, EioSession::refuse_payload);
     }
 
     /// Closes a session from the server's side.
