@@ -18,6 +18,11 @@
 #                  upgrade made or refused (skipped without redis-server)
 #   python (tests/interop/test_websockets.py)
 #     websockets   /echo and a topic WebSocket, compressed and not
+#   python (tests/interop/test_python_socketio.py)
+#     python-socketio  /socket.io/ with another Engine.IO and Socket.IO
+#                  implementation: polling, WebSocket and the upgrade,
+#                  acks, named events, HTTP JSON, binary as bytes,
+#                  refusals, an unknown namespace
 #   python (tests/interop/test_tls.py, its own TLS server and test CA)
 #     ssl          HTTPS with ALPN, TLS 1.2, SSE over TLS, WSS, plaintext
 #                  on the TLS port
@@ -57,7 +62,7 @@ trap cleanup EXIT
 step "npm ci (ws, eventsource, socket.io-client)"
 (cd "$DIR" && npm ci --no-audit --no-fund --loglevel=error)
 
-step "python virtualenv (websockets)"
+step "python virtualenv (websockets, python-socketio)"
 if ! "$VENV/bin/python" -c 'import websockets' 2>/dev/null; then
     rm -rf "$VENV"
     "$PYTHON" -m venv "$VENV"
@@ -127,6 +132,9 @@ step "node --test (ws, eventsource, fetch, socket.io-client)"
 
 step "python websockets"
 (cd "$DIR" && timeout 60 "$VENV/bin/python" test_websockets.py) || failed=1
+
+step "python-socketio"
+(cd "$DIR" && timeout 90 "$VENV/bin/python" test_python_socketio.py) || failed=1
 
 step "python ssl (TLS)"
 (cd "$DIR" && PUSHWIRE_BIN="$TARGET_DIR/release/pushwire" timeout 60 "$VENV/bin/python" test_tls.py) || failed=1
