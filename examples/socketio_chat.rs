@@ -74,7 +74,7 @@ impl Namespace for Chat {
                     socket.emit_to(m, "joined", vec![joined.clone()]);
                 }
                 if let Some(ack) = event.ack {
-                    let n = Value::Number(members.len() as f64);
+                    let n = Value::from(members.len() as f64);
                     let reply = object(vec![("room", Value::String(room.into())), ("members", n)]);
                     socket.ack(ack, vec![reply], Vec::new());
                 }
@@ -95,7 +95,7 @@ impl Namespace for Chat {
                             socket.emit_to(m, "said", vec![said.clone()]);
                         }
                     }
-                    object(vec![("delivered", Value::Number(members.len() as f64))])
+                    object(vec![("delivered", Value::from(members.len() as f64))])
                 } else {
                     object(vec![("error", Value::String("not in room".into()))])
                 };

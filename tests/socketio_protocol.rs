@@ -473,7 +473,7 @@ impl Namespace for Recording {
             .lock()
             .unwrap()
             .push(format!("connect recovered={}", socket.recovered()));
-        socket.emit_with_ack("hello", vec![Value::Number(1.0)]);
+        socket.emit_with_ack("hello", vec![Value::from(1.0)]);
         Ok(())
     }
 

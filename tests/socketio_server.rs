@@ -273,6 +273,52 @@ fn a_websocket_only_session_gets_binary_back_as_binary_and_text_transports_base6
 }
 
 #[test]
+fn numbers_an_f64_would_round_are_relayed_as_they_were_written() {
+    // A client that is not JavaScript publishes a 64-bit id, a long
+    // decimal and a number past the f64 range: every transport gets the
+    // digits it sent (RFC 8259 §6), with or without a binary attachment
+    // (whose data is rewritten around the placeholder).
+    let server = TestServer::start(config());
+    let mut sse = sse(&server, "big", None);
+    let mut w = ws(&server, "/socket.io/?EIO=4&transport=websocket");
+    text(&mut w);
+    w.send_text("40").unwrap();
+    text(&mut w);
+    w.send_text(r#"421["subscribe","big"]"#).unwrap();
+    text(&mut w);
+    let data =
+        r#"{"id":12345678901234567890,"pi":3.141592653589793238462643383279,"huge":1E400,"n":1e2}"#;
+    w.send_text(&format!(r#"422["publish","big",{data}]"#))
+        .unwrap();
+    assert!(text(&mut w).starts_with(r#"432[{"id":""#));
+    // `1e2` the f64 says exactly: written as JavaScript writes it.
+    let kept =
+        r#"{"id":12345678901234567890,"pi":3.141592653589793238462643383279,"huge":1E400,"n":100}"#;
+    assert!(text(&mut w).starts_with(&format!(r#"42["message",{kept},"#)));
+    assert_eq!(sse_event(&mut sse).data, kept);
+    w.send_text(
+        r#"451-3["publish","big",{"id":9007199254740993,"b":{"_placeholder":true,"num":0}}]"#,
+    )
+    .unwrap();
+    w.send_binary(&[1]).unwrap();
+    assert!(text(&mut w).starts_with(r#"433[{"id":""#));
+    let event = text(&mut w);
+    assert!(
+        event.starts_with(
+            r#"451-["message",{"id":9007199254740993,"b":{"_placeholder":true,"num":0}},"#
+        ),
+        "{event}"
+    );
+    assert_eq!(w.recv().unwrap(), WsMessage::Binary(vec![1]));
+    let polled = get(&server, "/topics/big/messages").text();
+    assert!(
+        polled
+            .contains(r#""data":{"id":9007199254740993,"b":{"encoding":"base64","data":"AQ=="}}"#),
+        "{polled}"
+    );
+}
+
+#[test]
 fn refused_requests_get_engineio_error_bodies() {
     let server = TestServer::start(config());
     let r = http(

@@ -97,7 +97,7 @@ fn oracle(data: &[u8], ours: &Result<Value, pushwire::wire::json::JsonError>) {
 #[cfg(fuzzing)]
 fn finite(v: &Value) -> bool {
     match v {
-        Value::Number(n) => n.is_finite(),
+        Value::Number(n) => n.value().is_finite(),
         Value::Array(items) => items.iter().all(finite),
         Value::Object(members) => members.iter().all(|(_, v)| finite(v)),
         _ => true,
@@ -114,6 +114,9 @@ fn canon(v: &Value) -> Value {
             m.sort_by(|a, b| a.0.cmp(&b.0));
             Value::Object(m)
         }
+        // serde_json reads numbers as `f64` (or exact integers that it
+        // gives back as the nearest `f64`): compare those, not texts.
+        Value::Number(n) => Value::from(n.value()),
         other => other.clone(),
     }
 }
@@ -123,7 +126,7 @@ fn from_serde(v: &serde_json::Value) -> Value {
     match v {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::Number(n) => Value::from(n.as_f64().unwrap_or(f64::NAN)),
         serde_json::Value::String(s) => Value::String(s.clone()),
         serde_json::Value::Array(items) => Value::Array(items.iter().map(from_serde).collect()),
         serde_json::Value::Object(m) => {

@@ -59,7 +59,7 @@ pub fn check(data: &[u8]) {
 
 fn finite(v: &Value) -> bool {
     match v {
-        Value::Number(n) => n.is_finite(),
+        Value::Number(n) => n.value().is_finite(),
         Value::Array(items) => items.iter().all(finite),
         Value::Object(members) => members.iter().all(|(_, m)| finite(m)),
         _ => true,

@@ -228,7 +228,7 @@ fn connect_refusal(status: u16, message: &str) -> Value {
         ("message".into(), Value::String(message.into())),
         (
             "data".into(),
-            Value::Object(vec![("status".into(), Value::Number(f64::from(status)))]),
+            Value::Object(vec![("status".into(), Value::from(f64::from(status)))]),
         ),
     ])
 }
@@ -238,7 +238,7 @@ fn error_ack(status: u16, message: &str) -> Value {
     Value::Object(vec![(
         "error".into(),
         Value::Object(vec![
-            ("status".into(), Value::Number(f64::from(status))),
+            ("status".into(), Value::from(f64::from(status))),
             ("message".into(), Value::String(message.into())),
         ]),
     )])
@@ -1355,7 +1355,9 @@ fn binary_payload(msg: &Message) -> Option<(Value, Vec<Vec<u8>>)> {
 fn inline_attachments(v: &Value, attachments: &[Vec<u8>]) -> Result<Value, (u16, String)> {
     if v.get("_placeholder") == Some(&Value::Bool(true)) {
         let bytes = match v.get("num") {
-            Some(Value::Number(x)) if x.fract() == 0.0 && *x >= 0.0 => attachments.get(*x as usize),
+            Some(Value::Number(x)) if x.value().fract() == 0.0 && x.value() >= 0.0 => {
+                attachments.get(x.value() as usize)
+            }
             _ => None,
         };
         let bytes = bytes.ok_or((400, "a placeholder names no attachment".to_string()))?;

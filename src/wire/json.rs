@@ -106,8 +106,9 @@ impl JsonLimits {
 pub enum Value {
     Null,
     Bool(bool),
-    /// Every JSON number is read as an `f64`, as JavaScript reads it.
-    Number(f64),
+    /// Every JSON number is read as an `f64`, as JavaScript reads it; one
+    /// the `f64` would round keeps its text too (see [`Number`]).
+    Number(Number),
     String(String),
     Array(Vec<Value>),
     /// Members in the order they were written (keys are unique).
@@ -139,7 +140,7 @@ impl Value {
 
     pub fn as_f64(&self) -> Option<f64> {
         match self {
-            Value::Number(n) => Some(*n),
+            Value::Number(n) => Some(n.value()),
             _ => None,
         }
     }
@@ -148,6 +149,133 @@ impl Value {
         match self {
             Value::Array(items) => Some(items),
             _ => None,
+        }
+    }
+}
+
+impl From<f64> for Value {
+    fn from(n: f64) -> Value {
+        Value::Number(Number::from(n))
+    }
+}
+
+/// A JSON number: the `f64` it reads as, and its text when that `f64`,
+/// written back, would be another number.
+///
+/// RFC 8259 §6: "A JSON number such as 1E400 or
+/// 3.141592653589793238462643383279 may indicate potential
+/// interoperability problems, since it suggests that the software that
+/// created it expects receiving software to have greater capabilities for
+/// numeric magnitude and precision than is widely available." The server
+/// is rarely that receiving software: it relays what one client wrote to
+/// others. A 64-bit id from a client that is not JavaScript
+/// (`12345678901234567890`) reads as an `f64` that writes as
+/// `12345678901234567000`, so such a number keeps its text, and every
+/// writer here writes that text. A number the `f64` says exactly
+/// (`1`, `0.1`, `1E+2`) keeps none, so a tree of ordinary numbers costs
+/// no allocation for them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Number {
+    value: f64,
+    /// `Some` only when [`Number::value`] does not say the same decimal.
+    text: Option<Box<str>>,
+}
+
+impl Number {
+    /// The number as JavaScript reads it (infinity past the `f64` range).
+    pub fn value(&self) -> f64 {
+        self.value
+    }
+
+    /// The text it was written as, when [`Number::value`] would round it.
+    pub fn text(&self) -> Option<&str> {
+        self.text.as_deref()
+    }
+
+    /// `text` is a number the §6 grammar accepted.
+    fn read(text: &str) -> Number {
+        // The §6 grammar is a subset of what `f64::from_str` accepts, so
+        // this cannot fail; a huge exponent reads as infinity, as in
+        // JavaScript.
+        let value = text.parse().unwrap_or(f64::NAN);
+        let text = (!says_exactly(value, text)).then(|| text.into());
+        Number { value, text }
+    }
+}
+
+impl From<f64> for Number {
+    fn from(value: f64) -> Number {
+        Number { value, text: None }
+    }
+}
+
+/// Whether `value`, written as its shortest decimal (which is how every
+/// writer here writes an `f64`), is the same number as `text`, a §6
+/// number that reads as `value`.
+fn says_exactly(value: f64, text: &str) -> bool {
+    if !value.is_finite() {
+        return false;
+    }
+    let decimal = Decimal::of(text);
+    // At most 15 significant digits survive a trip through an `f64` in
+    // its normal range (DBL_DIG), so the shortest decimal of that `f64`
+    // is this one. Longer, subnormal or underflowed: compare.
+    if decimal.digits.len() <= 15 && (value.is_normal() || decimal.digits.is_empty()) {
+        return true;
+    }
+    // `Display` for `f64` is the shortest decimal that reads back exactly.
+    Decimal::of(&value.to_string()) == decimal
+}
+
+/// A decimal number reduced to compare: `±digits × 10^exponent`, with no
+/// leading or trailing zeros in `digits` (zero: no digits, not negative).
+#[derive(Debug, PartialEq)]
+struct Decimal {
+    negative: bool,
+    digits: Vec<u8>,
+    exponent: i64,
+}
+
+impl Decimal {
+    /// `text` in the §6 grammar: `[-] int [. frac] [e [+|-] exp]`.
+    fn of(text: &str) -> Decimal {
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, exp) = match unsigned.find(['e', 'E']) {
+            Some(at) => (&unsigned[..at], &unsigned[at + 1..]),
+            None => (unsigned, "0"),
+        };
+        let (exp_negative, exp_digits) = match exp.as_bytes().first() {
+            Some(b'-') => (true, &exp[1..]),
+            Some(b'+') => (false, &exp[1..]),
+            _ => (false, exp),
+        };
+        // Saturates: an exponent that large is an infinity or a zero,
+        // which is decided before the exponent matters.
+        let magnitude = exp_digits.bytes().fold(0i64, |e, d| {
+            e.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        });
+        let frac_len = mantissa.find('.').map_or(0, |dot| mantissa.len() - dot - 1);
+        let all: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+        let first = all.iter().position(|&d| d != b'0');
+        let Some(first) = first else {
+            return Decimal {
+                negative: false,
+                digits: Vec::new(),
+                exponent: 0,
+            };
+        };
+        let last = all.iter().rposition(|&d| d != b'0').unwrap_or(first);
+        let trailing = (all.len() - 1 - last) as i64;
+        let exponent = if exp_negative { -magnitude } else { magnitude };
+        Decimal {
+            negative,
+            digits: all[first..=last].to_vec(),
+            exponent: exponent
+                .saturating_sub(frac_len as i64)
+                .saturating_add(trailing),
         }
     }
 }
@@ -367,10 +495,7 @@ impl<'a> Build<'a> for Tree {
         Value::Bool(b)
     }
     fn number(text: &'a str) -> Value {
-        // The §6 grammar is a subset of what `f64::from_str` accepts, so
-        // this cannot fail; a huge exponent reads as infinity, as in
-        // JavaScript.
-        Value::Number(text.parse().unwrap_or(f64::NAN))
+        Value::Number(Number::read(text))
     }
     fn string(s: Cow<'a, str>) -> Value {
         Value::String(s.into_owned())
@@ -911,7 +1036,11 @@ pub fn write_value_with(out: &mut Vec<u8>, v: &Value, number: fn(&mut Vec<u8>, f
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => number(out, *n),
+        Value::Number(n) => match n.text() {
+            // Already in the §6 grammar: the reader checked it.
+            Some(text) => out.extend_from_slice(text.as_bytes()),
+            None => number(out, n.value()),
+        },
         Value::String(s) => write_str(out, s),
         Value::Array(items) => {
             out.push(b'[');
@@ -967,6 +1096,86 @@ mod tests {
         parse(text).unwrap_err().rule
     }
 
+    fn number(text: &str) -> Number {
+        match parse(text).unwrap() {
+            Value::Number(n) => n,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn written(v: &Value) -> String {
+        let mut out = Vec::new();
+        write_value(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_number_the_f64_says_exactly_keeps_no_text() {
+        for text in [
+            "0",
+            "-0",
+            "1",
+            "0.1",
+            "1E+2",
+            "12.5e-1",
+            "100e-2",
+            "123456789012345",
+            "0.30000000000000004",
+            "9007199254740992",
+            "1e308",
+            "5e-324",
+            "0.000e99999999999999999999",
+        ] {
+            assert_eq!(number(text).text(), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_number_the_f64_would_round_is_written_as_it_came() {
+        // RFC 8259 §6: magnitude and precision beyond what is widely
+        // available; a relay passes them on.
+        for text in [
+            "12345678901234567890",
+            "-9007199254740993",
+            "3.141592653589793238462643383279",
+            "0.1000000000000000055511151231257827",
+            "1E400",
+            "-1e400",
+            "1e-400",
+            "4.9e-324",
+        ] {
+            let n = number(text);
+            assert_eq!(n.text(), Some(text), "{text}");
+            assert_eq!(written(&Value::Number(n.clone())), text);
+            assert_eq!(parse(text).unwrap(), Value::Number(n));
+        }
+        assert_eq!(
+            number("12345678901234567890").value(),
+            12345678901234567890.0
+        );
+        assert_eq!(number("1E400").value(), f64::INFINITY);
+        assert_eq!(number("1e-400").value(), 0.0);
+        // The same value computed, not read, has no text to keep.
+        assert_eq!(
+            written(&Value::from(12345678901234567890.0)),
+            "12345678901234567000"
+        );
+    }
+
+    #[test]
+    fn decimals_reduce_to_digits_and_a_power_of_ten() {
+        let d = |text| {
+            let d = Decimal::of(text);
+            (d.negative, String::from_utf8(d.digits).unwrap(), d.exponent)
+        };
+        assert_eq!(d("120.500"), (false, "1205".to_string(), -1));
+        assert_eq!(d("-0.0012e3"), (true, "12".to_string(), -1));
+        assert_eq!(d("1200E-2"), (false, "12".to_string(), 0));
+        assert_eq!(d("-0.000"), (false, String::new(), 0));
+        assert_eq!(Decimal::of("1e2"), Decimal::of("100"));
+        assert_ne!(Decimal::of("1e2"), Decimal::of("-100"));
+    }
+
     #[test]
     fn poll_response_shape() {
         let v = parse(
@@ -984,16 +1193,16 @@ mod tests {
     fn scalars_and_whitespace() {
         assert_eq!(parse(" \t\r\ntrue\n").unwrap(), Value::Bool(true));
         assert_eq!(parse("null").unwrap(), Value::Null);
-        assert_eq!(parse("-0").unwrap(), Value::Number(-0.0));
-        assert_eq!(parse("12.5e-1").unwrap(), Value::Number(1.25));
-        assert_eq!(parse("1E+2").unwrap(), Value::Number(100.0));
+        assert_eq!(parse("-0").unwrap(), Value::from(-0.0));
+        assert_eq!(parse("12.5e-1").unwrap(), Value::from(1.25));
+        assert_eq!(parse("1E+2").unwrap(), Value::from(100.0));
         assert_eq!(parse("[]").unwrap(), Value::Array(vec![]));
         assert_eq!(parse("{ }").unwrap(), Value::Object(vec![]));
         assert_eq!(
             parse("[1, [2], {\"a\": []}]").unwrap(),
             Value::Array(vec![
-                Value::Number(1.0),
-                Value::Array(vec![Value::Number(2.0)]),
+                Value::from(1.0),
+                Value::Array(vec![Value::from(2.0)]),
                 Value::Object(vec![("a".into(), Value::Array(vec![]))]),
             ])
         );
@@ -1170,7 +1379,7 @@ mod tests {
             parse("\"Hello world!\"").unwrap().as_str(),
             Some("Hello world!")
         );
-        assert_eq!(parse("42").unwrap(), Value::Number(42.0));
+        assert_eq!(parse("42").unwrap(), Value::from(42.0));
         assert_eq!(parse("true").unwrap(), Value::Bool(true));
         // §13: the array of two objects.
         let text = r#"[

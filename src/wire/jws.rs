@@ -501,9 +501,9 @@ fn numeric_date(
 ) -> Result<Option<u64>, TokenError> {
     match payload.get(claim) {
         None => Ok(None),
-        Some(Value::Number(n)) if n.is_finite() && *n >= 0.0 => {
+        Some(Value::Number(n)) if n.value().is_finite() && n.value() >= 0.0 => {
             // `as` saturates: a date past u64::MAX seconds is "never".
-            Ok(Some(round(*n) as u64))
+            Ok(Some(round(n.value()) as u64))
         }
         Some(_) => Err(TokenError::ClaimType(claim)),
     }

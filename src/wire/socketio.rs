@@ -445,7 +445,7 @@ fn check_placeholders(message: &Message) -> Result<(), SioError> {
             Value::Object(members) => {
                 if v.get("_placeholder") == Some(&Value::Bool(true)) {
                     return matches!(v.get("num"), Some(Value::Number(num))
-                        if num.fract() == 0.0 && *num >= 0.0 && *num < n as f64);
+                        if num.value().fract() == 0.0 && num.value() >= 0.0 && num.value() < n as f64);
                 }
                 members.iter().all(|(_, m)| walk(m, n))
             }
@@ -462,14 +462,16 @@ fn check_placeholders(message: &Message) -> Result<(), SioError> {
 pub fn placeholder(num: usize) -> Value {
     Value::Object(vec![
         ("_placeholder".to_string(), Value::Bool(true)),
-        ("num".to_string(), Value::Number(num as f64)),
+        ("num".to_string(), Value::from(num as f64)),
     ])
 }
 
 /// Appends `v` as JSON, as `JSON.stringify` would write it: members in
 /// order, numbers in JavaScript's shortest form (`1`, `0.5`, `1e+21`), `-0`
-/// as `0`, and non-finite numbers (which a huge exponent reads as) as
-/// `null`.
+/// as `0`, and non-finite numbers as `null`. A number read from a text
+/// that its `f64` would round (`12345678901234567890`, `1E400`) is written
+/// as that text instead (see [`json::Number`]): a packet passed on says
+/// what its sender wrote.
 pub fn write_value(out: &mut Vec<u8>, v: &Value) {
     crate::wire::json::write_value_with(out, v, write_number);
 }
@@ -549,7 +551,7 @@ mod tests {
         both_ways(
             "2[\"hello\",1]",
             Packet {
-                data: Some(arr(vec![s("hello"), Value::Number(1.0)])),
+                data: Some(arr(vec![s("hello"), Value::from(1.0)])),
                 ..Packet::new(PacketType::Event, "/")
             },
         );
@@ -557,7 +559,7 @@ mod tests {
             "2/admin,456[\"project:delete\",123]",
             Packet {
                 id: Some(456),
-                data: Some(arr(vec![s("project:delete"), Value::Number(123.0)])),
+                data: Some(arr(vec![s("project:delete"), Value::from(123.0)])),
                 ..Packet::new(PacketType::Event, "/admin")
             },
         );
@@ -700,7 +702,7 @@ mod tests {
             (f64::INFINITY, "null"),
         ] {
             let mut out = Vec::new();
-            write_value(&mut out, &Value::Number(n));
+            write_value(&mut out, &Value::from(n));
             assert_eq!(String::from_utf8(out).unwrap(), want);
         }
         let v = json::parse(r#"{"3":[true,null,"x\n"],"a":{}}"#).unwrap();
