@@ -22,7 +22,7 @@
 #     python-socketio  /socket.io/ with another Engine.IO and Socket.IO
 #                  implementation: polling, WebSocket and the upgrade,
 #                  acks, named events, HTTP JSON, binary as bytes,
-#                  refusals, an unknown namespace
+#                  refusals, an unknown namespace, a 64-bit id's digits
 #   python (tests/interop/test_tls.py, its own TLS server and test CA)
 #     ssl          HTTPS with ALPN, TLS 1.2, SSE over TLS, WSS, plaintext
 #                  on the TLS port

@@ -7,7 +7,8 @@ only and the polling→WebSocket upgrade, `subscribe` / `publish` with acks
 and messages as `(data, meta)` in order; a JSON message published over HTTP
 arrives as that value; a binary attachment comes back as bytes to another
 Python client while a short poll sees the documented base64 object; the
-refusals are acks with a status; an unknown namespace is refused at connect.
+refusals are acks with a status; an unknown namespace is refused at connect;
+a 64-bit integer keeps its digits.
 
     PUSHWIRE_URL=http://127.0.0.1:PORT python3 test_python_socketio.py
 
@@ -146,6 +147,26 @@ def named_event_and_http_json_reach_the_client():
         assert c.next() == ("message", "plain text ✓", {"topic": t, "id": id_})
     finally:
         c.close()
+
+
+@test
+def a_64_bit_id_keeps_its_digits():
+    # Python writes integers exactly; JavaScript could not have sent this
+    # one. Another Python client and the short poll get the same digits.
+    t = topic("bigint")
+    big = 12345678901234567890
+    sender = Client(["websocket"])
+    receiver = Client(["polling"])
+    try:
+        receiver.call("subscribe", t)
+        sender.call("publish", t, {"id": big, "ns": 1733312345123456789})
+        name, data, _ = receiver.next()
+        assert data == {"id": big, "ns": 1733312345123456789}, data
+        [kept] = short_poll(t)
+        assert kept["data"]["id"] == big, kept
+    finally:
+        sender.close()
+        receiver.close()
 
 
 @test
