@@ -216,15 +216,36 @@ fn says_exactly(value: f64, text: &str) -> bool {
     if !value.is_finite() {
         return false;
     }
-    let decimal = Decimal::of(text);
     // At most 15 significant digits survive a trip through an `f64` in
     // its normal range (DBL_DIG), so the shortest decimal of that `f64`
     // is this one. Longer, subnormal or underflowed: compare.
-    if decimal.digits.len() <= 15 && (value.is_normal() || decimal.digits.is_empty()) {
+    let digits = significant_digits(text);
+    if digits <= 15 && (value.is_normal() || digits == 0) {
         return true;
     }
     // `Display` for `f64` is the shortest decimal that reads back exactly.
-    Decimal::of(&value.to_string()) == decimal
+    Decimal::of(&value.to_string()) == Decimal::of(text)
+}
+
+/// How many digits of a §6 number's mantissa lie between its first and
+/// last nonzero digit (`0.0120e5`: 2), without building anything.
+fn significant_digits(text: &str) -> usize {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+    let mut digits = mantissa.bytes().filter(u8::is_ascii_digit);
+    if !digits.any(|d| d != b'0') {
+        return 0;
+    }
+    // `digits` now stands after the first nonzero digit.
+    let mut count = 1;
+    let mut run = 0;
+    for d in digits {
+        run += 1;
+        if d != b'0' {
+            count += run;
+            run = 0;
+        }
+    }
+    count
 }
 
 /// A decimal number reduced to compare: `±digits × 10^exponent`, with no
@@ -1160,6 +1181,22 @@ mod tests {
             written(&Value::from(12345678901234567890.0)),
             "12345678901234567000"
         );
+    }
+
+    #[test]
+    fn significant_digits_are_counted_from_the_first_to_the_last_nonzero() {
+        for (text, n) in [
+            ("0", 0),
+            ("-0.000e7", 0),
+            ("7", 1),
+            ("0.0120e5", 2),
+            ("100", 1),
+            ("1.0001", 5),
+            ("-12345678901234567890", 19),
+        ] {
+            assert_eq!(significant_digits(text), n, "{text}");
+            assert_eq!(Decimal::of(text).digits.len(), n, "{text}");
+        }
     }
 
     #[test]
