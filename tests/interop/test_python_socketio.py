@@ -19,13 +19,13 @@ import base64
 import json
 import os
 import queue
-import secrets
 import sys
 import time
-import traceback
 import urllib.request
 
 import socketio
+
+import interop_runner
 
 BASE = os.environ.get("PUSHWIRE_URL", "").rstrip("/")
 WAIT = 8.0  # seconds any single wait may take
@@ -36,16 +36,11 @@ TRANSPORTS = {
     "upgrade": ["polling", "websocket"],
 }
 
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
+TESTS, test = interop_runner.collector()
 
 
 def topic(label):
-    return f"interop.pysio-{label}.{int(time.time())}-{secrets.token_hex(4)}"
+    return interop_runner.topic("pysio", label)
 
 
 class Client:
@@ -231,20 +226,7 @@ def main():
     if not BASE:
         print("PUSHWIRE_URL is not set (e.g. http://127.0.0.1:8080)", file=sys.stderr)
         return 2
-    passed = failed = 0
-    for fn in TESTS:
-        started = time.monotonic()
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - every failure is reported the same way
-            failed += 1
-            print(f"not ok - {fn.__name__}")
-            traceback.print_exc()
-        else:
-            passed += 1
-            print(f"ok - {fn.__name__} ({(time.monotonic() - started) * 1000:.0f} ms)")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return interop_runner.run(TESTS, lambda fn: fn())
 
 
 if __name__ == "__main__":

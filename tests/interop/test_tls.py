@@ -23,23 +23,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 from websockets.asyncio.client import connect
+
+import interop_runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("PUSHWIRE_BIN") or os.path.join(
     os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "pushwire"
 )
 WAIT = 8.0
-TESTS = []
+TESTS, test = interop_runner.collector()
 PORT = 0
 CA = ""
 
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
 
 
 def make_certificate(d):
@@ -83,7 +80,7 @@ def https(method, target, body=None, ctx=None):
 
 
 def topic(label):
-    return f"interop.tls-{label}.{int(time.time())}-{secrets.token_hex(4)}"
+    return interop_runner.topic("tls", label)
 
 
 @test
@@ -188,23 +185,6 @@ async def plaintext_on_the_tls_port_is_closed_alone():
     kept.close()
 
 
-async def run_tests():
-    passed = failed = 0
-    for fn in TESTS:
-        started = time.monotonic()
-        try:
-            await asyncio.wait_for(fn(), WAIT)
-        except Exception:  # noqa: BLE001 - every failure is reported the same way
-            failed += 1
-            print(f"not ok - {fn.__name__}")
-            traceback.print_exc()
-        else:
-            passed += 1
-            print(f"ok - {fn.__name__} ({(time.monotonic() - started) * 1000:.0f} ms)")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 def main():
     global PORT, CA
     with tempfile.TemporaryDirectory(prefix="pushwire-tls-interop-") as d:
@@ -226,7 +206,7 @@ def main():
                     if server.poll() is not None:
                         break
                     time.sleep(0.1)
-            code = asyncio.run(run_tests())
+            code = interop_runner.run(TESTS, lambda fn: asyncio.run(asyncio.wait_for(fn(), WAIT)))
             if server.poll() is not None:
                 print("pushwire died during the tests", file=sys.stderr)
                 code = 1

@@ -17,7 +17,6 @@ import os
 import secrets
 import sys
 import time
-import traceback
 import http.client
 import urllib.parse
 import urllib.request
@@ -29,20 +28,17 @@ from websockets.extensions.permessage_deflate import (
     PerMessageDeflate,
 )
 
+import interop_runner
+
 BASE = os.environ.get("PUSHWIRE_URL", "").rstrip("/")
 WS_BASE = "ws" + BASE[len("http") :] if BASE.startswith("http") else ""
 WAIT = 8.0  # seconds any single test may take
 
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
+TESTS, test = interop_runner.collector()
 
 
 def topic(label):
-    return f"interop.py-{label}.{int(time.time())}-{secrets.token_hex(4)}"
+    return interop_runner.topic("py", label)
 
 
 def publish(t, data, event=None):
@@ -246,25 +242,12 @@ async def topic_publish_compressed_and_received():
         await close_cleanly(b)
 
 
-async def main():
+def main():
     if not BASE:
         print("PUSHWIRE_URL is not set (e.g. http://127.0.0.1:8080)", file=sys.stderr)
         return 2
-    passed = failed = 0
-    for fn in TESTS:
-        started = time.monotonic()
-        try:
-            await asyncio.wait_for(fn(), WAIT)
-        except Exception:  # noqa: BLE001 - every failure is reported the same way
-            failed += 1
-            print(f"not ok - {fn.__name__}")
-            traceback.print_exc()
-        else:
-            passed += 1
-            print(f"ok - {fn.__name__} ({(time.monotonic() - started) * 1000:.0f} ms)")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return interop_runner.run(TESTS, lambda fn: asyncio.run(asyncio.wait_for(fn(), WAIT)))
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(main())
