@@ -60,7 +60,7 @@ use crate::proto::socketio::{
 use crate::proto::ws::{MessageKind, WsDeflate, WsLimits, WsSession};
 use crate::wire::http1::Method;
 use crate::wire::jws::{Claims, Verifier};
-use crate::wire::socketio::{placeholder, to_json, RESERVED_EVENTS};
+use crate::wire::socketio::{placeholder, placeholder_num, to_json, RESERVED_EVENTS};
 use crate::wire::{json, ws_handshake};
 use crate::Config;
 
@@ -1353,14 +1353,10 @@ fn binary_payload(msg: &Message) -> Option<(Value, Vec<Vec<u8>>)> {
 /// their placeholders stand, each as a binary payload object; an error
 /// for a placeholder that names no attachment.
 fn inline_attachments(v: &Value, attachments: &[Vec<u8>]) -> Result<Value, (u16, String)> {
-    if v.get("_placeholder") == Some(&Value::Bool(true)) {
-        let bytes = match v.get("num") {
-            Some(Value::Number(x)) if x.value().fract() == 0.0 && x.value() >= 0.0 => {
-                attachments.get(x.value() as usize)
-            }
-            _ => None,
-        };
-        let bytes = bytes.ok_or((400, "a placeholder names no attachment".to_string()))?;
+    if let Some(num) = placeholder_num(v) {
+        let bytes = num
+            .and_then(|i| attachments.get(i))
+            .ok_or((400, "a placeholder names no attachment".to_string()))?;
         return Ok(Value::Object(vec![
             ("encoding".into(), Value::String(BINARY_ENCODING.into())),
             ("data".into(), Value::String(STANDARD.encode(bytes))),

@@ -280,8 +280,7 @@ impl Decimal {
         });
         let frac_len = mantissa.find('.').map_or(0, |dot| mantissa.len() - dot - 1);
         let all: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-        let first = all.iter().position(|&d| d != b'0');
-        let Some(first) = first else {
+        let Some(first) = all.iter().position(|&d| d != b'0') else {
             return Decimal {
                 negative: false,
                 digits: Vec::new(),

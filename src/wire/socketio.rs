@@ -442,13 +442,10 @@ fn check_placeholders(message: &Message) -> Result<(), SioError> {
     fn walk(v: &Value, n: usize) -> bool {
         match v {
             Value::Array(items) => items.iter().all(|i| walk(i, n)),
-            Value::Object(members) => {
-                if v.get("_placeholder") == Some(&Value::Bool(true)) {
-                    return matches!(v.get("num"), Some(Value::Number(num))
-                        if num.value().fract() == 0.0 && num.value() >= 0.0 && num.value() < n as f64);
-                }
-                members.iter().all(|(_, m)| walk(m, n))
-            }
+            Value::Object(members) => match placeholder_num(v) {
+                Some(num) => num.is_some_and(|i| i < n),
+                None => members.iter().all(|(_, m)| walk(m, n)),
+            },
             _ => true,
         }
     }
@@ -456,6 +453,21 @@ fn check_placeholders(message: &Message) -> Result<(), SioError> {
         Some(data) if !walk(data, message.attachments.len()) => Err(SioError::InvalidPlaceholder),
         _ => Ok(()),
     }
+}
+
+/// `Some` when `v` is a placeholder (`"_placeholder": true`), holding the
+/// attachment its `num` names, or `None` inside when `num` is not a
+/// non-negative integer (binary.ts `_reconstructPacket`).
+pub fn placeholder_num(v: &Value) -> Option<Option<usize>> {
+    if v.get("_placeholder") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let num = v.get("num").and_then(Value::as_f64);
+    // `as` saturates: a huge `num` names no attachment either.
+    Some(
+        num.filter(|n| n.fract() == 0.0 && *n >= 0.0)
+            .map(|n| n as usize),
+    )
 }
 
 /// The placeholder that stands for attachment `num` in a binary packet.
