@@ -110,6 +110,7 @@ fn play(data: &[u8]) -> Vec<(Opened, Vec<u8>)> {
                     path.push_str(t);
                 }
                 let header = from.map_or(String::new(), |c| format!("Last-Event-ID: {c}\r\n"));
+                retire_closed(&h, &mut open, &mut done);
                 let conn = h.connect();
                 let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{header}\r\n");
                 h.send(conn, req.as_bytes());
@@ -155,6 +156,19 @@ fn play(data: &[u8]) -> Vec<(Opened, Vec<u8>)> {
         done.push((o, got));
     }
     done
+}
+
+/// Moves the streams whose connection the core has closed (idle after a
+/// refused request, cut off as a slow reader) to `done`, with what they
+/// received: the core gives a closed connection's id to the next one it
+/// accepts, and that one's bytes are not theirs.
+fn retire_closed(h: &Harness, open: &mut [Option<Opened>], done: &mut Vec<(Opened, Vec<u8>)>) {
+    for slot in open.iter_mut() {
+        if let Some(o) = slot.take_if(|o| h.closed(o.conn)) {
+            let got = h.clients[&o.conn].received.clone();
+            done.push((o, got));
+        }
+    }
 }
 
 /// `"key":"value"` in one of our JSON objects (names and ids need no
