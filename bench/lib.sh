@@ -318,6 +318,26 @@ net_rx_by_cpu() {
     awk '$1 == "NET_RX:" { $1 = ""; print substr($0, 2) }' /proc/softirqs
 }
 
+# cpu_ticks_by_cpu: for each CPU, "busy:total" clock ticks since boot from
+# /proc/stat (busy is everything but idle and iowait; softirq and steal
+# count as busy). Two readings make busy_pct_by_cpu.
+cpu_ticks_by_cpu() {
+    awk '$1 ~ /^cpu[0-9]+$/ { t = 0; for (i = 2; i <= NF; i++) t += $i; printf "%d:%d ", t - $5 - $6, t }' /proc/stat
+}
+
+# busy_pct_by_cpu "BEFORE" "AFTER": "cpu0=NN% cpu1=NN% …", how busy each CPU
+# was between two cpu_ticks_by_cpu readings (whoever kept it busy: a core
+# at ~100% is saturated, and latency measured on it is its queue's).
+busy_pct_by_cpu() {
+    local -a b=($1) a=($2)
+    local i bb bt ab at
+    for i in "${!a[@]}"; do
+        IFS=: read -r bb bt <<<"${b[i]}"
+        IFS=: read -r ab at <<<"${a[i]}"
+        printf 'cpu%d=%d%% ' "$i" $(( (ab - bb) * 100 / ((at - bt) > 0 ? (at - bt) : 1) ))
+    done
+}
+
 # backlog_drops_by_cpu: packets each CPU's backlog has dropped (softnet_stat).
 backlog_drops_by_cpu() {
     while read -r _ d _; do printf '%d ' "0x$d"; done </proc/net/softnet_stat

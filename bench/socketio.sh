@@ -87,13 +87,14 @@ for rep in $(seq "$REPS"); do
             start "$server"
             wait_quiet
             if [[ $mode == rx ]]; then rx_steer; fi
-            rx0=($(net_rx_by_cpu)); dr0=($(backlog_drops_by_cpu))
+            rx0=($(net_rx_by_cpu)); dr0=($(backlog_drops_by_cpu)); ticks0=$(cpu_ticks_by_cpu)
             run_load "rep $rep $server fan-out ($mode)" sio-load --mode fanout --url "http://127.0.0.1:$SERVER_PORT" \
                 --pid "$SERVER_PID" --clients "$CLIENTS" --messages "$MESSAGES" --rate "$RATE" --size "$SIZE"
-            rx1=($(net_rx_by_cpu)); dr1=($(backlog_drops_by_cpu))
+            rx1=($(net_rx_by_cpu)); dr1=($(backlog_drops_by_cpu)); ticks1=$(cpu_ticks_by_cpu)
             rx_restore
             echo "  NET_RX softirqs during it, by CPU: $(for i in "${!rx1[@]}"; do printf 'cpu%d=%d ' "$i" $((rx1[i] - rx0[i])); done);" \
-                "backlog drops: $(for i in "${!dr1[@]}"; do printf 'cpu%d=%d ' "$i" $((dr1[i] - dr0[i])); done)"
+                "backlog drops: $(for i in "${!dr1[@]}"; do printf 'cpu%d=%d ' "$i" $((dr1[i] - dr0[i])); done);" \
+                "busy: $(busy_pct_by_cpu "$ticks0" "$ticks1")(server on cpu$SERVER_CPU, load on the other)"
             tag=$server; [[ $mode == rx ]] && tag=$server.rx
             for k in deliveries_per_server_cpu_s p50_ms p99_ms missing; do
                 V[$tag.$k]+=" $(kv "$k" "$RESULT")"
