@@ -110,3 +110,26 @@ test('a tab that reloads says bye, and its new self connects again', { timeout: 
   await alice.waitForSelector('#messages li.msg:has-text("back after a reload")');
   assert.deepEqual(browser.pageErrors, []);
 });
+
+test('when the peer leaves, the panel shows the connection closed, not its last state', { timeout: 45_000 }, async () => {
+  const room = uniqueTopic('rtc-leave');
+  const alice = await browser.newPage();
+  const bob = await browser.newPage();
+  await alice.goto(`${BASE}/demo/webrtc?room=${room}`);
+  await alice.waitForFunction(() => document.querySelector('#ws-state').textContent === 'open');
+  await bob.goto(`${BASE}/demo/webrtc?room=${room}`);
+  await alice.waitForSelector('#dc-state.open', { timeout: 20_000 });
+  assert.equal(await text(alice, '#pc-state'), 'connected');
+
+  await bob.click('#leave-btn');
+  await alice.waitForFunction(() => document.querySelector('#peer').textContent === 'none yet', null, { timeout: 10_000 });
+  for (const page of [alice, bob]) {
+    assert.equal(await text(page, '#pc-state'), 'closed');
+    assert.equal(await text(page, '#ice-state'), 'closed');
+    assert.equal(await text(page, '#signaling-state'), 'closed');
+  }
+  assert.match(await text(alice, '#log'), /left/);
+  assert.deepEqual(browser.pageErrors, []);
+  await alice.close();
+  await bob.close();
+});
