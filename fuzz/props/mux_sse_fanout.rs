@@ -98,8 +98,7 @@ fn play(data: &[u8]) -> Vec<(Opened, Vec<u8>)> {
                 };
                 if let Some(old) = open[k].take() {
                     h.eof(old.conn);
-                    let got = h.clients[&old.conn].received.clone();
-                    done.push((old, got));
+                    retire(&h, old, &mut done);
                 }
                 let mut path = String::from("/sse?");
                 for (i, t) in topics.iter().enumerate() {
@@ -140,8 +139,7 @@ fn play(data: &[u8]) -> Vec<(Opened, Vec<u8>)> {
                 let Some(op) = take(&mut rest, 1) else { break };
                 if let Some(old) = open[usize::from(op[0]) % CLIENTS].take() {
                     h.eof(old.conn);
-                    let got = h.clients[&old.conn].received.clone();
-                    done.push((old, got));
+                    retire(&h, old, &mut done);
                 }
             }
             _ => {
@@ -152,21 +150,26 @@ fn play(data: &[u8]) -> Vec<(Opened, Vec<u8>)> {
     }
     for o in open.into_iter().flatten() {
         h.open_window(o.conn, usize::MAX / 2);
-        let got = h.clients[&o.conn].received.clone();
-        done.push((o, got));
+        retire(&h, o, &mut done);
     }
     done
 }
 
-/// Moves the streams whose connection the core has closed (idle after a
-/// refused request, cut off as a slow reader) to `done`, with what they
-/// received: the core gives a closed connection's id to the next one it
-/// accepts, and that one's bytes are not theirs.
+/// The stream is over: it goes to `done` with what its connection
+/// received.
+fn retire(h: &Harness, o: Opened, done: &mut Vec<(Opened, Vec<u8>)>) {
+    let got = h.clients[&o.conn].received.clone();
+    done.push((o, got));
+}
+
+/// Retires the streams whose connection the core has closed (idle after
+/// a refused request, cut off as a slow reader): the core gives a closed
+/// connection's id to the next one it accepts, and that one's bytes are
+/// not theirs.
 fn retire_closed(h: &Harness, open: &mut [Option<Opened>], done: &mut Vec<(Opened, Vec<u8>)>) {
     for slot in open.iter_mut() {
         if let Some(o) = slot.take_if(|o| h.closed(o.conn)) {
-            let got = h.clients[&o.conn].received.clone();
-            done.push((o, got));
+            retire(h, o, done);
         }
     }
 }
