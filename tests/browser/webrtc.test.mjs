@@ -18,19 +18,24 @@ async function publishedCount() {
 
 const text = (page, selector) => page.textContent(selector);
 
-test('two tabs connect through pushwire, then chat without it', { timeout: 45_000 }, async () => {
-  const room = uniqueTopic('rtc');
+// Two tabs in a new room: Alice waits alone first, Bob's hello finds her;
+// back when both DataChannels are open.
+async function pairUp(prefix) {
+  const room = uniqueTopic(prefix);
   const alice = await browser.newPage();
   const bob = await browser.newPage();
-  const before = await publishedCount();
-
-  // Alice waits alone first; Bob's hello finds her.
   await alice.goto(`${BASE}/demo/webrtc?room=${room}`);
   await alice.waitForFunction(() => document.querySelector('#ws-state').textContent === 'open');
   await bob.goto(`${BASE}/demo/webrtc?room=${room}`);
   for (const page of [alice, bob]) {
     await page.waitForSelector('#dc-state.open', { timeout: 20_000 });
   }
+  return { alice, bob };
+}
+
+test('two tabs connect through pushwire, then chat without it', { timeout: 45_000 }, async () => {
+  const before = await publishedCount();
+  const { alice, bob } = await pairUp('rtc');
   // One of them is polite, the other not: roles come from the peer ids.
   const roles = [await text(alice, '#role'), await text(bob, '#role')].map((r) => r.split(' ')[0]).sort();
   assert.deepEqual(roles, ['impolite', 'polite']);
@@ -88,13 +93,7 @@ test('two tabs joining at once still end with one agreed session', { timeout: 45
 });
 
 test('a tab that reloads says bye, and its new self connects again', { timeout: 45_000 }, async () => {
-  const room = uniqueTopic('rtc-reload');
-  const alice = await browser.newPage();
-  const bob = await browser.newPage();
-  await alice.goto(`${BASE}/demo/webrtc?room=${room}`);
-  await alice.waitForFunction(() => document.querySelector('#ws-state').textContent === 'open');
-  await bob.goto(`${BASE}/demo/webrtc?room=${room}`);
-  await alice.waitForSelector('#dc-state.open', { timeout: 20_000 });
+  const { alice, bob } = await pairUp('rtc-reload');
   const oldBob = await text(bob, '#me');
 
   await bob.reload();
@@ -112,13 +111,7 @@ test('a tab that reloads says bye, and its new self connects again', { timeout: 
 });
 
 test('when the peer leaves, the panel shows the connection closed, not its last state', { timeout: 45_000 }, async () => {
-  const room = uniqueTopic('rtc-leave');
-  const alice = await browser.newPage();
-  const bob = await browser.newPage();
-  await alice.goto(`${BASE}/demo/webrtc?room=${room}`);
-  await alice.waitForFunction(() => document.querySelector('#ws-state').textContent === 'open');
-  await bob.goto(`${BASE}/demo/webrtc?room=${room}`);
-  await alice.waitForSelector('#dc-state.open', { timeout: 20_000 });
+  const { alice, bob } = await pairUp('rtc-leave');
   assert.equal(await text(alice, '#pc-state'), 'connected');
 
   await bob.click('#leave-btn');
